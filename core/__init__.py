@@ -1,0 +1,1 @@
+"""LatticeTalk's compute layer: plain Python, no ``bpy`` (a test enforces it)."""

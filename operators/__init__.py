@@ -1,0 +1,1 @@
+"""Blender operators: they orchestrate core and scene, and hold no math."""

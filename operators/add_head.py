@@ -1,0 +1,55 @@
+"""*Add Head*: the default CC0 head or the user's FLAME model, rigged, at the 3D cursor."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import EnumProperty, StringProperty
+
+
+class LATTICETALK_OT_add_head(bpy.types.Operator):
+    """Add a FLAME-schema head: mesh with expression shape keys and a root/neck/jaw/eye rig"""
+
+    bl_idname = "lattice_talk.add_head"
+    bl_label = "Add Head"
+    bl_options = {"REGISTER", "UNDO"}
+
+    source: EnumProperty(
+        name="Head",
+        items=(
+            ("DEFAULT", "Default head", "LatticeTalk's CC0 head with the 52 ARKit-named face units"),
+            ("FLAME", "FLAME file", "Your FLAME 2020/2023 model (.pkl or .npz)"),
+        ),
+        default="DEFAULT",
+    )
+    filepath: StringProperty(name="FLAME file", subtype="FILE_PATH", description="FLAME model when Head is 'FLAME file'")
+    filter_glob: StringProperty(default="*.pkl;*.npz", options={"HIDDEN"})
+
+    def invoke(self, context, event):
+        if self.source == "FLAME" and not self.filepath:
+            context.window_manager.fileselect_add(self)
+            return {"RUNNING_MODAL"}
+        return self.execute(context)
+
+    def execute(self, context):
+        from ..core.errors import LatticeTalkError
+        from ..core.heads import DEFAULT_HEAD, create
+        from ..scene.head_builder import build_head
+
+        source = DEFAULT_HEAD if self.source == "DEFAULT" else bpy.path.abspath(self.filepath)
+        if self.source == "FLAME" and not self.filepath:
+            self.report({"ERROR"}, "Choose a FLAME model file (generic_model.pkl or flame2023.pkl) first")
+            return {"CANCELLED"}
+        try:
+            head = create(source)  # all checks happen here, before the scene is touched
+        except LatticeTalkError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        objects = build_head(head, collection=context.collection)
+        rig = objects.armature or objects.mesh
+        rig.location = context.scene.cursor.location
+        for obj in context.view_layer.objects.selected:
+            obj.select_set(False)
+        rig.select_set(True)
+        context.view_layer.objects.active = rig
+        self.report({"INFO"}, f"Added {head.head_id}: {head.n_vertices} vertices, {head.n_expression} expressions")
+        return {"FINISHED"}

@@ -1,0 +1,1 @@
+"""Sidebar panels: they only draw."""

@@ -1,0 +1,1 @@
+"""The only place that writes into Blender data (``bpy``)."""

@@ -1,0 +1,109 @@
+"""Build a FLAME-schema head in Blender: mesh + expression shape keys + five-bone armature.
+
+The mesh keeps the head's own frame (FLAME: metres, +Y up, face along +Z) in local coordinates and the
+object carries the Y-up → Z-up turn, so vertex positions, shape-key offsets and bone rest positions are
+the core model's numbers unchanged (as Blender's OBJ importer does for MakeHuman meshes).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import bpy
+import numpy as np
+
+from ..core.head_model import JOINT_NAMES, HeadModel
+
+Y_UP_TO_Z_UP = (math.pi / 2, 0.0, 0.0)  # object rotation_euler
+BONE_LENGTH = 0.03  # metres; bones point along the head's +Y so their rest roll is simple
+HEAD_ID_PROP = "lattice_talk_head_id"
+
+
+@dataclass
+class HeadObjects:
+    mesh: bpy.types.Object
+    armature: bpy.types.Object | None
+
+
+def _new_mesh(head: HeadModel, name: str, vertices: np.ndarray) -> bpy.types.Mesh:
+    mesh = bpy.data.meshes.new(name)
+    n_faces = len(head.faces)
+    mesh.vertices.add(len(vertices))
+    mesh.vertices.foreach_set("co", vertices.astype(np.float32).ravel())
+    mesh.loops.add(n_faces * 3)
+    mesh.loops.foreach_set("vertex_index", head.faces.astype(np.int32).ravel())
+    mesh.polygons.add(n_faces)
+    mesh.polygons.foreach_set("loop_start", np.arange(0, n_faces * 3, 3, dtype=np.int32))
+    mesh.polygons.foreach_set("loop_total", np.full(n_faces, 3, dtype=np.int32))
+    mesh.polygons.foreach_set("use_smooth", np.ones(n_faces, dtype=bool))
+    mesh.update(calc_edges=True)
+    mesh.validate()
+    return mesh
+
+
+def _add_shape_keys(obj: bpy.types.Object, head: HeadModel, rest: np.ndarray, betas: np.ndarray | None) -> None:
+    obj.shape_key_add(name="Basis", from_mix=False)
+    lo, hi = head.expression_range
+    for k, name in enumerate(head.expression_names):
+        key = obj.shape_key_add(name=name, from_mix=False)
+        key.slider_min, key.slider_max = lo, hi
+        key.value = 0.0  # shape_key_add leaves new keys at 1.0
+        key.data.foreach_set("co", (rest + head.exprdirs[:, :, k]).astype(np.float32).ravel())
+    obj.data.shape_keys.name = f"{obj.name} expressions"
+    obj.data.shape_keys.use_relative = True
+
+
+def _add_armature(obj: bpy.types.Object, head: HeadModel, joints: np.ndarray, collection: bpy.types.Collection) -> bpy.types.Object:
+    arm_data = bpy.data.armatures.new(f"{obj.name} rig")
+    arm = bpy.data.objects.new(f"{obj.name} rig", arm_data)
+    collection.objects.link(arm)
+    arm.rotation_euler = Y_UP_TO_Z_UP
+    # Edit bones need edit mode on an active object; the context override keeps this usable headless.
+    view_layer = bpy.context.view_layer
+    previous_active = view_layer.objects.active
+    view_layer.objects.active = arm
+    bpy.ops.object.mode_set(mode="EDIT")
+    for j, name in enumerate(JOINT_NAMES):
+        bone = arm_data.edit_bones.new(name)
+        bone.head = joints[j].tolist()
+        bone.tail = (joints[j] + np.array([0.0, BONE_LENGTH, 0.0])).tolist()
+        bone.roll = 0.0
+        if head.parents[j] >= 0:
+            bone.parent = arm_data.edit_bones[JOINT_NAMES[head.parents[j]]]
+    bpy.ops.object.mode_set(mode="OBJECT")
+    view_layer.objects.active = previous_active
+    for pose_bone in arm.pose.bones:
+        pose_bone.rotation_mode = "XYZ"  # Euler curves are what animators edit by hand
+
+    for j, name in enumerate(JOINT_NAMES):
+        group = obj.vertex_groups.new(name=name)
+        weights = head.lbs_weights[:, j]
+        for value in np.unique(weights[weights > 0]):
+            group.add(np.flatnonzero(weights == value).tolist(), float(value), "REPLACE")
+    modifier = obj.modifiers.new("LatticeTalk rig", "ARMATURE")
+    modifier.object = arm
+    modifier.use_vertex_groups = True
+    modifier.use_deform_preserve_volume = False  # LBS, as in the core model
+    obj.parent = arm
+    obj.rotation_euler = (0.0, 0.0, 0.0)  # inherits the turn from the armature
+    return arm
+
+
+def build_head(head: HeadModel, name: str = "LatticeTalk Head", betas: np.ndarray | None = None,
+               collection: bpy.types.Collection | None = None, with_armature: bool = True) -> HeadObjects:
+    """Create the head's objects in ``collection`` (default: the scene's) and return them.
+
+    ``betas`` bakes an identity shape into the rest mesh and joints (as FLAME's shape parameters)."""
+    collection = collection or bpy.context.scene.collection
+    betas = np.zeros(head.n_shape, np.float32) if betas is None else np.asarray(betas, np.float32)
+    rest = head.v_template + np.einsum("vcs,s->vc", head.shapedirs, betas)
+    joints = head.j_regressor @ rest
+    mesh = _new_mesh(head, name, rest)
+    obj = bpy.data.objects.new(name, mesh)
+    collection.objects.link(obj)
+    obj.rotation_euler = Y_UP_TO_Z_UP
+    obj[HEAD_ID_PROP] = head.head_id
+    _add_shape_keys(obj, head, rest, betas)
+    arm = _add_armature(obj, head, joints, collection) if with_armature else None
+    return HeadObjects(mesh=obj, armature=arm)

@@ -1,0 +1,116 @@
+"""MediaPipe landmark embedding of a head: render it, run MediaPipe face mesh, cast the points back.
+
+Used by ``build_default_head.py``. Needs ``bpy`` and ``mediapipe==0.10.21`` (its face-mesh model ships in
+the wheel). The canonical face model (Apache-2.0) checks the result: after a similarity alignment, a point
+far from its canonical position is replaced by the canonical point's closest point on the mesh.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+CANONICAL_OBJ = REPO.parent / "shared" / "assets" / "mediapipe_face_geometry" / "canonical_face_model.obj"
+RESOLUTION = 640
+OUTLIER_MM = 12.0  # the canonical face is a generic adult; MakeHuman proportions differ by ~5 mm
+
+
+def _render_front(head, out_png: Path) -> "FrontView":
+    import bpy
+
+    from lattice_talk.scene.head_builder import build_head
+    from lattice_talk.scene.render import FrontView, assign_materials, render_still, setup_front_render
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    objs = build_head(head, with_armature=False)
+    objs.mesh.modifiers.new("Subdivision", "SUBSURF").levels = 1
+    objs.mesh.modifiers["Subdivision"].render_levels = 1
+    assign_materials(objs.mesh, np.concatenate([head.regions["eye_L"], head.regions["eye_R"]]))
+    eye_y = float(head.j_regressor[3] @ head.v_template[:, 1])
+    view = FrontView(centre=(0.0, 0.0, eye_y - 0.035), size=0.25, resolution=RESOLUTION)
+    setup_front_render(scene, view, samples=32)
+    render_still(scene, out_png)
+    return view
+
+
+def _detect(png: Path) -> np.ndarray:
+    """478 MediaPipe points as normalised (u, v) image coordinates."""
+    import cv2
+    import mediapipe as mp
+
+    image = cv2.cvtColor(cv2.imread(str(png)), cv2.COLOR_BGR2RGB)
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True, max_num_faces=1) as mesh:
+        result = mesh.process(image)
+    if not result.multi_face_landmarks:
+        raise RuntimeError(f"MediaPipe found no face in {png}")
+    return np.array([(p.x, p.y) for p in result.multi_face_landmarks[0].landmark])
+
+
+def _barycentric(point: np.ndarray, tri: np.ndarray) -> np.ndarray:
+    a, b, c = tri
+    m = np.stack([b - a, c - a], axis=1)
+    st, *_ = np.linalg.lstsq(m, point - a, rcond=None)
+    return np.array([1.0 - st.sum(), st[0], st[1]])
+
+
+def read_canonical() -> np.ndarray:
+    pts = [line.split()[1:4] for line in CANONICAL_OBJ.read_text().splitlines() if line.startswith("v ")]
+    return np.array(pts, dtype=np.float64) / 100.0  # centimetres → metres
+
+
+def similarity_fit(src: np.ndarray, dst: np.ndarray):
+    """Umeyama: the similarity transform (scale·R·x + t) taking ``src`` closest to ``dst``, as a function."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s0, d0 = src - mu_s, dst - mu_d
+    u, sig, vt = np.linalg.svd(d0.T @ s0)
+    d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+    rot = u @ d @ vt
+    scale = (sig * np.diag(d)).sum() / (s0 ** 2).sum()
+    return lambda x: scale * (x - mu_s) @ rot.T + mu_d
+
+
+def embed_mediapipe_points(head, render_dir: Path | None = None):
+    import bpy  # noqa: F401  (the bpy wheel provides mathutils only once bpy is imported)
+    from mathutils import Vector
+    from mathutils.bvhtree import BVHTree
+
+    from lattice_talk.core.head_model import LandmarkEmbedding
+
+    render_dir = Path(render_dir or tempfile.mkdtemp(prefix="lt_embed_"))
+    png = render_dir / "landmark_front.png"
+    view = _render_front(head, png)
+    uv = _detect(png)
+    x, y = view.pixel_to_world_xz(uv[:, 0], uv[:, 1])  # world X/Z of the turned object = head X/Y
+
+    verts = head.v_template.astype(np.float64)
+    tree = BVHTree.FromPolygons(verts.tolist(), head.faces.tolist())
+    hits = np.full((len(uv), 3), np.nan)
+    face_of = np.full(len(uv), -1)
+    for i in range(len(uv)):
+        loc, _normal, index, _dist = tree.ray_cast(Vector((x[i], y[i], 1.0)), Vector((0.0, 0.0, -1.0)))
+        if loc is not None:
+            hits[i], face_of[i] = tuple(loc), index
+
+    # Check against MediaPipe's canonical model (468 points, no iris) and repair outliers.
+    canonical = read_canonical()
+    ok = ~np.isnan(hits[:468, 0])
+    residual = np.linalg.norm(similarity_fit(canonical[ok], hits[:468][ok])(canonical) - hits[:468], axis=1) * 1000
+    bad = np.flatnonzero(~ok | (residual > OUTLIER_MM))
+    if len(bad):  # re-fit on the good points only, then project the canonical point onto the mesh
+        good = np.setdiff1d(np.arange(468), bad)
+        refit = similarity_fit(canonical[good], hits[good])(canonical)
+        for i in bad:
+            loc, _normal, index, _dist = tree.find_nearest(Vector(refit[i].tolist()))
+            hits[i], face_of[i] = tuple(loc), index
+    missing = np.flatnonzero(face_of < 0)
+    if len(missing):
+        raise RuntimeError(f"iris points {missing.tolist()} missed the mesh")
+    bary = np.array([_barycentric(hits[i], verts[head.faces[face_of[i]]]) for i in range(len(uv))])
+    print(f"  landmarks: {len(uv)} MediaPipe points embedded; canonical-model residual median "
+          f"{np.nanmedian(residual):.2f} mm, {len(bad)} outliers (> {OUTLIER_MM} mm) projected from the canonical model")
+    return LandmarkEmbedding(face_index=face_of.astype(np.int64), barycentric=bary.astype(np.float32),
+                             mediapipe_index=np.arange(len(uv), dtype=np.int64))
