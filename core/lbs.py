@@ -4,6 +4,11 @@ The two implementations follow the same numbered steps (as in smplx's ``lbs.py``
 numpy serves Blender-side checks and the CLI without torch, torch serves training and fitting
 (batched, differentiable).
 
+One deliberate difference from FLAME's reference code: joints are regressed from the identity-shaped mesh
+(template + shape), not after expressions are added. A Blender rig has one rest pose per head, so this is
+the only way the add-on's armature and the core model can agree exactly; FLAME's expression-driven joint
+shift is well under a millimetre.
+
 Shapes: ``B`` batch, ``V`` vertices, ``J`` joints, ``S`` shape components, ``E`` expression
 components, ``P = 9 * (J - 1)`` pose-corrective features.
 """
@@ -79,9 +84,10 @@ def lbs_np(
     """FLAME-style LBS. ``pose`` is axis-angle per joint, (B, J, 3); ``betas`` (B, S); ``expression`` (B, E)."""
     batch = pose.shape[0]
     # 1. Identity and expression blend shapes.
-    v_shaped = v_template[None] + np.einsum("vcs,bs->bvc", shapedirs, betas) + np.einsum("vce,be->bvc", exprdirs, expression)
-    # 2. Joints regressed from the shaped mesh.
-    joints = np.einsum("jv,bvc->bjc", j_regressor, v_shaped)
+    v_identity = v_template[None] + np.einsum("vcs,bs->bvc", shapedirs, betas)
+    v_shaped = v_identity + np.einsum("vce,be->bvc", exprdirs, expression)
+    # 2. Joints regressed from the identity shape (see the module docstring).
+    joints = np.einsum("jv,bvc->bjc", j_regressor, v_identity)
     # 3. Joint rotations.
     rot_mats = rodrigues_np(pose)
     # 4. Pose-corrective blend shapes from (R - I) of every non-root joint.
@@ -136,9 +142,10 @@ def lbs_torch(
 
     batch, n_joints = pose.shape[:2]
     # 1. Identity and expression blend shapes.
-    v_shaped = v_template + torch.einsum("vcs,bs->bvc", shapedirs, betas) + torch.einsum("vce,be->bvc", exprdirs, expression)
-    # 2. Joints regressed from the shaped mesh.
-    joints = torch.einsum("jv,bvc->bjc", j_regressor, v_shaped)
+    v_identity = v_template + torch.einsum("vcs,bs->bvc", shapedirs, betas)
+    v_shaped = v_identity + torch.einsum("vce,be->bvc", exprdirs, expression)
+    # 2. Joints regressed from the identity shape (see the module docstring).
+    joints = torch.einsum("jv,bvc->bjc", j_regressor, v_identity)
     # 3. Joint rotations.
     rot_mats = rodrigues_torch(pose)
     # 4. Pose correctives.

@@ -90,6 +90,41 @@ def _add_armature(obj: bpy.types.Object, head: HeadModel, joints: np.ndarray, co
     return arm
 
 
+# Entries of R - I as polynomials in the bone's local rotation quaternion (w, x, y, z): Blender evaluates
+# these as "simple expressions", natively, so the correctives work with Python auto-run disabled.
+_R_MINUS_I = (
+    ("-2*(y*y+z*z)", "2*(x*y-w*z)", "2*(x*z+w*y)"),
+    ("2*(x*y+w*z)", "-2*(x*x+z*z)", "2*(y*z-w*x)"),
+    ("2*(x*z-w*y)", "2*(y*z+w*x)", "-2*(x*x+y*y)"),
+)
+CORRECTIVE_PREFIX = "corrective"
+
+
+def _add_pose_correctives(obj: bpy.types.Object, arm: bpy.types.Object, head: HeadModel, rest: np.ndarray) -> None:
+    """One shape key per non-zero pose-corrective feature, driven by its bone's rotation (FLAME's posedirs)."""
+    used = np.flatnonzero(np.abs(head.posedirs).max(axis=(0, 1)) > 0)
+    for feature in used:
+        joint, entry = 1 + feature // 9, feature % 9
+        row, col = divmod(entry, 3)
+        bone = JOINT_NAMES[joint]
+        key = obj.shape_key_add(name=f"{CORRECTIVE_PREFIX}.{bone}.{row}{col}", from_mix=False)
+        key.slider_min, key.slider_max = -2.0, 2.0  # entries of R - I lie in [-2, 2]
+        key.data.foreach_set("co", (rest + head.posedirs[:, :, feature]).astype(np.float32).ravel())
+        driver = key.driver_add("value").driver
+        driver.type = "SCRIPTED"
+        for component in "wxyz":
+            var = driver.variables.new()
+            var.name = component
+            var.type = "TRANSFORMS"
+            target = var.targets[0]
+            target.id = arm
+            target.bone_target = bone
+            target.transform_type = f"ROT_{component.upper()}"
+            target.rotation_mode = "QUATERNION"
+            target.transform_space = "LOCAL_SPACE"
+        driver.expression = _R_MINUS_I[row][col]
+
+
 def build_head(head: HeadModel, name: str = "LatticeTalk Head", betas: np.ndarray | None = None,
                collection: bpy.types.Collection | None = None, with_armature: bool = True) -> HeadObjects:
     """Create the head's objects in ``collection`` (default: the scene's) and return them.
@@ -106,4 +141,6 @@ def build_head(head: HeadModel, name: str = "LatticeTalk Head", betas: np.ndarra
     obj[HEAD_ID_PROP] = head.head_id
     _add_shape_keys(obj, head, rest, betas)
     arm = _add_armature(obj, head, joints, collection) if with_armature else None
+    if arm is not None:
+        _add_pose_correctives(obj, arm, head, rest)
     return HeadObjects(mesh=obj, armature=arm)

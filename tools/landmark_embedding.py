@@ -15,7 +15,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 CANONICAL_OBJ = REPO.parent / "shared" / "assets" / "mediapipe_face_geometry" / "canonical_face_model.obj"
 RESOLUTION = 640
-OUTLIER_MM = 12.0  # the canonical face is a generic adult; MakeHuman proportions differ by ~5 mm
+OUTLIER_MM = 12.0
+# MediaPipe's inner-lip contour. At rest these lie on the lip seam, where a frontal ray slips between
+# the lips into the mouth; they are snapped to the lip surface instead (see _snap_to_lip_seam).
+INNER_LIP_POINTS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 95, 88, 178, 87, 14, 317, 402, 318, 324)
+LIP_PROBE_M = 0.002  # the canonical face is a generic adult; MakeHuman proportions differ by ~5 mm
 
 
 def _render_front(head, out_png: Path) -> "FrontView":
@@ -73,6 +77,19 @@ def similarity_fit(src: np.ndarray, dst: np.ndarray):
     return lambda x: scale * (x - mu_s) @ rot.T + mu_d
 
 
+def _snap_to_lip_seam(tree, x: float, y: float) -> tuple[tuple[float, float, float], int]:
+    """Closest mesh point to the seam at the depth of the lips just above and below (x, y)."""
+    from mathutils import Vector
+
+    depths = []
+    for dy in (LIP_PROBE_M, -LIP_PROBE_M):
+        loc, _normal, _index, _dist = tree.ray_cast(Vector((x, y + dy, 1.0)), Vector((0.0, 0.0, -1.0)))
+        if loc is not None:
+            depths.append(loc.z)
+    loc, _normal, index, _dist = tree.find_nearest(Vector((x, y, max(depths))))
+    return tuple(loc), index
+
+
 def embed_mediapipe_points(head, render_dir: Path | None = None):
     import bpy  # noqa: F401  (the bpy wheel provides mathutils only once bpy is imported)
     from mathutils import Vector
@@ -94,6 +111,9 @@ def embed_mediapipe_points(head, render_dir: Path | None = None):
         loc, _normal, index, _dist = tree.ray_cast(Vector((x[i], y[i], 1.0)), Vector((0.0, 0.0, -1.0)))
         if loc is not None:
             hits[i], face_of[i] = tuple(loc), index
+
+    for i in INNER_LIP_POINTS:
+        hits[i], face_of[i] = _snap_to_lip_seam(tree, x[i], y[i])
 
     # Check against MediaPipe's canonical model (468 points, no iris) and repair outliers.
     canonical = read_canonical()

@@ -1,0 +1,164 @@
+"""HeadModel and LBS on the shipped default head and on generated FLAME-format heads (no Blender)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from flame_fixtures import make_flame_arrays, write_flame_npz
+from lattice_talk.core.errors import HeadModelError
+from lattice_talk.core.flame_io import load_flame
+from lattice_talk.core.head_model import JOINT_NAMES, HeadModel, load_head_file
+from lattice_talk.core.heads import DEFAULT_HEAD_PATH, create
+
+REPO = Path(__file__).resolve().parents[1]
+
+ARKIT_52 = {
+    "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight", "cheekPuff",
+    "cheekSquintLeft", "cheekSquintRight", "eyeBlinkLeft", "eyeBlinkRight", "eyeLookDownLeft", "eyeLookDownRight",
+    "eyeLookInLeft", "eyeLookInRight", "eyeLookOutLeft", "eyeLookOutRight", "eyeLookUpLeft", "eyeLookUpRight",
+    "eyeSquintLeft", "eyeSquintRight", "eyeWideLeft", "eyeWideRight", "jawForward", "jawLeft", "jawOpen", "jawRight",
+    "mouthClose", "mouthDimpleLeft", "mouthDimpleRight", "mouthFrownLeft", "mouthFrownRight", "mouthFunnel", "mouthLeft",
+    "mouthLowerDownLeft", "mouthLowerDownRight", "mouthPressLeft", "mouthPressRight", "mouthPucker", "mouthRight",
+    "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper", "mouthSmileLeft", "mouthSmileRight",
+    "mouthStretchLeft", "mouthStretchRight", "mouthUpperUpLeft", "mouthUpperUpRight", "noseSneerLeft", "noseSneerRight",
+    "tongueOut",
+}
+
+
+@pytest.fixture(scope="module")
+def default_head() -> HeadModel:
+    return create("default")
+
+
+@pytest.fixture(scope="module")
+def flame_head(tmp_path_factory) -> HeadModel:
+    path = tmp_path_factory.mktemp("flame") / "flame2023.npz"
+    write_flame_npz(path, make_flame_arrays(seed=3, n_vertices=80, n_faces=120))
+    return load_flame(path)
+
+
+def random_params(head: HeadModel, batch: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    lo, hi = head.expression_range
+    return {
+        "betas": rng.normal(0, 0.5, (batch, head.n_shape)).astype(np.float32),
+        "expression": rng.uniform(lo, hi, (batch, head.n_expression)).astype(np.float32),
+        "pose": rng.normal(0, 0.3, (batch, len(JOINT_NAMES), 3)).astype(np.float32),
+        "translation": rng.normal(0, 0.05, (batch, 3)).astype(np.float32),
+    }
+
+
+@pytest.mark.parametrize("which", ["default_head", "flame_head"])
+def test_numpy_and_torch_lbs_agree(which, request):
+    head = request.getfixturevalue(which)
+    params = random_params(head, batch=6, seed=1)
+    out_np = head.forward(**params)
+    out_t = head.forward(**{k: torch.from_numpy(v) for k, v in params.items()})
+    assert np.abs(out_np.vertices - out_t.vertices.detach().numpy()).max() <= 1e-5
+    assert np.abs(out_np.joints - out_t.joints.detach().numpy()).max() <= 1e-5
+    # The pose really moves the mesh (so agreement is not trivial).
+    assert np.abs(out_np.vertices - head.forward(betas=params["betas"], expression=params["expression"]).vertices).max() > 1e-3
+
+
+def test_neutral_forward_is_the_template(default_head):
+    assert np.abs(default_head.forward().vertices[0] - default_head.v_template).max() < 1e-6
+
+
+def test_root_rotation_is_rigid_about_the_root_joint(default_head):
+    pose = np.zeros((1, 5, 3), np.float32)
+    pose[0, 0] = [0.0, 0.5, 0.0]
+    out = default_head.forward(pose=pose).vertices[0]
+    root = default_head.j_regressor[0] @ default_head.v_template
+    dist_rest = np.linalg.norm(default_head.v_template - root, axis=1)
+    assert np.allclose(np.linalg.norm(out - root, axis=1), dist_rest, atol=1e-5)
+
+
+def test_torch_lbs_is_differentiable(default_head):
+    expression = torch.zeros(1, default_head.n_expression, requires_grad=True)
+    pose = torch.zeros(1, 5, 3, requires_grad=True)
+    out = default_head.forward(expression=expression, pose=pose)
+    out.vertices.sum().backward()
+    assert torch.isfinite(pose.grad).all() and expression.grad.abs().sum() > 0
+
+
+def test_jaw_bone_with_corrective_reproduces_jaw_open(default_head):
+    """The shipped pose corrective turns a jaw rotation into the sculpted jawOpen unit."""
+    angle = float(default_head.info["jaw_open_angle"])
+    pose = np.zeros((1, 5, 3), np.float32)
+    pose[0, JOINT_NAMES.index("jaw"), 0] = angle
+    by_bone = default_head.forward(pose=pose).vertices[0]
+    expression = np.zeros((1, default_head.n_expression), np.float32)
+    expression[0, default_head.expression_names.index("jawOpen")] = 1.0
+    by_unit = default_head.forward(expression=expression).vertices[0]
+    assert np.abs(by_bone - by_unit).max() < 2e-4  # fp16 storage of the bases
+    assert np.abs(by_unit - default_head.v_template).max() > 0.01  # the jaw really opens (> 1 cm)
+
+
+def test_default_head_schema(default_head):
+    assert set(default_head.expression_names) == ARKIT_52
+    assert default_head.expression_range == (0.0, 1.0)
+    assert default_head.joint_names == JOINT_NAMES
+    assert np.allclose(default_head.lbs_weights.sum(1), 1.0, atol=1e-5)
+    assert np.allclose(default_head.j_regressor.sum(1), 1.0, atol=1e-5)
+    assert default_head.landmarks is not None and len(default_head.landmarks.face_index) == 478
+    assert DEFAULT_HEAD_PATH.stat().st_size < 10e6
+    # Head-sized, in metres, face towards +Z, eyes above the mouth, left eye (eye_L) at +X as in FLAME.
+    joints = default_head.forward().joints[0]
+    assert 0.1 < np.ptp(default_head.v_template[:, 1]) < 0.5
+    assert joints[3, 0] > 0 > joints[4, 0]
+    assert joints[3, 1] > joints[2, 1]
+
+
+def test_default_head_landmarks_sit_where_mediapipe_says(default_head):
+    """Spot-check the embedding against MediaPipe's point semantics."""
+    pts = default_head.landmark_points(default_head.forward().vertices)[0]
+    by_id = dict(zip(default_head.landmarks.mediapipe_index.tolist(), pts))
+    nose_tip, upper_lip, lower_lip, chin = by_id[1], by_id[13], by_id[14], by_id[152]
+    left_eye_outer, right_eye_outer = by_id[263], by_id[33]  # the subject's left and right
+    assert nose_tip[2] > upper_lip[2] and nose_tip[2] > left_eye_outer[2]  # the nose sticks out
+    assert upper_lip[1] > lower_lip[1] > chin[1]
+    assert np.linalg.norm(upper_lip - lower_lip) < 0.004  # lips touch at rest (inner lip points)
+    assert left_eye_outer[0] > 0 > right_eye_outer[0]
+    assert 0.07 < np.linalg.norm(left_eye_outer - right_eye_outer) < 0.12  # adult outer-canthal width
+    iris_left = by_id[473]
+    assert np.linalg.norm(iris_left - default_head.forward().joints[0, 3]) < 0.02  # on the left eyeball
+
+
+def test_head_file_round_trip_and_validation(tmp_path, flame_head):
+    path = flame_head.save(tmp_path / "head.safetensors", basis_dtype=np.float32)
+    loaded = load_head_file(path)
+    for name in ("v_template", "faces", "shapedirs", "exprdirs", "posedirs", "j_regressor", "lbs_weights"):
+        assert np.array_equal(getattr(loaded, name), getattr(flame_head, name)), name
+    assert loaded.expression_names == flame_head.expression_names
+    assert create(path).head_id == flame_head.head_id
+
+    with pytest.raises(HeadModelError, match="posedirs"):
+        HeadModel(**{**vars(flame_head), "posedirs": flame_head.posedirs[:, :, :30]})
+    with pytest.raises(HeadModelError, match="expression names"):
+        HeadModel(**{**vars(flame_head), "expression_names": ("a",)})
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(HeadModelError, match="broken.safetensors"):
+        load_head_file(broken)
+    with pytest.raises(HeadModelError, match="unknown head file type"):
+        create(tmp_path / "head.obj")
+
+
+def test_core_never_imports_bpy():
+    """core/ is a plain library: no bpy in its source, and importing all of it leaves bpy unloaded."""
+    offenders = []
+    for path in (REPO / "core").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in ("bpy", "mathutils", "bmesh")]
+    assert offenders == []
+    modules = sorted(f"lattice_talk.core.{p.stem}" for p in (REPO / "core").glob("*.py") if p.stem != "__init__")
+    code = f"import sys, importlib; [importlib.import_module(m) for m in {modules!r}]; print('bpy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
