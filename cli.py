@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--samples", type=int, default=16)
     demo.set_defaults(func=_cmd_demo)
 
-    info = sub.add_parser("head-info", help="describe a head: default, a FLAME .pkl/.npz or a .safetensors head")
+    info = sub.add_parser("head-info", help="describe a head: default, a FLAME .pkl/.npz or a LatticeTalk head .npz")
     info.add_argument("head", nargs="?", default="default")
     info.add_argument("--embedding", default=None, help="FLAME's mediapipe_landmark_embedding.npz")
     info.set_defaults(func=_cmd_head_info)

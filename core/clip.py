@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ClipError
+from .rotations import slerp_track
 from .head_model import JOINT_NAMES
 
 CLIP_FILE_FORMAT = "lattice_talk.clip/1"
@@ -243,8 +244,6 @@ class AnimationClip:
         if fps == self.fps:
             arrays = {name: getattr(self, name).copy() for name in self.channels()}
             return AnimationClip(**self._fields(arrays, _copy_json(self.provenance), self.fps))
-        from scipy.spatial.transform import Rotation, Slerp
-
         n_src = self.n_frames
         n_new = max(1, round(self.duration * fps))
         # Sample positions in source-frame units; computed as k * src/new so coinciding frames land exactly.
@@ -256,8 +255,7 @@ class AnimationClip:
         for name in self.channels():
             src = getattr(self, name).astype(np.float64)
             if name in ROTATION_CHANNELS and n_src > 1:
-                slerp = Slerp(np.arange(n_src, dtype=np.float64), Rotation.from_rotvec(src))
-                out = slerp(pos).as_rotvec()
+                out = slerp_track(src, pos)
             else:
                 w = weight.reshape((-1,) + (1,) * (src.ndim - 1))
                 out = src[lo] * (1.0 - w) + src[hi] * w

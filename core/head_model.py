@@ -7,6 +7,7 @@ order, with the same names as the bones of the Blender armature.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ N_POSE_FEATURES = 9 * (len(JOINT_NAMES) - 1)
 MEDIAPIPE_POINT_COUNT = 478  # 468 face-mesh points + 10 iris points
 
 HEAD_FILE_FORMAT = "lattice_talk.head/1"
+HEAD_FILE_SUFFIX = ".npz"
 
 
 @dataclass(frozen=True)
@@ -183,11 +185,14 @@ class HeadModel:
 
     # ------------------------------------------------------------------ storage
     def save(self, path: str | Path, basis_dtype: Any = np.float16) -> Path:
-        """Write the head as safetensors: fp32 template/rig, ``basis_dtype`` blend-shape bases, names as metadata."""
-        from safetensors.numpy import save_file
+        """Write the head as ``.npz``: fp32 template/rig, ``basis_dtype`` blend-shape bases, names as JSON.
 
+        npz (read with ``allow_pickle=False``) because Blender's own Python ships numpy but neither
+        safetensors nor scipy, and *Add Head* must work before any dependency is installed."""
         path = Path(path)
-        tensors = {
+        if path.suffix != HEAD_FILE_SUFFIX:
+            raise HeadModelError(f"{path}: head files end in {HEAD_FILE_SUFFIX}")
+        arrays = {
             "v_template": self.v_template.astype(np.float32),
             "faces": self.faces.astype(np.int32),
             "shapedirs": self.shapedirs.astype(basis_dtype),
@@ -197,37 +202,37 @@ class HeadModel:
             "lbs_weights": self.lbs_weights.astype(np.float32),
         }
         if self.landmarks is not None:
-            tensors["landmarks.face_index"] = self.landmarks.face_index.astype(np.int32)
-            tensors["landmarks.barycentric"] = self.landmarks.barycentric.astype(np.float32)
-            tensors["landmarks.mediapipe_index"] = self.landmarks.mediapipe_index.astype(np.int32)
+            arrays["landmarks.face_index"] = self.landmarks.face_index.astype(np.int32)
+            arrays["landmarks.barycentric"] = self.landmarks.barycentric.astype(np.float32)
+            arrays["landmarks.mediapipe_index"] = self.landmarks.mediapipe_index.astype(np.int32)
         for name, idx in self.regions.items():
-            tensors[f"regions.{name}"] = np.asarray(idx, dtype=np.int32)
+            arrays[f"regions.{name}"] = np.asarray(idx, dtype=np.int32)
         metadata = {
             "format": HEAD_FILE_FORMAT,
             "head_id": self.head_id,
-            "expression_names": json.dumps(list(self.expression_names)),
-            "expression_range": json.dumps(list(self.expression_range)),
-            "shape_names": json.dumps(list(self.shape_names)),
-            "info": json.dumps(self.info),
+            "expression_names": list(self.expression_names),
+            "expression_range": list(self.expression_range),
+            "shape_names": list(self.shape_names),
+            "info": self.info,
         }
+        arrays["metadata"] = np.array(json.dumps(metadata, sort_keys=True))
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(path), metadata=metadata)
+        np.savez_compressed(path, **arrays)
         return path
 
 
 def load_head_file(path: str | Path) -> HeadModel:
     """Read a head written by :meth:`HeadModel.save`."""
-    from safetensors import SafetensorError, safe_open
-
     path = Path(path)
+    fix = "the file is missing or damaged: reinstall the add-on, or rebuild it with tools/build_default_head.py"
     try:
-        with safe_open(str(path), framework="np") as f:
-            meta = f.metadata() or {}
-            if meta.get("format") != HEAD_FILE_FORMAT:
-                raise HeadModelError(f"{path}: not a LatticeTalk head file (format {meta.get('format')!r}); rebuild it with tools/build_default_head.py")
-            arrays = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise HeadModelError(f"{path}: cannot read head file ({exc}); the file is missing or damaged — reinstall the add-on or rebuild it") from exc
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        meta = json.loads(str(arrays.pop("metadata")))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+        raise HeadModelError(f"{path}: cannot read head file ({exc}); {fix}") from exc
+    if meta.get("format") != HEAD_FILE_FORMAT:
+        raise HeadModelError(f"{path}: not a LatticeTalk head file (format {meta.get('format')!r}); {fix}")
     landmarks = None
     if "landmarks.face_index" in arrays:
         landmarks = LandmarkEmbedding(
@@ -245,10 +250,10 @@ def load_head_file(path: str | Path) -> HeadModel:
         posedirs=arrays["posedirs"].astype(f32),
         j_regressor=arrays["j_regressor"].astype(f32),
         lbs_weights=arrays["lbs_weights"].astype(f32),
-        expression_names=tuple(json.loads(meta["expression_names"])),
-        expression_range=tuple(json.loads(meta["expression_range"])),
-        shape_names=tuple(json.loads(meta["shape_names"])),
+        expression_names=tuple(meta["expression_names"]),
+        expression_range=tuple(meta["expression_range"]),
+        shape_names=tuple(meta["shape_names"]),
         landmarks=landmarks,
         regions={k.split(".", 1)[1]: v.astype(np.int64) for k, v in arrays.items() if k.startswith("regions.")},
-        info=json.loads(meta.get("info", "{}")),
+        info=dict(meta.get("info", {})),
     )

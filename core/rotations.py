@@ -1,0 +1,44 @@
+"""Axis-angle ↔ quaternion and slerp in numpy alone (Blender's Python has numpy but no scipy).
+
+Quaternions are (w, x, y, z), as in Blender's ``mathutils``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def axis_angle_to_quat(rotvec: np.ndarray) -> np.ndarray:
+    """(..., 3) axis-angle → (..., 4) unit quaternions."""
+    angle = np.linalg.norm(rotvec, axis=-1, keepdims=True)
+    # sin(θ/2)/θ, with its limit 1/2 at θ = 0.
+    scale = np.where(angle > 1e-12, np.sin(angle / 2) / np.maximum(angle, 1e-12), 0.5)
+    return np.concatenate([np.cos(angle / 2), rotvec * scale], axis=-1)
+
+
+def quat_to_axis_angle(quat: np.ndarray) -> np.ndarray:
+    """(..., 4) unit quaternions → (..., 3) axis-angle with angle in [0, π]."""
+    quat = np.where(quat[..., :1] < 0, -quat, quat)  # w ≥ 0 picks the rotation angle ≤ π
+    vec_norm = np.linalg.norm(quat[..., 1:], axis=-1, keepdims=True)
+    angle = 2 * np.arctan2(vec_norm, quat[..., :1])
+    scale = np.where(vec_norm > 1e-12, angle / np.maximum(vec_norm, 1e-12), 2.0)
+    return quat[..., 1:] * scale
+
+
+def slerp_track(rotvecs: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Sample a (T, 3) axis-angle track at fractional frame ``positions`` (in [0, T-1]) by slerp along
+    the short arc between neighbouring frames → (len(positions), 3)."""
+    quats = axis_angle_to_quat(rotvecs)
+    lo = np.clip(np.floor(positions).astype(np.int64), 0, max(len(quats) - 2, 0))
+    hi = np.minimum(lo + 1, len(quats) - 1)
+    t = (positions - lo)[:, None]
+    q0, q1 = quats[lo], quats[hi]
+    dot = np.sum(q0 * q1, axis=-1, keepdims=True)
+    q1 = np.where(dot < 0, -q1, q1)  # the short arc
+    dot = np.abs(dot).clip(max=1.0)
+    theta = np.arccos(dot)
+    sin_theta = np.sin(theta)
+    near = sin_theta < 1e-8  # (almost) the same rotation: linear blend is exact enough
+    w0 = np.where(near, 1.0 - t, np.sin((1.0 - t) * theta) / np.where(near, 1.0, sin_theta))
+    w1 = np.where(near, t, np.sin(t * theta) / np.where(near, 1.0, sin_theta))
+    q = w0 * q0 + w1 * q1
+    return quat_to_axis_angle(q / np.linalg.norm(q, axis=-1, keepdims=True))
