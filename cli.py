@@ -36,6 +36,32 @@ def _cmd_head_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def blender_extension_tool() -> Path:
+    """Blender's own extension CLI (``blender_ext.py``: validate, build), shipped inside the bpy wheel."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("bpy")
+    if spec is None or spec.origin is None:
+        raise LatticeTalkError("the bpy wheel is not installed: pip install -c constraints.txt -e '.[blender]'")
+    found = sorted(Path(spec.origin).parent.glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
+    if not found:
+        raise LatticeTalkError(f"no blender_ext.py inside {Path(spec.origin).parent}; reinstall the bpy wheel")
+    return found[-1]
+
+
+def _cmd_build_extension(args: argparse.Namespace) -> int:
+    """Validate the manifest and zip the extension with Blender's own tool (it applies [build] excludes)."""
+    import subprocess
+
+    tool, source = blender_extension_tool(), Path(__file__).resolve().parent
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    for cmd in (["validate", str(source)], ["build", "--source-dir", str(source), "--output-dir", str(out)]):
+        if subprocess.run([sys.executable, str(tool), *cmd]).returncode != 0:
+            return EXIT_FAILED
+    return EXIT_OK
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_benchmark
 
@@ -58,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("head", nargs="?", default="default")
     info.add_argument("--embedding", default=None, help="FLAME's mediapipe_landmark_embedding.npz")
     info.set_defaults(func=_cmd_head_info)
+
+    ext = sub.add_parser("build-extension", help="validate blender_manifest.toml and build the installable extension zip")
+    ext.add_argument("--out", default="dist", help="output folder (default: dist)")
+    ext.set_defaults(func=_cmd_build_extension)
 
     bench = sub.add_parser("bench", help="run a benchmark, print a table and write JSON")
     bench.add_argument("name", choices=["head"])

@@ -1,0 +1,29 @@
+"""The extension manifest passes Blender's own validator, and the zip holds what Blender needs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+from lattice_talk.cli import blender_extension_tool, main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_manifest_passes_blenders_validator():
+    result = subprocess.run([sys.executable, str(blender_extension_tool()), "validate", str(REPO)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifest = tomllib.loads((REPO / "blender_manifest.toml").read_text())
+    assert manifest["id"] == "lattice_talk" and manifest["blender_version_min"] == "4.2.0"
+    assert set(manifest.get("permissions", {})) <= {"files", "network"}  # only what is used
+
+
+def test_build_extension_zip(tmp_path):
+    assert main(["build-extension", "--out", str(tmp_path)]) == 0
+    (zip_path,) = tmp_path.glob("lattice_talk-*.zip")
+    names = set(zipfile.ZipFile(zip_path).namelist())
+    assert {"blender_manifest.toml", "__init__.py", "core/heads.py", "vendor_models/default_head/default_head.npz"} <= names
+    assert not any(n.startswith(("tests/", "tools/", ".ci/", ".venv")) for n in names)
