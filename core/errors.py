@@ -15,3 +15,7 @@ class UnsafePickleError(HeadModelError):
 
 class ClipError(LatticeTalkError):
     """An AnimationClip is malformed or cannot be read or written."""
+
+
+class AudioError(LatticeTalkError):
+    """A speech audio file is missing, unreadable, empty, silent, too short or too long, or holds NaN/inf."""

@@ -42,3 +42,17 @@ def slerp_track(rotvecs: np.ndarray, positions: np.ndarray) -> np.ndarray:
     w1 = np.where(near, t, np.sin(t * theta) / np.where(near, 1.0, sin_theta))
     q = w0 * q0 + w1 * q1
     return quat_to_axis_angle(q / np.linalg.norm(q, axis=-1, keepdims=True))
+
+
+def axis_angle_to_euler_xyz(rotvec: np.ndarray) -> np.ndarray:
+    """(T, 3) axis-angle → (T, 3) Blender 'XYZ' Euler angles (R = Rz·Ry·Rx), continuous over time.
+
+    Bones are keyed as Euler because that is what animators edit in the Graph Editor; each angle track
+    is unwrapped so a turn through ±180° does not jump by 2π between frames."""
+    from .lbs import rodrigues_np
+
+    r = rodrigues_np(np.asarray(rotvec, dtype=np.float64))
+    x = np.arctan2(r[..., 2, 1], r[..., 2, 2])
+    y = np.arctan2(-r[..., 2, 0], np.hypot(r[..., 2, 1], r[..., 2, 2]))
+    z = np.arctan2(r[..., 1, 0], r[..., 0, 0])
+    return np.unwrap(np.stack([x, y, z], axis=-1), axis=0)

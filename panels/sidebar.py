@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from ..scene.head_builder import HEAD_ID_PROP
+from ..scene.head_builder import HEAD_ID_PROP, find_head
 
 
 class LATTICETALK_PT_head(bpy.types.Panel):
@@ -16,12 +16,9 @@ class LATTICETALK_PT_head(bpy.types.Panel):
 
     def draw(self, context):
         layout = self.layout
-        obj = context.active_object
-        head_mesh = obj if obj is not None and HEAD_ID_PROP in obj else None
-        if head_mesh is None and obj is not None and obj.type == "ARMATURE":
-            head_mesh = next((c for c in obj.children if HEAD_ID_PROP in c), None)
-        if head_mesh is not None:
-            layout.label(text=f"{head_mesh.name}: {head_mesh[HEAD_ID_PROP]}", icon="USER")
+        head = find_head(context.active_object)
+        if head is not None:
+            layout.label(text=f"{head.mesh.name}: {head.mesh[HEAD_ID_PROP]}", icon="USER")
         else:
             layout.label(text="No LatticeTalk head selected", icon="INFO")
         row = layout.row(align=True)

@@ -144,3 +144,17 @@ def build_head(head: HeadModel, name: str = "LatticeTalk Head", betas: np.ndarra
     if arm is not None:
         _add_pose_correctives(obj, arm, head, rest)
     return HeadObjects(mesh=obj, armature=arm)
+
+
+def find_head(obj: bpy.types.Object | None) -> HeadObjects | None:
+    """The LatticeTalk head an object belongs to: its mesh (tagged with the head id) or the rig above it."""
+    if obj is None:
+        return None
+    if obj.type == "ARMATURE":
+        mesh = next((child for child in obj.children if HEAD_ID_PROP in child), None)
+    else:
+        mesh = obj if HEAD_ID_PROP in obj else None
+    if mesh is None:
+        return None
+    rig = mesh.parent if mesh.parent is not None and mesh.parent.type == "ARMATURE" else None
+    return HeadObjects(mesh=mesh, armature=rig)

@@ -1,0 +1,217 @@
+"""Speech audio for the generator: decode a file to mono float32 at the model's rate, and check it.
+
+:func:`load_audio` reads WAV (including WAVE_FORMAT_EXTENSIBLE), FLAC, OGG Vorbis and MP3 through
+``soundfile`` (libsndfile), averages the channels and resamples with an exact rational polyphase filter.
+Every input it cannot use raises one :class:`AudioError` naming the file and the fix. The level is kept
+as recorded; :func:`normalise` is a separate step, and :func:`iter_chunks` cuts long audio into
+overlapping windows for the speech model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from .errors import AudioError
+
+MIN_SECONDS = 0.1  # shorter than one phoneme: almost certainly the wrong file
+SILENCE_PEAK = 1e-4  # about -80 dBFS, under the dither/noise floor of any real recording
+CLIP_LEVEL = 0.999  # |x| at or above this counts as clipped (full scale after integer → float decoding)
+PEAK_LIMIT = 0.99  # normalise() never lets the peak exceed this
+
+# libsndfile reads none of these containers; audio from video files comes with the video path (issue 7).
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
+
+_BLOCK_FRAMES = 1 << 20  # decode in blocks so a long stereo file never sits in memory as float32 twice
+
+
+@dataclass(eq=False)  # arrays make the generated __eq__ ambiguous
+class Audio:
+    """Mono float32 audio, its rate and where it came from.
+
+    ``clipped_fraction`` describes the decoded file (all channels, before mixing and resampling), where
+    clipping is still visible as samples at full scale; built by hand without it, it is measured on
+    ``samples``. Clipping is not an error: callers warn when the fraction is noticeable."""
+
+    samples: np.ndarray  # (N,) float32, nominally in [-1, 1]
+    sample_rate: int  # Hz
+    source: str = ""  # the path it was loaded from, as given
+    sha256: str = ""  # hex digest of the file's bytes, for provenance
+    clipped_fraction: float | None = None  # share of decoded samples with |x| >= CLIP_LEVEL
+
+    def __post_init__(self) -> None:
+        self.samples = np.asarray(self.samples, dtype=np.float32)
+        if self.samples.ndim != 1:
+            raise AudioError(f"{self.source or 'audio'}: samples must be mono, shape (N,), got {self.samples.shape}")
+        if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, (int, np.integer)) or self.sample_rate <= 0:
+            raise AudioError(f"{self.source or 'audio'}: sample_rate must be a positive integer, got {self.sample_rate!r}")
+        self.sample_rate = int(self.sample_rate)
+        if self.clipped_fraction is None:
+            self.clipped_fraction = _clipped_fraction(self.samples)
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.samples.shape[0] / self.sample_rate
+
+    @property
+    def peak(self) -> float:
+        """Largest |sample| (may slightly exceed 1 after resampling a clipped file)."""
+        return float(np.max(np.abs(self.samples))) if self.samples.size else 0.0
+
+    @property
+    def rms_db(self) -> float:
+        """RMS level in dBFS (a full-scale sine is -3 dB); -inf for digital silence."""
+        rms = math.sqrt(float(np.mean(np.square(self.samples, dtype=np.float64)))) if self.samples.size else 0.0
+        return 20.0 * math.log10(rms) if rms > 0.0 else -math.inf
+
+
+def load_audio(path: str | os.PathLike[str], target_rate: int = 16000, max_seconds: float = 3600.0) -> Audio:
+    """Decode ``path`` to mono float32 at ``target_rate`` Hz.
+
+    Channels are averaged; other rates are resampled with :func:`scipy.signal.resample_poly` at the exact
+    ratio ``target_rate / rate``. The level is left as recorded (see :func:`normalise`). Raises
+    :class:`AudioError` for a missing path, a folder, a video file, an empty, corrupt or unreadable file,
+    no samples, less than ``MIN_SECONDS`` or more than ``max_seconds`` of audio, NaN/inf samples, and
+    silence (peak under ``SILENCE_PEAK``)."""
+    if target_rate <= 0 or max_seconds <= 0:
+        raise ValueError(f"target_rate and max_seconds must be positive, got {target_rate!r} and {max_seconds!r}")
+    path = Path(path)
+    _check_path(path)
+    soundfile = _import_soundfile()
+    try:
+        with open(path, "rb") as fh:
+            sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError as exc:
+        raise AudioError(f"{path}: cannot read the file ({exc}); check its permissions") from exc
+    mono, rate, raw_peak, clipped_fraction = _decode(soundfile, path, max_seconds)
+    if mono.shape[0] == 0:
+        raise AudioError(f"{path}: the file holds no audio samples; export the recording again")
+    seconds = mono.shape[0] / rate
+    if seconds < MIN_SECONDS:
+        raise AudioError(f"{path}: only {seconds * 1000:.0f} ms of audio, at least {MIN_SECONDS:g} s is needed; check it is the right file")
+    if raw_peak < SILENCE_PEAK:
+        raise AudioError(
+            f"{path}: the file is silent (peak {_dbfs(raw_peak)} dBFS); check the recording level or that the right file was picked"
+        )
+    if rate != target_rate:
+        from scipy.signal import resample_poly  # scipy is a core dependency; imported here to keep module import light
+
+        gcd = math.gcd(target_rate, rate)
+        mono = resample_poly(mono, target_rate // gcd, rate // gcd).astype(np.float32, copy=False)
+    return Audio(mono, target_rate, source=str(path), sha256=sha256, clipped_fraction=clipped_fraction)
+
+
+def normalise(audio: Audio, target_rms_db: float = -20.0) -> Audio:
+    """A copy of ``audio`` scaled to ``target_rms_db`` dBFS RMS, or as close as it gets without clipping.
+
+    The gain is limited so the peak stays at or under ``PEAK_LIMIT`` (0.99): speech with loud plosives
+    ends up quieter than the target rather than distorted. ``source``, ``sha256`` and
+    ``clipped_fraction`` still describe the original file."""
+    level, peak = audio.rms_db, audio.peak
+    if not math.isfinite(level):
+        raise AudioError(f"{audio.source or 'audio'}: is silent; there is no level to normalise")
+    # The (1 + 1e-6) margin absorbs float32 rounding of the product, so the peak never lands an ulp above the limit.
+    gain = min(10.0 ** ((target_rms_db - level) / 20.0), PEAK_LIMIT / (peak * (1.0 + 1e-6)))
+    scaled = (audio.samples.astype(np.float64) * gain).astype(np.float32)
+    return dataclasses.replace(audio, samples=scaled)
+
+
+def iter_chunks(audio: Audio, chunk_seconds: float = 20.0, overlap_seconds: float = 1.0) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(start_sample, samples)`` windows over ``audio`` for models that take bounded input.
+
+    Windows are ``round(chunk_seconds * rate)`` samples long and start every ``chunk - overlap`` samples,
+    so neighbours share ``round(overlap_seconds * rate)`` samples that the caller can cross-fade or trim;
+    together they cover every sample. The last window ends at the last sample and may be shorter; there
+    is always at least one. The windows are views of ``audio.samples`` (do not write to them) and depend
+    only on the length and the arguments."""
+    chunk = round(chunk_seconds * audio.sample_rate)
+    overlap = round(overlap_seconds * audio.sample_rate)
+    if chunk < 1 or not 0 <= overlap < chunk:
+        raise ValueError(f"need chunk_seconds > 0 and 0 <= overlap_seconds < chunk_seconds, got {chunk_seconds!r}, {overlap_seconds!r}")
+    n = audio.samples.shape[0]
+    start = 0
+    while True:
+        yield start, audio.samples[start : start + chunk]
+        if start + chunk >= n:
+            return
+        start += chunk - overlap
+
+
+def _check_path(path: Path) -> None:
+    """Reject paths that are not an audio file before handing them to the decoder, with a precise reason."""
+    if not path.exists():
+        raise AudioError(f"{path}: audio file not found; check the path")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a folder, not an audio file; pick a .wav, .flac, .ogg or .mp3 file")
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        raise AudioError(
+            f"{path}: is a video file; audio from video files comes with the video path (issue 7). For now extract "
+            f"the sound track, e.g. `ffmpeg -i {path.name} -vn -ac 1 -ar 16000 {path.stem}.wav`, and load that"
+        )
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: the file is empty (0 bytes); copy or export the recording again")
+
+
+def _import_soundfile() -> ModuleType:
+    # soundfile is an optional dependency (the "speech" extra): Blender's own Python lacks it until
+    # *Install dependencies* has run, and the rest of the add-on must still work there.
+    try:
+        import soundfile
+    except (ImportError, OSError) as exc:  # OSError: soundfile is installed but libsndfile is not found
+        raise AudioError(
+            "reading audio needs the soundfile package: run `pip install soundfile` "
+            "(or *Install dependencies* in LatticeTalk's add-on preferences)"
+        ) from exc
+    return soundfile
+
+
+def _decode(soundfile: ModuleType, path: Path, max_seconds: float) -> tuple[np.ndarray, int, float, float]:
+    """Decode to a mono mix; also return the rate and, over all channels, the peak and clipped share."""
+    try:
+        with soundfile.SoundFile(path) as fh:
+            rate, channels, frames = fh.samplerate, fh.channels, fh.frames
+            if frames / rate > max_seconds:
+                raise AudioError(
+                    f"{path}: {frames / rate:.1f} s of audio, more than the {max_seconds:g} s limit; "
+                    "split it or raise the limit (max_seconds)"
+                )
+            mono = np.empty(frames, dtype=np.float32)
+            filled = clipped = 0
+            peak = 0.0
+            while filled < frames:
+                block = fh.read(min(_BLOCK_FRAMES, frames - filled), dtype="float32", always_2d=True)
+                if block.shape[0] == 0:  # the header promised more frames than the file holds
+                    break
+                finite = np.isfinite(block).all(axis=1)
+                if not finite.all():
+                    at = (filled + int(np.argmin(finite))) / rate
+                    raise AudioError(f"{path}: non-finite sample (NaN or inf) at {at:.3f} s; the file is damaged — export it again")
+                magnitude = np.abs(block)
+                peak = max(peak, float(magnitude.max()))
+                clipped += int(np.count_nonzero(magnitude >= CLIP_LEVEL))
+                mono[filled : filled + block.shape[0]] = block.mean(axis=1)
+                filled += block.shape[0]
+    # LibsndfileError (a RuntimeError) for damaged or non-audio bytes; TypeError for header-less .raw files.
+    except (RuntimeError, TypeError) as exc:
+        raise AudioError(
+            f"{path}: cannot decode audio ({exc}); the file is damaged or not audio — "
+            "convert it to WAV or FLAC, e.g. `ffmpeg -i in.m4a -ac 1 -ar 16000 out.wav`"
+        ) from exc
+    return mono[:filled], rate, peak, clipped / max(filled * channels, 1)
+
+
+def _clipped_fraction(samples: np.ndarray) -> float:
+    return float(np.count_nonzero(np.abs(samples) >= CLIP_LEVEL)) / samples.size if samples.size else 0.0
+
+
+def _dbfs(value: float) -> str:
+    return f"{20.0 * math.log10(value):.0f}" if value > 0.0 else "-inf"
