@@ -9,22 +9,45 @@ __version__ = "0.1.0"
 
 
 def _classes() -> tuple:
-    # Order matters: operators before the panels that draw their buttons.
+    # Order matters: property groups before the properties that point at them, operators before the
+    # panels that draw their buttons. Unregistered in reverse.
+    from . import props
     from .operators.add_head import LATTICETALK_OT_add_head
-    from .panels.sidebar import LATTICETALK_PT_head
+    from .operators.generate import LATTICETALK_OT_cancel_generation, LATTICETALK_OT_generate_from_audio
+    from .operators.takes import LATTICETALK_OT_apply_clip, LATTICETALK_OT_mute_take, LATTICETALK_OT_remove_take
+    from .panels import sidebar
 
-    return (LATTICETALK_OT_add_head, LATTICETALK_PT_head)
+    return (
+        *props.CLASSES,
+        LATTICETALK_OT_add_head,
+        LATTICETALK_OT_apply_clip,
+        LATTICETALK_OT_remove_take,
+        LATTICETALK_OT_mute_take,
+        LATTICETALK_OT_generate_from_audio,
+        LATTICETALK_OT_cancel_generation,
+        *sidebar.CLASSES,
+    )
 
 
 def register() -> None:
     import bpy
 
+    from . import props
+    from .operators import generate
+
     for cls in _classes():
         bpy.utils.register_class(cls)
+    props.attach()
+    generate.register_handlers()
 
 
 def unregister() -> None:
     import bpy
 
+    from . import props
+    from .operators import generate
+
+    generate.unregister_handlers()  # stops running jobs first
+    props.detach()
     for cls in reversed(_classes()):
         bpy.utils.unregister_class(cls)

@@ -30,7 +30,7 @@ PEAK_LIMIT = 0.99  # normalise() never lets the peak exceed this
 # libsndfile reads none of these containers; audio from video files comes with the video path (issue 7).
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
 
-_BLOCK_FRAMES = 1 << 20  # decode in blocks so a long stereo file never sits in memory as float32 twice
+_BLOCK_FRAMES = 1 << 20  # mix down block by block: a long multichannel file is never held whole as float32
 
 
 @dataclass(eq=False)  # arrays make the generated __eq__ ambiguous
@@ -82,8 +82,8 @@ def load_audio(path: str | os.PathLike[str], target_rate: int = 16000, max_secon
     :class:`AudioError` for a missing path, a folder, a video file, an empty, corrupt or unreadable file,
     no samples, less than ``MIN_SECONDS`` or more than ``max_seconds`` of audio, NaN/inf samples, and
     silence (peak under ``SILENCE_PEAK``)."""
-    if target_rate <= 0 or max_seconds <= 0:
-        raise ValueError(f"target_rate and max_seconds must be positive, got {target_rate!r} and {max_seconds!r}")
+    if not isinstance(target_rate, int) or target_rate <= 0 or not max_seconds > 0:
+        raise ValueError(f"target_rate must be a positive integer and max_seconds positive, got {target_rate!r} and {max_seconds!r}")
     path = Path(path)
     _check_path(path)
     soundfile = _import_soundfile()
@@ -97,10 +97,13 @@ def load_audio(path: str | os.PathLike[str], target_rate: int = 16000, max_secon
         raise AudioError(f"{path}: the file holds no audio samples; export the recording again")
     seconds = mono.shape[0] / rate
     if seconds < MIN_SECONDS:
-        raise AudioError(f"{path}: only {seconds * 1000:.0f} ms of audio, at least {MIN_SECONDS:g} s is needed; check it is the right file")
+        raise AudioError(
+            f"{path}: only {seconds * 1000:.0f} ms of audio, at least {MIN_SECONDS:g} s is needed; check it is the right file"
+        )
     if raw_peak < SILENCE_PEAK:
         raise AudioError(
-            f"{path}: the file is silent (peak {_dbfs(raw_peak)} dBFS); check the recording level or that the right file was picked"
+            f"{path}: the file is silent (peak {_dbfs(raw_peak)} dBFS); "
+            "check the recording level or that the right file was picked"
         )
     if rate != target_rate:
         from scipy.signal import resample_poly  # scipy is a core dependency; imported here to keep module import light
@@ -136,7 +139,9 @@ def iter_chunks(audio: Audio, chunk_seconds: float = 20.0, overlap_seconds: floa
     chunk = round(chunk_seconds * audio.sample_rate)
     overlap = round(overlap_seconds * audio.sample_rate)
     if chunk < 1 or not 0 <= overlap < chunk:
-        raise ValueError(f"need chunk_seconds > 0 and 0 <= overlap_seconds < chunk_seconds, got {chunk_seconds!r}, {overlap_seconds!r}")
+        raise ValueError(
+            f"need chunk_seconds > 0 and 0 <= overlap_seconds < chunk_seconds, got {chunk_seconds!r}, {overlap_seconds!r}"
+        )
     n = audio.samples.shape[0]
     start = 0
     while True:
@@ -194,7 +199,9 @@ def _decode(soundfile: ModuleType, path: Path, max_seconds: float) -> tuple[np.n
                 finite = np.isfinite(block).all(axis=1)
                 if not finite.all():
                     at = (filled + int(np.argmin(finite))) / rate
-                    raise AudioError(f"{path}: non-finite sample (NaN or inf) at {at:.3f} s; the file is damaged — export it again")
+                    raise AudioError(
+                        f"{path}: non-finite sample (NaN or inf) at {at:.3f} s; the file is damaged — export it again"
+                    )
                 magnitude = np.abs(block)
                 peak = max(peak, float(magnitude.max()))
                 clipped += int(np.count_nonzero(magnitude >= CLIP_LEVEL))
@@ -203,8 +210,8 @@ def _decode(soundfile: ModuleType, path: Path, max_seconds: float) -> tuple[np.n
     # LibsndfileError (a RuntimeError) for damaged or non-audio bytes; TypeError for header-less .raw files.
     except (RuntimeError, TypeError) as exc:
         raise AudioError(
-            f"{path}: cannot decode audio ({exc}); the file is damaged or not audio — "
-            "convert it to WAV or FLAC, e.g. `ffmpeg -i in.m4a -ac 1 -ar 16000 out.wav`"
+            f"{path}: cannot decode audio ({exc}); the file is damaged or not audio — export it again or "
+            f"convert it to WAV, e.g. `ffmpeg -i {path.name} -ac 1 -ar 16000 {path.stem}_16k.wav`"
         ) from exc
     return mono[:filled], rate, peak, clipped / max(filled * channels, 1)
 

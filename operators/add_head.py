@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import EnumProperty, StringProperty
+from bpy.props import EnumProperty, FloatVectorProperty, StringProperty
+
+N_SHAPE_SLIDERS = 10  # the first identity components: FLAME's strongest PCA directions
 
 
 class LATTICETALK_OT_add_head(bpy.types.Operator):
@@ -23,6 +25,10 @@ class LATTICETALK_OT_add_head(bpy.types.Operator):
     )
     filepath: StringProperty(name="FLAME file", subtype="FILE_PATH", description="FLAME model when Head is 'FLAME file'")
     filter_glob: StringProperty(default="*.pkl;*.npz", options={"HIDDEN"})
+    betas: FloatVectorProperty(
+        name="Shape", size=N_SHAPE_SLIDERS, default=(0.0,) * N_SHAPE_SLIDERS, soft_min=-3.0, soft_max=3.0,
+        description="Identity shape: the head's first shape components (FLAME betas; MakeHuman head targets for the default head)",
+    )
 
     def invoke(self, context, event):
         if self.source == "FLAME" and not self.filepath:
@@ -44,7 +50,12 @@ class LATTICETALK_OT_add_head(bpy.types.Operator):
         except LatticeTalkError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        objects = build_head(head, collection=context.collection)
+        import numpy as np
+
+        betas = np.zeros(head.n_shape, np.float32)
+        count = min(N_SHAPE_SLIDERS, head.n_shape)
+        betas[:count] = self.betas[:count]
+        objects = build_head(head, betas=betas, collection=context.collection, source=str(source))
         rig = objects.armature or objects.mesh
         rig.location = context.scene.cursor.location
         for obj in context.view_layer.objects.selected:

@@ -1,18 +1,30 @@
-"""View3D › Sidebar › LatticeTalk."""
+"""View3D › Sidebar › LatticeTalk: head, generate (with progress), takes. Panels only draw."""
 
 from __future__ import annotations
+
+import importlib.util
 
 import bpy
 
 from ..scene.head_builder import HEAD_ID_PROP, find_head
 
+SPEECH_MODULES = ("torch", "transformers", "soundfile")
 
-class LATTICETALK_PT_head(bpy.types.Panel):
-    bl_label = "Head"
-    bl_idname = "LATTICETALK_PT_head"
+
+def missing_speech_modules() -> list[str]:
+    """Which optional modules generation needs are absent (checked without importing them)."""
+    return [name for name in SPEECH_MODULES if importlib.util.find_spec(name) is None]
+
+
+class _LatticeTalkPanel:
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "LatticeTalk"
+
+
+class LATTICETALK_PT_head(_LatticeTalkPanel, bpy.types.Panel):
+    bl_label = "Head"
+    bl_idname = "LATTICETALK_PT_head"
 
     def draw(self, context):
         layout = self.layout
@@ -24,3 +36,66 @@ class LATTICETALK_PT_head(bpy.types.Panel):
         row = layout.row(align=True)
         row.operator("lattice_talk.add_head", text="Add Default Head", icon="ADD").source = "DEFAULT"
         row.operator("lattice_talk.add_head", text="FLAME…", icon="FILEBROWSER").source = "FLAME"
+
+
+class LATTICETALK_PT_generate(_LatticeTalkPanel, bpy.types.Panel):
+    bl_label = "Generate"
+    bl_idname = "LATTICETALK_PT_generate"
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.lattice_talk
+        progress = context.window_manager.lattice_talk_progress
+        missing = missing_speech_modules()
+        if missing:
+            box = layout.box()
+            box.label(text="Speech model needs: " + ", ".join(missing), icon="ERROR")
+            box.label(text="Preferences › Add-ons › LatticeTalk › Install Dependencies")
+        col = layout.column(align=True)
+        col.prop(settings, "audio_path")
+        col.prop(settings, "video_path")
+        col = layout.column(align=True)
+        col.prop(settings, "take_name")
+        col.prop(settings, "start_frame")
+        col = layout.column(align=True)
+        col.prop(settings, "intensity", slider=True)
+        col.prop(settings, "head_motion", slider=True)
+        row = layout.row(align=True)
+        row.prop(settings, "blinks")
+        row.prop(settings, "reduce_keys")
+        if settings.reduce_keys:
+            layout.prop(settings, "key_tolerance")
+        if progress.running:
+            eta = f" · {progress.eta_seconds:.0f} s left" if progress.eta_seconds >= 0 else ""
+            layout.progress(factor=progress.fraction, type="BAR", text=f"{progress.stage}{eta}")
+            layout.operator("lattice_talk.cancel_generation", icon="CANCEL")
+        else:
+            row = layout.row()
+            row.scale_y = 1.4
+            row.enabled = find_head(context.active_object) is not None and bool(settings.audio_path)
+            row.operator("lattice_talk.generate_from_audio", icon="PLAY_SOUND")
+        layout.operator("lattice_talk.apply_clip", icon="IMPORT")
+
+
+class LATTICETALK_PT_takes(_LatticeTalkPanel, bpy.types.Panel):
+    bl_label = "Takes"
+    bl_idname = "LATTICETALK_PT_takes"
+
+    def draw(self, context):
+        from ..scene.take_writer import list_takes, take_is_muted
+
+        layout = self.layout
+        head = find_head(context.active_object)
+        takes = list_takes(head) if head is not None else []
+        if not takes:
+            layout.label(text="No takes on the selected head")
+        for take in takes:
+            muted = take_is_muted(head, take)
+            row = layout.row(align=True)
+            toggle = row.operator("lattice_talk.mute_take", text="", icon="HIDE_ON" if muted else "HIDE_OFF", emboss=False)
+            toggle.take, toggle.mute = take, not muted
+            row.label(text=take)
+            row.operator("lattice_talk.remove_take", text="", icon="X").take = take
+
+
+CLASSES = (LATTICETALK_PT_head, LATTICETALK_PT_generate, LATTICETALK_PT_takes)

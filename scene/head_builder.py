@@ -18,6 +18,8 @@ from ..core.head_model import JOINT_NAMES, HeadModel
 Y_UP_TO_Z_UP = (math.pi / 2, 0.0, 0.0)  # object rotation_euler
 BONE_LENGTH = 0.03  # metres; bones point along the head's +Y so their rest roll is simple
 HEAD_ID_PROP = "lattice_talk_head_id"
+HEAD_SOURCE_PROP = "lattice_talk_head_source"  # what core.heads.create() needs to load this head again
+HEAD_BETAS_PROP = "lattice_talk_betas"  # identity shape baked into the rest mesh
 
 
 @dataclass
@@ -126,7 +128,8 @@ def _add_pose_correctives(obj: bpy.types.Object, arm: bpy.types.Object, head: He
 
 
 def build_head(head: HeadModel, name: str = "LatticeTalk Head", betas: np.ndarray | None = None,
-               collection: bpy.types.Collection | None = None, with_armature: bool = True) -> HeadObjects:
+               collection: bpy.types.Collection | None = None, with_armature: bool = True,
+               source: str = "default") -> HeadObjects:
     """Create the head's objects in ``collection`` (default: the scene's) and return them.
 
     ``betas`` bakes an identity shape into the rest mesh and joints (as FLAME's shape parameters)."""
@@ -139,6 +142,8 @@ def build_head(head: HeadModel, name: str = "LatticeTalk Head", betas: np.ndarra
     collection.objects.link(obj)
     obj.rotation_euler = Y_UP_TO_Z_UP
     obj[HEAD_ID_PROP] = head.head_id
+    obj[HEAD_SOURCE_PROP] = source
+    obj[HEAD_BETAS_PROP] = betas.tolist()
     _add_shape_keys(obj, head, rest, betas)
     arm = _add_armature(obj, head, joints, collection) if with_armature else None
     if arm is not None:

@@ -143,23 +143,39 @@ def _write_fcurve(fcurve: bpy.types.FCurve, values: np.ndarray, frame_start: int
 def remove_take(objects: HeadObjects, take: str, scene: bpy.types.Scene | None = None) -> bool:
     """Delete a take's NLA tracks, their actions and its sound strip; other takes are left alone."""
     removed = False
-    for owner in _layer_owners(objects).values():
-        anim = owner.animation_data if owner is not None else None
-        if anim is None:
-            continue
-        for track in [t for t in anim.nla_tracks if t.name.startswith(take + SEPARATOR)]:
-            actions = [s.action for s in track.strips if s.action is not None]
-            anim.nla_tracks.remove(track)
-            for action in actions:
-                if action.get(TAKE_PROP) == take and action.users == 0:
-                    bpy.data.actions.remove(action)
-            removed = True
+    for track in _take_tracks(objects, take):
+        actions = [s.action for s in track.strips if s.action is not None]
+        track.id_data.animation_data.nla_tracks.remove(track)
+        for action in actions:
+            if action.get(TAKE_PROP) == take and action.users == 0:
+                bpy.data.actions.remove(action)
+        removed = True
     if scene is not None and scene.sequence_editor is not None:
         strips = _sequencer_strips(scene.sequence_editor)
         for strip in [s for s in strips if s.name == take]:
             strips.remove(strip)
             removed = True
     return removed
+
+
+def _take_tracks(objects: HeadObjects, take: str) -> list:
+    tracks = []
+    for owner in _layer_owners(objects).values():
+        anim = owner.animation_data if owner is not None else None
+        tracks += [t for t in (anim.nla_tracks if anim else []) if t.name.startswith(take + SEPARATOR)]
+    return tracks
+
+
+def set_take_mute(objects: HeadObjects, take: str, mute: bool) -> bool:
+    tracks = _take_tracks(objects, take)
+    for track in tracks:
+        track.mute = mute
+    return bool(tracks)
+
+
+def take_is_muted(objects: HeadObjects, take: str) -> bool:
+    tracks = _take_tracks(objects, take)
+    return bool(tracks) and all(t.mute for t in tracks)
 
 
 def list_takes(objects: HeadObjects) -> list[str]:

@@ -1,0 +1,98 @@
+"""The generate pipeline interface: (audio [+ video], head, settings) → AnimationClip.
+
+The Blender operator, the CLI and the batch runner only talk to this interface. Pipelines register by
+name; the speech model registers the default one. Until a pipeline is installed, asking for one fails with
+a clear message instead of producing a made-up animation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+from .clip import AnimationClip
+from .errors import LatticeTalkError
+from .head_model import HeadModel
+
+ProgressFn = Callable[[str, float], None]  # (stage description, overall fraction 0..1)
+StopFn = Callable[[], bool]  # True once the caller asked to stop
+
+
+class Cancelled(Exception):
+    """Raised inside a pipeline between steps when its stop function says so. Not an error."""
+
+
+@dataclass
+class GenerateSettings:
+    intensity: float = 1.0  # scales expression motion (0 = neutral face, 1 = as predicted)
+    head_motion: float = 1.0  # scales predicted head pose
+    blinks: bool = True
+    fps: float = 30.0
+    start_frame: int = 1
+    seed: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class GenerateRequest:
+    audio_path: Path
+    head: HeadModel
+    video_path: Path | None = None
+    settings: GenerateSettings = field(default_factory=GenerateSettings)
+
+
+class Pipeline(Protocol):
+    name: str
+
+    def prepare(self) -> None:
+        """Heavy imports and model loading. Called on the main thread (torch must be imported there)."""
+
+    def generate(self, request: GenerateRequest, progress: ProgressFn, should_stop: StopFn) -> AnimationClip:
+        """Run the pipeline; call ``progress`` between steps and raise :class:`Cancelled` when
+        ``should_stop()`` is true. Bad input raises :class:`LatticeTalkError` with a clear message."""
+
+
+_FACTORIES: dict[str, Callable[[], Pipeline]] = {}
+
+
+def register_pipeline(name: str, factory: Callable[[], Pipeline]) -> None:
+    _FACTORIES[name] = factory
+
+
+def unregister_pipeline(name: str) -> None:
+    _FACTORIES.pop(name, None)
+
+
+def available_pipelines() -> list[str]:
+    return sorted(_FACTORIES)
+
+
+def get_pipeline(name: str | None = None) -> Pipeline:
+    """The named pipeline (default: the only or ``"speech"`` one)."""
+    if not _FACTORIES:
+        raise LatticeTalkError(
+            "no speech model is installed in this build of LatticeTalk, so audio cannot be turned into "
+            "animation yet; clips made elsewhere can still be applied with Apply Clip / 'python -m lattice_talk apply'"
+        )
+    if name is None:
+        name = "speech" if "speech" in _FACTORIES else next(iter(sorted(_FACTORIES)))
+    if name not in _FACTORIES:
+        raise LatticeTalkError(f"unknown pipeline {name!r}; available: {', '.join(available_pipelines())}")
+    return _FACTORIES[name]()
+
+
+def check_request(request: GenerateRequest) -> None:
+    """Cheap checks every pipeline shares, run before any work: files exist and are files."""
+    for label, path in (("audio", request.audio_path), ("video", request.video_path)):
+        if path is None:
+            continue
+        path = Path(path)
+        if not path.exists():
+            raise LatticeTalkError(f"{path}: {label} file not found; check the path")
+        if not path.is_file():
+            raise LatticeTalkError(f"{path}: is a folder, not an {label} file")
+    if not 0.0 <= request.settings.intensity <= 3.0 or not 0.0 <= request.settings.head_motion <= 3.0:
+        raise LatticeTalkError("intensity and head motion must lie between 0 and 3")

@@ -1,0 +1,109 @@
+"""Apply a clip file as a take, and manage takes (remove, mute)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+from bpy.props import BoolProperty, StringProperty
+
+
+def resolve_head(context):
+    """The selected LatticeTalk head, else the only one in the scene; ``None`` when there is none or several."""
+    from ..scene.head_builder import HEAD_ID_PROP, find_head
+
+    head = find_head(context.active_object)
+    if head is not None:
+        return head
+    candidates = [obj for obj in context.scene.objects if HEAD_ID_PROP in obj]
+    return find_head(candidates[0]) if len(candidates) == 1 else None
+
+
+NO_HEAD = "Select a LatticeTalk head (or add one with Add Head) first"
+
+
+class LATTICETALK_OT_apply_clip(bpy.types.Operator):
+    """Apply an AnimationClip file (.npz or .json) to the selected head as a take"""
+
+    bl_idname = "lattice_talk.apply_clip"
+    bl_label = "Apply Clip"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: StringProperty(name="Clip", subtype="FILE_PATH")
+    filter_glob: StringProperty(default="*.npz;*.json", options={"HIDDEN"})
+    take_name: StringProperty(name="Take", default="", description="Default: the clip file's name")
+    sound_path: StringProperty(name="Sound", subtype="FILE_PATH", description="Optional audio to place at the take's start")
+    key_tolerance: bpy.props.FloatProperty(name="Key tolerance", default=0.0, min=0.0, description="0 keeps every frame")
+
+    def invoke(self, context, event):
+        if not self.filepath:
+            context.window_manager.fileselect_add(self)
+            return {"RUNNING_MODAL"}
+        return self.execute(context)
+
+    def execute(self, context):
+        from ..core.clip import load_clip
+        from ..core.errors import LatticeTalkError
+        from ..scene.take_writer import write_take
+
+        head = resolve_head(context)
+        if head is None:
+            self.report({"ERROR"}, NO_HEAD)
+            return {"CANCELLED"}
+        path = Path(bpy.path.abspath(self.filepath))
+        sound = Path(bpy.path.abspath(self.sound_path)) if self.sound_path else None
+        try:
+            clip = load_clip(path)  # every check happens before the scene changes
+            if sound is not None and not sound.is_file():
+                raise LatticeTalkError(f"{sound}: sound file not found; check the path or leave Sound empty")
+        except LatticeTalkError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        result = write_take(clip, head, context.scene, self.take_name or path.stem,
+                            key_tolerance=self.key_tolerance, sound_path=sound)
+        for warning in result.warnings:
+            self.report({"WARNING"}, warning)
+        if result.unmatched_expressions:
+            self.report({"WARNING"}, f"{len(result.unmatched_expressions)} channels have no shape key: "
+                                     + ", ".join(result.unmatched_expressions[:8]))
+        self.report({"INFO"}, f"Take '{result.name}': frames {result.frame_start}–{result.frame_end}, {result.keys} keys")
+        return {"FINISHED"}
+
+
+class LATTICETALK_OT_remove_take(bpy.types.Operator):
+    """Remove a take: its NLA tracks, actions and sound strip"""
+
+    bl_idname = "lattice_talk.remove_take"
+    bl_label = "Remove Take"
+    bl_options = {"REGISTER", "UNDO"}
+
+    take: StringProperty(name="Take")
+
+    def execute(self, context):
+        from ..scene.take_writer import remove_take
+
+        head = resolve_head(context)
+        if head is None or not remove_take(head, self.take, context.scene):
+            self.report({"ERROR"}, f"No take named '{self.take}' on the selected head")
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+class LATTICETALK_OT_mute_take(bpy.types.Operator):
+    """Mute or unmute every layer of a take"""
+
+    bl_idname = "lattice_talk.mute_take"
+    bl_label = "Mute Take"
+    bl_options = {"REGISTER", "UNDO"}
+
+    take: StringProperty(name="Take")
+    mute: BoolProperty(name="Mute", default=True)
+
+    def execute(self, context):
+        from ..scene.take_writer import set_take_mute
+
+        head = resolve_head(context)
+        if head is None or not set_take_mute(head, self.take, self.mute):
+            self.report({"ERROR"}, f"No take named '{self.take}' on the selected head")
+            return {"CANCELLED"}
+        return {"FINISHED"}
