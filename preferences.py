@@ -1,0 +1,205 @@
+"""Add-on preferences: FLAME files, the speech encoder, compute device/threads, and the optional
+Python dependencies (status + *Install Dependencies*).
+
+Callers read settings through :func:`get_preferences` (None when LatticeTalk is not enabled as an add-on,
+e.g. when tests register the classes directly) or :func:`get_settings` (always a value: the
+preferences, or the defaults below).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import bpy
+from bpy.props import EnumProperty, IntProperty, StringProperty
+
+from .operators import install_deps
+
+DEFAULT_ENCODER_HUB_ID = "facebook/hubert-base-ls960"
+ENCODER_SOURCES = (
+    ("DEFAULT", "Shipped default", "The speech encoder that ships with LatticeTalk (works offline)"),
+    ("LOCAL", "Local checkpoint folder", "A transformers checkpoint folder on disk (config.json + weights)"),
+    ("HUB", "Hugging Face hub id", "Download a model from the Hugging Face hub by id (needs online access)"),
+)
+COMPUTE_DEVICES = (
+    ("CPU", "CPU", "Run the models on the CPU"),
+    ("CUDA", "CUDA GPU", "Run the models on an NVIDIA GPU; falls back to the CPU when CUDA is unavailable"),
+)
+
+
+def auto_torch_threads(cpu_count: int | None = None) -> int:
+    """Threads for torch when the preference is 0 (automatic): ``min(4, cores - 1)``, at least 1, so one
+    core stays free for Blender's UI."""
+    cores = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
+    return max(1, min(4, cores - 1))
+
+
+class LATTICETALK_AddonPreferences(bpy.types.AddonPreferences):
+    bl_idname = __package__
+
+    flame_path: StringProperty(
+        name="FLAME model",
+        subtype="FILE_PATH",
+        description="Your FLAME 2020/2023 model file (generic_model.pkl, flame2023.pkl or .npz), used by Add Head › FLAME",
+    )
+    flame_embedding_path: StringProperty(
+        name="Landmark embedding",
+        subtype="FILE_PATH",
+        description="FLAME's mediapipe_landmark_embedding.npz: where MediaPipe's face-mesh points sit on the FLAME mesh",
+    )
+    encoder_source: EnumProperty(
+        name="Speech encoder",
+        items=ENCODER_SOURCES,
+        default="DEFAULT",
+        description="Which self-supervised speech encoder turns audio into features",
+    )
+    encoder_path: StringProperty(
+        name="Checkpoint folder",
+        subtype="DIR_PATH",
+        description="Folder of a transformers speech-encoder checkpoint (wav2vec 2.0 / HuBERT / WavLM)",
+    )
+    encoder_hub_id: StringProperty(
+        name="Hub id",
+        default=DEFAULT_ENCODER_HUB_ID,
+        description="Hugging Face model id of the speech encoder, e.g. facebook/hubert-base-ls960 (downloaded once; needs online access)",
+    )
+    compute_device: EnumProperty(
+        name="Device",
+        items=COMPUTE_DEVICES,
+        default="CPU",
+        description="Where the models run; CUDA falls back to the CPU when it is unavailable",
+    )
+    torch_threads: IntProperty(
+        name="Threads",
+        default=0,
+        min=0,
+        max=256,
+        soft_max=64,
+        description="CPU threads for torch; 0 = automatic: min(4, cores − 1), which keeps the UI responsive",
+    )
+
+    def draw(self, context):
+        layout = self.layout
+
+        box = layout.box()
+        box.label(text="Head", icon="USER")
+        box.prop(self, "flame_path")
+        box.prop(self, "flame_embedding_path")
+
+        box = layout.box()
+        box.label(text="Speech encoder", icon="SPEAKER")
+        box.prop(self, "encoder_source")
+        if self.encoder_source == "LOCAL":
+            box.prop(self, "encoder_path")
+        elif self.encoder_source == "HUB":
+            box.prop(self, "encoder_hub_id")
+            if not install_deps._online_access_allowed():
+                box.label(text="Online access is disabled: the hub id works only if the model is already cached", icon="ERROR")
+
+        box = layout.box()
+        box.label(text="Compute", icon="SETTINGS")
+        row = box.row()
+        row.prop(self, "compute_device")
+        row.prop(self, "torch_threads")
+        if self.torch_threads == 0:
+            box.label(text=f"Automatic: {auto_torch_threads()} threads", icon="INFO")
+
+        self._draw_dependencies(layout.box(), context)
+
+    def _draw_dependencies(self, box, context) -> None:
+        box.label(text="Python dependencies", icon="SCRIPT")
+        column = box.column(align=True)
+        status = install_deps.dependency_status()  # find_spec only: nothing is imported here
+        for module, package, found in status:
+            name = module if module == package else f"{module} ({package})"
+            column.label(text=f"{name}: {'found' if found else 'missing'}", icon="CHECKMARK" if found else "CANCEL")
+
+        try:
+            target, is_extension = install_deps.site_packages_dir(create=False)
+        except install_deps.InstallError as exc:
+            box.label(text=str(exc), icon="ERROR")
+            target, is_extension = None, False
+        if target is not None:
+            box.label(text=f"Install folder: {target}", icon="FILE_FOLDER")
+            if not is_extension:
+                box.label(text="Not installed as an extension: using Blender's user scripts folder", icon="INFO")
+
+        state = getattr(context.window_manager, "lattice_talk_install", None)
+        if state is not None and state.running:
+            box.progress(factor=state.progress, type="BAR", text=state.status or "Installing…")
+            return
+        row = box.row()
+        row.scale_y = 1.4
+        missing = any(not found for _m, _p, found in status)
+        row.operator(
+            install_deps.LATTICETALK_OT_install_dependencies.bl_idname,
+            text="Install Dependencies" if missing else "Reinstall Dependencies",
+            icon="IMPORT",
+        )
+        if not install_deps._online_access_allowed():
+            box.label(text="Online access is disabled (Preferences › System › Network)", icon="ERROR")
+        if state is not None:
+            if state.error:
+                for line in _wrap(state.error, 110):
+                    box.label(text=line)
+            elif state.status:
+                box.label(text=state.status, icon="INFO")
+            if state.log_path:
+                box.label(text=f"Log: {state.log_path}", icon="FILE_TEXT")
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width) or [""]
+
+
+def get_preferences(context=None) -> LATTICETALK_AddonPreferences | None:
+    """The add-on preferences, or None when LatticeTalk is not enabled as an add-on (registered by tests
+    or scripts directly: ``context.preferences.addons`` has no entry) — then use the defaults."""
+    context = context if context is not None else bpy.context
+    preferences = getattr(context, "preferences", None)
+    if preferences is None:
+        return None
+    addon = preferences.addons.get(__package__)
+    if addon is None:
+        return None
+    prefs = addon.preferences
+    return prefs if isinstance(prefs, LATTICETALK_AddonPreferences) else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Plain values of the preferences (paths made absolute), or the defaults."""
+
+    flame_path: str = ""
+    flame_embedding_path: str = ""
+    encoder_source: str = "DEFAULT"
+    encoder_path: str = ""
+    encoder_hub_id: str = DEFAULT_ENCODER_HUB_ID
+    compute_device: str = "CPU"
+    torch_threads: int = 0  # 0 = automatic
+
+    @property
+    def resolved_torch_threads(self) -> int:
+        return self.torch_threads if self.torch_threads > 0 else auto_torch_threads()
+
+
+def get_settings(context=None) -> Settings:
+    prefs = get_preferences(context)
+    if prefs is None:
+        return Settings()
+
+    def path(value: str) -> str:
+        return bpy.path.abspath(value) if value else ""
+
+    return Settings(
+        flame_path=path(prefs.flame_path),
+        flame_embedding_path=path(prefs.flame_embedding_path),
+        encoder_source=prefs.encoder_source,
+        encoder_path=path(prefs.encoder_path),
+        encoder_hub_id=prefs.encoder_hub_id.strip(),
+        compute_device=prefs.compute_device,
+        torch_threads=prefs.torch_threads,
+    )

@@ -1,0 +1,417 @@
+"""Add-on preferences and *Install Dependencies* in real Blender (the bpy wheel; 4.2 LTS and 5.x).
+
+Nothing here touches the network: pip runs only with ``--no-index --find-links`` on a wheel written
+by the test itself, and the online-access refusal is checked with ``subprocess.Popen`` booby-trapped.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import subprocess
+import sys
+import time
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+bpy = pytest.importorskip("bpy", reason="preference tests need the bpy wheel (pip install -c constraints.txt bpy)")
+
+from lattice_talk import preferences as prefs_mod  # noqa: E402
+from lattice_talk.operators import install_deps  # noqa: E402
+from lattice_talk.operators.install_deps import (  # noqa: E402
+    LOG_NAME,
+    TORCH_CPU_INDEX,
+    PipInstall,
+    ProgressState,
+    failure_message,
+    parse_progress,
+    pip_command,
+)
+from lattice_talk.preferences import LATTICETALK_AddonPreferences, get_preferences, get_settings  # noqa: E402
+
+pytestmark = pytest.mark.blender
+
+REPO = Path(__file__).resolve().parents[1]
+CLASSES = (
+    install_deps.LatticeTalkInstallState,
+    install_deps.LATTICETALK_OT_install_dependencies,
+    LATTICETALK_AddonPreferences,
+)
+HEAVY = {"torch", "transformers", "soundfile", "cv2", "mediapipe"}
+
+
+def _register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    install_deps.register_window_manager_properties()
+
+
+def _unregister() -> None:
+    install_deps.cancel_running_install()
+    install_deps.unregister_window_manager_properties()
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)
+
+
+@pytest.fixture
+def registered():
+    _register()
+    yield
+    _unregister()
+
+
+@pytest.fixture
+def as_addon(registered):
+    """An entry in ``context.preferences.addons`` as if LatticeTalk were enabled (removed afterwards)."""
+    addons = bpy.context.preferences.addons
+    addon = addons.new()
+    addon.module = prefs_mod.__package__
+    yield addon.preferences
+    addons.remove(addons[prefs_mod.__package__])
+
+
+@pytest.fixture
+def no_popen(monkeypatch):
+    def refuse(*args, **kwargs):
+        pytest.fail(f"subprocess.Popen was called: {args!r}")
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+
+
+@pytest.fixture
+def clean_path(monkeypatch):
+    """Restore sys.path and forget the test package after a real install."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    yield
+    for name in [m for m in sys.modules if m == FAKE or m.startswith(FAKE + ".")]:
+        del sys.modules[name]
+    importlib.invalidate_caches()
+
+
+# ------------------------------------------------------------------------------ a local wheel
+
+FAKE = "lt_fake_dependency"
+
+
+def write_wheel(folder: Path, name: str = FAKE, version: str = "0.1") -> Path:
+    """A pure-Python wheel written by hand (no setuptools, no network)."""
+    dist = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": f"VALUE = 42\nVERSION = {version!r}\n",
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: lattice_talk-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = "".join(f"{path},,\n" for path in files) + f"{dist}/RECORD,,\n"
+    folder.mkdir(parents=True, exist_ok=True)
+    wheel = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path, text in files.items():
+            zf.writestr(path, text)
+        zf.writestr(f"{dist}/RECORD", record)
+    return wheel
+
+
+# -------------------------------------------------------------------------- registration, prefs
+
+
+def test_classes_register_and_unregister():
+    _register()
+    try:
+        assert LATTICETALK_AddonPreferences.is_registered
+        assert LATTICETALK_AddonPreferences.bl_idname == "lattice_talk"
+        props = set(LATTICETALK_AddonPreferences.bl_rna.properties.keys())
+        assert {"flame_path", "flame_embedding_path", "encoder_source", "encoder_path", "encoder_hub_id",
+                "compute_device", "torch_threads"} <= props
+        enum_keys = lambda name: set(LATTICETALK_AddonPreferences.bl_rna.properties[name].enum_items.keys())  # noqa: E731
+        assert enum_keys("encoder_source") == {"DEFAULT", "LOCAL", "HUB"}
+        assert enum_keys("compute_device") == {"CPU", "CUDA"}
+        state = bpy.context.window_manager.lattice_talk_install
+        assert (state.running, state.progress, state.status) == (False, 0.0, "")
+        assert "install_dependencies" in dir(bpy.ops.lattice_talk)
+    finally:
+        _unregister()
+    assert not LATTICETALK_AddonPreferences.is_registered
+    assert not hasattr(bpy.types.WindowManager, "lattice_talk_install")
+    _register()  # and again: nothing was left behind
+    _unregister()
+
+
+def test_get_preferences_is_none_when_not_an_installed_addon(registered):
+    assert prefs_mod.__package__ not in bpy.context.preferences.addons
+    assert get_preferences(bpy.context) is None
+    settings = get_settings(bpy.context)
+    assert settings == prefs_mod.Settings()
+    assert settings.compute_device == "CPU" and settings.encoder_source == "DEFAULT"
+    assert 1 <= settings.resolved_torch_threads <= 4
+
+
+def test_get_preferences_when_enabled(as_addon, tmp_path):
+    prefs = get_preferences(bpy.context)
+    assert isinstance(prefs, LATTICETALK_AddonPreferences)
+    assert prefs.encoder_hub_id == "facebook/hubert-base-ls960" and prefs.torch_threads == 0
+    prefs.compute_device = "CUDA"
+    prefs.torch_threads = 3
+    prefs.encoder_source = "LOCAL"
+    prefs.encoder_path = str(tmp_path)
+    settings = get_settings(bpy.context)
+    assert (settings.compute_device, settings.resolved_torch_threads, settings.encoder_source) == ("CUDA", 3, "LOCAL")
+    assert Path(settings.encoder_path) == tmp_path
+
+
+def test_auto_torch_threads():
+    assert [prefs_mod.auto_torch_threads(n) for n in (1, 2, 3, 5, 16)] == [1, 1, 2, 4, 4]
+
+
+class Layout:
+    """Records what draw() asks for and checks it against Blender's RNA (icon names, property names)."""
+
+    ICONS = set(bpy.types.UILayout.bl_rna.functions["prop"].parameters["icon"].enum_items.keys())
+
+    def __init__(self, log):
+        self.log = log
+        self.scale_y = 1.0
+
+    def _icon(self, icon):
+        assert icon in self.ICONS, f"unknown icon {icon}"
+
+    def box(self):
+        return Layout(self.log)
+
+    row = column = lambda self, **kw: Layout(self.log)  # noqa: E731
+
+    def label(self, text="", icon="NONE"):
+        self._icon(icon)
+        self.log.append(("label", text, icon))
+
+    def prop(self, data, name, **kw):
+        assert name in LATTICETALK_AddonPreferences.bl_rna.properties, name
+        self.log.append(("prop", name))
+
+    def operator(self, idname, text="", icon="NONE", **kw):
+        self._icon(icon)
+        module, op = idname.split(".")
+        assert op in dir(getattr(bpy.ops, module)), idname
+        self.log.append(("operator", idname, text))
+
+    def progress(self, factor=0.0, type="BAR", text=""):
+        self.log.append(("progress", factor, text))
+
+
+class Drawn:
+    """Stands in for the preferences instance inside draw(): real values, a recording layout."""
+
+    def __init__(self, prefs, layout):
+        self._prefs, self.layout = prefs, layout
+
+    def __getattr__(self, name):
+        return getattr(self._prefs, name)
+
+    def _draw_dependencies(self, box, context):
+        return LATTICETALK_AddonPreferences._draw_dependencies(self, box, context)
+
+
+def draw_log(prefs) -> list:
+    log: list = []
+    LATTICETALK_AddonPreferences.draw(Drawn(prefs, Layout(log)), bpy.context)
+    return log
+
+
+def test_draw_shows_settings_dependencies_and_button_without_importing(as_addon, monkeypatch):
+    real_import = builtins.__import__
+
+    def guarded_import(name, *args, **kwargs):
+        assert name.partition(".")[0] not in HEAVY, f"draw() imported {name}"
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", guarded_import)
+    for source, extra in (("DEFAULT", None), ("LOCAL", "encoder_path"), ("HUB", "encoder_hub_id")):
+        as_addon.encoder_source = source
+        log = draw_log(as_addon)
+        props = [e[1] for e in log if e[0] == "prop"]
+        assert {"flame_path", "flame_embedding_path", "encoder_source", "compute_device", "torch_threads"} <= set(props)
+        assert (extra in props) if extra else not {"encoder_path", "encoder_hub_id"} & set(props)
+    labels = [e[1] for e in log if e[0] == "label"]
+    for module in ("torch", "transformers", "soundfile", "cv2", "mediapipe"):
+        assert any(text.startswith(module) and text.endswith(("found", "missing")) for text in labels), module
+    assert any(text.startswith("Install folder: ") for text in labels)
+    assert any(e[0] == "operator" and e[1] == "lattice_talk.install_dependencies" for e in log)
+
+    state = bpy.context.window_manager.lattice_talk_install
+    state.running, state.progress, state.status = True, 0.4, "Collecting torch (3 so far)"
+    log = draw_log(as_addon)
+    assert ("progress", pytest.approx(0.4), "Collecting torch (3 so far)") in log
+    assert not any(e[0] == "operator" for e in log)  # no second install while one runs
+    state.running, state.error, state.log_path = False, "Installing dependencies failed (pip exit code 1): ERROR: boom.", "/x/log"
+    labels = [e[1] for e in draw_log(as_addon) if e[0] == "label"]
+    assert any("ERROR: boom" in t for t in labels) and "Log: /x/log" in labels
+
+
+# ------------------------------------------------------------------------------ pure helpers
+
+
+def test_pip_command():
+    cmd = pip_command("/t/site-packages", "/a/constraints.txt", ("torch", "tqdm"), cpu_only=True)
+    assert cmd == [sys.executable, "-m", "pip", "install", "--target", "/t/site-packages", "--upgrade",
+                   "-c", "/a/constraints.txt", "--extra-index-url", TORCH_CPU_INDEX, "torch", "tqdm"]
+    cmd = pip_command(Path("/t"), Path("/c.txt"), ["x"], cpu_only=False, extra_args=("--no-index", "--find-links", "/w"))
+    assert cmd == [sys.executable, "-m", "pip", "install", "--target", "/t", "--upgrade", "-c", "/c.txt",
+                   "--no-index", "--find-links", "/w", "x"]
+    default = pip_command("/t", "/c")
+    assert default[-8:] == ["torch", "transformers", "soundfile", "scipy", "safetensors", "tqdm", "mediapipe", "opencv-contrib-python"]
+    assert not any("==" in a for a in default)  # versions come from the constraints file only
+
+
+def test_constraints_pin_every_runtime_package_and_ship_with_the_extension():
+    assert install_deps.constraints_path() == REPO / "constraints.txt"
+    pinned = {line.split("==")[0].strip().lower() for line in install_deps.constraints_path().read_text().splitlines()
+              if "==" in line and not line.lstrip().startswith("#")}
+    assert set(install_deps.RUNTIME_PACKAGES) <= pinned
+    manifest = tomllib.loads((REPO / "blender_manifest.toml").read_text())
+    network = manifest["permissions"]["network"]
+    assert len(network) <= 64 and not network.endswith(".")
+    assert "constraints.txt" not in manifest["build"]["paths_exclude_pattern"]  # Install Dependencies reads it
+
+
+PIP_OUTPUT = """\
+Looking in indexes: https://pypi.org/simple, https://download.pytorch.org/whl/cpu
+Collecting torch
+  Downloading https://download.pytorch.org/whl/cpu/torch-2.13.0%2Bcpu-cp311-cp311-linux_x86_64.whl (190.4 MB)
+Collecting transformers
+  Using cached transformers-5.23.0-py3-none-any.whl (10.1 MB)
+Requirement already satisfied: numpy in ./site-packages (from torch) (1.26.4)
+Collecting filelock (from torch)
+  Downloading filelock-3.16.1-py3-none-any.whl (16 kB)
+Installing collected packages: filelock, numpy, torch, transformers
+Successfully installed filelock-3.16.1 numpy-1.26.4 torch-2.13.0+cpu transformers-5.23.0
+"""
+
+
+def test_parse_progress_advances_on_pip_output():
+    state = ProgressState()
+    fractions, statuses = [], []
+    for line in PIP_OUTPUT.splitlines(keepends=True):
+        state = parse_progress(line, state)
+        fractions.append(state.fraction)
+        statuses.append(state.status)
+    assert fractions == sorted(fractions) and fractions[0] == 0.0
+    assert 0.0 < fractions[1] < fractions[3] < fractions[6] <= 0.6  # each "Collecting" moves the bar
+    assert statuses[1].startswith("Collecting torch") and statuses[2] == "Downloading torch-2.13.0%2Bcpu-cp311-cp311-linux_x86_64.whl (190.4 MB)"
+    assert statuses[3].startswith("Collecting transformers") and statuses[4].startswith("Using cached transformers")
+    assert state.collected == 4
+    assert fractions[-2] == pytest.approx(0.7) and statuses[-2] == "Installing 4 packages…"
+    assert state.phase == "done" and state.fraction == 1.0 and "torch-2.13.0+cpu" in state.installed
+    same = ProgressState(fraction=0.3, phase="collecting")
+    assert parse_progress("WARNING: something unrelated\n", same) is same
+    assert parse_progress("Collecting more", ProgressState(fraction=1.0, phase="done")).fraction == 1.0
+
+
+def test_failure_message_is_one_clear_line():
+    tail = ["Collecting nothere", "ERROR: Could not find a version that satisfies the requirement nothere (from versions: none)",
+            "ERROR: No matching distribution found for nothere", ""]
+    msg = failure_message(1, tail, "/u/lattice_talk/install_dependencies.log")
+    assert msg.startswith("Installing dependencies failed (pip exit code 1): ERROR: Could not find a version")
+    assert "No matching distribution found for nothere" in msg and "Collecting nothere" not in msg
+    assert msg.endswith("Full log: /u/lattice_talk/install_dependencies.log") and "\n" not in msg
+    assert "ensurepip" in failure_message(1, [f"{sys.executable}: No module named pip"], "/l")
+    assert "pip not started" in failure_message(None, ["ERROR: could not start pip: [Errno 2]"], "/l")
+    assert "no output" in failure_message(2, [], None)
+
+
+def test_ensure_site_packages_on_path_is_a_noop_for_a_missing_folder(tmp_path, clean_path):
+    before = list(sys.path)
+    assert install_deps.ensure_site_packages_on_path(tmp_path / "absent") is None
+    assert sys.path == before
+    assert install_deps.ensure_site_packages_on_path(tmp_path) == tmp_path
+    assert install_deps.ensure_site_packages_on_path(tmp_path) == tmp_path
+    assert sys.path.count(str(tmp_path)) == 1 and sys.path[: len(before)] == before  # appended once, never first
+
+
+# --------------------------------------------------------------------------- online access
+
+
+def test_online_access_reads_blender(registered):
+    assert install_deps._online_access_allowed() is bool(bpy.app.online_access)
+
+
+def test_refuses_without_online_access_and_runs_nothing(registered, monkeypatch, no_popen, tmp_path):
+    monkeypatch.setattr(install_deps, "_online_access_allowed", lambda: False)
+    target = tmp_path / "site-packages"
+    monkeypatch.setattr(install_deps, "site_packages_dir", lambda create=False: (target, True))
+    with pytest.raises(RuntimeError, match=r"Online access is disabled: enable it in Preferences › System › Network, "
+                                           r"or install offline with pip install --target .* -c constraints.txt torch"):
+        bpy.ops.lattice_talk.install_dependencies()
+    assert not target.exists() and not (tmp_path / LOG_NAME).exists()
+
+
+# ------------------------------------------------------------------------ real pip, offline
+
+
+def test_end_to_end_install_from_a_local_wheel(tmp_path, clean_path):
+    wheels = tmp_path / "wheels"
+    write_wheel(wheels)
+    target = tmp_path / "user" / "site-packages"
+    result = install_deps.install(target, packages=[FAKE], cpu_only=False,
+                                  extra_args=["--no-index", "--find-links", str(wheels)])
+    assert result.ok, result.message + "\n" + "\n".join(result.tail)
+    assert (target / FAKE / "__init__.py").is_file()
+    log = (tmp_path / "user" / LOG_NAME).read_text()
+    assert "--no-index" in log and "Successfully installed" in log and "[pip exit code 0]" in log
+    assert str(target) in sys.path
+    module = importlib.import_module(FAKE)
+    assert module.VALUE == 42 and Path(module.__file__).is_relative_to(target)
+
+
+def test_operator_installs_offline_from_a_wheel_folder(registered, monkeypatch, clean_path, tmp_path):
+    """The operator's execute() (scripts, background): no online access needed with a wheel folder."""
+    wheels = tmp_path / "wheels"
+    write_wheel(wheels)
+    target = tmp_path / "user" / "site-packages"
+
+    def fake_dir(create=False):
+        if create:
+            target.mkdir(parents=True, exist_ok=True)
+        return target, True
+
+    monkeypatch.setattr(install_deps, "_online_access_allowed", lambda: False)
+    monkeypatch.setattr(install_deps, "site_packages_dir", fake_dir)
+    monkeypatch.setattr(install_deps, "RUNTIME_PACKAGES", (FAKE,))
+    assert bpy.ops.lattice_talk.install_dependencies(wheelhouse=str(wheels)) == {"FINISHED"}
+    state = bpy.context.window_manager.lattice_talk_install
+    assert state.progress == 1.0 and not state.running and state.error == ""
+    assert Path(state.log_path) == tmp_path / "user" / LOG_NAME
+    assert "--extra-index-url" not in Path(state.log_path).read_text()  # offline: no CPU torch index
+    assert importlib.import_module(FAKE).VALUE == 42
+
+
+def test_failed_install_gives_one_message_with_the_log(tmp_path, clean_path):
+    wheels = tmp_path / "wheels"
+    write_wheel(wheels)
+    target = tmp_path / "user" / "site-packages"
+    result = install_deps.install(target, packages=["lt_not_in_the_wheel_folder"], cpu_only=False,
+                                  extra_args=["--no-index", "--find-links", str(wheels)])
+    assert not result.ok and not result.cancelled and result.returncode not in (0, None)
+    assert result.message.startswith("Installing dependencies failed (pip exit code")
+    assert "lt_not_in_the_wheel_folder" in result.message
+    assert result.message.endswith(f"Full log: {tmp_path / 'user' / LOG_NAME}")
+    assert (tmp_path / "user" / LOG_NAME).is_file()
+    assert str(target) not in sys.path
+
+
+def test_cancel_terminates_pip(tmp_path):
+    """Modal operators do not run under -b: cancel is tested through the worker's own API."""
+    script = "print('Collecting slowpackage', flush=True); import time; time.sleep(120)"
+    job = PipInstall([sys.executable, "-c", script], tmp_path / LOG_NAME).start()
+    deadline = time.monotonic() + 30
+    while job.snapshot().phase != "collecting" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert job.snapshot().status.startswith("Collecting slowpackage")
+    started = time.monotonic()
+    job.cancel()
+    job.join(timeout=30)
+    assert job.done and time.monotonic() - started < 10
+    assert job.result.cancelled and not job.result.ok
+    assert "cancelled" in job.result.message
+    assert "Collecting slowpackage" in (tmp_path / LOG_NAME).read_text()
