@@ -24,6 +24,99 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_apply(args: argparse.Namespace) -> int:
+    """An AnimationClip file → a take in a .blend (a new scene with a head, or --scene base.blend)."""
+    from .core.clip import load_clip
+    from .scene.session import new_head_scene, open_scene_head, render_preview, save_blend
+    from .scene.take_writer import write_take
+
+    clip = load_clip(args.clip)  # all input checks before any scene work
+    sound = _existing_file(args.sound, "sound") if args.sound else None
+    objects = open_scene_head(Path(args.scene)) if args.scene else new_head_scene(args.head, clip.fps)
+    import bpy
+
+    result = write_take(clip, objects, bpy.context.scene, args.take or Path(args.clip).stem,
+                        key_tolerance=args.key_tolerance, sound_path=sound)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    out = save_blend(Path(args.out))
+    print(f"wrote {out}: take '{result.name}', frames {result.frame_start}-{result.frame_end}, {result.keys} keys")
+    if args.render:
+        print(f"wrote {render_preview(objects, Path(args.render))}")
+    return EXIT_OK
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    """Audio file(s) → take(s): .npz/.json clips without Blender, or .blend scenes; folders and globs batch."""
+    from tqdm import tqdm
+
+    from .core.batch import expand_inputs, plan_outputs, run_batch
+    from .core.heads import create
+    from .core.pipeline import get_pipeline
+
+    items = plan_outputs(expand_inputs(args.inputs), Path(args.out), args.format)
+    if args.render and len(items) > 1 and Path(args.render).suffix:
+        raise LatticeTalkError(f"{args.render}: several inputs render several previews; give a folder")
+    if args.render and not all(Path(i.output).suffix == ".blend" for i in items):
+        raise LatticeTalkError("--render needs .blend outputs (--out take.blend, or --format blend)")
+    pipeline = get_pipeline(args.pipeline)  # no pipeline → one clear message before any work
+    head = create(args.head)
+    out_dir = Path(items[0].output).parent
+    manifest = out_dir / "manifest.json" if len(items) > 1 else None
+    log_path = out_dir / "batch.log"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a") as log_file, tqdm(total=len(items), unit="file", disable=args.quiet) as bar:
+        def log(line: str) -> None:
+            log_file.write(line + "\n")
+            log_file.flush()
+
+        def work(item) -> None:
+            _generate_one(args, pipeline, head, item, lambda stage, f: bar.set_postfix_str(f"{Path(item.input).name}: {stage}"))
+
+        results = run_batch(items, work, manifest=manifest, force=args.force, on_item=lambda _: bar.update(1), log=log)
+    failed = [i for i in results if i.status == "failed"]
+    summary = {s: sum(i.status == s for i in results) for s in ("done", "skipped", "failed")}
+    print(f"{summary['done']} done, {summary['skipped']} skipped (already there), {summary['failed']} failed"
+          + (f"; manifest {manifest}" if manifest else ""))
+    for item in failed:
+        print(f"failed: {item.input}: {item.error}", file=sys.stderr)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _generate_one(args: argparse.Namespace, pipeline, head, item, progress) -> None:
+    from .core.jobs import run_sync
+    from .core.pipeline import GenerateRequest, GenerateSettings
+
+    request = GenerateRequest(
+        audio_path=Path(item.input), head=head, video_path=Path(args.video) if args.video else None,
+        settings=GenerateSettings(intensity=args.intensity, head_motion=args.head_motion, blinks=not args.no_blinks,
+                                  fps=args.fps, seed=args.seed),
+    )
+    clip = run_sync(pipeline, request, progress)
+    out = Path(item.output)
+    if out.suffix.lower() in (".npz", ".json"):
+        clip.save(out)
+        return
+    import bpy
+
+    from .scene.session import new_head_scene, render_preview, save_blend
+    from .scene.take_writer import write_take
+
+    objects = new_head_scene(args.head, args.fps)
+    write_take(clip, objects, bpy.context.scene, args.take or out.stem, sound_path=request.audio_path)
+    save_blend(out)
+    if args.render:
+        render = Path(args.render)
+        render_preview(objects, render if render.suffix else render / f"{out.stem}.mp4")
+
+
+def _existing_file(path: str, what: str) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise LatticeTalkError(f"{p}: {what} file not found")
+    return p
+
+
 def _cmd_head_info(args: argparse.Namespace) -> int:
     from .core.heads import create
 
@@ -84,6 +177,35 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("head", nargs="?", default="default")
     info.add_argument("--embedding", default=None, help="FLAME's mediapipe_landmark_embedding.npz")
     info.set_defaults(func=_cmd_head_info)
+
+    apply = sub.add_parser("apply", help="apply an AnimationClip (.npz/.json) as a take and save a .blend")
+    apply.add_argument("clip")
+    apply.add_argument("--out", required=True, help="the .blend to write")
+    apply.add_argument("--scene", default=None, help="start from this .blend (with one LatticeTalk head) instead of a new scene")
+    apply.add_argument("--head", default="default", help="head for a new scene: 'default' or a FLAME/LatticeTalk head file")
+    apply.add_argument("--take", default=None, help="take name (default: the clip file's name)")
+    apply.add_argument("--sound", default=None, help="audio to place at the take's start")
+    apply.add_argument("--key-tolerance", type=float, default=0.0, help="reduce keys within this tolerance (0: every frame)")
+    apply.add_argument("--render", default=None, help="also render a preview video (.mp4) or PNG frames")
+    apply.set_defaults(func=_cmd_apply)
+
+    gen = sub.add_parser("generate", help="speech → take: one file, a folder or a glob (batch with manifest)")
+    gen.add_argument("inputs", nargs="+", help="audio files, folders or globs")
+    gen.add_argument("--out", required=True, help="output file (.npz, .json, .blend) or, for several inputs, a folder")
+    gen.add_argument("--format", choices=("npz", "json", "blend"), default="npz", help="output type in batch mode")
+    gen.add_argument("--video", default=None, help="reference video of the speaker")
+    gen.add_argument("--head", default="default", help="'default' or a FLAME .pkl/.npz")
+    gen.add_argument("--pipeline", default=None, help="installed pipeline to use (default: the speech model)")
+    gen.add_argument("--take", default=None)
+    gen.add_argument("--fps", type=float, default=30.0)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--intensity", type=float, default=1.0)
+    gen.add_argument("--head-motion", type=float, default=1.0)
+    gen.add_argument("--no-blinks", action="store_true")
+    gen.add_argument("--force", action="store_true", help="redo inputs whose output already exists")
+    gen.add_argument("--render", default=None, help="also render a preview video per .blend")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    gen.set_defaults(func=_cmd_generate)
 
     ext = sub.add_parser("build-extension", help="validate blender_manifest.toml and build the installable extension zip")
     ext.add_argument("--out", default="dist", help="output folder (default: dist)")

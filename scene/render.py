@@ -30,7 +30,8 @@ class FrontView:
 
 def skin_material(name: str = "LatticeTalk Skin", rgba: tuple = SKIN_RGBA) -> bpy.types.Material:
     mat = bpy.data.materials.get(name) or bpy.data.materials.new(name)
-    mat.use_nodes = True
+    if bpy.app.version < (5, 0, 0):  # node trees are always on from 5.0
+        mat.use_nodes = True
     bsdf = mat.node_tree.nodes.get("Principled BSDF")
     bsdf.inputs["Base Color"].default_value = rgba
     bsdf.inputs["Roughness"].default_value = 0.55
@@ -79,7 +80,8 @@ def setup_front_render(scene: bpy.types.Scene, view: FrontView, samples: int = 1
         scene.collection.objects.link(obj)
     world = scene.world or bpy.data.worlds.new("LatticeTalk World")
     scene.world = world
-    world.use_nodes = True
+    if bpy.app.version < (5, 0, 0):
+        world.use_nodes = True
     world.node_tree.nodes["Background"].inputs["Color"].default_value = (0.05, 0.05, 0.06, 1.0)
     scene.render.engine = "CYCLES"
     scene.cycles.device = "CPU"
