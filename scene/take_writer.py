@@ -17,7 +17,7 @@ import bpy
 import numpy as np
 
 from ..core.clip import AnimationClip
-from ..core.keyreduce import reduce_keys
+from ..core.keyreduce import reduce_keys_batch
 from ..core.rotations import axis_angle_to_euler_xyz
 from .head_builder import HeadObjects
 
@@ -124,8 +124,7 @@ class _LayerAction:
         return fcurve
 
 
-def _write_fcurve(fcurve: bpy.types.FCurve, values: np.ndarray, frame_start: int, tolerance: float) -> int:
-    kept = reduce_keys(values, tolerance) if tolerance > 0 else np.arange(len(values))
+def _write_fcurve(fcurve: bpy.types.FCurve, values: np.ndarray, kept: np.ndarray, frame_start: int, linear: bool) -> int:
     n = len(kept)
     co = np.empty((n, 2), np.float32)
     co[:, 0] = frame_start + kept
@@ -134,7 +133,7 @@ def _write_fcurve(fcurve: bpy.types.FCurve, values: np.ndarray, frame_start: int
     points.add(n)
     points.foreach_set("co", co.ravel())
     # Reduced keys are exact only under straight lines; full per-frame keys stay smooth with Bézier.
-    mode = "LINEAR" if tolerance > 0 else "BEZIER"
+    mode = "LINEAR" if linear else "BEZIER"
     points.foreach_set("interpolation", np.full(n, _enum_value(bpy.types.Keyframe, "interpolation", mode), np.int32))
     fcurve.update()
     return n
@@ -244,8 +243,10 @@ def write_take(clip: AnimationClip, objects: HeadObjects, scene: bpy.types.Scene
             continue
         name = track_name(take, layer)
         layer_action = _LayerAction(name, take, layer)
-        for curve in curves:
-            n_keys += _write_fcurve(layer_action.new_fcurve(curve), curve.values, frame_start, key_tolerance)
+        keep = reduce_keys_batch(np.stack([c.values for c in curves]), key_tolerance)
+        for curve, curve_keep in zip(curves, keep):
+            n_keys += _write_fcurve(layer_action.new_fcurve(curve), curve.values, np.flatnonzero(curve_keep),
+                                    frame_start, linear=key_tolerance > 0)
         n_curves += len(curves)
         owner = owners[layer]
         anim = owner.animation_data or owner.animation_data_create()

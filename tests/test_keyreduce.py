@@ -44,3 +44,17 @@ def test_euler_xyz_reproduces_rotation_and_is_continuous():
     sweep = np.stack([np.zeros(50), np.zeros(50), np.linspace(2.8, 3.5, 50)], -1)
     sweep_rotvec = np.where(sweep[:, 2:] > np.pi, sweep - np.array([0, 0, 2 * np.pi]), sweep)
     assert np.abs(np.diff(axis_angle_to_euler_xyz(sweep_rotvec), axis=0)).max() < 0.1
+
+
+def test_batch_reduction_matches_curve_by_curve_bound():
+    from lattice_talk.core.keyreduce import reduce_keys_batch
+
+    rng = np.random.default_rng(5)
+    t = np.arange(600) / 30.0
+    curves = np.stack([np.sin(2 * np.pi * f * t + p) for f, p in zip(rng.uniform(0.1, 4, 40), rng.uniform(0, 6, 40))])
+    keep = reduce_keys_batch(curves, 0.02)
+    for curve, mask in zip(curves, keep):
+        kept = np.flatnonzero(mask)
+        assert kept[0] == 0 and kept[-1] == len(curve) - 1
+        assert np.abs(interpolate_kept(curve, kept) - curve).max() <= 0.02
+    assert keep.sum() < curves.size
