@@ -6,6 +6,7 @@ import importlib.util
 
 import bpy
 
+from ..preferences import get_preferences
 from ..scene.head_builder import HEAD_ID_PROP, find_head
 
 SPEECH_MODULES = ("torch", "transformers", "soundfile")
@@ -51,6 +52,9 @@ class LATTICETALK_PT_generate(_LatticeTalkPanel, bpy.types.Panel):
             box = layout.box()
             box.label(text="Speech model needs: " + ", ".join(missing), icon="ERROR")
             box.label(text="Preferences › Add-ons › LatticeTalk › Install Dependencies")
+        prefs = get_preferences(context)
+        if prefs is not None:  # the speech encoder is chosen once, in the preferences
+            layout.prop(prefs, "encoder_source", text="Model")
         col = layout.column(align=True)
         col.prop(settings, "audio_path")
         col.prop(settings, "video_path")

@@ -31,6 +31,7 @@ from lattice_talk.operators.install_deps import (  # noqa: E402
     pip_command,
 )
 from lattice_talk.preferences import LATTICETALK_AddonPreferences, get_preferences, get_settings  # noqa: E402
+from ui_fixtures import Layout  # noqa: E402
 
 pytestmark = pytest.mark.blender
 
@@ -163,41 +164,6 @@ def test_get_preferences_when_enabled(as_addon, tmp_path):
 
 def test_auto_torch_threads():
     assert [prefs_mod.auto_torch_threads(n) for n in (1, 2, 3, 5, 16)] == [1, 1, 2, 4, 4]
-
-
-class Layout:
-    """Records what draw() asks for and checks it against Blender's RNA (icon names, property names)."""
-
-    ICONS = set(bpy.types.UILayout.bl_rna.functions["prop"].parameters["icon"].enum_items.keys())
-
-    def __init__(self, log):
-        self.log = log
-        self.scale_y = 1.0
-
-    def _icon(self, icon):
-        assert icon in self.ICONS, f"unknown icon {icon}"
-
-    def box(self):
-        return Layout(self.log)
-
-    row = column = lambda self, **kw: Layout(self.log)  # noqa: E731
-
-    def label(self, text="", icon="NONE"):
-        self._icon(icon)
-        self.log.append(("label", text, icon))
-
-    def prop(self, data, name, **kw):
-        assert name in LATTICETALK_AddonPreferences.bl_rna.properties, name
-        self.log.append(("prop", name))
-
-    def operator(self, idname, text="", icon="NONE", **kw):
-        self._icon(icon)
-        module, op = idname.split(".")
-        assert op in dir(getattr(bpy.ops, module)), idname
-        self.log.append(("operator", idname, text))
-
-    def progress(self, factor=0.0, type="BAR", text=""):
-        self.log.append(("progress", factor, text))
 
 
 class Drawn:
