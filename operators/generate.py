@@ -13,7 +13,7 @@ from pathlib import Path
 import bpy
 from bpy.props import IntProperty, StringProperty
 
-from .takes import NO_HEAD, resolve_head
+from .takes import NO_HEAD, report_take, resolve_head
 
 POLL_SECONDS = 0.1
 _running_jobs: "weakref.WeakSet" = weakref.WeakSet()  # so file load and add-on disable can stop them
@@ -62,9 +62,7 @@ def write_result(context, objects, clip, take_name: str, audio_path: Path, repor
     tolerance = settings.key_tolerance if settings.reduce_keys else 0.0
     result = write_take(clip, objects, context.scene, take_name, start_frame=settings.start_frame,
                         key_tolerance=tolerance, sound_path=audio_path)
-    for warning in result.warnings:
-        report({"WARNING"}, warning)
-    report({"INFO"}, f"Take '{result.name}': frames {result.frame_start}–{result.frame_end}")
+    report_take(result, report)
 
 
 def sync_progress(job, progress) -> None:

@@ -515,12 +515,15 @@ class LATTICETALK_OT_install_dependencies(bpy.types.Operator):
             self.report({"ERROR"}, result.message)
         return {"CANCELLED"}
 
-    # --- synchronous (scripts, background)
-    def execute(self, context):
+    def _already_running(self) -> bool:
         if _active is not None and not _active.done:
             self.report({"ERROR"}, "Dependencies are already being installed")
-            return {"CANCELLED"}
-        job = self._prepare(context)
+            return True
+        return False
+
+    # --- synchronous (scripts, background)
+    def execute(self, context):
+        job = None if self._already_running() else self._prepare(context)
         if job is None:
             return {"CANCELLED"}
         job.run()
@@ -529,10 +532,7 @@ class LATTICETALK_OT_install_dependencies(bpy.types.Operator):
     # --- modal (the button)
     def invoke(self, context, event):
         global _active
-        if _active is not None and not _active.done:
-            self.report({"ERROR"}, "Dependencies are already being installed")
-            return {"CANCELLED"}
-        job = self._prepare(context)
+        job = None if self._already_running() else self._prepare(context)
         if job is None:
             return {"CANCELLED"}
         _active = job.start()

@@ -22,6 +22,16 @@ def resolve_head(context):
 NO_HEAD = "Select a LatticeTalk head (or add one with Add Head) first"
 
 
+def report_take(result, report) -> None:
+    """Tell the user what a written take holds and what it could not place."""
+    for warning in result.warnings:
+        report({"WARNING"}, warning)
+    if result.unmatched_expressions:
+        report({"WARNING"}, f"{len(result.unmatched_expressions)} channels have no shape key: "
+                            + ", ".join(result.unmatched_expressions[:8]))
+    report({"INFO"}, f"Take '{result.name}': frames {result.frame_start}–{result.frame_end}, {result.keys} keys")
+
+
 class LATTICETALK_OT_apply_clip(bpy.types.Operator):
     """Apply an AnimationClip file (.npz or .json) to the selected head as a take"""
 
@@ -61,49 +71,48 @@ class LATTICETALK_OT_apply_clip(bpy.types.Operator):
             return {"CANCELLED"}
         result = write_take(clip, head, context.scene, self.take_name or path.stem,
                             key_tolerance=self.key_tolerance, sound_path=sound)
-        for warning in result.warnings:
-            self.report({"WARNING"}, warning)
-        if result.unmatched_expressions:
-            self.report({"WARNING"}, f"{len(result.unmatched_expressions)} channels have no shape key: "
-                                     + ", ".join(result.unmatched_expressions[:8]))
-        self.report({"INFO"}, f"Take '{result.name}': frames {result.frame_start}–{result.frame_end}, {result.keys} keys")
+        report_take(result, self.report)
         return {"FINISHED"}
 
 
-class LATTICETALK_OT_remove_take(bpy.types.Operator):
+class _TakeOperator:
+    """Shared by operators that act on one named take of the selected head."""
+
+    bl_options = {"REGISTER", "UNDO"}
+    take: StringProperty(name="Take")
+
+    def act(self, head, context) -> bool:
+        raise NotImplementedError
+
+    def execute(self, context):
+        head = resolve_head(context)
+        if head is None or not self.act(head, context):
+            self.report({"ERROR"}, f"No take named '{self.take}' on the selected head")
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+class LATTICETALK_OT_remove_take(_TakeOperator, bpy.types.Operator):
     """Remove a take: its NLA tracks, actions and sound strip"""
 
     bl_idname = "lattice_talk.remove_take"
     bl_label = "Remove Take"
-    bl_options = {"REGISTER", "UNDO"}
 
-    take: StringProperty(name="Take")
-
-    def execute(self, context):
+    def act(self, head, context) -> bool:
         from ..scene.take_writer import remove_take
 
-        head = resolve_head(context)
-        if head is None or not remove_take(head, self.take, context.scene):
-            self.report({"ERROR"}, f"No take named '{self.take}' on the selected head")
-            return {"CANCELLED"}
-        return {"FINISHED"}
+        return remove_take(head, self.take, context.scene)
 
 
-class LATTICETALK_OT_mute_take(bpy.types.Operator):
+class LATTICETALK_OT_mute_take(_TakeOperator, bpy.types.Operator):
     """Mute or unmute every layer of a take"""
 
     bl_idname = "lattice_talk.mute_take"
     bl_label = "Mute Take"
-    bl_options = {"REGISTER", "UNDO"}
 
-    take: StringProperty(name="Take")
     mute: BoolProperty(name="Mute", default=True)
 
-    def execute(self, context):
+    def act(self, head, context) -> bool:
         from ..scene.take_writer import set_take_mute
 
-        head = resolve_head(context)
-        if head is None or not set_take_mute(head, self.take, self.mute):
-            self.report({"ERROR"}, f"No take named '{self.take}' on the selected head")
-            return {"CANCELLED"}
-        return {"FINISHED"}
+        return set_take_mute(head, self.take, self.mute)
