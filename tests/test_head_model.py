@@ -124,7 +124,13 @@ def test_default_head_landmarks_sit_where_mediapipe_says(default_head):
     left_eye_outer, right_eye_outer = by_id[263], by_id[33]  # the subject's left and right
     assert nose_tip[2] > upper_lip[2] and nose_tip[2] > left_eye_outer[2]  # the nose sticks out
     assert upper_lip[1] > lower_lip[1] > chin[1]
-    assert np.linalg.norm(upper_lip - lower_lip) < 0.004  # lips touch at rest (inner lip points)
+    assert np.linalg.norm(upper_lip - lower_lip) < 0.001  # lips touch at rest (inner lip points)
+    # ... and part when the jaw opens: the upper point stays with the skull, the lower follows the jaw.
+    pose = np.zeros((1, 5, 3), np.float32)
+    pose[0, 2, 0] = 0.1
+    opened = dict(zip(default_head.landmarks.mediapipe_index.tolist(), default_head.landmark_points(default_head.forward(pose=pose).vertices)[0]))
+    assert np.linalg.norm(opened[13] - opened[14]) > 0.008
+    assert np.linalg.norm(opened[13] - upper_lip) < 0.001
     assert left_eye_outer[0] > 0 > right_eye_outer[0]
     assert 0.07 < np.linalg.norm(left_eye_outer - right_eye_outer) < 0.12  # adult outer-canthal width
     iris_left = by_id[473]

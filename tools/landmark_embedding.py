@@ -17,9 +17,14 @@ CANONICAL_OBJ = REPO.parent / "shared" / "assets" / "mediapipe_face_geometry" / 
 RESOLUTION = 640
 OUTLIER_MM = 12.0
 # MediaPipe's inner-lip contour. At rest these lie on the lip seam, where a frontal ray slips between
-# the lips into the mouth; they are snapped to the lip surface instead (see _snap_to_lip_seam).
-INNER_LIP_POINTS = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 95, 88, 178, 87, 14, 317, 402, 318, 324)
-LIP_PROBE_M = 0.002  # the canonical face is a generic adult; MakeHuman proportions differ by ~5 mm
+# the lips into the mouth; each is snapped to the seam edge of *its own* lip instead (upper points onto
+# faces that stay with the skull, lower points onto faces that follow the jaw), so the lips part when
+# the jaw opens and touch at rest (see _snap_to_lip_seam).
+UPPER_INNER_LIP = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
+LOWER_INNER_LIP = (95, 88, 178, 87, 14, 317, 402, 318, 324)
+LIP_PROBE_M = 0.002
+SEAM_SEARCH_DEPTH_M = 0.012
+JAW_JOINT = 2  # the canonical face is a generic adult; MakeHuman proportions differ by ~5 mm
 
 
 def _render_front(head, out_png: Path) -> "FrontView":
@@ -77,8 +82,22 @@ def similarity_fit(src: np.ndarray, dst: np.ndarray):
     return lambda x: scale * (x - mu_s) @ rot.T + mu_d
 
 
-def _snap_to_lip_seam(tree, x: float, y: float) -> tuple[tuple[float, float, float], int]:
-    """Closest mesh point to the seam at the depth of the lips just above and below (x, y)."""
+def _lip_trees(head):
+    """BVH trees over the faces that stay with the skull (upper lip) and those that follow the jaw."""
+    from mathutils.bvhtree import BVHTree
+
+    jaw_share = head.lbs_weights[head.faces, JAW_JOINT].mean(axis=1)
+    verts = head.v_template.astype(np.float64).tolist()
+    trees = {}
+    for name, mask in (("upper", jaw_share < 0.5), ("lower", jaw_share >= 0.5)):
+        index = np.flatnonzero(mask)
+        trees[name] = (BVHTree.FromPolygons(verts, head.faces[index].tolist()), index)
+    return trees
+
+
+def _snap_to_lip_seam(tree, lips: dict, side: str, x: float, y: float) -> tuple[tuple[float, float, float], int]:
+    """The point of lip ``side`` where it meets the other lip at (x, y): walk inwards from the lips' front
+    surface and keep the depth at which the nearest upper-lip and lower-lip points are closest."""
     from mathutils import Vector
 
     depths = []
@@ -86,8 +105,14 @@ def _snap_to_lip_seam(tree, x: float, y: float) -> tuple[tuple[float, float, flo
         loc, _normal, _index, _dist = tree.ray_cast(Vector((x, y + dy, 1.0)), Vector((0.0, 0.0, -1.0)))
         if loc is not None:
             depths.append(loc.z)
-    loc, _normal, index, _dist = tree.find_nearest(Vector((x, y, max(depths))))
-    return tuple(loc), index
+    best = None
+    for z in np.linspace(max(depths), max(depths) - SEAM_SEARCH_DEPTH_M, 41):
+        found = {name: lips[name][0].find_nearest(Vector((x, y, z))) for name in ("upper", "lower")}
+        gap = (found["upper"][0] - found["lower"][0]).length
+        if best is None or gap < best[0]:
+            best = (gap, found)
+    loc, _normal, index, _dist = best[1][side]
+    return tuple(loc), int(lips[side][1][index])
 
 
 def embed_mediapipe_points(head, render_dir: Path | None = None):
@@ -112,8 +137,10 @@ def embed_mediapipe_points(head, render_dir: Path | None = None):
         if loc is not None:
             hits[i], face_of[i] = tuple(loc), index
 
-    for i in INNER_LIP_POINTS:
-        hits[i], face_of[i] = _snap_to_lip_seam(tree, x[i], y[i])
+    lips = _lip_trees(head)
+    for side, points in (("upper", UPPER_INNER_LIP), ("lower", LOWER_INNER_LIP)):
+        for i in points:
+            hits[i], face_of[i] = _snap_to_lip_seam(tree, lips, side, x[i], y[i])
 
     # Check against MediaPipe's canonical model (468 points, no iris) and repair outliers.
     canonical = read_canonical()
