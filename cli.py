@@ -162,6 +162,30 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    """Compare a predicted MotionTrack with a reference: print a table, write eval.json and eval.png."""
+    import json
+
+    from .core.metrics import evaluate, format_table, plot_comparison, to_json_ready
+    from .core.motion_file import load_motion
+
+    tracks = []
+    for path in (args.pred, args.ref):
+        try:
+            tracks.append(load_motion(_existing_file(path, "motion")))
+        except (KeyError, ValueError) as exc:  # a motion file with missing or invalid fields
+            raise LatticeTalkError(f"{path}: not a valid motion file ({exc})") from exc
+    pred, ref = tracks
+    results = evaluate(pred, ref)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(format_table(results))
+    (out / "eval.json").write_text(json.dumps(to_json_ready(results), indent=2) + "\n")
+    png = plot_comparison(pred, ref, out / "eval.png", title=f"{Path(args.pred).name} vs {Path(args.ref).name}")
+    print(f"wrote {out / 'eval.json'} and {png}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lattice_talk", description="LatticeTalk: speech → editable FLAME face animation")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -206,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--render", default=None, help="also render a preview video per .blend")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(func=_cmd_generate)
+
+    ev = sub.add_parser("eval", help="lip-sync metrics of a predicted motion track against a reference")
+    ev.add_argument("--pred", required=True, help="predicted MotionTrack (.npz)")
+    ev.add_argument("--ref", required=True, help="reference MotionTrack (.npz), with phonemes and audio")
+    ev.add_argument("--out", default="out", help="folder for eval.json and eval.png (default: out)")
+    ev.set_defaults(func=_cmd_eval)
 
     ext = sub.add_parser("build-extension", help="validate blender_manifest.toml and build the installable extension zip")
     ext.add_argument("--out", default="dist", help="output folder (default: dist)")

@@ -80,14 +80,21 @@ def lbs_np(
     expression: np.ndarray,
     pose: np.ndarray,
     translation: np.ndarray | None = None,
+    rest_joints: np.ndarray | None = None,
 ) -> LBSResult:
-    """FLAME-style LBS. ``pose`` is axis-angle per joint, (B, J, 3); ``betas`` (B, S); ``expression`` (B, E)."""
+    """FLAME-style LBS. ``pose`` is axis-angle per joint, (B, J, 3); ``betas`` (B, S); ``expression`` (B, E).
+
+    ``rest_joints`` (J, 3), when given, replaces step 2, so a subset of the vertices can be posed on its
+    own (the joint regressor needs the whole mesh)."""
     batch = pose.shape[0]
     # 1. Identity and expression blend shapes.
     v_identity = v_template[None] + np.einsum("vcs,bs->bvc", shapedirs, betas)
     v_shaped = v_identity + np.einsum("vce,be->bvc", exprdirs, expression)
     # 2. Joints regressed from the identity shape (see the module docstring).
-    joints = np.einsum("jv,bvc->bjc", j_regressor, v_identity)
+    if rest_joints is None:
+        joints = np.einsum("jv,bvc->bjc", j_regressor, v_identity)
+    else:
+        joints = np.broadcast_to(rest_joints, (batch,) + rest_joints.shape).astype(v_shaped.dtype)
     # 3. Joint rotations.
     rot_mats = rodrigues_np(pose)
     # 4. Pose-corrective blend shapes from (R - I) of every non-root joint.
