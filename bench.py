@@ -143,7 +143,40 @@ def bench_scene() -> list[dict]:
     return rows
 
 
-BENCHMARKS: dict[str, Callable[[], list[dict]]] = {"head": bench_head, "scene": bench_scene}
+def bench_corpus() -> list[dict]:
+    """One hour of synthetic corpus on this machine's cores, and how far it sounds from real speech."""
+    import tempfile
+    from types import SimpleNamespace
+
+    from .core.data.corpus import Corpus, synth_corpus
+    from .core.data.realism import spectral_distance_to_real
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        summary = synth_corpus(tmp, hours=1.0, seed=0, workers=os.cpu_count() or 1)
+        elapsed = time.perf_counter() - t0
+        hours = sum(summary["hours"].values())
+        rows.append({"metric": f"synthesize {hours:.2f} h of corpus ({sum(summary['utterances'].values())} utterances, {os.cpu_count()} workers)",
+                     "value": elapsed, "unit": "s", "target": "< 600 for 1 h"})
+        rows.append({"metric": "  speed", "value": hours * 3600 / elapsed, "unit": "× real time", "target": ""})
+        for engine, engine_hours in summary["engine_hours"].items():
+            rows.append({"metric": f"  share of audio: {engine}", "value": engine_hours / hours, "unit": "", "target": ""})
+        real_dir = Path(__file__).resolve().parent.parent / "shared" / "assets" / "real_speech"
+        if real_dir.is_dir():
+            sample = [u for _, u in zip(range(300), Corpus(tmp).utterances("train"))]
+            groups = {"clean": [u for u in sample if not u.meta["augment"]], "augmented": [u for u in sample if u.meta["augment"]]}
+            for label, group in groups.items():
+                clips = [SimpleNamespace(audio=u.audio, sample_rate=u.sample_rate, engine=u.meta["engine"]) for u in group]
+                report = spectral_distance_to_real(clips, real_dir)
+                rows.append({"metric": f"log-mel distance to the real clips, {label} synthetic ({len(clips)} clips)",
+                             "value": report.distance, "unit": "dB", "target": "lower = closer"})
+                for engine, distance in report.per_engine.items():
+                    rows.append({"metric": f"    {label} {engine}", "value": distance, "unit": "dB", "target": ""})
+    return rows
+
+
+BENCHMARKS: dict[str, Callable[[], list[dict]]] = {"head": bench_head, "scene": bench_scene, "corpus": bench_corpus}
 
 
 def run_benchmark(name: str, json_path: Path | None) -> list[dict]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from pathlib import Path
 
@@ -115,6 +117,46 @@ def _existing_file(path: str, what: str) -> Path:
     if not p.is_file():
         raise LatticeTalkError(f"{p}: {what} file not found")
     return p
+
+
+def _cmd_data_synth(args: argparse.Namespace) -> int:
+    """Synthetic speech + articulation corpus, with a progress bar in seconds of audio."""
+    import time
+
+    from tqdm import tqdm
+
+    from .core.data.corpus import synth_corpus
+
+    start = time.perf_counter()
+    with tqdm(total=round(args.hours * 3600), unit="s audio", disable=args.quiet) as bar:
+        summary = synth_corpus(args.out, args.hours, seed=args.seed, workers=args.workers,
+                               languages=tuple(args.languages), progress=lambda seconds: bar.update(round(seconds)))
+    elapsed = time.perf_counter() - start
+    print(json.dumps(summary["hours"]), f"in {elapsed:.0f} s; corpus in {args.out}")
+    return EXIT_OK
+
+
+def _cmd_data_plot(args: argparse.Namespace) -> int:
+    """Mouth targets (visemes) and one sentence's curves, to check the articulation by eye."""
+    from .core.data.plots import plot_visemes
+    from .core.data.tts import synthesize
+    from .core.data.articulation import articulate
+    from .core.heads import create
+    from .core.landmark_rig import LandmarkRig
+    from .core.metrics import plot_comparison
+    from .core.data.corpus import CorpusUtterance, FPS
+
+    head = create("default")
+    rig = LandmarkRig(head)
+    out = Path(args.out)
+    print(f"wrote {plot_visemes(rig, head.expression_names, out / 'visemes.png')}")
+    speech = synthesize(args.text, args.engine, args.voice)
+    motion = articulate(speech.phonemes, head.expression_names, FPS, speech.audio, speech.sample_rate, seed=args.seed)
+    track = CorpusUtterance("plot", speech.audio, speech.sample_rate, speech.phonemes, FPS, head.expression_names,
+                            motion.units, motion.jaw, motion.head_rotation).motion(rig)
+    png = plot_comparison(track, track, out / "sentence.png", title=f"{args.engine} {args.voice}: “{args.text}”")
+    print(f"wrote {png}")
+    return EXIT_OK
 
 
 def _cmd_head_info(args: argparse.Namespace) -> int:
@@ -237,12 +279,30 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", default="out", help="folder for eval.json and eval.png (default: out)")
     ev.set_defaults(func=_cmd_eval)
 
+    data = sub.add_parser("data", help="synthetic training data: corpus generation and plots")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
+    synth = data_sub.add_parser("synth", help="speak sentences with many voices and write speech + motion shards")
+    synth.add_argument("--hours", type=float, required=True)
+    synth.add_argument("--out", required=True)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1))
+    synth.add_argument("--languages", nargs="+", default=["en"])
+    synth.add_argument("--quiet", action="store_true")
+    synth.set_defaults(func=_cmd_data_synth)
+    plot = data_sub.add_parser("plot", help="draw the mouth targets and one sentence's curves")
+    plot.add_argument("--out", default="out/data_plots")
+    plot.add_argument("--text", default="Bob brought my mother a maple pie before the bumpy bus ride.")
+    plot.add_argument("--engine", default="espeak-ng")
+    plot.add_argument("--voice", default="en-us")
+    plot.add_argument("--seed", type=int, default=0)
+    plot.set_defaults(func=_cmd_data_plot)
+
     ext = sub.add_parser("build-extension", help="validate blender_manifest.toml and build the installable extension zip")
     ext.add_argument("--out", default="dist", help="output folder (default: dist)")
     ext.set_defaults(func=_cmd_build_extension)
 
     bench = sub.add_parser("bench", help="run a benchmark, print a table and write JSON")
-    bench.add_argument("name", choices=["head", "scene"])
+    bench.add_argument("name", choices=["head", "scene", "corpus"])
     bench.add_argument("--json", default=None, help="where to write the JSON (default: out/bench_<name>.json)")
     bench.set_defaults(func=_cmd_bench)
     return parser

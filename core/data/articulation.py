@@ -58,6 +58,7 @@ MOUTH_TARGETS: dict[str, MouthTarget] = {
 SEAL_JAW = 0.0  # jaw angle at a full bilabial closure
 SEAL_UNITS = {"mouthClose": 0.03, **_both("mouthPress", 0.35)}  # seals the default head's lips at SEAL_JAW (gap 0.3 mm)
 PAUSE_SECONDS, PAUSE_STRENGTH = 0.15, 4.0  # a real pause closes the mouth, a gap between words barely does
+MOUTH_UNIT_PREFIXES = ("mouth", "jaw", "tongue", "cheekPuff")
 CLOSURE_HALF_WIDTH = 0.7  # of the phoneme's half-duration: the seal holds over the middle of the p/b/m
 
 
@@ -127,13 +128,13 @@ def mouth_curves(phonemes: list[PhonemeEvent], unit_names: tuple[str, ...], fps:
 
 
 def seal_lips(units: np.ndarray, jaw: np.ndarray, closure: np.ndarray, unit_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Where the closure channel is up, shut the jaw and press the lips together (see SEAL_UNITS)."""
+    """Where the closure channel is up, shut the jaw and replace every other mouth shape by the seal
+    (see SEAL_UNITS): a neighbour's lip roll or rounding must not keep a p/b/m open."""
     c = closure[:, None]
     jaw = jaw * (1.0 - closure) + SEAL_JAW * closure
-    sealed = units.copy()
-    for name, value in SEAL_UNITS.items():
-        i = unit_names.index(name)
-        sealed[:, i] = sealed[:, i] * (1.0 - c[:, 0]) + value * c[:, 0]
+    mouth = np.array([name.startswith(MOUTH_UNIT_PREFIXES) for name in unit_names])
+    seal = np.array([SEAL_UNITS.get(name, 0.0) for name in unit_names])
+    sealed = np.where(mouth[None], units * (1.0 - c) + seal[None] * c, units)
     return sealed, jaw
 
 

@@ -1,0 +1,94 @@
+"""Articulatory targets and the synthetic corpus: lips seal on every p/b/m, rest closed, splits disjoint."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lattice_talk.cli import main
+from lattice_talk.core import metrics
+from lattice_talk.core.data.articulation import articulate
+from lattice_talk.core.data.corpus import Corpus, synth_corpus
+from lattice_talk.core.data.phonemes import PhonemeEvent
+from lattice_talk.core.heads import create
+from lattice_talk.core.landmark_rig import LandmarkRig
+from lattice_talk.core.motion_file import MotionTrack
+
+
+@pytest.fixture(scope="module")
+def rig_and_names():
+    head = create("default")
+    return LandmarkRig(head), head.expression_names
+
+
+def events(spec):
+    out, t = [], 0.0
+    for phoneme, duration in spec:
+        out.append(PhonemeEvent(phoneme, t, t + duration))
+        t += duration
+    return out
+
+
+def track_for(rig, names, phonemes, audio, seed=0):
+    motion = articulate(phonemes, names, 30.0, audio, 16000, seed=seed)
+    pose = motion.pose()
+    pose[:, 0] = 0.0
+    neutral = rig.points(np.zeros((1, len(names)), np.float32), np.zeros((1, 5, 3), np.float32))[0]
+    return motion, MotionTrack(fps=30.0, points=rig.points(motion.units, pose), point_ids=rig.mediapipe_index,
+                               neutral=neutral, phonemes=phonemes)
+
+
+def test_bilabials_seal_and_vowels_open(rig_and_names):
+    rig, names = rig_and_names
+    phonemes = events([("sil", 0.4), ("b", 0.06), ("aa", 0.14), ("p", 0.05), ("iy", 0.1), ("m", 0.04), ("uw", 0.15),
+                       ("f", 0.08), ("ao", 0.12), ("sil", 0.5)])
+    audio = np.random.default_rng(0).normal(0, 0.05, int(1.64 * 16000)).astype(np.float32)
+    motion, track = track_for(rig, names, phonemes, audio)
+    closure = metrics.bilabial_closure_rate(track)
+    assert closure.rate == 1.0 and closure.count == 3
+    gap = metrics.lip_gap(track)
+    frame = lambda t: int(round(t * 30))  # noqa: E731
+    assert gap[frame(0.2)] < 1.0 and gap[frame(1.5)] < 1.0  # the mouth rests closed in pauses
+    assert gap[frame(0.53)] > 5.0  # open on "aa"
+    assert motion.jaw[frame(0.53)] > 0.08 and motion.jaw[frame(0.2)] < 0.01  # ~5° on a short "aa", shut at rest
+    # Rounding: the mouth is narrower on "uw" than on "iy".
+    width = np.linalg.norm(track.select([61])[:, 0] - track.select([291])[:, 0], axis=1)
+    assert width[frame(0.865)] < width[frame(0.70)]
+
+
+def test_articulation_is_deterministic_and_bounded(rig_and_names):
+    _, names = rig_and_names
+    phonemes = events([("sil", 0.2), ("m", 0.07), ("ay", 0.2), ("sil", 1.0)])
+    audio = np.random.default_rng(1).normal(0, 0.05, int(1.47 * 16000)).astype(np.float32)
+    a = articulate(phonemes, names, 30.0, audio, 16000, seed=4)
+    b = articulate(phonemes, names, 30.0, audio, 16000, seed=4)
+    assert np.array_equal(a.units, b.units) and np.array_equal(a.head_rotation, b.head_rotation)
+    assert a.units.min() >= 0.0 and a.units.max() <= 1.0
+    assert np.abs(a.head_rotation).max() < 0.15  # small head motion (< 9°)
+
+
+def test_small_corpus_is_split_by_voice_and_sentence(tmp_path, rig_and_names):
+    rig, _ = rig_and_names
+    summary = synth_corpus(tmp_path / "c", hours=0.01, seed=3, workers=2)
+    assert summary["shared_voices"] == [] and summary["shared_sentences"] == 0
+    assert summary["hours"]["train"] > 0 and sum(summary["utterances"].values()) >= 5
+    corpus = Corpus(tmp_path / "c")
+    utterances = list(corpus.utterances("train"))
+    assert len(utterances) == summary["utterances"]["train"]
+    missed = total = 0
+    for utterance in utterances:
+        track = utterance.motion(rig)
+        assert track.n_frames == len(utterance.jaw) and abs(track.n_frames / 30.0 - len(utterance.audio) / 16000) < 0.1
+        result = metrics.bilabial_closure_rate(track)
+        missed += len(result.missed)
+        total += result.count
+    assert total > 0 and missed == 0  # every p/b/m of every utterance seals
+    again = synth_corpus(tmp_path / "d", hours=0.01, seed=3, workers=1)
+    assert again["utterances"] == summary["utterances"]
+    first, second = next(Corpus(tmp_path / "d").utterances("train")), utterances[0]
+    assert first.id == second.id and np.array_equal(first.units, second.units) and np.array_equal(first.audio, second.audio)
+
+
+def test_data_plot_command(tmp_path):
+    assert main(["data", "plot", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "visemes.png").stat().st_size > 10000 and (tmp_path / "sentence.png").stat().st_size > 10000
