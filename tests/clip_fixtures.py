@@ -1,6 +1,8 @@
-"""Clips and scene snapshots for the Blender tests."""
+"""Clips, audio files and scene snapshots for the tests."""
 
 from __future__ import annotations
+
+import wave
 
 import numpy as np
 
@@ -60,3 +62,26 @@ def scene_snapshot(bpy) -> dict:
         "frame_range": (scene.frame_start, scene.frame_end, scene.frame_current),
         "fps": (scene.render.fps, scene.render.fps_base),
     }
+
+
+def write_wav(path, samples: np.ndarray | None = None, seconds: float = 1.0, rate: int = 16000, freq: float = 200.0):
+    """16-bit mono WAV: ``samples`` (−1..1) or a tone; with the stdlib only, so tests need no audio library."""
+    if samples is None:
+        t = np.arange(int(seconds * rate)) / rate
+        samples = 0.3 * np.sin(2 * np.pi * freq * t)
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(rate)
+        f.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+def evaluated_vertices(bpy, obj) -> np.ndarray:
+    """Blender's evaluated (posed, shape-keyed) vertex positions of ``obj`` in object space."""
+    evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    mesh = evaluated.to_mesh()
+    co = np.empty(len(mesh.vertices) * 3, np.float32)
+    mesh.vertices.foreach_get("co", co)
+    evaluated.to_mesh_clear()
+    return co.reshape(-1, 3)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import wave
 
 import numpy as np
 import pytest
 
 bpy = pytest.importorskip("bpy", reason="the CLI's scene commands use the bpy wheel")
 
-from clip_fixtures import make_clip  # noqa: E402
+from clip_fixtures import make_clip, write_wav  # noqa: E402
 from lattice_talk.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main  # noqa: E402
 from lattice_talk.core import pipeline as pipelines  # noqa: E402
 from lattice_talk.core.clip import load_clip  # noqa: E402
@@ -36,12 +35,6 @@ def replay(head_model):
     pipelines.unregister_pipeline("speech")
 
 
-def write_wav(path, seconds=1.0, rate=16000):
-    t = np.arange(int(seconds * rate)) / rate
-    with wave.open(str(path), "wb") as f:
-        f.setnchannels(1), f.setsampwidth(2), f.setframerate(rate)
-        f.writeframes((0.3 * np.sin(2 * np.pi * 200 * t) * 32767).astype("<i2").tobytes())
-    return path
 
 
 def scene_head():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import wave
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ import pytest
 bpy = pytest.importorskip("bpy", reason="scene tests need the bpy wheel")
 
 import lattice_talk  # noqa: E402
-from clip_fixtures import make_clip, scene_snapshot  # noqa: E402
+from clip_fixtures import make_clip, scene_snapshot, write_wav  # noqa: E402
 from lattice_talk.core import pipeline as pipelines  # noqa: E402
 from lattice_talk.core.heads import create  # noqa: E402
 from lattice_talk.core.jobs import GenerationJob, JobState  # noqa: E402
@@ -42,14 +41,8 @@ def addon(head_model):
 
 @pytest.fixture
 def speech_wav(tmp_path):
-    rate, seconds = 16000, 2.0
-    t = np.arange(int(rate * seconds)) / rate
-    pcm = (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2 * 32767).astype("<i2")
-    path = tmp_path / "line.wav"
-    with wave.open(str(path), "wb") as f:
-        f.setnchannels(1), f.setsampwidth(2), f.setframerate(rate)
-        f.writeframes(pcm.tobytes())
-    return path
+    t = np.arange(32000) / 16000
+    return write_wav(tmp_path / "line.wav", 0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2)
 
 
 def use_replay(clip, **kwargs) -> ReplayPipeline:
@@ -86,9 +79,7 @@ def test_bad_audio_leaves_the_scene_identical(addon, head_model, tmp_path, bad):
     if bad == "corrupt":
         path.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk")
     if bad == "silent":
-        with wave.open(str(path), "wb") as f:
-            f.setnchannels(1), f.setsampwidth(2), f.setframerate(16000)
-            f.writeframes(np.zeros(16000, "<i2").tobytes())
+        write_wav(path, np.zeros(16000))
     before = scene_snapshot(bpy)
     with pytest.raises(RuntimeError, match=str(path.name)):
         bpy.ops.lattice_talk.generate_from_audio(audio_path=str(path))

@@ -9,6 +9,7 @@ bpy = pytest.importorskip("bpy", reason="scene tests need the bpy wheel (pip ins
 from mathutils import Matrix, Vector  # noqa: E402  (available once bpy is imported)
 
 import lattice_talk  # noqa: E402
+from clip_fixtures import evaluated_vertices  # noqa: E402
 from flame_fixtures import make_flame_arrays, write_flame_npz  # noqa: E402
 from lattice_talk.core.flame_io import load_flame  # noqa: E402
 from lattice_talk.core.head_model import JOINT_NAMES, HeadModel  # noqa: E402
@@ -24,14 +25,6 @@ def empty_scene():
     yield
 
 
-def evaluated_vertices(obj) -> np.ndarray:
-    depsgraph = bpy.context.evaluated_depsgraph_get()
-    evaluated = obj.evaluated_get(depsgraph)
-    mesh = evaluated.to_mesh()
-    co = np.empty(len(mesh.vertices) * 3, np.float32)
-    mesh.vertices.foreach_get("co", co)
-    evaluated.to_mesh_clear()
-    return co.reshape(-1, 3)
 
 
 def pose_in_blender(objects, head: HeadModel, expression: np.ndarray, pose: np.ndarray, translation: np.ndarray) -> None:
@@ -64,7 +57,7 @@ def test_blender_rig_matches_core_lbs(which, tmp_path):
         translation = rng.normal(0, 0.02, 3).astype(np.float32)
         pose_in_blender(objects, head, expression, pose, translation)
         expected = head.forward(betas=betas[None], expression=expression[None], pose=pose[None], translation=translation[None]).vertices[0]
-        got = evaluated_vertices(objects.mesh)  # armature space: the mesh sits at identity under its rig
+        got = evaluated_vertices(bpy, objects.mesh)  # armature space: the mesh sits at identity under its rig
         assert np.abs(got - expected).max() <= 1e-4, f"trial {trial}"
 
 

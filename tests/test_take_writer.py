@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import wave
 
 import numpy as np
 import pytest
 
 bpy = pytest.importorskip("bpy", reason="scene tests need the bpy wheel")
 
-from clip_fixtures import make_clip, scene_snapshot  # noqa: E402
+from clip_fixtures import evaluated_vertices, make_clip, scene_snapshot, write_wav  # noqa: E402
 from lattice_talk.core.heads import create  # noqa: E402
 from lattice_talk.core.rotations import axis_angle_to_euler_xyz  # noqa: E402
 from lattice_talk.scene.head_builder import build_head  # noqa: E402
@@ -30,24 +29,8 @@ def rig(head):
     return build_head(head)
 
 
-def write_wav(path, seconds=1.0, rate=16000):
-    t = np.arange(int(seconds * rate)) / rate
-    pcm = (0.3 * np.sin(2 * np.pi * 220 * t) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as f:
-        f.setnchannels(1)
-        f.setsampwidth(2)
-        f.setframerate(rate)
-        f.writeframes(pcm.tobytes())
-    return path
 
 
-def evaluated_vertices(obj):
-    evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
-    mesh = evaluated.to_mesh()
-    co = np.empty(len(mesh.vertices) * 3, np.float32)
-    mesh.vertices.foreach_get("co", co)
-    evaluated.to_mesh_clear()
-    return co.reshape(-1, 3)
 
 
 def test_sixty_second_take_plays_back_the_clip(head, rig):
@@ -68,7 +51,7 @@ def test_sixty_second_take_plays_back_the_clip(head, rig):
         # The posed mesh is exactly what the core model predicts for this frame.
         expected = head.forward(expression=clip.expression[i:i + 1], translation=clip.global_translation[i:i + 1],
                                 pose=np.stack([clip.global_rotation, clip.neck, clip.jaw, clip.eye_L, clip.eye_R], 1)[i:i + 1]).vertices[0]
-        assert np.abs(evaluated_vertices(rig.mesh) - expected).max() < 1e-4
+        assert np.abs(evaluated_vertices(bpy, rig.mesh) - expected).max() < 1e-4
 
 
 def test_rerun_replaces_the_take_and_keeps_others(head, rig):

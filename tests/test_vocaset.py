@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import wave
 
 import numpy as np
 import pytest
 
+from clip_fixtures import write_wav
 from flame_fixtures import make_embedding_arrays, make_flame_arrays, write_embedding_npz, write_flame_npz
 from lattice_talk.core.data.vocaset import load_vocaset
 from lattice_talk.core.errors import LatticeTalkError
@@ -25,9 +25,7 @@ def test_vocaset_sequences_become_motion_tracks(tmp_path):
     expression = rng.normal(0, 1, (120, head.n_expression)).astype(np.float32)  # 2 s at 60 fps
     vertices = head.forward(expression=expression).vertices
     np.save(root / "vertices_npy" / "FaceTalk_01_sentence01.npy", vertices.reshape(120, -1))
-    with wave.open(str(root / "wav" / "FaceTalk_01_sentence01.wav"), "wb") as f:
-        f.setnchannels(1), f.setsampwidth(2), f.setframerate(16000)
-        f.writeframes((rng.normal(0, 0.1, 32000) * 32767).astype("<i2").tobytes())
+    write_wav(root / "wav" / "FaceTalk_01_sentence01.wav", rng.normal(0, 0.1, 32000))
     (track,) = list(load_vocaset(root, head))
     assert track.n_frames == 60 and track.fps == 30.0 and len(track.point_ids) == 105
     expected = head.landmark_points(vertices[::2])
