@@ -188,10 +188,9 @@ def _smooth(x: np.ndarray, fps: float, seconds: float) -> np.ndarray:
     return np.convolve(x, kernel / kernel.sum(), mode="same")
 
 
-def blink_curve(n: int, fps: float, phonemes: list[PhonemeEvent], rng: np.random.Generator, rate_per_s: float = 0.28) -> np.ndarray:
-    """0..1 eyelid closure: blinks about every 3.5 s (at least 1.2 s apart), drawn towards pauses."""
+def blink_curve(n: int, fps: float, pauses: list[float], rng: np.random.Generator, rate_per_s: float = 0.28) -> np.ndarray:
+    """0..1 eyelid closure: blinks about every 3.5 s (at least 1.2 s apart), drawn towards ``pauses`` (s)."""
     duration = n / fps
-    pauses = [0.5 * (p.start + p.end) for p in phonemes if p.mouth_class == REST and p.end - p.start > 0.15]
     curve = np.zeros(n)
     t = rng.exponential(1.0 / rate_per_s) * 0.5
     while t < duration:
@@ -206,15 +205,23 @@ def blink_curve(n: int, fps: float, phonemes: list[PhonemeEvent], rng: np.random
     return curve
 
 
-def articulate(phonemes: list[PhonemeEvent], unit_names: tuple[str, ...], fps: float, audio: np.ndarray,
-               sample_rate: int, seed: int = 0, head_motion: float = 1.0, blinks: bool = True) -> Articulation:
-    """The default head's parameters for an utterance: mouth from phonemes, the rest from prosody."""
-    rng = np.random.default_rng(seed)
-    duration = max(len(audio) / sample_rate, phonemes[-1].end if phonemes else 0.0)
-    effort = float(rng.uniform(0.85, 1.15))  # speakers articulate more or less
-    units, jaw, closure = mouth_curves(phonemes, unit_names, fps, duration, effort)
-    units, jaw = seal_lips(units, jaw, closure, unit_names)
-    n = len(jaw)
+def speech_pauses(phonemes: list[PhonemeEvent]) -> list[float]:
+    """Centres of the pauses (silences of at least 0.15 s) in a phoneme sequence."""
+    return [0.5 * (p.start + p.end) for p in phonemes if p.mouth_class == REST and p.end - p.start > 0.15]
+
+
+def energy_pauses(audio: np.ndarray, sample_rate: int, fps: float, n_frames: int) -> list[float]:
+    """Centres of the quiet stretches (≥ 0.15 s, 25 dB under the speech level) when no phonemes are known."""
+    energy = frame_energy(audio, sample_rate, fps, n_frames)
+    quiet = energy < np.percentile(energy, 80) - 25
+    edges = np.flatnonzero(np.diff(np.r_[0, quiet.astype(int), 0]))
+    return [0.5 * (a + b) / fps for a, b in zip(edges[::2], edges[1::2]) if (b - a) / fps >= 0.15]
+
+
+def add_prosody(units: np.ndarray, unit_names: tuple[str, ...], audio: np.ndarray, sample_rate: int, fps: float,
+                rng: np.random.Generator, pauses: list[float], head_motion: float = 1.0, blinks: bool = True) -> np.ndarray:
+    """Brows on pitch accents and blinks (in ``units``, in place); returns the head rotation (T, 3)."""
+    n = len(units)
     energy = frame_energy(audio, sample_rate, fps, n)
     pitch = frame_pitch(audio, sample_rate, fps, n)
     speaking = energy > np.percentile(energy, 60) - 25
@@ -230,14 +237,25 @@ def articulate(phonemes: list[PhonemeEvent], unit_names: tuple[str, ...], fps: f
     for side in ("Left", "Right"):
         units[:, index[f"browOuterUp{side}"]] = np.maximum(units[:, index[f"browOuterUp{side}"]], 0.25 * accent)
     if blinks:
-        blink = blink_curve(n, fps, phonemes, rng)
+        blink = blink_curve(n, fps, pauses, rng)
         for side in ("Left", "Right"):
             units[:, index[f"eyeBlink{side}"]] = np.maximum(units[:, index[f"eyeBlink{side}"]], blink)
-    head_rotation = head_motion * np.stack([
+    return head_motion * np.stack([
         0.025 * _smooth(loud, fps, 0.4) + _slow_noise(n, fps, rng, 0.02),  # nods with emphasis
         _slow_noise(n, fps, rng, 0.04),  # turns
         _slow_noise(n, fps, rng, 0.015),  # tilts
     ], axis=1)
+
+
+def articulate(phonemes: list[PhonemeEvent], unit_names: tuple[str, ...], fps: float, audio: np.ndarray,
+               sample_rate: int, seed: int = 0, head_motion: float = 1.0, blinks: bool = True) -> Articulation:
+    """The default head's parameters for an utterance: mouth from phonemes, the rest from prosody."""
+    rng = np.random.default_rng(seed)
+    duration = max(len(audio) / sample_rate, phonemes[-1].end if phonemes else 0.0)
+    effort = float(rng.uniform(0.85, 1.15))  # speakers articulate more or less
+    units, jaw, closure = mouth_curves(phonemes, unit_names, fps, duration, effort)
+    units, jaw = seal_lips(units, jaw, closure, unit_names)
+    head_rotation = add_prosody(units, unit_names, audio, sample_rate, fps, rng, speech_pauses(phonemes), head_motion, blinks)
     return Articulation(fps=fps, unit_names=unit_names, units=units.astype(np.float32), jaw=jaw.astype(np.float32),
                         head_rotation=head_rotation.astype(np.float32), closure=closure.astype(np.float32),
                         meta={"seed": seed, "effort": effort})
