@@ -133,6 +133,12 @@ def test_default_head_landmarks_sit_where_mediapipe_says(default_head):
     assert np.linalg.norm(opened[13] - upper_lip) < 0.001
     assert left_eye_outer[0] > 0 > right_eye_outer[0]
     assert 0.07 < np.linalg.norm(left_eye_outer - right_eye_outer) < 0.12  # adult outer-canthal width
+    # Lid points sit on the lids, not on the eyeball: a blink brings them together.
+    blink = np.zeros((1, default_head.n_expression), np.float32)
+    blink[0, [default_head.expression_names.index(n) for n in ("eyeBlinkLeft", "eyeBlinkRight")]] = 1.0
+    closed = dict(zip(default_head.landmarks.mediapipe_index.tolist(), default_head.landmark_points(default_head.forward(expression=blink).vertices)[0]))
+    for upper, lower in ((386, 374), (159, 145)):
+        assert by_id[upper][1] - by_id[lower][1] > 0.006 and closed[upper][1] - closed[lower][1] < 0.001
     iris_left = by_id[473]
     assert np.linalg.norm(iris_left - default_head.forward().joints[0, 3]) < 0.02  # on the left eyeball
 

@@ -137,6 +137,15 @@ def embed_mediapipe_points(head, render_dir: Path | None = None):
         if loc is not None:
             hits[i], face_of[i] = tuple(loc), index
 
+    # Eye-contour points belong on the lid margins: a ray that slipped through the eye opening onto the
+    # eyeball is moved to the nearest lid (skin) point, so blinks move them.
+    eyeball_faces = np.isin(head.faces, np.concatenate([head.regions["eye_L"], head.regions["eye_R"]])).any(axis=1)
+    skin_faces = np.flatnonzero(~eyeball_faces)
+    skin_tree = BVHTree.FromPolygons(verts.tolist(), head.faces[skin_faces].tolist())
+    for i in np.flatnonzero(eyeball_faces[np.maximum(face_of[:468], 0)] & (face_of[:468] >= 0)):
+        loc, _normal, index, _dist = skin_tree.find_nearest(Vector(hits[i].tolist()))
+        hits[i], face_of[i] = tuple(loc), int(skin_faces[index])
+
     lips = _lip_trees(head)
     for side, points in (("upper", UPPER_INNER_LIP), ("lower", LOWER_INNER_LIP)):
         for i in points:
