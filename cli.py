@@ -228,6 +228,74 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_speech_pretrain(args: argparse.Namespace) -> int:
+    """Self-supervised pretraining of the small speech encoder (wav2vec 2.0 objective), resumable, with a progress bar."""
+    from tqdm import tqdm
+
+    from .core.speech.pretrain import pretrain
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    with tqdm(total=args.steps, unit="step", disable=args.quiet) as bar:
+        def progress(step: int, steps: int, entry: dict) -> None:
+            bar.update(step - bar.n)
+            bar.set_postfix(loss=f"{entry['loss']:.3f}", ppl=f"{entry['perplexity']:.0f}", refresh=False)
+
+        history = pretrain(args.corpus, args.out, args.steps, batch_seconds=args.batch_seconds, seed=args.seed,
+                           resume=not args.no_resume, progress=progress, crop_seconds=args.crop_seconds, lr=args.lr,
+                           save_every=args.save_every, max_minutes=args.minutes)
+    if history:
+        last = history[-1]
+        print(f"step {last['step']}/{args.steps}: loss {last['loss']:.3f} (contrastive {last['contrastive']:.3f}), "
+              f"codevector perplexity {last['perplexity']:.1f}; checkpoint in {args.out}")
+    return EXIT_OK
+
+
+def _cmd_speech_train(args: argparse.Namespace) -> int:
+    """Train the decoder (features → default-head mouth motion) on a corpus, resumable, early stopping."""
+    from tqdm import tqdm
+
+    from .core.speech.train import train_decoder
+
+    with tqdm(total=args.epochs, unit="epoch", disable=args.quiet) as bar:
+        def progress(epoch: int, train_loss: float, heldout_loss: float) -> None:
+            bar.update(epoch + 1 - bar.n)
+            bar.set_postfix(train=f"{train_loss:.3f}", heldout=f"{heldout_loss:.3f}", refresh=False)
+
+        history = train_decoder(args.corpus, args.out, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+                                seed=args.seed, progress=progress)
+    print(f"best held-out loss {history['best']:.4f} at epoch {history['best_epoch']}; decoder in {args.out}")
+    return EXIT_OK
+
+
+def _cmd_speech_eval(args: argparse.Namespace) -> int:
+    """Held-out corpus metrics on the default head, and the real-clip proxy checks."""
+    from .core.heads import create
+    from .core.landmark_rig import LandmarkRig
+    from .core.speech.pipeline import SpeechPipeline
+    from .core.speech.proxy import real_clip_checks
+    from .core.speech.train import evaluate, load_decoder, load_examples
+
+    model, _config = load_decoder(args.model)
+    head = create("default")
+    report = {"heldout": evaluate(model, load_examples(args.corpus, "heldout", limit=args.limit), LandmarkRig(head))}
+    if args.real:
+        clips = sorted(Path(args.real).glob("*.wav"))
+        report["real_clips"], generated = real_clip_checks(SpeechPipeline(args.model), clips, head)
+        if args.sheet:
+            from .scene.preview import render_clip_frames
+
+            shots = [(clip, row[key]) for row, clip in zip(report["real_clips"], generated) for key in ("loudest_frame", "quietest_frame")]
+            print(f"wrote {render_clip_frames(head, shots, Path(args.sheet), columns=2 * 4)}")
+    print(json.dumps(report, indent=2))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lattice_talk", description="LatticeTalk: speech → editable FLAME face animation")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -296,6 +364,39 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--voice", default="en-us")
     plot.add_argument("--seed", type=int, default=0)
     plot.set_defaults(func=_cmd_data_plot)
+
+    speech = sub.add_parser("speech", help="speech model: encoder pretraining, decoder training, evaluation")
+    speech_sub = speech.add_subparsers(dest="speech_command", required=True, metavar="SPEECH_COMMAND")
+    pre = speech_sub.add_parser("pretrain", help="pretrain the small wav2vec 2.0 encoder on a corpus (resumes from --out)")
+    pre.add_argument("--corpus", required=True, help="corpus folder from 'data synth'")
+    pre.add_argument("--out", required=True, help="checkpoint folder (resumed if it holds one)")
+    pre.add_argument("--steps", type=int, required=True, help="length of the whole run (sets the schedules)")
+    pre.add_argument("--batch-seconds", type=float, default=32.0, help="seconds of audio per batch (default: 32)")
+    pre.add_argument("--crop-seconds", type=float, default=4.0, help="length of each crop (default: 4)")
+    pre.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (default: 5e-4)")
+    pre.add_argument("--seed", type=int, default=0)
+    pre.add_argument("--save-every", type=int, default=200, help="checkpoint every N steps (default: 200)")
+    pre.add_argument("--minutes", type=float, default=None, help="stop after M minutes and checkpoint (resume later)")
+    pre.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    pre.add_argument("--no-resume", action="store_true", help="start over even if --out holds a checkpoint")
+    pre.add_argument("--quiet", action="store_true", help="no progress bar")
+    pre.set_defaults(func=_cmd_speech_pretrain)
+    train = speech_sub.add_parser("train", help="train the decoder on a corpus (resumes from --out)")
+    train.add_argument("--corpus", required=True)
+    train.add_argument("--out", required=True)
+    train.add_argument("--epochs", type=int, default=30)
+    train.add_argument("--steps-per-epoch", type=int, default=150)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--quiet", action="store_true")
+    train.set_defaults(func=_cmd_speech_train)
+    ev = speech_sub.add_parser("eval", help="held-out metrics on the default head (+ proxy checks on real clips)")
+    ev.add_argument("--model", required=True, help="decoder folder")
+    ev.add_argument("--corpus", required=True)
+    ev.add_argument("--limit", type=int, default=None, help="at most this many held-out utterances")
+    ev.add_argument("--real", default=None, help="folder of real speech clips (*.wav) for the proxy checks")
+    ev.add_argument("--json", default=None)
+    ev.add_argument("--sheet", default=None, help="PNG contact sheet: each real clip at its loudest and quietest frame")
+    ev.set_defaults(func=_cmd_speech_eval)
 
     ext = sub.add_parser("build-extension", help="validate blender_manifest.toml and build the installable extension zip")
     ext.add_argument("--out", default="dist", help="output folder (default: dist)")

@@ -66,22 +66,32 @@ def unregister_pipeline(name: str) -> None:
     _FACTORIES.pop(name, None)
 
 
+def _factories() -> dict[str, Callable[[], Pipeline]]:
+    """Registered pipelines, plus the shipped speech model when its weights are installed (checked each
+    time: a cheap file test, and nothing heavy is imported until the pipeline is prepared)."""
+    from .speech.pipeline import SpeechPipeline, weights_installed
+
+    builtin: dict[str, Callable[[], Pipeline]] = {"speech": SpeechPipeline} if weights_installed() else {}
+    return {**builtin, **_FACTORIES}
+
+
 def available_pipelines() -> list[str]:
     return sorted(_FACTORIES)
 
 
 def get_pipeline(name: str | None = None) -> Pipeline:
     """The named pipeline (default: the only or ``"speech"`` one)."""
-    if not _FACTORIES:
+    factories = _factories()
+    if not factories:
         raise LatticeTalkError(
             "no speech model is installed in this build of LatticeTalk, so audio cannot be turned into "
             "animation yet; clips made elsewhere can still be applied with Apply Clip / 'python -m lattice_talk apply'"
         )
     if name is None:
-        name = "speech" if "speech" in _FACTORIES else next(iter(sorted(_FACTORIES)))
-    if name not in _FACTORIES:
-        raise LatticeTalkError(f"unknown pipeline {name!r}; available: {', '.join(available_pipelines())}")
-    return _FACTORIES[name]()
+        name = "speech" if "speech" in factories else next(iter(sorted(factories)))
+    if name not in factories:
+        raise LatticeTalkError(f"unknown pipeline {name!r}; available: {', '.join(sorted(factories))}")
+    return factories[name]()
 
 
 def check_request(request: GenerateRequest) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from ..core.clip import AnimationClip
 from ..core.head_model import HeadModel
 from .head_builder import HeadObjects, build_head
 from .render import FrontView, assign_materials, render_still, setup_front_render
@@ -58,6 +59,33 @@ def render_expression_sheet(head: HeadModel, out_png: Path, resolution: int = 32
     if blend_path is not None:
         Path(blend_path).parent.mkdir(parents=True, exist_ok=True)
         bpy.ops.wm.save_as_mainfile(filepath=str(Path(blend_path).resolve()))
+    return out_png
+
+
+def render_clip_frames(head: HeadModel, shots: list[tuple[AnimationClip, int]], out_png: Path, columns: int,
+                       resolution: int = 256, samples: int = 16) -> Path:
+    """Render chosen frames of clips on ``head`` (shape keys + jaw/eye bones) into one grid image."""
+    from ..core.rotations import axis_angle_to_euler_xyz
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    objects = build_head(head)
+    subdivision = objects.mesh.modifiers.new("Subdivision", "SUBSURF")
+    subdivision.levels, subdivision.render_levels = 0, 1
+    assign_materials(objects.mesh, np.concatenate([head.regions.get("eye_L", []), head.regions.get("eye_R", [])]).astype(int))
+    setup_front_render(scene, front_view(head, resolution), samples=samples, denoise=True)
+    out_png = Path(out_png)
+    tiles = []
+    for k, (clip, frame) in enumerate(shots):
+        set_expression(objects, dict(zip(clip.expression_names, clip.expression[frame].tolist())))
+        for bone, channel in (("jaw", clip.jaw), ("eye_L", clip.eye_L), ("eye_R", clip.eye_R)):
+            if channel is not None:
+                objects.armature.pose.bones[bone].rotation_euler = axis_angle_to_euler_xyz(channel[frame:frame + 1])[0].tolist()
+        tiles.append(_read_png(render_still(scene, out_png.with_name(f"{out_png.stem}_{k}.png"))))
+    blank = np.zeros_like(tiles[0])
+    tiles += [blank] * (-len(tiles) % columns)
+    rows = [np.concatenate(tiles[r:r + columns], axis=1) for r in range(0, len(tiles), columns)]
+    _write_png(np.concatenate(rows[::-1], axis=0), out_png)  # Blender images store the bottom row first
     return out_png
 
 

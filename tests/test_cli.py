@@ -99,7 +99,8 @@ def test_generate_one_file_to_blend_with_preview(replay, tmp_path):
     assert list_takes(scene_head()) == ["line"]
 
 
-def test_generate_without_pipeline_is_a_clear_usage_error(tmp_path, capsys):
+def test_generate_without_pipeline_is_a_clear_usage_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("lattice_talk.core.speech.pipeline.MODEL_DIR", tmp_path)  # as if no weights shipped
     wav = write_wav(tmp_path / "line.wav")
     assert main(["generate", str(wav), "--out", str(tmp_path / "x.npz")]) == EXIT_BAD_INPUT
     assert "no speech model is installed" in capsys.readouterr().err

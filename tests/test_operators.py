@@ -65,7 +65,8 @@ def test_headless_generate_writes_a_take(addon, head_model, speech_wav):
     assert list_takes(the_head()) == ["Line 1"] and len(bpy.data.actions) == 2
 
 
-def test_generate_without_a_pipeline_says_so(addon, speech_wav):
+def test_generate_without_a_pipeline_says_so(addon, speech_wav, monkeypatch, tmp_path):
+    monkeypatch.setattr("lattice_talk.core.speech.pipeline.MODEL_DIR", tmp_path)  # as if no weights shipped
     before = scene_snapshot(bpy)
     with pytest.raises(RuntimeError, match="no speech model is installed"):
         bpy.ops.lattice_talk.generate_from_audio(audio_path=str(speech_wav))

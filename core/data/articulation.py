@@ -117,6 +117,12 @@ def mouth_curves(phonemes: list[PhonemeEvent], unit_names: tuple[str, ...], fps:
     blended = weights.T @ targets
     units = np.clip(blended[:, :-1] * effort, 0.0, 1.0)
     jaw = blended[:, -1] * effort
+    closure = closure_curve(phonemes, times, fps)
+    return units, jaw, closure
+
+
+def closure_curve(phonemes: list[PhonemeEvent], times: np.ndarray, fps: float) -> np.ndarray:
+    """0..1 per frame: 1 over the middle of every p/b/m (at least one frame), ramping to 0 at its edges."""
     closure = np.zeros(len(times))
     for event in phonemes:
         if event.mouth_class == BILABIAL:
@@ -124,7 +130,7 @@ def mouth_curves(phonemes: list[PhonemeEvent], unit_names: tuple[str, ...], fps:
             width = max(CLOSURE_HALF_WIDTH * half, 0.5 / fps)
             bump = np.clip(1.0 - (np.abs(times - centre) - width) / max(half, 1.0 / fps), 0.0, 1.0)
             closure = np.maximum(closure, bump)
-    return units, jaw, closure
+    return closure
 
 
 def seal_lips(units: np.ndarray, jaw: np.ndarray, closure: np.ndarray, unit_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:

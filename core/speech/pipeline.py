@@ -1,0 +1,114 @@
+"""The speech pipeline: audio → features → decoder → default-head mouth motion + prosody → the target head.
+
+Registered as the ``speech`` pipeline when its weights are installed. Long audio is decoded in overlapping
+chunks (progress and cancel between chunks). On the default head the decoder's ARKit units and jaw are the
+animation; on any other head the motion is carried over through the MediaPipe motion space by
+``core.retarget``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..clip import AnimationClip
+from ..pipeline import Cancelled, GenerateRequest, ProgressFn, StopFn
+
+MODEL_DIR = Path(__file__).resolve().parents[2] / "vendor_models" / "speech"
+CHUNK_SECONDS, CONTEXT_SECONDS = 20.0, 1.0
+MOUTH_PREFIXES = ("mouth", "jaw", "tongue", "cheekPuff")
+
+
+def weights_installed(model_dir: Path | None = None) -> bool:
+    from .train import DECODER_FILE
+
+    return ((model_dir or MODEL_DIR) / DECODER_FILE).is_file()
+
+
+class SpeechPipeline:
+    name = "speech"
+
+    def __init__(self, model_dir: str | Path = MODEL_DIR, threads: int | None = None):
+        self.model_dir = Path(model_dir)
+        self.threads = threads
+        self._model = None
+        self._config: dict = {}
+
+    def prepare(self) -> None:
+        import os
+
+        import torch
+
+        from .train import load_decoder
+
+        # A couple of threads keep Blender's UI responsive on small machines and are all this model needs.
+        torch.set_num_threads(self.threads or max(1, min(4, (os.cpu_count() or 2) - 1)))
+        if self._model is None:
+            self._model, self._config = load_decoder(self.model_dir)
+
+    def _decode(self, samples: np.ndarray, n_frames: int, fps: float, progress: ProgressFn, should_stop: StopFn):
+        """Units (T, U) and jaw (T,), chunk by chunk with CONTEXT_SECONDS of audio either side."""
+        from .features import SAMPLE_RATE, log_mel
+        from .train import predict
+
+        units = np.zeros((n_frames, len(self._config["unit_names"])), np.float32)
+        jaw = np.zeros(n_frames, np.float32)
+        starts = np.arange(0.0, n_frames / fps, CHUNK_SECONDS)
+        for k, start in enumerate(starts):
+            if should_stop():
+                raise Cancelled()
+            progress(f"speech {k + 1}/{len(starts)}", 0.1 + 0.8 * k / len(starts))
+            lo, hi = max(0.0, start - CONTEXT_SECONDS), min(n_frames / fps, start + CHUNK_SECONDS + CONTEXT_SECONDS)
+            segment = samples[int(lo * SAMPLE_RATE):int(hi * SAMPLE_RATE)]
+            f_lo, f_hi = int(round(lo * fps)), int(round(hi * fps))
+            u, j = predict(self._model, log_mel(segment), f_hi - f_lo, tuple(self._config["unit_names"]))
+            keep_lo, keep_hi = int(round(start * fps)), min(n_frames, int(round((start + CHUNK_SECONDS) * fps)))
+            units[keep_lo:keep_hi] = u[keep_lo - f_lo:keep_hi - f_lo]
+            jaw[keep_lo:keep_hi] = j[keep_lo - f_lo:keep_hi - f_lo]
+        return units, jaw
+
+    def generate(self, request: GenerateRequest, progress: ProgressFn, should_stop: StopFn) -> AnimationClip:
+        from ..audio import load_audio
+        from ..data.articulation import add_prosody, energy_pauses
+
+        settings = request.settings
+        progress("reading audio", 0.0)
+        audio = load_audio(request.audio_path)
+        fps = settings.fps
+        n_frames = max(1, int(round(audio.duration * fps)))
+        units, jaw = self._decode(audio.samples, n_frames, fps, progress, should_stop)
+        names = tuple(self._config["unit_names"])
+        mouth = np.array([n.startswith(MOUTH_PREFIXES) for n in names])
+        units[:, mouth] = np.clip(units[:, mouth] * settings.intensity, 0.0, 1.0)
+        jaw = jaw * settings.intensity
+        rng = np.random.default_rng(settings.seed)
+        pauses = energy_pauses(audio.samples, audio.sample_rate, fps, n_frames)
+        head_rotation = add_prosody(units, names, audio.samples, audio.sample_rate, fps, rng, pauses,
+                                    settings.head_motion, settings.blinks)
+        progress("retargeting", 0.92)
+        provenance = {"pipeline": self.name, "model": str(self.model_dir.name), "features": self._config.get("features"),
+                      "audio_sha256": audio.sha256, "settings": settings.as_dict()}
+        jaw_rotvec = np.zeros((n_frames, 3), np.float32)
+        jaw_rotvec[:, 0] = jaw
+        if request.head.head_id == self._config.get("head_id", "lattice_talk:default_head"):
+            return AnimationClip(fps=fps, start_frame=settings.start_frame, head_id=request.head.head_id,
+                                 expression=units, expression_names=names, jaw=jaw_rotvec,
+                                 global_rotation=head_rotation.astype(np.float32), provenance=provenance)
+        return self._retarget(request, units, jaw, head_rotation, fps, provenance)
+
+    def _retarget(self, request, units, jaw, head_rotation, fps, provenance) -> AnimationClip:
+        from ..heads import create
+        from ..landmark_rig import LandmarkRig
+        from ..motion_file import MotionTrack
+        from ..retarget import Retargeter, to_clip
+
+        source = LandmarkRig(create("default"))
+        pose = np.zeros((len(jaw), 5, 3), np.float32)
+        pose[:, 2, 0] = jaw
+        neutral = source.points(np.zeros((1, units.shape[1]), np.float32), np.zeros((1, 5, 3), np.float32))[0]
+        track = MotionTrack(fps=fps, points=source.points(units, pose), point_ids=source.mediapipe_index, neutral=neutral)
+        clip = to_clip(Retargeter(request.head).retarget(track), fps, request.settings.start_frame, request.head.head_id)
+        clip.global_rotation = head_rotation.astype(np.float32)
+        clip.provenance = {**provenance, "retargeted_from": "lattice_talk:default_head"}
+        return clip

@@ -1,0 +1,220 @@
+"""Train and evaluate the decoder on the synthetic corpus (features → default-head mouth parameters).
+
+Losses: L1 on ARKit units (mouth units weighted up) and jaw, L1 on their frame-to-frame velocity, and
+extra weight inside every p/b/m so closures are learned, not averaged away. Checkpoints every epoch,
+resume, early stopping on the held-out loss. Evaluation poses the default head with the predictions and
+measures lip vertex error, bilabial closure and A/V offset against the corpus's own motion.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import LatticeTalkError
+from .features import FEATURE_RATE, log_mel
+
+FPS = 30.0
+WINDOW_SECONDS = 3.0
+MOUTH_PREFIXES = ("mouth", "jaw", "tongue", "cheekPuff")
+DECODER_FILE, DECODER_CONFIG = "decoder.safetensors", "decoder.json"
+
+
+@dataclass
+class Example:
+    id: str
+    features: np.ndarray  # (T50, F)
+    units: np.ndarray  # (T, U)
+    jaw: np.ndarray  # (T,)
+    bilabial: np.ndarray  # (T,) bool: frame inside a p/b/m
+    closure: np.ndarray  # (T,) 0..1: the articulation's seal channel (the decoder's closure target)
+    utterance: object  # the CorpusUtterance, for evaluation
+
+
+def load_examples(corpus_dir: str | Path, split: str, features: Callable[[np.ndarray], np.ndarray] = log_mel,
+                  limit: int | None = None) -> list[Example]:
+    from ..data.articulation import closure_curve
+    from ..data.corpus import Corpus
+    from ..data.phonemes import BILABIALS
+
+    out = []
+    for utterance in Corpus(corpus_dir).utterances(split):
+        times = np.arange(len(utterance.jaw)) / utterance.fps
+        bilabial = np.zeros(len(times), bool)
+        for event in utterance.phonemes:
+            if event.phoneme in BILABIALS:
+                bilabial |= (times >= event.start) & (times <= event.end)
+        closure = closure_curve(utterance.phonemes, times, utterance.fps).astype(np.float32)
+        out.append(Example(utterance.id, features(utterance.audio), utterance.units, utterance.jaw, bilabial, closure, utterance))
+        if limit is not None and len(out) >= limit:
+            break
+    if not out:
+        raise LatticeTalkError(f"{corpus_dir}: no '{split}' utterances")
+    return out
+
+
+def _batch(examples: list[Example], rng: np.random.Generator, size: int):
+    """Random aligned windows: WINDOW_SECONDS of features and the matching frames (starts on 0.1 s steps,
+    where 50 Hz and 30 fps frames coincide)."""
+    import torch
+
+    n50, n30 = int(WINDOW_SECONDS * FEATURE_RATE), int(WINDOW_SECONDS * FPS)
+    feats, units, jaws, masks, closures = [], [], [], [], []
+    for _ in range(size):
+        ex = examples[int(rng.integers(len(examples)))]
+        steps = max(1, int((len(ex.jaw) / FPS - WINDOW_SECONDS) / 0.1))
+        start = int(rng.integers(steps)) if len(ex.jaw) > n30 else 0
+        f0, t0 = start * 5, start * 3
+        f = ex.features[f0:f0 + n50]
+        feats.append(np.pad(f, ((0, n50 - len(f)), (0, 0))))
+        for store, arr in ((units, ex.units), (jaws, ex.jaw), (masks, ex.bilabial), (closures, ex.closure)):
+            a = arr[t0:t0 + n30]
+            store.append(np.pad(a, ((0, n30 - len(a)),) + ((0, 0),) * (a.ndim - 1), mode="edge" if len(a) else "constant"))
+    return (torch.from_numpy(np.stack(feats)), torch.from_numpy(np.stack(units).astype(np.float32)),
+            torch.from_numpy(np.stack(jaws).astype(np.float32)), torch.from_numpy(np.stack(masks)),
+            torch.from_numpy(np.stack(closures)))
+
+
+def decoder_loss(model, batch, mouth_mask) -> "torch.Tensor":
+    import torch
+
+    features, units, jaw, bilabial, closure = batch
+    pred_units, pred_jaw, closure_logit = model(features, units.shape[1])
+    unit_weight = 1.0 + 2.0 * mouth_mask  # (U,)
+    frame_weight = 1.0 + 4.0 * bilabial.float()  # (B, T)
+    err_units = ((pred_units - units).abs() * unit_weight).mean(-1)
+    err_jaw = (pred_jaw - jaw).abs() / 0.05  # 0.05 rad ≈ 4 mm at the lips: same scale as a unit
+    vel = ((pred_units.diff(dim=1) - units.diff(dim=1)).abs() * unit_weight).mean(-1).mean() + \
+        ((pred_jaw.diff(dim=1) - jaw.diff(dim=1)).abs() / 0.05).mean()
+    seal = torch.nn.functional.binary_cross_entropy_with_logits(closure_logit, closure, pos_weight=torch.tensor(3.0))
+    return ((err_units + err_jaw) * frame_weight).mean() + 0.5 * vel + seal
+
+
+def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30, steps_per_epoch: int = 150,
+                  batch_size: int = 24, lr: float = 2e-3, seed: int = 0, patience: int = 5,
+                  progress: Callable[[int, float, float], None] | None = None) -> dict:
+    """Train, keep the best held-out checkpoint in ``out_dir``, resume if one is there; returns history."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from .decoder import MotionDecoder
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    train = load_examples(corpus_dir, "train")
+    heldout = load_examples(corpus_dir, "heldout")
+    names = train[0].utterance.unit_names
+    mouth_mask = torch.tensor([n.startswith(MOUTH_PREFIXES) for n in names], dtype=torch.float32)
+    model = MotionDecoder(train[0].features.shape[1], len(names))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state_path = out_dir / "train_state.json"
+    history = {"train": [], "heldout": [], "best_epoch": -1, "best": float("inf")}
+    start_epoch = 0
+    if state_path.exists():  # resume
+        state = json.loads(state_path.read_text())
+        history, start_epoch = state["history"], state["epoch"] + 1
+        model.load_state_dict(load_file(str(out_dir / "last.safetensors")))
+        optimizer.load_state_dict(torch.load(out_dir / "optimizer.pt", weights_only=True))
+        for _ in range(start_epoch * steps_per_epoch):
+            schedule.step()
+        rng = np.random.default_rng(seed + start_epoch)
+    eval_rng = np.random.default_rng(seed + 10_000)
+    eval_batches = [_batch(heldout, eval_rng, batch_size) for _ in range(8)]
+    for epoch in range(start_epoch, epochs):
+        model.train()
+        losses = []
+        for _ in range(steps_per_epoch):
+            loss = decoder_loss(model, _batch(train, rng, batch_size), mouth_mask)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            losses.append(loss.item())
+        model.eval()
+        with torch.no_grad():
+            held = float(np.mean([float(decoder_loss(model, b, mouth_mask)) for b in eval_batches]))
+        history["train"].append(float(np.mean(losses)))
+        history["heldout"].append(held)
+        save_file(model.state_dict(), str(out_dir / "last.safetensors"))
+        torch.save(optimizer.state_dict(), out_dir / "optimizer.pt")
+        if held < history["best"]:
+            history["best"], history["best_epoch"] = held, epoch
+            save_file({k: v.half() for k, v in model.state_dict().items()}, str(out_dir / DECODER_FILE))
+            (out_dir / DECODER_CONFIG).write_text(json.dumps({
+                "model": model.config, "features": "log_mel_80", "fps": FPS, "unit_names": list(names),
+                "epoch": epoch, "heldout_loss": held, "seed": seed}, indent=2))
+        state_path.write_text(json.dumps({"epoch": epoch, "history": history}))
+        if progress is not None:
+            progress(epoch, history["train"][-1], held)
+        if epoch - history["best_epoch"] >= patience:
+            break
+    return history
+
+
+def load_decoder(folder: str | Path):
+    """The trained decoder (fp16 weights on disk, fp32 in memory) and its config."""
+    import torch
+    from safetensors.torch import load_file
+
+    from .decoder import MotionDecoder
+
+    folder = Path(folder)
+    try:
+        config = json.loads((folder / DECODER_CONFIG).read_text())
+        state = load_file(str(folder / DECODER_FILE))
+    except (OSError, ValueError) as exc:
+        raise LatticeTalkError(f"{folder}: no trained decoder ({exc}); train one with 'python -m lattice_talk speech train'") from exc
+    model = MotionDecoder(**{k: (tuple(v) if k == "dilations" else v) for k, v in config["model"].items()})
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    model.eval()
+    return model, config
+
+
+SEAL_FROM, SEAL_FULL = 0.3, 0.7  # closure probability where sealing starts / is complete
+
+
+def predict(model, features: np.ndarray, n_frames: int, unit_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(T50, F) features → units (T, U) and jaw (T,) for ``n_frames`` output frames, lips sealed where the
+    decoder hears a p/b/m (the corpus's own seal, see core.data.articulation.seal_lips)."""
+    import torch
+
+    from ..data.articulation import seal_lips
+
+    with torch.no_grad():
+        units, jaw, closure_logit = model(torch.from_numpy(features)[None], n_frames)
+    closure = np.clip((torch.sigmoid(closure_logit[0]).numpy() - SEAL_FROM) / (SEAL_FULL - SEAL_FROM), 0.0, 1.0)
+    return seal_lips(units[0].numpy(), jaw[0].numpy(), closure, unit_names)
+
+
+def evaluate(model, examples: list[Example], rig) -> dict:
+    """Pose the default head with the predictions; compare with the corpus motion (same head)."""
+    from .. import metrics
+    from ..mediapipe_points import LIPS
+    from ..motion_file import MotionTrack
+
+    lve, closed, total, offsets, corr = [], 0, 0, [], []
+    for ex in examples:
+        ref = ex.utterance.motion(rig)
+        units, jaw = predict(model, ex.features, ref.n_frames, ex.utterance.unit_names)
+        pose = np.zeros((len(jaw), 5, 3), np.float32)
+        pose[:, 2, 0] = jaw
+        pred = MotionTrack(fps=ref.fps, points=rig.points(units, pose), point_ids=ref.point_ids, neutral=ref.neutral,
+                           phonemes=ref.phonemes)
+        lve.append(metrics.lip_vertex_error(pred.select(LIPS), ref.select(LIPS)).mm)
+        closure = metrics.bilabial_closure_rate(pred)
+        closed += closure.count - len(closure.missed)
+        total += closure.count
+        offsets.append(metrics.mouth_av_offset_frames(pred, ref))
+        corr.append(metrics.mouth_opening_correlation(pred, ref).value)
+    return {"utterances": len(examples), "lip_vertex_error_mm": float(np.mean(lve)),
+            "bilabial_closure_rate": closed / max(total, 1), "bilabials": total,
+            "av_offset_frames_mean": float(np.mean(offsets)), "av_offset_frames_max_abs": int(np.max(np.abs(offsets))),
+            "mouth_open_corr": float(np.mean(corr))}

@@ -1,0 +1,86 @@
+"""The speech pipeline end to end with a small random-init decoder saved and reloaded (real weights are
+trained by `python -m lattice_talk speech train`; these tests check the plumbing, not the quality)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from clip_fixtures import write_wav  # noqa: E402
+from lattice_talk.core.heads import create  # noqa: E402
+from lattice_talk.core.jobs import run_sync  # noqa: E402
+from lattice_talk.core.pipeline import Cancelled, GenerateRequest, GenerateSettings  # noqa: E402
+from lattice_talk.core.speech.decoder import MotionDecoder  # noqa: E402
+from lattice_talk.core.speech.features import N_MELS, log_mel  # noqa: E402
+from lattice_talk.core.speech.pipeline import SpeechPipeline  # noqa: E402
+from lattice_talk.core.speech.train import DECODER_CONFIG, DECODER_FILE  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    from safetensors.torch import save_file
+
+    head = create("default")
+    torch.manual_seed(0)
+    model = MotionDecoder(N_MELS, head.n_expression, hidden=32, dilations=(1, 2))
+    folder = tmp_path_factory.mktemp("decoder")
+    save_file({k: v.half() for k, v in model.state_dict().items()}, str(folder / DECODER_FILE))
+    (folder / DECODER_CONFIG).write_text(json.dumps({"model": model.config, "features": "log_mel_80", "fps": 30.0,
+                                                     "unit_names": list(head.expression_names)}))
+    return folder
+
+
+def speech(path, seconds, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * 16000)) / 16000
+    envelope = (np.sin(2 * np.pi * 2.5 * t) > 0).astype(float)  # syllable-like bursts and pauses
+    return write_wav(path, 0.3 * envelope * np.sin(2 * np.pi * 150 * t) + 0.01 * rng.normal(size=len(t)))
+
+
+def test_log_mel_frames_at_50_hz():
+    assert log_mel(np.zeros(16000, np.float32) + 1e-3).shape == (50, N_MELS)
+    assert log_mel(np.zeros(16321, np.float32) + 1e-3).shape == (52, N_MELS)
+
+
+def test_pipeline_makes_a_deterministic_clip_on_the_default_head(model_dir, tmp_path):
+    wav = speech(tmp_path / "line.wav", 3.0)
+    head = create("default")
+    request = GenerateRequest(audio_path=wav, head=head, settings=GenerateSettings(fps=24.0, seed=3, start_frame=10))
+    stages = []
+    clip = run_sync(SpeechPipeline(model_dir, threads=1), request, lambda stage, f: stages.append(stage))
+    assert clip.n_frames == 72 and clip.fps == 24.0 and clip.start_frame == 10
+    assert clip.expression_names == head.expression_names and clip.jaw.shape == (72, 3)
+    assert clip.provenance["audio_sha256"] and stages[0] == "reading audio"
+    again = run_sync(SpeechPipeline(model_dir, threads=1), request)
+    assert np.array_equal(clip.expression, again.expression) and np.array_equal(clip.global_rotation, again.global_rotation)
+    quiet = run_sync(SpeechPipeline(model_dir, threads=1), GenerateRequest(
+        audio_path=wav, head=head, settings=GenerateSettings(fps=24.0, seed=3, intensity=0.0)))
+    assert quiet.jaw.max() == 0.0  # intensity 0: a still mouth
+
+
+def test_long_audio_goes_in_chunks_and_cancels_between_them(model_dir, tmp_path):
+    wav = speech(tmp_path / "long.wav", 45.0)
+    pipeline = SpeechPipeline(model_dir, threads=1)
+    pipeline.prepare()
+    request = GenerateRequest(audio_path=wav, head=create("default"))
+    stages = []
+    clip = pipeline.generate(request, lambda s, f: stages.append(s), lambda: False)
+    assert clip.n_frames == 1350 and sum(s.startswith("speech") for s in stages) == 3
+    calls = iter(range(100))
+    with pytest.raises(Cancelled):
+        pipeline.generate(request, lambda s, f: None, lambda: next(calls) >= 1)  # stop after the first chunk
+
+
+def test_other_heads_get_the_motion_through_retargeting(model_dir, tmp_path):
+    from dataclasses import replace
+
+    wav = speech(tmp_path / "line.wav", 2.0)
+    other = replace(create("default"), head_id="someone_else")  # any head that is not the decoder's own
+    clip = run_sync(SpeechPipeline(model_dir, threads=1), GenerateRequest(audio_path=wav, head=other))
+    assert clip.head_id == "someone_else" and clip.n_frames == 60
+    assert clip.provenance["retargeted_from"] == "lattice_talk:default_head"
+    assert clip.expression.shape == (60, other.n_expression) and clip.expression.min() >= 0.0
