@@ -176,7 +176,48 @@ def bench_corpus() -> list[dict]:
     return rows
 
 
-BENCHMARKS: dict[str, Callable[[], list[dict]]] = {"head": bench_head, "scene": bench_scene, "corpus": bench_corpus}
+def bench_speech() -> list[dict]:
+    """The shipped speech pipeline: speed after load on 60 s, a fresh `generate` on 10 s, memory on 10 min."""
+    import tempfile
+
+    import soundfile as sf
+
+    from .core.heads import create
+    from .core.jobs import run_sync
+    from .core.pipeline import GenerateRequest
+    from .core.speech.pipeline import SpeechPipeline
+
+    sample = Path(__file__).resolve().parent / "vendor_models" / "samples" / "hello.wav"
+    speech, rate = sf.read(sample, dtype="float32")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {}
+        for seconds in (10, 60, 600):
+            paths[seconds] = Path(tmp) / f"speech_{seconds}s.wav"
+            sf.write(paths[seconds], np.resize(speech, int(seconds * rate)), rate)
+        pipeline = SpeechPipeline()
+        pipeline.prepare()
+        head = create()
+        t0 = time.perf_counter()
+        run_sync(pipeline, GenerateRequest(audio_path=paths[60], head=head))
+        rows.append({"metric": "generate 60 s of audio after load (default head)", "value": 60 / (time.perf_counter() - t0),
+                     "unit": "× real time", "target": "≥ 50"})
+        cmd = [sys.executable, "-m", "lattice_talk", "generate", str(paths[10]), "--out", str(Path(tmp) / "t.npz"), "--quiet"]
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        rows.append({"metric": "fresh process: `generate` 10 s → .npz (imports + load + run)", "value": time.perf_counter() - t0,
+                     "unit": "s", "target": "< 5"})
+        code = ("import resource, sys; from lattice_talk.cli import main; main(['generate', sys.argv[1], '--out', sys.argv[2], '--quiet']); "
+                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+        out = subprocess.run([sys.executable, "-c", code, str(paths[600]), str(Path(tmp) / "long.npz")], check=True,
+                             capture_output=True, text=True).stdout.split()[-1]
+        rows.append({"metric": "peak memory, `generate` on 10 min of audio (chunked)", "value": int(out) / 1024, "unit": "MB",
+                     "target": "< 1536"})
+    return rows
+
+
+BENCHMARKS: dict[str, Callable[[], list[dict]]] = {"head": bench_head, "scene": bench_scene, "corpus": bench_corpus,
+                                                   "speech": bench_speech}
 
 
 def run_benchmark(name: str, json_path: Path | None) -> list[dict]:

@@ -403,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     ext.set_defaults(func=_cmd_build_extension)
 
     bench = sub.add_parser("bench", help="run a benchmark, print a table and write JSON")
-    bench.add_argument("name", choices=["head", "scene", "corpus"])
+    bench.add_argument("name", choices=["head", "scene", "corpus", "speech"])
     bench.add_argument("--json", default=None, help="where to write the JSON (default: out/bench_<name>.json)")
     bench.set_defaults(func=_cmd_bench)
     return parser

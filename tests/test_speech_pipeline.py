@@ -84,3 +84,35 @@ def test_other_heads_get_the_motion_through_retargeting(model_dir, tmp_path):
     assert clip.head_id == "someone_else" and clip.n_frames == 60
     assert clip.provenance["retargeted_from"] == "lattice_talk:default_head"
     assert clip.expression.shape == (60, other.n_expression) and clip.expression.min() >= 0.0
+
+
+def test_missing_torch_is_one_clear_message(model_dir, monkeypatch):
+    import builtins
+
+    from lattice_talk.core.errors import LatticeTalkError
+
+    real_import = builtins.__import__
+
+    def no_torch(name, *args, **kwargs):
+        if name.split(".")[0] == "torch":
+            raise ImportError("No module named 'torch'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_torch)
+    with pytest.raises(LatticeTalkError, match="Install Dependencies"):
+        SpeechPipeline(model_dir).prepare()
+
+
+def test_jaw_loudness_proxy_on_constructed_signals():
+    from lattice_talk.core.speech.proxy import jaw_loudness
+
+    rate, fps = 16000, 30.0
+    t = np.arange(4 * rate) / rate
+    loud = (np.sin(2 * np.pi * 0.5 * t) > 0).astype(float)  # 1 s speech, 1 s silence, …
+    audio = (0.3 * loud * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
+    frames = np.arange(120) / fps
+    follows = 0.2 * (np.sin(2 * np.pi * 0.5 * frames) > 0)
+    good = jaw_loudness(follows, audio, rate, fps)
+    assert good["pass"] and good["silent_to_loud_jaw"] < 0.05 and good["jaw_loudness_corr"] > 0.9
+    bad = jaw_loudness(np.full(120, 0.2), audio, rate, fps)  # mouth open all the time
+    assert not bad["pass"]

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..clip import AnimationClip
+from ..errors import LatticeTalkError
 from ..pipeline import Cancelled, GenerateRequest, ProgressFn, StopFn
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / "vendor_models" / "speech"
@@ -38,7 +39,12 @@ class SpeechPipeline:
     def prepare(self) -> None:
         import os
 
-        import torch
+        try:
+            import torch
+        except ImportError as exc:
+            raise LatticeTalkError(
+                "the speech model needs torch: in Blender use Preferences › Add-ons › LatticeTalk › Install "
+                "Dependencies; elsewhere pip install -c constraints.txt -e '.[torch,speech]'") from exc
 
         from .train import load_decoder
 

@@ -21,12 +21,12 @@ def jaw_loudness(jaw: np.ndarray, audio: np.ndarray, sample_rate: int, fps: floa
     speech_level = np.percentile(energy, 90)
     silent = energy < speech_level - SILENCE_DB_BELOW_SPEECH
     loud = energy >= np.percentile(energy, 80)
-    ratio = float(jaw[silent].mean() / max(jaw[loud].mean(), 1e-6)) if silent.any() else float("nan")
+    ratio = float(jaw[silent].mean() / max(jaw[loud].mean(), 1e-6)) if silent.any() else None  # no silence to judge
     loudness = np.sqrt(10 ** (energy / 10))  # RMS amplitude
     corr = float(np.corrcoef(jaw, loudness)[0, 1]) if jaw.std() > 0 else 0.0
     return {"silent_frames": int(silent.sum()), "loud_frames": int(loud.sum()), "silent_to_loud_jaw": ratio,
             "jaw_loudness_corr": corr,
-            "pass": bool((not silent.any() or ratio <= MAX_SILENT_RATIO) and corr >= MIN_CORRELATION),
+            "pass": bool((ratio is None or ratio <= MAX_SILENT_RATIO) and corr >= MIN_CORRELATION),
             "loudest_frame": int(np.argmax(energy)), "quietest_frame": int(np.argmin(energy))}
 
 
