@@ -92,7 +92,7 @@ class SpeechPipeline:
         pauses = energy_pauses(audio.samples, audio.sample_rate, fps, n_frames)
         head_rotation = add_prosody(units, names, audio.samples, audio.sample_rate, fps, rng, pauses,
                                     settings.head_motion, settings.blinks)
-        progress("retargeting", 0.92)
+        progress("head motion and take", 0.92)
         provenance = {"pipeline": self.name, "model": str(self.model_dir.name), "features": self._config.get("features"),
                       "audio_sha256": audio.sha256, "settings": settings.as_dict()}
         jaw_rotvec = np.zeros((n_frames, 3), np.float32)
