@@ -116,3 +116,21 @@ def test_jaw_loudness_proxy_on_constructed_signals():
     assert good["pass"] and good["silent_to_loud_jaw"] < 0.05 and good["jaw_loudness_corr"] > 0.9
     bad = jaw_loudness(np.full(120, 0.2), audio, rate, fps)  # mouth open all the time
     assert not bad["pass"]
+
+
+def test_decoder_training_checkpoints_resumes_and_evaluates(tmp_path):
+    from lattice_talk.core.data.corpus import synth_corpus
+    from lattice_talk.core.landmark_rig import LandmarkRig
+    from lattice_talk.core.speech.train import evaluate, load_decoder, load_examples, train_decoder
+
+    synth_corpus(tmp_path / "corpus", hours=0.004, seed=1, workers=1)
+    out = tmp_path / "decoder"
+    first = train_decoder(tmp_path / "corpus", out, epochs=2, steps_per_epoch=2, batch_size=4)
+    assert len(first["heldout"]) == 2 and (out / DECODER_FILE).is_file()
+    resumed = train_decoder(tmp_path / "corpus", out, epochs=3, steps_per_epoch=2, batch_size=4)
+    assert resumed["train"][:2] == first["train"] and len(resumed["train"]) == 3
+    model, config = load_decoder(out)
+    assert config["unit_names"] == list(create("default").expression_names)
+    report = evaluate(model, load_examples(tmp_path / "corpus", "train", limit=2), LandmarkRig(create("default")))
+    assert report["utterances"] == 2 and report["lip_vertex_error_mm"] > 0
+    assert 0.0 <= report["bilabial_closure_rate"] <= 1.0
