@@ -9,7 +9,7 @@ import bpy
 from ..preferences import get_preferences
 from ..scene.head_builder import HEAD_ID_PROP, find_head
 
-SPEECH_MODULES = ("torch", "transformers", "soundfile")
+SPEECH_MODULES = ("torch", "soundfile")  # the shipped model; SSL encoders also need transformers (Preferences lists it)
 
 
 def missing_speech_modules() -> list[str]:
