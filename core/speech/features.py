@@ -5,6 +5,8 @@ log power, normalised per utterance so loudness and channel gain do not matter."
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 SAMPLE_RATE = 16000
@@ -15,24 +17,19 @@ N_MELS = 80
 FEATURE_RATE = SAMPLE_RATE / HOP
 
 
+@lru_cache(maxsize=1)
 def _filterbank() -> np.ndarray:
-    from ..data.realism import mel_filterbank
+    from ..data.realism import mel_filterbank  # the same triangular mel filters the realism check uses
 
     return mel_filterbank(rate=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=60.0, fmax=7600.0)
 
 
-_FILTERS: np.ndarray | None = None
-
-
 def log_mel(samples: np.ndarray) -> np.ndarray:
     """(N,) float32 at 16 kHz → (ceil(N / 320), 80) normalised log-mel, frame k centred at k·20 ms."""
-    global _FILTERS
-    if _FILTERS is None:
-        _FILTERS = _filterbank()
     x = np.asarray(samples, np.float32)
     n_frames = max(1, int(np.ceil(len(x) / HOP)))
     padded = np.pad(x, (WIN // 2, WIN // 2 + n_frames * HOP - len(x)))
     frames = np.lib.stride_tricks.sliding_window_view(padded, WIN)[::HOP][:n_frames] * np.hanning(WIN).astype(np.float32)
     power = np.abs(np.fft.rfft(frames, N_FFT)) ** 2
-    mel = np.log(power @ _FILTERS.T + 1e-6)
+    mel = np.log(power @ _filterbank().T + 1e-6)
     return ((mel - mel.mean(0)) / (mel.std(0) + 1e-3)).astype(np.float32)
