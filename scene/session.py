@@ -10,7 +10,8 @@ import bpy
 from ..core.errors import LatticeTalkError
 from ..core.heads import create
 from .head_builder import HEAD_ID_PROP, HEAD_SOURCE_PROP, HeadObjects, build_head, find_head
-from .render import FrontView, assign_materials, setup_front_render
+from .preview import front_view
+from .render import assign_materials, setup_front_render
 
 PREVIEW_RESOLUTION = 384
 
@@ -49,8 +50,7 @@ def render_preview(objects: HeadObjects, out: Path, resolution: int = PREVIEW_RE
     """Workbench front-view video of the scene's frame range (with the sound strip when present)."""
     scene = bpy.context.scene
     head = create(objects.mesh.get(HEAD_SOURCE_PROP, "default"))
-    eye_height = float(head.j_regressor[3] @ head.v_template[:, 1])
-    setup_front_render(scene, FrontView(centre=(0.0, 0.0, eye_height - 0.035), size=0.25, resolution=resolution))
+    setup_front_render(scene, front_view(head, resolution))
     assign_materials(objects.mesh)
     scene.render.engine = "BLENDER_WORKBENCH"  # seconds per second of animation, headless
     out = Path(out).resolve()

@@ -133,12 +133,17 @@ def closure_curve(phonemes: list[PhonemeEvent], times: np.ndarray, fps: float) -
     return closure
 
 
+def mouth_unit_mask(unit_names: tuple[str, ...]) -> np.ndarray:
+    """Which units shape the mouth (lips, jaw, tongue, cheeks) rather than eyes or brows."""
+    return np.array([name.startswith(MOUTH_UNIT_PREFIXES) for name in unit_names])
+
+
 def seal_lips(units: np.ndarray, jaw: np.ndarray, closure: np.ndarray, unit_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Where the closure channel is up, shut the jaw and replace every other mouth shape by the seal
     (see SEAL_UNITS): a neighbour's lip roll or rounding must not keep a p/b/m open."""
     c = closure[:, None]
     jaw = jaw * (1.0 - closure) + SEAL_JAW * closure
-    mouth = np.array([name.startswith(MOUTH_UNIT_PREFIXES) for name in unit_names])
+    mouth = mouth_unit_mask(unit_names)
     seal = np.array([SEAL_UNITS.get(name, 0.0) for name in unit_names])
     sealed = np.where(mouth[None], units * (1.0 - c) + seal[None] * c, units)
     return sealed, jaw

@@ -18,7 +18,6 @@ from ..pipeline import Cancelled, GenerateRequest, ProgressFn, StopFn
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / "vendor_models" / "speech"
 CHUNK_SECONDS, CONTEXT_SECONDS = 20.0, 1.0
-MOUTH_PREFIXES = ("mouth", "jaw", "tongue", "cheekPuff")
 
 
 def weights_installed(model_dir: Path | None = None) -> bool:
@@ -76,7 +75,7 @@ class SpeechPipeline:
 
     def generate(self, request: GenerateRequest, progress: ProgressFn, should_stop: StopFn) -> AnimationClip:
         from ..audio import load_audio
-        from ..data.articulation import add_prosody, energy_pauses
+        from ..data.articulation import add_prosody, energy_pauses, mouth_unit_mask
 
         settings = request.settings
         progress("reading audio", 0.0)
@@ -85,7 +84,7 @@ class SpeechPipeline:
         n_frames = max(1, int(round(audio.duration * fps)))
         units, jaw = self._decode(audio.samples, n_frames, fps, progress, should_stop)
         names = tuple(self._config["unit_names"])
-        mouth = np.array([n.startswith(MOUTH_PREFIXES) for n in names])
+        mouth = mouth_unit_mask(names)
         units[:, mouth] = np.clip(units[:, mouth] * settings.intensity, 0.0, 1.0)
         jaw = jaw * settings.intensity
         rng = np.random.default_rng(settings.seed)

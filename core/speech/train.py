@@ -20,7 +20,6 @@ from .features import FEATURE_RATE, log_mel
 
 FPS = 30.0
 WINDOW_SECONDS = 3.0
-MOUTH_PREFIXES = ("mouth", "jaw", "tongue", "cheekPuff")
 DECODER_FILE, DECODER_CONFIG = "decoder.safetensors", "decoder.json"
 
 
@@ -101,6 +100,7 @@ def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30,
     import torch
     from safetensors.torch import load_file, save_file
 
+    from ..data.articulation import mouth_unit_mask
     from .decoder import MotionDecoder
 
     torch.manual_seed(seed)
@@ -108,7 +108,7 @@ def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30,
     train = load_examples(corpus_dir, "train")
     heldout = load_examples(corpus_dir, "heldout")
     names = train[0].utterance.unit_names
-    mouth_mask = torch.tensor([n.startswith(MOUTH_PREFIXES) for n in names], dtype=torch.float32)
+    mouth_mask = torch.tensor(mouth_unit_mask(names), dtype=torch.float32)
     model = MotionDecoder(train[0].features.shape[1], len(names))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
