@@ -34,6 +34,7 @@ class SpeechPipeline:
         self.threads = threads
         self._model = None
         self._config: dict = {}
+        self._weights_sha256 = ""  # a take names the exact weights that made it
 
     def prepare(self) -> None:
         import os
@@ -45,12 +46,15 @@ class SpeechPipeline:
                 "the speech model needs torch: in Blender use Preferences › Add-ons › LatticeTalk › Install "
                 "Dependencies; elsewhere pip install -c constraints.txt -e '.[torch,speech]'") from exc
 
-        from .train import load_decoder
+        import hashlib
+
+        from .train import DECODER_FILE, load_decoder
 
         # A couple of threads keep Blender's UI responsive on small machines and are all this model needs.
         torch.set_num_threads(self.threads or max(1, min(4, (os.cpu_count() or 2) - 1)))
         if self._model is None:
             self._model, self._config = load_decoder(self.model_dir)
+            self._weights_sha256 = hashlib.sha256((self.model_dir / DECODER_FILE).read_bytes()).hexdigest()
 
     def _decode(self, samples: np.ndarray, n_frames: int, fps: float, progress: ProgressFn, should_stop: StopFn):
         """Units (T, U) and jaw (T,), chunk by chunk with CONTEXT_SECONDS of audio either side."""
@@ -92,8 +96,9 @@ class SpeechPipeline:
         head_rotation = add_prosody(units, names, audio.samples, audio.sample_rate, fps, rng, pauses,
                                     settings.head_motion, settings.blinks)
         progress("head motion and take", 0.92)
-        provenance = {"pipeline": self.name, "model": str(self.model_dir.name), "features": self._config.get("features"),
-                      "audio_sha256": audio.sha256, "settings": settings.as_dict()}
+        provenance = {"pipeline": self.name, "model": str(self.model_dir.name), "model_sha256": self._weights_sha256,
+                      "features": self._config.get("features"), "audio_sha256": audio.sha256,
+                      "settings": settings.as_dict()}
         jaw_rotvec = np.zeros((n_frames, 3), np.float32)
         jaw_rotvec[:, 0] = jaw
         if request.head.head_id == self._config.get("head_id", "lattice_talk:default_head"):
