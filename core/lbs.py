@@ -142,6 +142,7 @@ def lbs_torch(
     expression: "torch.Tensor",
     pose: "torch.Tensor",
     translation: "torch.Tensor | None" = None,
+    rest_joints: "torch.Tensor | None" = None,
 ) -> LBSResult:
     """Batched, differentiable twin of :func:`lbs_np` (same arguments, torch tensors)."""
     import torch
@@ -152,7 +153,10 @@ def lbs_torch(
     v_identity = v_template + torch.einsum("vcs,bs->bvc", shapedirs, betas)
     v_shaped = v_identity + torch.einsum("vce,be->bvc", exprdirs, expression)
     # 2. Joints regressed from the identity shape (see the module docstring).
-    joints = torch.einsum("jv,bvc->bjc", j_regressor, v_identity)
+    if rest_joints is None:
+        joints = torch.einsum("jv,bvc->bjc", j_regressor, v_identity)
+    else:
+        joints = rest_joints.to(v_shaped.dtype).expand(batch, *rest_joints.shape)
     # 3. Joint rotations.
     rot_mats = rodrigues_torch(pose)
     # 4. Pose correctives.

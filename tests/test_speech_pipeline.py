@@ -17,6 +17,7 @@ from lattice_talk.core.pipeline import Cancelled, GenerateRequest, GenerateSetti
 from lattice_talk.core.speech.decoder import MotionDecoder  # noqa: E402
 from lattice_talk.core.speech.features import N_MELS, log_mel  # noqa: E402
 from lattice_talk.core.speech.pipeline import SpeechPipeline  # noqa: E402
+from lattice_talk.core.data.phonemes import MOUTH_CLASSES  # noqa: E402
 from lattice_talk.core.speech.train import DECODER_CONFIG, DECODER_FILE  # noqa: E402
 
 
@@ -134,3 +135,29 @@ def test_decoder_training_checkpoints_resumes_and_evaluates(tmp_path):
     report = evaluate(model, load_examples(tmp_path / "corpus", "train", limit=2), LandmarkRig(create("default")))
     assert report["utterances"] == 2 and report["lip_vertex_error_mm"] > 0
     assert 0.0 <= report["bilabial_closure_rate"] <= 1.0
+    # Fine-tuning starts from the given weights and adds the mouth-class head the old decoder lacked.
+    tuned = train_decoder(tmp_path / "corpus", tmp_path / "tuned", epochs=1, steps_per_epoch=1, batch_size=4, init_from=out)
+    assert len(tuned["train"]) == 1
+    tuned_model, tuned_config = load_decoder(tmp_path / "tuned")
+    assert tuned_config["model"]["n_classes"] == len(MOUTH_CLASSES) and tuned_model.classes is not None
+
+
+def test_training_targets_and_the_lip_loss(tmp_path):
+    from lattice_talk.core.data.corpus import synth_corpus
+    from lattice_talk.core.landmark_rig import LandmarkRig
+    from lattice_talk.core.mediapipe_points import LIPS
+    from lattice_talk.core.speech.train import lip_vertex_error_mm, load_examples
+
+    synth_corpus(tmp_path / "corpus", hours=0.002, seed=3, workers=1)
+    example = load_examples(tmp_path / "corpus", "train", limit=1)[0]
+    fps = example.utterance.fps
+    for event in example.utterance.phonemes:  # every frame carries the class of the phoneme spoken then
+        frame = int(np.ceil(event.start * fps))
+        if frame / fps < event.end and frame < len(example.mouth_class):
+            assert MOUTH_CLASSES[example.mouth_class[frame]] == event.mouth_class
+    rig = LandmarkRig(create("default"), point_ids=LIPS)
+    units = torch.from_numpy(example.units[None].astype(np.float32))
+    jaw = torch.from_numpy(example.jaw[None].astype(np.float32))
+    assert float(lip_vertex_error_mm(rig, units, jaw, units, jaw)) < 1e-6
+    opened = lip_vertex_error_mm(rig, units, jaw + 0.1, units, jaw)  # 0.1 rad more jaw: lower lip drops mm
+    assert 2.0 < float(opened) < 20.0

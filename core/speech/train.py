@@ -1,7 +1,9 @@
 """Train and evaluate the decoder on the synthetic corpus (features → default-head mouth parameters).
 
-Losses: L1 on ARKit units (mouth units weighted up) and jaw, L1 on their frame-to-frame velocity, and
-extra weight inside every p/b/m so closures are learned, not averaged away. Checkpoints every epoch,
+Losses: L1 on ARKit units (mouth units weighted up) and jaw, L1 on their frame-to-frame velocity, extra
+weight inside every p/b/m so closures are learned, not averaged away, the lip vertex error itself (the
+default head's lip points posed differentiably, so training minimises what evaluation measures) and the
+auxiliary mouth-class cross-entropy. Checkpoints every epoch,
 resume, early stopping on the held-out loss. Evaluation poses the default head with the predictions and
 measures lip vertex error, bilabial closure and A/V offset against the corpus's own motion.
 """
@@ -9,7 +11,7 @@ measures lip vertex error, bilabial closure and A/V offset against the corpus's 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -31,6 +33,7 @@ class Example:
     jaw: np.ndarray  # (T,)
     bilabial: np.ndarray  # (T,) bool: frame inside a p/b/m
     closure: np.ndarray  # (T,) 0..1: the articulation's seal channel (the decoder's closure target)
+    mouth_class: np.ndarray  # (T,) int64: index into MOUTH_CLASSES of the phoneme spoken at each frame
     utterance: object  # the CorpusUtterance, for evaluation
 
 
@@ -38,17 +41,21 @@ def load_examples(corpus_dir: str | Path, split: str, features: Callable[[np.nda
                   limit: int | None = None) -> list[Example]:
     from ..data.articulation import closure_curve
     from ..data.corpus import Corpus
-    from ..data.phonemes import BILABIALS
+    from ..data.phonemes import BILABIALS, MOUTH_CLASSES
 
     out = []
     for utterance in Corpus(corpus_dir).utterances(split):
         times = np.arange(len(utterance.jaw)) / utterance.fps
         bilabial = np.zeros(len(times), bool)
+        mouth_class = np.zeros(len(times), np.int64)  # 0 = rest
         for event in utterance.phonemes:
+            inside = (times >= event.start) & (times < event.end)
+            mouth_class[inside] = MOUTH_CLASSES.index(event.mouth_class)
             if event.phoneme in BILABIALS:
                 bilabial |= (times >= event.start) & (times <= event.end)
         closure = closure_curve(utterance.phonemes, times, utterance.fps).astype(np.float32)
-        out.append(Example(utterance.id, features(utterance.audio), utterance.units, utterance.jaw, bilabial, closure, utterance))
+        out.append(Example(utterance.id, features(utterance.audio), utterance.units, utterance.jaw, bilabial, closure,
+                           mouth_class, utterance))
         if limit is not None and len(out) >= limit:
             break
     if not out:
@@ -62,7 +69,7 @@ def _batch(examples: list[Example], rng: np.random.Generator, size: int):
     import torch
 
     n50, n30 = int(WINDOW_SECONDS * FEATURE_RATE), int(WINDOW_SECONDS * FPS)
-    feats, units, jaws, masks, closures = [], [], [], [], []
+    feats, units, jaws, masks, closures, classes = [], [], [], [], [], []
     for _ in range(size):
         ex = examples[int(rng.integers(len(examples)))]
         steps = max(1, int((len(ex.jaw) / FPS - WINDOW_SECONDS) / 0.1))
@@ -70,19 +77,40 @@ def _batch(examples: list[Example], rng: np.random.Generator, size: int):
         f0, t0 = start * 5, start * 3
         f = ex.features[f0:f0 + n50]
         feats.append(np.pad(f, ((0, n50 - len(f)), (0, 0))))
-        for store, arr in ((units, ex.units), (jaws, ex.jaw), (masks, ex.bilabial), (closures, ex.closure)):
+        for store, arr in ((units, ex.units), (jaws, ex.jaw), (masks, ex.bilabial), (closures, ex.closure),
+                           (classes, ex.mouth_class)):
             a = arr[t0:t0 + n30]
             store.append(np.pad(a, ((0, n30 - len(a)),) + ((0, 0),) * (a.ndim - 1), mode="edge" if len(a) else "constant"))
     return (torch.from_numpy(np.stack(feats)), torch.from_numpy(np.stack(units).astype(np.float32)),
             torch.from_numpy(np.stack(jaws).astype(np.float32)), torch.from_numpy(np.stack(masks)),
-            torch.from_numpy(np.stack(closures)))
+            torch.from_numpy(np.stack(closures)), torch.from_numpy(np.stack(classes)))
 
 
-def decoder_loss(model, batch, mouth_mask) -> "torch.Tensor":
+@dataclass(frozen=True)
+class LossWeights:
+    lip_mm: float = 0.3  # per mm of lip vertex error (the metric: max over lip points, mean over frames)
+    mouth_class: float = 0.3
+
+
+def lip_vertex_error_mm(lip_rig, units, jaw, ref_units, ref_jaw) -> "torch.Tensor":
+    """Mean over frames of the largest lip point distance (mm) between two (B, T) parameter sequences."""
     import torch
 
-    features, units, jaw, bilabial, closure = batch
-    pred_units, pred_jaw, closure_logit = model(features, units.shape[1])
+    def points(u, j):
+        pose = torch.zeros(u.shape[0] * u.shape[1], 5, 3)
+        pose[:, 2, 0] = j.reshape(-1)
+        return lip_rig.points_torch(u.reshape(-1, u.shape[-1]), pose)
+
+    with torch.no_grad():
+        ref = points(ref_units, ref_jaw)
+    return (1000.0 * (points(units, jaw) - ref).norm(dim=-1)).amax(-1).mean()
+
+
+def decoder_loss(model, batch, mouth_mask, lip_rig=None, weights: LossWeights = LossWeights()) -> "torch.Tensor":
+    import torch
+
+    features, units, jaw, bilabial, closure, mouth_class = batch
+    pred_units, pred_jaw, closure_logit, class_logits = model(features, units.shape[1])
     unit_weight = 1.0 + 2.0 * mouth_mask  # (U,)
     frame_weight = 1.0 + 4.0 * bilabial.float()  # (B, T)
     err_units = ((pred_units - units).abs() * unit_weight).mean(-1)
@@ -90,17 +118,31 @@ def decoder_loss(model, batch, mouth_mask) -> "torch.Tensor":
     vel = ((pred_units.diff(dim=1) - units.diff(dim=1)).abs() * unit_weight).mean(-1).mean() + \
         ((pred_jaw.diff(dim=1) - jaw.diff(dim=1)).abs() / 0.05).mean()
     seal = torch.nn.functional.binary_cross_entropy_with_logits(closure_logit, closure, pos_weight=torch.tensor(3.0))
-    return ((err_units + err_jaw) * frame_weight).mean() + 0.5 * vel + seal
+    loss = ((err_units + err_jaw) * frame_weight).mean() + 0.5 * vel + seal
+    if lip_rig is not None and weights.lip_mm:
+        loss = loss + weights.lip_mm * lip_vertex_error_mm(lip_rig, pred_units, pred_jaw, units, jaw)
+    if class_logits is not None and weights.mouth_class:
+        loss = loss + weights.mouth_class * torch.nn.functional.cross_entropy(class_logits.transpose(1, 2), mouth_class)
+    return loss
 
 
 def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30, steps_per_epoch: int = 150,
                   batch_size: int = 24, lr: float = 2e-3, seed: int = 0, patience: int = 5,
+                  hidden: int = 160, dilations: tuple[int, ...] = (1, 2, 4, 8, 1, 2),
+                  weights: LossWeights = LossWeights(), init_from: str | Path | None = None,
                   progress: Callable[[int, float, float], None] | None = None) -> dict:
-    """Train, keep the best held-out checkpoint in ``out_dir``, resume if one is there; returns history."""
+    """Train, keep the best held-out checkpoint in ``out_dir``, resume if one is there; returns history.
+
+    ``init_from``: a trained decoder folder to fine-tune (its architecture is kept; heads it lacks, such
+    as the mouth-class head, start fresh)."""
     import torch
     from safetensors.torch import load_file, save_file
 
     from ..data.articulation import mouth_unit_mask
+    from ..data.phonemes import MOUTH_CLASSES
+    from ..heads import create
+    from ..landmark_rig import LandmarkRig
+    from ..mediapipe_points import LIPS
     from .decoder import MotionDecoder
 
     torch.manual_seed(seed)
@@ -109,7 +151,14 @@ def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30,
     heldout = load_examples(corpus_dir, "heldout")
     names = train[0].utterance.unit_names
     mouth_mask = torch.tensor(mouth_unit_mask(names), dtype=torch.float32)
-    model = MotionDecoder(train[0].features.shape[1], len(names))
+    lip_rig = LandmarkRig(create("default"), point_ids=LIPS) if weights.lip_mm else None
+    n_classes = len(MOUTH_CLASSES) if weights.mouth_class else 0
+    if init_from is not None:
+        start, start_config = load_decoder(init_from)
+        hidden, dilations = start_config["model"]["hidden"], tuple(start_config["model"]["dilations"])
+    model = MotionDecoder(train[0].features.shape[1], len(names), hidden=hidden, dilations=dilations, n_classes=n_classes)
+    if init_from is not None:
+        model.load_state_dict({k: v for k, v in start.state_dict().items() if k in model.state_dict()}, strict=False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
     out_dir = Path(out_dir)
@@ -131,7 +180,7 @@ def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30,
         model.train()
         losses = []
         for _ in range(steps_per_epoch):
-            loss = decoder_loss(model, _batch(train, rng, batch_size), mouth_mask)
+            loss = decoder_loss(model, _batch(train, rng, batch_size), mouth_mask, lip_rig, weights)
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -140,7 +189,7 @@ def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30,
             losses.append(loss.item())
         model.eval()
         with torch.no_grad():
-            held = float(np.mean([float(decoder_loss(model, b, mouth_mask)) for b in eval_batches]))
+            held = float(np.mean([float(decoder_loss(model, b, mouth_mask, lip_rig, weights)) for b in eval_batches]))
         history["train"].append(float(np.mean(losses)))
         history["heldout"].append(held)
         save_file(model.state_dict(), str(out_dir / "last.safetensors"))
@@ -150,7 +199,7 @@ def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30,
             save_file({k: v.half() for k, v in model.state_dict().items()}, str(out_dir / DECODER_FILE))
             (out_dir / DECODER_CONFIG).write_text(json.dumps({
                 "model": model.config, "features": "log_mel_80", "fps": FPS, "unit_names": list(names),
-                "epoch": epoch, "heldout_loss": held, "seed": seed}, indent=2))
+                "epoch": epoch, "heldout_loss": held, "seed": seed, "loss_weights": asdict(weights)}, indent=2))
         state_path.write_text(json.dumps({"epoch": epoch, "history": history}))
         if progress is not None:
             progress(epoch, history["train"][-1], held)
@@ -189,7 +238,7 @@ def predict(model, features: np.ndarray, n_frames: int, unit_names: tuple[str, .
     from ..data.articulation import seal_lips
 
     with torch.no_grad():
-        units, jaw, closure_logit = model(torch.from_numpy(features)[None], n_frames)
+        units, jaw, closure_logit, _ = model(torch.from_numpy(features)[None], n_frames)
     closure = np.clip((torch.sigmoid(closure_logit[0]).numpy() - SEAL_FROM) / (SEAL_FULL - SEAL_FROM), 0.0, 1.0)
     return seal_lips(units[0].numpy(), jaw[0].numpy(), closure, unit_names)
 
