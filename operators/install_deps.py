@@ -44,6 +44,7 @@ RUNTIME_PACKAGES: tuple[str, ...] = (
     "tqdm",
     "mediapipe",
     "opencv-contrib-python",
+    "av",  # a reference video's sound track, for the audio/video offset
 )
 # (import name, what provides it) — checked with importlib.util.find_spec, never imported here.
 CHECKED_MODULES: tuple[tuple[str, str], ...] = (
@@ -52,6 +53,7 @@ CHECKED_MODULES: tuple[tuple[str, str], ...] = (
     ("soundfile", "soundfile"),
     ("cv2", "opencv-contrib-python"),
     ("mediapipe", "mediapipe"),
+    ("av", "av"),
 )
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 FALLBACK_FOLDER = "lattice_talk_site_packages"  # under Blender's user scripts folder, when not an extension

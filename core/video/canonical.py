@@ -1,0 +1,34 @@
+"""MediaPipe's canonical face model (Apache-2.0), vendored as 468 vertex positions in metres, and the points
+that move rigidly with the skull (the ones head pose is fitted to).
+
+Frame: the project's head frame — +X the subject's left, +Y up, +Z out of the face (toward a camera
+in front), metres. See vendor_models/face_mesh/README.md for the source."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from ..mediapipe_points import FOREHEAD, NOSE_BRIDGE
+from .errors import VideoError
+
+CANONICAL_PATH = Path(__file__).resolve().parents[2] / "vendor_models" / "face_mesh" / "canonical_face_model.npy"
+EYE_CORNERS = (33, 133, 263, 362)  # outer/inner canthi, right then left: skull-fixed, unlike the lids
+# Points for the rigid fit: forehead, nose bridge and canthi barely move with expression (the jaw, lips,
+# cheeks and brows do). The forehead points sit on the upper face contour, where brows pull least.
+POSE_POINTS = tuple(dict.fromkeys(NOSE_BRIDGE + FOREHEAD + EYE_CORNERS))
+
+
+@lru_cache(maxsize=1)
+def canonical_points() -> np.ndarray:
+    """(468, 3) float64, metres: the canonical face (read-only)."""
+    try:
+        points = np.load(CANONICAL_PATH, allow_pickle=False).astype(np.float64)
+    except (OSError, ValueError) as exc:
+        raise VideoError(f"{CANONICAL_PATH}: the vendored canonical face model is missing or damaged ({exc}); reinstall LatticeTalk") from exc
+    if points.shape != (468, 3):
+        raise VideoError(f"{CANONICAL_PATH}: expected (468, 3) canonical points, found {points.shape}; reinstall LatticeTalk")
+    points.flags.writeable = False
+    return points

@@ -1,0 +1,64 @@
+"""MediaPipe face mesh per frame: 478 points (468 + 10 iris) in image-normalised coordinates.
+
+Uses the legacy ``mediapipe.solutions.face_mesh`` of mediapipe 0.10.21, whose model ships inside the
+wheel (no download). Video mode (``static_image_mode=False``): the detector runs only until a face is
+found, then the mesh tracks it from frame to frame — that is what makes it ~4 ms per frame.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .errors import missing_dependency
+
+N_POINTS = 478  # with refine_landmarks: 468 mesh points + 5 per iris
+# A NormalizedLandmark serialises as 0x0a 0x0f (field 1, 15 bytes) then x, y, z as tagged float32
+# (0x0d, 0x15, 0x1d): 17 bytes per point when only x, y, z are set, which is what the face mesh emits.
+_RECORD = 17
+_FLOAT_BYTES = np.r_[3:7, 8:12, 13:17]
+_TAGS = np.array([0x0A, 0x0F, 0x0D, 0x15, 0x1D], np.uint8)
+
+
+class FaceMesh:
+    """One tracked face per frame. Use as a context manager (the MediaPipe graph holds threads)."""
+
+    def __init__(self, min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5):
+        os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ start-up chatter
+        try:
+            from mediapipe.python.solutions import face_mesh
+        except ImportError as exc:
+            raise missing_dependency("mediapipe==0.10.21 (its legacy face mesh)", exc) from exc
+        self._mesh = face_mesh.FaceMesh(
+            static_image_mode=False, max_num_faces=1, refine_landmarks=True,
+            min_detection_confidence=min_detection_confidence, min_tracking_confidence=min_tracking_confidence,
+        )
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray | None:
+        """(478, 3) float32 (x, y in 0..1 of width/height, z in units of width, smaller = nearer the
+        camera) for the face in an RGB uint8 frame, or None when there is none."""
+        result = self._mesh.process(rgb)
+        faces = result.multi_face_landmarks
+        return landmarks_array(faces[0]) if faces else None
+
+    def close(self) -> None:
+        self._mesh.close()
+
+    def __enter__(self) -> "FaceMesh":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def landmarks_array(landmark_list) -> np.ndarray:
+    """NormalizedLandmarkList → (P, 3) float32. Reads the serialised message in one numpy step (~40×
+    faster than a Python loop over the points); falls back to the loop when the layout is not the plain one."""
+    raw = np.frombuffer(landmark_list.SerializeToString(), np.uint8)
+    n = len(landmark_list.landmark)
+    if raw.size == n * _RECORD:
+        records = raw.reshape(n, _RECORD)
+        if np.array_equal(records[:, [0, 1, 2, 7, 12]], np.broadcast_to(_TAGS, (n, 5))):
+            return np.ascontiguousarray(records[:, _FLOAT_BYTES]).view("<f4").reshape(n, 3)
+    return np.array([(p.x, p.y, p.z) for p in landmark_list.landmark], np.float32)

@@ -1,0 +1,331 @@
+"""Video tracking (core.video): the real talking-head clip end to end (every frame tracked, plausible pose,
+the blinks one can see, the sound track), lost and dropped frames interpolated and reported, every
+rejected input, cancel and progress, and the rigid alignment on exact data."""
+
+from __future__ import annotations
+
+import fractions
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lattice_talk.core.errors import LatticeTalkError
+from lattice_talk.core.lbs import rodrigues_np
+from lattice_talk.core.mediapipe_points import EYE_OUTER_CORNERS
+from lattice_talk.core.pipeline import Cancelled
+from lattice_talk.core.video import NoFaceError, VideoError
+from lattice_talk.core.video.canonical import POSE_POINTS, canonical_points
+from lattice_talk.core.video.head_pose import fit_pose, matrix_to_rotvec, smooth, umeyama
+
+REAL_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "assets" / "real_speech" / "WDA_AlexandriaOcasioCortez_000.mp4"
+# Checked by eye on the clip's frames: eyes shut at these frames, wide open at the others.
+EYES_SHUT = (10, 34, 57, 81, 97, 111)
+EYES_OPEN = (5, 20, 40, 45, 70, 90, 104)
+
+
+def needs_video_stack():
+    pytest.importorskip("cv2")
+    pytest.importorskip("mediapipe")
+
+
+def real_frames(n: int) -> list[np.ndarray]:
+    import cv2
+
+    cap = cv2.VideoCapture(str(REAL_VIDEO))
+    frames = []
+    while len(frames) < n:
+        ok, frame = cap.read()
+        assert ok, "the shared real video is shorter than expected"
+        frames.append(frame)
+    cap.release()
+    return frames
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: float = 25.0) -> Path:
+    """MPEG-4 part 2 through OpenCV (no sound track)."""
+    import cv2
+
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    assert writer.isOpened()
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def real_track():
+    needs_video_stack()
+    pytest.importorskip("av")
+    from lattice_talk.core.video.track import track_video
+
+    calls = []
+    track = track_video(REAL_VIDEO, progress=lambda stage, fraction: calls.append((stage, fraction)))
+    return track, calls
+
+
+# ------------------------------------------------------------------------------------------ rigid alignment
+def test_rigid_alignment_recovers_a_known_rotation_to_a_hundredth_of_a_degree():
+    rng = np.random.default_rng(0)
+    canon = canonical_points()
+    for rotvec in (np.array([0.2, -0.35, 0.1]), rng.normal(0, 0.3, 3), np.array([0.0, 0.0, 0.0])):
+        rotation = rodrigues_np(rotvec)
+        dst = 2500.0 * canon @ rotation.T + np.array([300.0, -200.0, 15.0])
+        scale, fitted, offset = umeyama(canon, dst)
+        error = np.degrees(np.linalg.norm(matrix_to_rotvec(fitted.T @ rotation)))
+        assert error < 0.01 and scale == pytest.approx(2500.0) and offset == pytest.approx([300.0, -200.0, 15.0])
+
+
+def test_pose_from_image_points_uses_the_project_rotation_convention():
+    """Turning the head toward the subject's left (+Y) moves the nose to image right; the fit on
+    MediaPipe-style image coordinates returns that rotation, and removing it gives back the canonical face."""
+    width, height = 640, 480
+    rotvec = np.radians([8.0, 20.0, -5.0])
+    cam = 1800.0 * canonical_points() @ rodrigues_np(rotvec).T + np.array([330.0, -250.0, 0.0])
+    image = cam / np.array([width, -height, -width])  # camera pixels → MediaPipe's normalised x, y, z
+    points = np.concatenate([image, np.repeat(image[:1], 10, axis=0)])[None]  # 478 points (iris not fitted)
+    fit = fit_pose(points, width, height)
+    assert np.degrees(np.linalg.norm(matrix_to_rotvec(fit.rotation[0].T @ rodrigues_np(rotvec)))) < 0.01
+    assert fit.residual[0] < 1e-9 and fit.scale[0] == pytest.approx(1800.0)
+    frontal = canonical_points() * 1800.0 / np.array([width, -height, -width])
+    nose = 4
+    assert image[nose, 0] > frontal[nose, 0] + (image[168, 0] - frontal[168, 0])  # nose tip swings right
+    assert len(POSE_POINTS) >= 20
+
+
+def test_smoothing_keeps_a_quadratic_and_removes_jitter():
+    t = np.arange(60, dtype=np.float64)
+    quadratic = np.stack([0.01 * t**2 - 0.3 * t + 2.0, 0.5 * t], axis=1)
+    assert np.allclose(smooth(quadratic, 25.0), quadratic)
+    noisy = quadratic + np.random.default_rng(1).normal(0, 0.1, quadratic.shape)
+    assert np.std(smooth(noisy, 25.0) - quadratic) < 0.8 * np.std(noisy - quadratic)
+
+
+# ------------------------------------------------------------------------------------------ the real clip
+def test_real_video_every_frame_tracked_with_high_confidence(real_track):
+    track, _ = real_track
+    assert (track.n_frames, track.fps, track.image_size) == (200, 25.0, (512, 512))  # README: 8 s, 25 fps, 512²
+    assert track.lost_frames == [] and track.dropped_frames == [] and track.warnings == []
+    assert track.points.shape == track.points_metric.shape == (200, 478, 3)
+    assert track.flow.shape == (200, 478, 2) and track.eye_closure.shape == (200, 2)
+    assert track.confidence.min() > 0.7 and np.median(track.confidence) > 0.85
+    assert np.all((track.points[..., :2] > 0) & (track.points[..., :2] < 1))
+    # Pose removed and metric: the inter-ocular distance is an adult's (canonical face: 8.9 cm) and steady.
+    a, b = (track.points_metric[:, i] for i in EYE_OUTER_CORNERS)
+    iod = np.linalg.norm(a - b, axis=1)
+    assert 0.08 < iod.mean() < 0.10 and iod.std() < 0.03 * iod.mean()
+
+
+def test_real_video_head_pose_is_plausible_and_smooth(real_track):
+    track, _ = real_track
+    degrees = np.degrees(track.head_rotation)
+    assert np.abs(degrees).max() < 30.0
+    assert np.ptp(degrees, axis=0).max() > 5.0  # a speaking head moves
+    assert np.abs(np.diff(degrees, n=2, axis=0)).mean() < 1.0  # degrees per frame², after smoothing
+    # Signs against what the image shows: nose right of the eyes' midpoint ↔ +yaw (toward the subject's
+    # left), nose lower ↔ +pitch (nose down), the subject's left eye higher ↔ +roll.
+    p = track.points
+    iod = np.linalg.norm(p[:, 33, :2] - p[:, 263, :2], axis=1)
+    nose = (p[:, 4, :2] - (p[:, 33, :2] + p[:, 263, :2]) / 2) / iod[:, None]
+    left_eye_up = (p[:, 33, 1] - p[:, 263, 1]) / iod
+    for axis, image_cue in ((0, nose[:, 1]), (1, nose[:, 0]), (2, left_eye_up)):
+        assert np.corrcoef(track.head_rotation[:, axis], image_cue)[0, 1] > 0.8
+    depth = -track.head_translation[:, 2]
+    assert np.all((0.1 < depth) & (depth < 2.0)) and np.ptp(track.head_translation[:, :2], axis=0).max() < 0.1
+
+
+def test_real_video_optical_flow_follows_the_mesh(real_track):
+    """Two independent measures of the same motion: the flow (pixels) and the mesh (a per-frame fit)."""
+    track, _ = real_track
+    assert np.all(track.flow[0] == 0)
+    mesh_motion = np.diff(track.points[..., :2], axis=0)
+    head = [np.corrcoef(mesh_motion.mean(axis=1)[:, k], track.flow[1:].mean(axis=1)[:, k])[0, 1] for k in (0, 1)]
+    assert min(head) > 0.95  # whole-face motion, x and y
+    mouth = np.corrcoef(np.diff(track.points[:, 14, 1] - track.points[:, 13, 1]),
+                        track.flow[1:, 14, 1] - track.flow[1:, 13, 1])[0, 1]
+    assert mouth > 0.5  # lips opening and closing (inner lip midpoints), a much smaller motion
+
+
+def test_real_video_blinks_are_the_ones_on_screen(real_track):
+    track, _ = real_track
+    peaks = [blink.peak for blink in track.blinks]
+    for frame in EYES_SHUT:
+        assert min(abs(frame - p) for p in peaks) <= 2, f"no blink found around frame {frame}: {peaks}"
+    assert track.eye_closure[list(EYES_OPEN)].max() < 0.3
+    assert track.eye_closure[list(EYES_SHUT)].mean(axis=1).min() > 0.7
+    assert 6 <= len(track.blinks) <= 12  # she blinks often (~1 per second), not at every frame
+
+
+def test_real_video_sound_track_and_motion_export(real_track):
+    track, _ = real_track
+    assert track.sample_rate == 16000 and track.audio.dtype == np.float32 and track.audio.ndim == 1
+    assert track.audio.size / track.sample_rate == pytest.approx(track.duration, abs=0.05)
+    assert track.audio_offset == pytest.approx(0.0, abs=0.05) and np.abs(track.audio).max() > 0.05
+    motion = track.to_motion()
+    assert motion.points.shape == (200, 478, 3) and motion.head_rotation.shape == (200, 3) and motion.audio.size
+
+
+def test_progress_runs_from_zero_to_one(real_track):
+    _, calls = real_track
+    fractions_seen = [f for _, f in calls]
+    assert fractions_seen[0] == 0.0 and fractions_seen[-1] == 1.0 and fractions_seen == sorted(fractions_seen)
+    assert len(calls) > 20
+
+
+def test_sound_track_is_the_mean_of_its_channels_at_its_own_rate(tmp_path):
+    """Stereo 44.1 kHz AAC with different levels per channel: mono is their mean (FFmpeg's own downmix
+    would be √2 louder), the rate is kept, the length is right."""
+    av = pytest.importorskip("av")
+    from lattice_talk.core.video.decode import read_audio_track
+
+    rate, seconds = 44100, 1.0
+    t = np.arange(int(rate * seconds)) / rate
+    stereo = np.stack([0.4 * np.sin(2 * np.pi * 440 * t), 0.2 * np.sin(2 * np.pi * 440 * t)]).astype(np.float32)
+    path = tmp_path / "tone.mp4"
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("mpeg4", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = out.add_stream("aac", rate=rate, layout="stereo")
+        for i in range(25):
+            out.mux(video.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 9 * i, np.uint8), format="bgr24")))
+        for start in range(0, stereo.shape[1], 1024):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(stereo[:, start : start + 1024]), format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts = rate, start
+            out.mux(audio.encode(frame))
+        out.mux(audio.encode())
+        out.mux(video.encode())
+    sound = read_audio_track(path)
+    assert sound.sample_rate == rate and sound.samples.dtype == np.float32
+    assert sound.samples.size / rate == pytest.approx(seconds, abs=0.05)
+    middle = sound.samples[rate // 10 : -rate // 10]
+    assert np.sqrt(np.mean(middle**2)) == pytest.approx(0.3 / np.sqrt(2), rel=0.05)  # a 0.3 sine
+
+
+# ------------------------------------------------------------------------------------------ lost and dropped
+def test_blanked_frames_are_reported_lost_and_interpolated(tmp_path):
+    needs_video_stack()
+    from lattice_talk.core.video.track import track_video
+
+    frames = real_frames(75)
+    blank = list(range(30, 36))
+    for i in blank:
+        frames[i] = np.zeros_like(frames[i])
+    track = track_video(write_video(tmp_path / "blanked.mp4", frames))
+    assert track.n_frames == 75 and track.lost_frames == blank and track.dropped_frames == []
+    assert np.all(track.confidence[blank] == 0) and np.all(np.delete(track.confidence, blank) > 0.5)
+    before, after = track.points[blank[0] - 1], track.points[blank[-1] + 1]
+    middle = blank[len(blank) // 2]
+    w = (middle - blank[0] + 1) / (len(blank) + 1)
+    np.testing.assert_allclose(track.points[middle], (1 - w) * before + w * after, atol=1e-5)
+    assert np.all(np.isfinite(track.head_rotation)) and np.degrees(np.abs(track.head_rotation)).max() < 30
+    assert track.audio is None and any("30–35" in warning for warning in track.warnings)
+
+
+def test_dropped_frames_are_found_from_time_stamps(tmp_path):
+    needs_video_stack()
+    av = pytest.importorskip("av")
+    from lattice_talk.core.video.track import track_video
+
+    frames = real_frames(50)
+    path = tmp_path / "gaps.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 512, 512, "yuv420p"
+        stream.time_base = fractions.Fraction(1, 25)
+        for i, image in enumerate(frames):
+            if i in (20, 21, 40):
+                continue
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    track = track_video(path)
+    assert track.fps == pytest.approx(25.0) and track.n_frames == 50
+    assert track.dropped_frames == [20, 21, 40] and track.lost_frames == []
+    assert np.all(track.confidence[[20, 21, 40]] == 0) and np.all(np.isfinite(track.points))
+    # The flow across the 3-step gap is shared by the frames it spans.
+    np.testing.assert_allclose(track.flow[20], track.flow[22], atol=1e-7)
+
+
+# ------------------------------------------------------------------------------------------ bad input
+def test_video_without_a_face_is_rejected(tmp_path):
+    needs_video_stack()
+    from lattice_talk.core.video.track import track_video
+
+    rng = np.random.default_rng(0)
+    path = write_video(tmp_path / "noise.mp4", [rng.integers(0, 256, (240, 320, 3), dtype=np.uint8) for _ in range(40)])
+    with pytest.raises(NoFaceError, match="noise.mp4: a face was found in 0 of 40 frames.*face is visible"):
+        track_video(path)
+
+
+@pytest.mark.parametrize("kind", ["png", "png_named_mp4", "garbage", "truncated", "empty", "missing", "folder"])
+def test_unusable_files_give_one_clear_error(tmp_path, kind):
+    needs_video_stack()
+    import cv2
+
+    from lattice_talk.core.video.track import track_video
+
+    image = np.full((120, 160, 3), 128, np.uint8)
+    path = tmp_path / {"png": "face.png", "folder": "clips"}.get(kind, "clip.mp4")
+    expected = {
+        "png": "still PNG image", "png_named_mp4": "still PNG image", "garbage": "cannot decode",
+        "truncated": "cannot decode", "empty": "empty", "missing": "not found", "folder": "is a folder",
+    }[kind]
+    if kind in ("png", "png_named_mp4"):
+        path.write_bytes(cv2.imencode(".png", image)[1].tobytes())
+    elif kind == "garbage":
+        path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40)
+    elif kind == "truncated":
+        path.write_bytes(REAL_VIDEO.read_bytes()[: REAL_VIDEO.stat().st_size // 3])
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "folder":
+        path.mkdir()
+    with pytest.raises(VideoError, match=expected) as info:
+        track_video(path)
+    assert isinstance(info.value, LatticeTalkError) and str(path) in str(info.value)
+
+
+def test_a_one_frame_video_is_rejected(tmp_path):
+    needs_video_stack()
+    from lattice_talk.core.video.track import track_video
+
+    path = write_video(tmp_path / "one.mp4", real_frames(1))
+    with pytest.raises(VideoError, match="only 1 frame"):
+        track_video(path)
+
+
+# ------------------------------------------------------------------------------------------ cancel, imports
+def test_cancel_stops_between_frames_and_ends_the_reader(tmp_path):
+    needs_video_stack()
+    from lattice_talk.core.video.track import track_video
+
+    asked = []
+
+    def should_stop() -> bool:
+        asked.append(1)
+        return len(asked) >= 3
+
+    threads = threading.active_count()
+    with pytest.raises(Cancelled):
+        track_video(REAL_VIDEO, should_stop=should_stop)
+    assert len(asked) == 3
+    assert not any(t.name == "lattice_talk video decode" for t in threading.enumerate())
+    assert threading.active_count() <= threads
+
+
+def test_core_video_imports_without_the_video_stack_and_says_how_to_install():
+    code = (
+        "import sys; sys.modules['cv2'] = None; sys.modules['mediapipe'] = None; sys.modules['av'] = None\n"
+        "import lattice_talk.core.video.track as t\n"
+        "from lattice_talk.core.video.errors import MissingDependencyError\n"
+        f"try:\n    t.track_video({str(REAL_VIDEO)!r})\nexcept MissingDependencyError as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "pip install -c constraints.txt -e '.[video]'" in out.stdout
