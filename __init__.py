@@ -12,7 +12,7 @@ def _classes() -> tuple:
     # Order matters: property groups before the properties that point at them, operators before the
     # panels that draw their buttons. Unregistered in reverse.
     from . import props
-    from .operators import install_deps
+    from .operators import character, install_deps
     from .operators.add_head import LATTICETALK_OT_add_head
     from .operators.generate import LATTICETALK_OT_cancel_generation, LATTICETALK_OT_generate_from_audio
     from .operators.takes import LATTICETALK_OT_apply_clip, LATTICETALK_OT_mute_take, LATTICETALK_OT_remove_take
@@ -27,6 +27,7 @@ def _classes() -> tuple:
         LATTICETALK_OT_mute_take,
         LATTICETALK_OT_generate_from_audio,
         LATTICETALK_OT_cancel_generation,
+        *character.CLASSES,
         *sidebar.CLASSES,
         install_deps.LatticeTalkInstallState,
         install_deps.LATTICETALK_OT_install_dependencies,

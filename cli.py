@@ -112,6 +112,54 @@ def _generate_one(args: argparse.Namespace, pipeline, head, item, progress) -> N
         render_preview(objects, render if render.suffix else render / f"{out.stem}.mp4")
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    """A clip → Live Link Face CSV or another clip file (no Blender), or glTF/FBX of a head or character with it."""
+    from .core.clip import load_clip
+
+    clip = load_clip(args.clip)
+    out = Path(args.out)
+    if args.format == "livelink":
+        from .core.livelink import write_livelink_csv
+
+        write_livelink_csv(clip, out)
+    elif args.format in ("npz", "json"):
+        if out.suffix.lower() != f".{args.format}":
+            raise LatticeTalkError(f"{out}: --format {args.format} needs a file name ending in .{args.format}")
+        clip.save(out)
+    else:
+        import bpy
+
+        from .scene.character import open_scene_target, write_take_on_target
+        from .scene.export import SCENE_FORMATS, export_take
+        from .scene.session import new_head_scene
+
+        if out.suffix.lower() not in SCENE_FORMATS[args.format]:  # before any scene work
+            raise LatticeTalkError(f"{out}: --format {args.format} needs a file name ending in "
+                                   + " or ".join(SCENE_FORMATS[args.format]))
+        if bool(args.scene) != bool(args.target):
+            raise LatticeTalkError("--scene and --target go together: the .blend and the name of the mesh to drive")
+        objects = open_scene_target(Path(args.scene), args.target) if args.scene else new_head_scene(args.head, clip.fps)
+        take = args.take or Path(args.clip).stem
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_take_on_target(clip, objects, bpy.context.scene, take)
+        export_take(objects, take, out, args.format)
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    """A clip made for one head → the same performance on another head (default ↔ FLAME), through the motion space."""
+    from .core.clip import load_clip
+    from .core.head_convert import convert_clip
+    from .core.heads import create
+
+    clip = load_clip(args.clip)
+    source = create(args.source, landmark_embedding=args.embedding)
+    target = create(args.target, landmark_embedding=args.embedding)
+    print(f"wrote {convert_clip(clip, source, target).save(args.out)}")
+    return EXIT_OK
+
+
 def _existing_file(path: str, what: str) -> Path:
     p = Path(path)
     if not p.is_file():
@@ -156,6 +204,24 @@ def _cmd_data_plot(args: argparse.Namespace) -> int:
                             motion.units, motion.jaw, motion.head_rotation).motion(rig)
     png = plot_comparison(track, track, out / "sentence.png", title=f"{args.engine} {args.voice}: “{args.text}”")
     print(f"wrote {png}")
+    return EXIT_OK
+
+
+def _cmd_data_render_videos(args: argparse.Namespace) -> int:
+    """Ground-truth videos of the default head (Blender Workbench) with their clips and a manifest; resumable."""
+    import time
+
+    from tqdm import tqdm
+
+    from .scene.video_render import render_video_corpus
+
+    start = time.perf_counter()
+    with tqdm(desc="videos", unit="video", disable=args.quiet) as bar:
+        summary = render_video_corpus(args.out, args.count, seed=args.seed, n_frames=args.frames,
+                                      heldout_share=args.heldout_share, relit_share=args.relit_share,
+                                      progress=lambda n, entry, seconds: (bar.update(1), bar.set_postfix_str(entry["name"])))
+    summary["seconds"] = round(time.perf_counter() - start, 1)
+    print(json.dumps(summary))
     return EXIT_OK
 
 
@@ -265,7 +331,8 @@ def _cmd_speech_train(args: argparse.Namespace) -> int:
             bar.set_postfix(train=f"{train_loss:.3f}", heldout=f"{heldout_loss:.3f}", refresh=False)
 
         history = train_decoder(args.corpus, args.out, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
-                                seed=args.seed, progress=progress)
+                                seed=args.seed, lr=args.lr, hidden=args.hidden, dilations=tuple(args.dilations),
+                                init_from=args.init_from, progress=progress)
     print(f"best held-out loss {history['best']:.4f} at epoch {history['best_epoch']}; decoder in {args.out}")
     return EXIT_OK
 
@@ -341,6 +408,24 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(func=_cmd_generate)
 
+    exp = sub.add_parser("export", help="a clip → Live Link Face CSV, glTF 2.0 or FBX (head or your character), npz/json")
+    exp.add_argument("clip", help="AnimationClip (.npz/.json)")
+    exp.add_argument("--format", required=True, choices=("livelink", "gltf", "fbx", "npz", "json"))
+    exp.add_argument("--out", required=True, help="file to write (.csv, .glb/.gltf, .fbx, .npz, .json)")
+    exp.add_argument("--head", default="default", help="gltf/fbx without --scene: the head to build ('default' or a head file)")
+    exp.add_argument("--scene", default=None, help="gltf/fbx: a .blend holding your character")
+    exp.add_argument("--target", default=None, help="with --scene: the name of the mesh (or head) to drive")
+    exp.add_argument("--take", default=None, help="take name (default: the clip file's name)")
+    exp.set_defaults(func=_cmd_export)
+
+    conv = sub.add_parser("convert", help="a clip made for one head → another head (default head ↔ FLAME)")
+    conv.add_argument("clip", help="AnimationClip (.npz/.json)")
+    conv.add_argument("--source", default="default", help="the head the clip was made for ('default' or a head file)")
+    conv.add_argument("--target", required=True, help="the head to convert to ('default' or a head file)")
+    conv.add_argument("--embedding", default=None, help="FLAME's mediapipe_landmark_embedding.npz (for a FLAME head)")
+    conv.add_argument("--out", required=True, help="the converted clip (.npz/.json)")
+    conv.set_defaults(func=_cmd_convert)
+
     ev = sub.add_parser("eval", help="lip-sync metrics of a predicted motion track against a reference")
     ev.add_argument("--pred", required=True, help="predicted MotionTrack (.npz)")
     ev.add_argument("--ref", required=True, help="reference MotionTrack (.npz), with phonemes and audio")
@@ -364,6 +449,15 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--voice", default="en-us")
     plot.add_argument("--seed", type=int, default=0)
     plot.set_defaults(func=_cmd_data_plot)
+    videos = data_sub.add_parser("render-videos", help="render ground-truth videos of the default head (clip + manifest; resumable)")
+    videos.add_argument("--count", type=int, required=True, help="corpus entries (some also get a relit video)")
+    videos.add_argument("--out", required=True)
+    videos.add_argument("--seed", type=int, default=0)
+    videos.add_argument("--frames", type=int, default=60, help="frames per clip at 30 fps (default: 60)")
+    videos.add_argument("--heldout-share", type=float, default=0.2)
+    videos.add_argument("--relit-share", type=float, default=0.25, help="share of entries rendered again under another lighting")
+    videos.add_argument("--quiet", action="store_true")
+    videos.set_defaults(func=_cmd_data_render_videos)
 
     speech = sub.add_parser("speech", help="speech model: encoder pretraining, decoder training, evaluation")
     speech_sub = speech.add_subparsers(dest="speech_command", required=True, metavar="SPEECH_COMMAND")
@@ -387,6 +481,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, default=30)
     train.add_argument("--steps-per-epoch", type=int, default=150)
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--lr", type=float, default=2e-3)
+    train.add_argument("--hidden", type=int, default=160, help="decoder width (ignored with --init-from)")
+    train.add_argument("--dilations", type=int, nargs="+", default=[1, 2, 4, 8, 1, 2],
+                       help="one residual block per dilation (ignored with --init-from)")
+    train.add_argument("--init-from", default=None, help="trained decoder folder to fine-tune")
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(func=_cmd_speech_train)
     ev = speech_sub.add_parser("eval", help="held-out metrics on the default head (+ proxy checks on real clips)")
@@ -403,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     ext.set_defaults(func=_cmd_build_extension)
 
     bench = sub.add_parser("bench", help="run a benchmark, print a table and write JSON")
-    bench.add_argument("name", choices=["head", "scene", "corpus", "speech"])
+    bench.add_argument("name", choices=["head", "scene", "corpus", "speech", "video"])
     bench.add_argument("--json", default=None, help="where to write the JSON (default: out/bench_<name>.json)")
     bench.set_defaults(func=_cmd_bench)
     return parser

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import BoolProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import BoolProperty, CollectionProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 
 class LatticeTalkSettings(bpy.types.PropertyGroup):
@@ -33,14 +33,41 @@ class LatticeTalkProgress(bpy.types.PropertyGroup):
     cancel_requested: BoolProperty(default=False, description="Set by the Cancel button, read by the running operator")
 
 
-CLASSES = (LatticeTalkSettings, LatticeTalkProgress)
+class LatticeTalkChannel(bpy.types.PropertyGroup):
+    """One ARKit unit of a character's mapping (see core.character_map.ChannelMap)."""
+
+    channel: StringProperty(name="Unit", description="ARKit unit the take animates")
+    target: StringProperty(name="Shape key", description="Shape key that receives the unit; empty: none")
+    scale: FloatProperty(name="Scale", default=1.0, soft_min=0.0, soft_max=2.0, description="Multiplies the unit")
+    ignore: BoolProperty(name="Ignore", default=False, description="Leave this unit out of the take")
+
+
+def _is_armature(_self, obj) -> bool:
+    return obj.type == "ARMATURE"
+
+
+class LatticeTalkCharacter(bpy.types.PropertyGroup):
+    """A user character's mapping, stored on its mesh object (empty channels: match by name when a take is written)."""
+
+    armature: PointerProperty(name="Armature", type=bpy.types.Object, poll=_is_armature,
+                              description="Rig with the jaw and head bones (default: the mesh's parent or Armature modifier)")
+    channels: CollectionProperty(type=LatticeTalkChannel)
+    active_channel: IntProperty(default=0)
+    jaw_bone: StringProperty(name="Jaw bone", description="Bone that opens the jaw; empty: the jawOpen shape key")
+    head_bone: StringProperty(name="Head bone", description="Bone that carries the head pose; empty: no head motion")
+    preset_name: StringProperty(name="Preset", default="My character", description="Name to save or load a mapping under")
+
+
+CLASSES = (LatticeTalkSettings, LatticeTalkProgress, LatticeTalkChannel, LatticeTalkCharacter)
 
 
 def attach() -> None:
     bpy.types.Scene.lattice_talk = PointerProperty(type=LatticeTalkSettings)
     bpy.types.WindowManager.lattice_talk_progress = PointerProperty(type=LatticeTalkProgress)
+    bpy.types.Object.lattice_talk_character = PointerProperty(type=LatticeTalkCharacter)
 
 
 def detach() -> None:
+    del bpy.types.Object.lattice_talk_character
     del bpy.types.WindowManager.lattice_talk_progress
     del bpy.types.Scene.lattice_talk

@@ -35,12 +35,14 @@ def build_request(context, audio_path: str, video_path: str):
     from ..core.errors import LatticeTalkError
     from ..core.heads import create
     from ..core.pipeline import GenerateRequest, GenerateSettings, check_request
+    from ..scene.character import check_take_target
     from ..scene.head_builder import HEAD_SOURCE_PROP
     from ..scene.take_writer import scene_fps
 
     objects = resolve_head(context)
     if objects is None:
         raise LatticeTalkError(NO_HEAD)
+    check_take_target(objects)  # a character's map that does not fit fails here, before the model runs
     settings = context.scene.lattice_talk
     if not audio_path:
         raise LatticeTalkError("choose an audio file first")
@@ -55,14 +57,21 @@ def build_request(context, audio_path: str, video_path: str):
     return objects, request
 
 
-def write_result(context, objects, clip, take_name: str, audio_path: Path, report) -> None:
-    from ..scene.take_writer import write_take
+def write_result(context, objects, clip, take_name: str, audio_path: Path, report) -> bool:
+    """Write the take on the head or character; False (reported, nothing written) when a character's map is bad."""
+    from ..core.errors import LatticeTalkError
+    from ..scene.character import write_take_on_target
 
     settings = context.scene.lattice_talk
     tolerance = settings.key_tolerance if settings.reduce_keys else 0.0
-    result = write_take(clip, objects, context.scene, take_name, start_frame=settings.start_frame,
-                        key_tolerance=tolerance, sound_path=audio_path)
+    try:
+        result = write_take_on_target(clip, objects, context.scene, take_name, start_frame=settings.start_frame,
+                                      key_tolerance=tolerance, sound_path=audio_path)
+    except LatticeTalkError as exc:
+        report({"ERROR"}, str(exc))
+        return False
     report_take(result, report)
+    return True
 
 
 def sync_progress(job, progress) -> None:
@@ -104,8 +113,7 @@ class LATTICETALK_OT_generate_from_audio(bpy.types.Operator):
         except LatticeTalkError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        write_result(context, objects, clip, take, request.audio_path, self.report)
-        return {"FINISHED"}
+        return {"FINISHED"} if write_result(context, objects, clip, take, request.audio_path, self.report) else {"CANCELLED"}
 
     def invoke(self, context, event):
         from ..core.errors import LatticeTalkError
@@ -162,8 +170,8 @@ class LATTICETALK_OT_generate_from_audio(bpy.types.Operator):
         except ReferenceError:
             self.report({"ERROR"}, "The head was deleted while generating; nothing was written")
             return {"CANCELLED"}
-        write_result(context, self._objects, self._job.result, self._take, self._job.request.audio_path, self.report)
-        return {"FINISHED"}
+        written = write_result(context, self._objects, self._job.result, self._take, self._job.request.audio_path, self.report)
+        return {"FINISHED"} if written else {"CANCELLED"}
 
 
 class LATTICETALK_OT_cancel_generation(bpy.types.Operator):

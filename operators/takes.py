@@ -9,17 +9,19 @@ from bpy.props import BoolProperty, StringProperty
 
 
 def resolve_head(context):
-    """The selected LatticeTalk head, else the only one in the scene; ``None`` when there is none or several."""
+    """The selected LatticeTalk head or character (a mesh with shape keys), else the only head in the scene;
+    ``None`` when there is none or several."""
+    from ..scene.character import find_target
     from ..scene.head_builder import HEAD_ID_PROP, find_head
 
-    head = find_head(context.active_object)
+    head = find_target(context.active_object)
     if head is not None:
         return head
     candidates = [obj for obj in context.scene.objects if HEAD_ID_PROP in obj]
     return find_head(candidates[0]) if len(candidates) == 1 else None
 
 
-NO_HEAD = "Select a LatticeTalk head (or add one with Add Head) first"
+NO_HEAD = "Select a LatticeTalk head or a character mesh with shape keys (or add a head with Add Head) first"
 
 
 def report_take(result, report) -> None:
@@ -33,7 +35,7 @@ def report_take(result, report) -> None:
 
 
 class LATTICETALK_OT_apply_clip(bpy.types.Operator):
-    """Apply an AnimationClip file (.npz or .json) to the selected head as a take"""
+    """Apply an AnimationClip file (.npz or .json) to the selected head or character as a take"""
 
     bl_idname = "lattice_talk.apply_clip"
     bl_label = "Apply Clip"
@@ -54,7 +56,7 @@ class LATTICETALK_OT_apply_clip(bpy.types.Operator):
     def execute(self, context):
         from ..core.clip import load_clip
         from ..core.errors import LatticeTalkError
-        from ..scene.take_writer import write_take
+        from ..scene.character import write_take_on_target
 
         head = resolve_head(context)
         if head is None:
@@ -66,11 +68,12 @@ class LATTICETALK_OT_apply_clip(bpy.types.Operator):
             clip = load_clip(path)  # every check happens before the scene changes
             if sound is not None and not sound.is_file():
                 raise LatticeTalkError(f"{sound}: sound file not found; check the path or leave Sound empty")
+            # a character's map is checked inside, before anything is written
+            result = write_take_on_target(clip, head, context.scene, self.take_name or path.stem,
+                                          key_tolerance=self.key_tolerance, sound_path=sound)
         except LatticeTalkError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        result = write_take(clip, head, context.scene, self.take_name or path.stem,
-                            key_tolerance=self.key_tolerance, sound_path=sound)
         report_take(result, self.report)
         return {"FINISHED"}
 

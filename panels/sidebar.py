@@ -1,4 +1,4 @@
-"""View3D › Sidebar › LatticeTalk: head, generate (with progress), takes. Panels only draw."""
+"""View3D › Sidebar › LatticeTalk: head, your character's mapping, generate (with progress), takes. Panels only draw."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import importlib.util
 import bpy
 
 from ..preferences import get_preferences
+from ..scene.character import find_character, find_target
 from ..scene.head_builder import HEAD_ID_PROP, find_head
 
 SPEECH_MODULES = ("torch", "soundfile")  # the shipped model; SSL encoders also need transformers (Preferences lists it)
@@ -76,7 +77,7 @@ class LATTICETALK_PT_generate(_LatticeTalkPanel, bpy.types.Panel):
         else:
             row = layout.row()
             row.scale_y = 1.4
-            row.enabled = find_head(context.active_object) is not None and bool(settings.audio_path)
+            row.enabled = find_target(context.active_object) is not None and bool(settings.audio_path)
             row.operator("lattice_talk.generate_from_audio", icon="PLAY_SOUND")
         layout.operator("lattice_talk.apply_clip", icon="IMPORT")
 
@@ -89,17 +90,67 @@ class LATTICETALK_PT_takes(_LatticeTalkPanel, bpy.types.Panel):
         from ..scene.take_writer import list_takes, take_is_muted
 
         layout = self.layout
-        head = find_head(context.active_object)
+        head = find_target(context.active_object)
         takes = list_takes(head) if head is not None else []
         if not takes:
-            layout.label(text="No takes on the selected head")
+            layout.label(text="No takes on the selected head or character")
         for take in takes:
             muted = take_is_muted(head, take)
             row = layout.row(align=True)
             toggle = row.operator("lattice_talk.mute_take", text="", icon="HIDE_ON" if muted else "HIDE_OFF", emboss=False)
             toggle.take, toggle.mute = take, not muted
             row.label(text=take)
+            row.operator("lattice_talk.export_take", text="", icon="EXPORT").take = take
             row.operator("lattice_talk.remove_take", text="", icon="X").take = take
 
 
-CLASSES = (LATTICETALK_PT_head, LATTICETALK_PT_generate, LATTICETALK_PT_takes)
+class LATTICETALK_UL_channels(bpy.types.UIList):
+    """One ARKit unit per row: the shape key that receives it, its scale, and whether it is ignored."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_property, index=0, flt_flag=0):
+        mesh = data.id_data
+        row = layout.row(align=True)
+        row.active = not item.ignore
+        row.label(text=item.channel, icon="SHAPEKEY_DATA" if item.target else "ERROR")
+        if mesh.data.shape_keys is not None:
+            row.prop_search(item, "target", mesh.data.shape_keys, "key_blocks", text="")
+        row.prop(item, "scale", text="")
+        row.prop(item, "ignore", text="", icon="HIDE_ON" if item.ignore else "HIDE_OFF", emboss=False)
+
+
+class LATTICETALK_PT_character(_LatticeTalkPanel, bpy.types.Panel):
+    """Your own character: a mesh with ARKit-style shape keys (and its armature) that takes drive."""
+
+    bl_label = "Character"
+    bl_idname = "LATTICETALK_PT_character"
+    bl_parent_id = "LATTICETALK_PT_head"
+
+    def draw(self, context):
+        layout = self.layout
+        character = find_character(context.active_object)
+        if character is None:
+            layout.label(text="Select your character's mesh to drive it", icon="INFO")
+            return
+        settings = character.mesh.lattice_talk_character
+        layout.label(text=character.mesh.name, icon="OUTLINER_OB_MESH")
+        layout.prop(settings, "armature")
+        if character.armature is not None:
+            col = layout.column(align=True)
+            col.prop_search(settings, "jaw_bone", character.armature.data, "bones")
+            col.prop_search(settings, "head_bone", character.armature.data, "bones")
+        layout.operator("lattice_talk.match_character", icon="SHAPEKEY_DATA")
+        if len(settings.channels):
+            unmatched = sum(1 for c in settings.channels if not c.target and not c.ignore)
+            layout.label(text=f"{unmatched} units unmatched" if unmatched else "All units mapped",
+                         icon="ERROR" if unmatched else "CHECKMARK")
+            layout.template_list("LATTICETALK_UL_channels", "", settings, "channels", settings, "active_channel", rows=6)
+        else:
+            layout.label(text="Not mapped yet: takes match names automatically")
+        row = layout.row(align=True)
+        row.prop(settings, "preset_name", text="")
+        row.operator("lattice_talk.save_character_preset", text="", icon="FILE_TICK")
+        row.operator("lattice_talk.load_character_preset", text="", icon="FILEBROWSER")
+
+
+CLASSES = (LATTICETALK_PT_head, LATTICETALK_UL_channels, LATTICETALK_PT_character, LATTICETALK_PT_generate,
+           LATTICETALK_PT_takes)

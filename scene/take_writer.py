@@ -10,23 +10,27 @@ channelbags (4.4+, 5.x).
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import bpy
 import numpy as np
 
+from ..core.arkit_names import EYELID_UNITS
+from ..core.character_map import clip_eyelids
 from ..core.clip import AnimationClip
 from ..core.keyreduce import reduce_keys_batch
 from ..core.rotations import axis_angle_to_euler_xyz
 from .head_builder import HeadObjects
 
 TAKE_PROP = "lattice_talk_take"
+PROVENANCE_PROP = "lattice_talk_provenance"  # the clip's provenance (models, input hashes, settings, seed) as JSON
 SEPARATOR = " · "
 FACE, HEAD = "face", "head"
 LAYER_ID_TYPES = {FACE: "KEY", HEAD: "OBJECT"}
 BONE_CHANNELS = {"global_rotation": "root", "neck": "neck", "jaw": "jaw", "eye_L": "eye_L", "eye_R": "eye_R"}
-EYELID_KEYS = ("eyeBlinkLeft", "eyeBlinkRight")  # ARKit names that carry the clip's eyelids/blink channels
 
 
 @dataclass
@@ -70,12 +74,9 @@ def plan_curves(clip: AnimationClip, shape_key_names: set[str], has_armature: bo
             else:
                 unmatched.append(name)
     covered = {c.data_path for c in face}
-    eyelids = clip.eyelids if clip.eyelids is not None else None
-    if clip.blink is not None:
-        blink = np.repeat(clip.blink[:, None], 2, axis=1)
-        eyelids = blink if eyelids is None else np.maximum(eyelids, blink)
+    eyelids = clip_eyelids(clip)
     if eyelids is not None:
-        for side, name in enumerate(EYELID_KEYS):
+        for side, name in enumerate(EYELID_UNITS):
             path = f'key_blocks["{name}"].value'
             if name in shape_key_names and path not in covered:
                 face.append(Curve(path, 0, eyelids[:, side], "Eyelids"))
@@ -102,9 +103,10 @@ def _enum_value(prop_owner: type, prop: str, item: str) -> int:
 class _LayerAction:
     """A new action for one layer, hiding the 4.2 (``action.fcurves``) vs 4.4+ (slots, channelbags) API."""
 
-    def __init__(self, name: str, take: str, layer: str):
+    def __init__(self, name: str, take: str, layer: str, provenance: dict):
         self.action = bpy.data.actions.new(name)
         self.action[TAKE_PROP] = take
+        self.action[PROVENANCE_PROP] = json.dumps(provenance, sort_keys=True)
         if hasattr(self.action, "slots"):
             slot = self.action.slots.new(id_type=LAYER_ID_TYPES[layer], name=layer)
             strip = self.action.layers.new("Layer").strips.new(type="KEYFRAME")
@@ -142,7 +144,7 @@ def _write_fcurve(fcurve: bpy.types.FCurve, values: np.ndarray, kept: np.ndarray
 def remove_take(objects: HeadObjects, take: str, scene: bpy.types.Scene | None = None) -> bool:
     """Delete a take's NLA tracks, their actions and its sound strip; other takes are left alone."""
     removed = False
-    for track in _take_tracks(objects, take):
+    for track in take_tracks(objects, take):
         actions = [s.action for s in track.strips if s.action is not None]
         track.id_data.animation_data.nla_tracks.remove(track)
         for action in actions:
@@ -157,30 +159,30 @@ def remove_take(objects: HeadObjects, take: str, scene: bpy.types.Scene | None =
     return removed
 
 
-def _take_tracks(objects: HeadObjects, take: str) -> list:
+def take_tracks(objects: HeadObjects, take: str) -> list:
     tracks = []
-    for owner in _layer_owners(objects).values():
+    for owner in layer_owners(objects).values():
         anim = owner.animation_data if owner is not None else None
         tracks += [t for t in (anim.nla_tracks if anim else []) if t.name.startswith(take + SEPARATOR)]
     return tracks
 
 
 def set_take_mute(objects: HeadObjects, take: str, mute: bool) -> bool:
-    tracks = _take_tracks(objects, take)
+    tracks = take_tracks(objects, take)
     for track in tracks:
         track.mute = mute
     return bool(tracks)
 
 
 def take_is_muted(objects: HeadObjects, take: str) -> bool:
-    tracks = _take_tracks(objects, take)
+    tracks = take_tracks(objects, take)
     return bool(tracks) and all(t.mute for t in tracks)
 
 
 def list_takes(objects: HeadObjects) -> list[str]:
     """Take names on this head, top NLA track first."""
     names: list[str] = []
-    for owner in _layer_owners(objects).values():
+    for owner in layer_owners(objects).values():
         anim = owner.animation_data if owner is not None else None
         for track in reversed(list(anim.nla_tracks) if anim else []):
             take = track.name.rpartition(SEPARATOR)[0]
@@ -189,7 +191,7 @@ def list_takes(objects: HeadObjects) -> list[str]:
     return names
 
 
-def _layer_owners(objects: HeadObjects) -> dict[str, bpy.types.ID | None]:
+def layer_owners(objects: HeadObjects) -> dict[str, bpy.types.ID | None]:
     return {FACE: objects.mesh.data.shape_keys, HEAD: objects.armature}
 
 
@@ -210,20 +212,30 @@ def _add_sound(scene: bpy.types.Scene, path: Path, frame_start: int):
     return strips.new_sound(PENDING_SOUND, str(path), channel, frame_start)
 
 
+Planner = Callable[[AnimationClip], "tuple[dict[str, list[Curve]], list[str]]"]
+
+
+def head_planner(objects: HeadObjects) -> Planner:
+    """Curves for a LatticeTalk head: expression units by shape-key name, FLAME's five bones."""
+    shape_keys = objects.mesh.data.shape_keys
+    names = set(shape_keys.key_blocks.keys()) if shape_keys is not None else set()
+    return lambda clip: plan_curves(clip, names, objects.armature is not None)
+
+
 def write_take(clip: AnimationClip, objects: HeadObjects, scene: bpy.types.Scene, take: str,
                start_frame: int | None = None, key_tolerance: float = 0.0, sound_path: str | Path | None = None,
-               set_frame_range: bool = True) -> TakeResult:
+               set_frame_range: bool = True, planner: Planner | None = None) -> TakeResult:
     """Write ``clip`` as take ``take`` (replacing a take of that name) and return what was written.
 
-    The clip is resampled to the scene's frame rate; it starts at ``start_frame`` (default: the clip's)."""
+    The clip is resampled to the scene's frame rate; it starts at ``start_frame`` (default: the clip's).
+    ``planner`` turns the resampled clip into curves per layer (default: :func:`head_planner`); any mesh with
+    shape keys and an optional armature can carry a take this way. Each action stores the clip's provenance."""
     fps = scene_fps(scene)
     if abs(clip.fps - fps) > 1e-6:
         clip = clip.resample(fps)
     frame_start = clip.start_frame if start_frame is None else int(start_frame)
     frame_end = frame_start + clip.n_frames - 1
-    shape_keys = objects.mesh.data.shape_keys
-    names = set(shape_keys.key_blocks.keys()) if shape_keys is not None else set()
-    plan, unmatched = plan_curves(clip, names, objects.armature is not None)
+    plan, unmatched = (planner or head_planner(objects))(clip)
 
     warnings = []
     sound = None
@@ -236,13 +248,13 @@ def write_take(clip: AnimationClip, objects: HeadObjects, scene: bpy.types.Scene
     if sound is not None:
         sound.name = take
         scene.sync_mode = "AUDIO_SYNC"  # playback keeps lips on the sound
-    owners = _layer_owners(objects)
+    owners = layer_owners(objects)
     n_curves = n_keys = 0
     for layer, curves in plan.items():
         if not curves:
             continue
         name = track_name(take, layer)
-        layer_action = _LayerAction(name, take, layer)
+        layer_action = _LayerAction(name, take, layer, clip.provenance)
         keep = reduce_keys_batch(np.stack([c.values for c in curves]), key_tolerance)
         for curve, curve_keep in zip(curves, keep):
             n_keys += _write_fcurve(layer_action.new_fcurve(curve), curve.values, np.flatnonzero(curve_keep),
