@@ -161,3 +161,22 @@ def test_training_targets_and_the_lip_loss(tmp_path):
     assert float(lip_vertex_error_mm(rig, units, jaw, units, jaw)) < 1e-6
     opened = lip_vertex_error_mm(rig, units, jaw + 0.1, units, jaw)  # 0.1 rad more jaw: lower lip drops mm
     assert 2.0 < float(opened) < 20.0
+
+
+def test_voice_perturbation_moves_formants_together_and_masks_bands():
+    from lattice_talk.core.speech import train
+
+    features = np.zeros((10, N_MELS), np.float32)
+    features[:, 40] = 5.0  # one formant-like peak
+    rng = np.random.default_rng(4)
+    peaks = set()
+    for _ in range(30):
+        out = train.perturb_voice(features, rng)
+        assert out.shape == features.shape and out.dtype == np.float32
+        if out.max() > 0:  # not masked away
+            peaks.add(int(np.argmax(out[0])))
+    # The peak lands anywhere within ±12 % of its band, not only where it was.
+    assert len(peaks) > 3 and all(abs(p - 40) <= 40 * train.WARP_RANGE / (1 - train.WARP_RANGE) + 1 for p in peaks)
+    blanked = [int((train.perturb_voice(np.ones((5, N_MELS), np.float32), np.random.default_rng(s)) == 0).all(axis=0).sum())
+               for s in range(10)]
+    assert max(blanked) > 0 and max(blanked) <= train.FREQUENCY_MASKS * train.MASK_BANDS

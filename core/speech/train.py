@@ -63,7 +63,28 @@ def load_examples(corpus_dir: str | Path, split: str, features: Callable[[np.nda
     return out
 
 
-def _batch(examples: list[Example], rng: np.random.Generator, size: int):
+WARP_RANGE = 0.12  # ± share of the mel axis a voice's formants may sit higher or lower (vocal tract length)
+FREQUENCY_MASKS, MASK_BANDS = 2, 8
+
+
+def perturb_voice(features: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Training-time voice perturbation on (T, bands) log-mel: warp the frequency axis (VTLP: a longer
+    or shorter vocal tract moves every formant together) and blank a few bands (SpecAugment), so the
+    decoder keys on what is said rather than on the few voices of the corpus."""
+    bands = features.shape[1]
+    source = np.clip(np.arange(bands) * (1.0 + rng.uniform(-WARP_RANGE, WARP_RANGE)), 0, bands - 1)
+    low = np.floor(source).astype(int)
+    high = np.minimum(low + 1, bands - 1)
+    frac = (source - low).astype(np.float32)
+    out = features[:, low] * (1.0 - frac) + features[:, high] * frac
+    for _ in range(FREQUENCY_MASKS):
+        width = int(rng.integers(0, MASK_BANDS + 1))
+        start = int(rng.integers(0, bands - width + 1))
+        out[:, start:start + width] = 0.0  # the per-utterance mean of normalised log-mel
+    return out
+
+
+def _batch(examples: list[Example], rng: np.random.Generator, size: int, perturb: bool = False):
     """Random aligned windows: WINDOW_SECONDS of features and the matching frames (starts on 0.1 s steps,
     where 50 Hz and 30 fps frames coincide)."""
     import torch
@@ -76,6 +97,8 @@ def _batch(examples: list[Example], rng: np.random.Generator, size: int):
         start = int(rng.integers(steps)) if len(ex.jaw) > n30 else 0
         f0, t0 = start * 5, start * 3
         f = ex.features[f0:f0 + n50]
+        if perturb:
+            f = perturb_voice(f, rng)
         feats.append(np.pad(f, ((0, n50 - len(f)), (0, 0))))
         for store, arr in ((units, ex.units), (jaws, ex.jaw), (masks, ex.bilabial), (closures, ex.closure),
                            (classes, ex.mouth_class)):
@@ -129,7 +152,7 @@ def decoder_loss(model, batch, mouth_mask, lip_rig=None, weights: LossWeights = 
 def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30, steps_per_epoch: int = 150,
                   batch_size: int = 24, lr: float = 2e-3, seed: int = 0, patience: int = 5,
                   hidden: int = 160, dilations: tuple[int, ...] = (1, 2, 4, 8, 1, 2),
-                  weights: LossWeights = LossWeights(), init_from: str | Path | None = None,
+                  weights: LossWeights = LossWeights(), init_from: str | Path | None = None, perturb: bool = True,
                   progress: Callable[[int, float, float], None] | None = None) -> dict:
     """Train, keep the best held-out checkpoint in ``out_dir``, resume if one is there; returns history.
 
@@ -180,7 +203,7 @@ def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30,
         model.train()
         losses = []
         for _ in range(steps_per_epoch):
-            loss = decoder_loss(model, _batch(train, rng, batch_size), mouth_mask, lip_rig, weights)
+            loss = decoder_loss(model, _batch(train, rng, batch_size, perturb=perturb), mouth_mask, lip_rig, weights)
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -199,7 +222,8 @@ def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30,
             save_file({k: v.half() for k, v in model.state_dict().items()}, str(out_dir / DECODER_FILE))
             (out_dir / DECODER_CONFIG).write_text(json.dumps({
                 "model": model.config, "features": "log_mel_80", "fps": FPS, "unit_names": list(names),
-                "epoch": epoch, "heldout_loss": held, "seed": seed, "loss_weights": asdict(weights)}, indent=2))
+                "epoch": epoch, "heldout_loss": held, "seed": seed, "loss_weights": asdict(weights),
+                "voice_perturbation": perturb}, indent=2))
         state_path.write_text(json.dumps({"epoch": epoch, "history": history}))
         if progress is not None:
             progress(epoch, history["train"][-1], held)
