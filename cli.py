@@ -178,7 +178,8 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     with tqdm(total=round(args.hours * 3600), unit="s audio", disable=args.quiet) as bar:
         summary = synth_corpus(args.out, args.hours, seed=args.seed, workers=args.workers,
-                               languages=tuple(args.languages), progress=lambda seconds: bar.update(round(seconds)))
+                               languages=tuple(args.languages), progress=lambda seconds: bar.update(round(seconds)),
+                               recombine_share=args.recombine)
     elapsed = time.perf_counter() - start
     print(json.dumps(summary["hours"]), f"in {elapsed:.0f} s; corpus in {args.out}")
     return EXIT_OK
@@ -440,6 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1))
     synth.add_argument("--languages", nargs="+", default=["en"])
+    synth.add_argument("--recombine", type=float, default=0.5,
+                       help="share of training utterances that speak training words in new orders (0 = sentences only)")
     synth.add_argument("--quiet", action="store_true")
     synth.set_defaults(func=_cmd_data_synth)
     plot = data_sub.add_parser("plot", help="draw the mouth targets and one sentence's curves")

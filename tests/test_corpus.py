@@ -92,3 +92,22 @@ def test_small_corpus_is_split_by_voice_and_sentence(tmp_path, rig_and_names):
 def test_data_plot_command(tmp_path):
     assert main(["data", "plot", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "visemes.png").stat().st_size > 10000 and (tmp_path / "sentence.png").stat().st_size > 10000
+
+
+def test_recombined_training_text_uses_training_words_and_leaves_heldout_alone():
+    import itertools
+
+    from lattice_talk.core.data.corpus import plan_jobs
+    from lattice_talk.core.data.sentences import split_sentences
+
+    mixed = list(itertools.islice(plan_jobs(3, recombine_share=1.0), 300))
+    plain = list(itertools.islice(plan_jobs(3, recombine_share=0.0), 300))
+    assert [j for j in mixed if j.split == "heldout"] == [j for j in plain if j.split == "heldout"]
+    train_sentences, heldout_sentences = split_sentences(3)
+    vocabulary = {w.strip(".,;:!?\"'").lower() for s in train_sentences for w in s.split()}
+    recombined = [j.text for j in mixed if j.split == "train"]
+    assert recombined and not set(recombined) & (set(train_sentences) | set(heldout_sentences))
+    for text in recombined:
+        words = [w.strip(".").lower() for w in text.split()]
+        assert 5 <= len(words) <= 12 and set(words) <= vocabulary
+    assert [j.text for j in plain if j.split == "train"][0] in train_sentences

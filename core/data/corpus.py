@@ -33,6 +33,7 @@ HELDOUT_SHARE = 0.1  # of utterances; held-out voices are ~20 % of the voice ide
 # say so the model does not learn espeak's artefacts.
 ENGINE_WEIGHTS = {"espeak-ng": 0.4, "festival": 0.3, "flite": 0.3}
 AUGMENT_SHARE = 0.5
+RECOMBINE_SHARE = 0.5  # of training utterances that speak recombined words instead of a written sentence
 
 
 @dataclass(frozen=True)
@@ -94,9 +95,11 @@ def split_voices(identities: list[tuple[str, str]], seed: int, share: float = 0.
     return heldout
 
 
-def plan_jobs(seed: int, languages: tuple[str, ...] = ("en",)) -> Iterator[UtteranceJob]:
-    """An endless, deterministic stream of utterances to synthesize."""
-    from .sentences import split_sentences
+def plan_jobs(seed: int, languages: tuple[str, ...] = ("en",), recombine_share: float = RECOMBINE_SHARE) -> Iterator[UtteranceJob]:
+    """An endless, deterministic stream of utterances to synthesize. ``recombine_share`` of the training
+    utterances speak training-sentence words in new orders (held-out ones always speak held-out
+    sentences); the choice comes from each job's own seed, so the held-out stream does not depend on it."""
+    from .sentences import recombine, split_sentences
     from .tts import voice_pool
 
     pool = voice_pool(languages)
@@ -118,10 +121,15 @@ def plan_jobs(seed: int, languages: tuple[str, ...] = ("en",)) -> Iterator[Utter
         voices = [v for v in by_split[split] if v.engine == engine]
         voice = voices[int(rng.integers(len(voices)))]
         texts = sentences[(split, voice.language)]
+        text = texts[int(rng.integers(len(texts)))]
+        job_seed = int(rng.integers(2**31 - 1))
+        augment = bool(rng.random() < AUGMENT_SHARE)
+        words_rng = np.random.default_rng([job_seed, 1])
+        if split == "train" and words_rng.random() < recombine_share:
+            text = recombine(texts, words_rng)
         yield UtteranceJob(
-            id=f"{split}-{index:07d}", split=split, text=texts[int(rng.integers(len(texts)))], engine=voice.engine,
-            voice=voice.voice, rate=voice.rate, pitch=voice.pitch, language=voice.language,
-            seed=int(rng.integers(2**31 - 1)), augment=bool(rng.random() < AUGMENT_SHARE),
+            id=f"{split}-{index:07d}", split=split, text=text, engine=voice.engine, voice=voice.voice, rate=voice.rate,
+            pitch=voice.pitch, language=voice.language, seed=job_seed, augment=augment,
         )
 
 
@@ -209,7 +217,7 @@ class Corpus:
 
 
 def synth_corpus(out: str | Path, hours: float, seed: int = 0, workers: int = 2, languages: tuple[str, ...] = ("en",),
-                 progress: Callable[[float], None] | None = None) -> dict:
+                 progress: Callable[[float], None] | None = None, recombine_share: float = RECOMBINE_SHARE) -> dict:
     """Generate ``hours`` of speech with motion into ``out``; returns (and writes) the corpus summary.
 
     ``progress`` receives seconds of audio as they are added. Resumable it is not: a new run replaces
@@ -238,7 +246,7 @@ def synth_corpus(out: str | Path, hours: float, seed: int = 0, workers: int = 2,
             shard_index[split] += 1
             pending[split] = []
 
-    jobs = plan_jobs(seed, languages)
+    jobs = plan_jobs(seed, languages, recombine_share)
     total = 0.0
     with ProcessPoolExecutor(max_workers=workers) as pool:
         in_flight = [pool.submit(render_job, next(jobs), unit_names) for _ in range(workers * 4)]
@@ -262,7 +270,7 @@ def synth_corpus(out: str | Path, hours: float, seed: int = 0, workers: int = 2,
     for split in SPLITS:
         flush(split)
     summary = {
-        "seed": seed, "fps": FPS, "sample_rate": SAMPLE_RATE, "languages": list(languages),
+        "seed": seed, "fps": FPS, "sample_rate": SAMPLE_RATE, "languages": list(languages), "recombine_share": recombine_share,
         "hours": {s: round(seconds[s] / 3600, 4) for s in SPLITS}, "utterances": counts,
         "engine_hours": {e: round(v / 3600, 4) for e, v in sorted(engines.items())},
         "voices": {s: sorted(voices[s]) for s in SPLITS}, "sentences": {s: len(texts[s]) for s in SPLITS},

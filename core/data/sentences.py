@@ -260,3 +260,11 @@ def split_sentences(seed: int = 0, heldout_fraction: float = 0.1, language: str 
     train = [s for i, s in enumerate(sentences) if i not in heldout_idx]
     heldout = [s for i, s in enumerate(sentences) if i in heldout_idx]
     return train, heldout
+
+
+def recombine(sentences: list[str], rng: np.random.Generator, min_words: int = 5, max_words: int = 12) -> str:
+    """A new word sequence from the words of ``sentences``: the same pronunciations met in contexts the
+    sentences never give them, so a model trained on a few hundred sentences cannot learn them by heart."""
+    words = sorted({w.strip(".,;:!?¿¡«»\"'").lower() for s in sentences for w in s.split()} - {""})
+    picked = [words[int(i)] for i in rng.integers(len(words), size=int(rng.integers(min_words, max_words + 1)))]
+    return " ".join(picked).capitalize() + "."
