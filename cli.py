@@ -57,6 +57,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from .core.pipeline import get_pipeline
 
     items = plan_outputs(expand_inputs(args.inputs), Path(args.out), args.format)
+    if args.video and len(items) > 1 and not Path(args.video).is_dir():
+        raise LatticeTalkError(f"{args.video}: several inputs need --video to be a folder of videos named like the audio files")
     if args.render and len(items) > 1 and Path(args.render).suffix:
         raise LatticeTalkError(f"{args.render}: several inputs render several previews; give a folder")
     if args.render and not all(Path(i.output).suffix == ".blend" for i in items):
@@ -90,7 +92,7 @@ def _generate_one(args: argparse.Namespace, pipeline, head, item, progress) -> N
     from .core.pipeline import GenerateRequest, GenerateSettings
 
     request = GenerateRequest(
-        audio_path=Path(item.input), head=head, video_path=Path(args.video) if args.video else None,
+        audio_path=Path(item.input), head=head, video_path=_reference_video(args.video, Path(item.input)),
         settings=GenerateSettings(intensity=args.intensity, head_motion=args.head_motion, blinks=not args.no_blinks,
                                   fps=args.fps, seed=args.seed),
     )
@@ -110,6 +112,17 @@ def _generate_one(args: argparse.Namespace, pipeline, head, item, progress) -> N
     if args.render:
         render = Path(args.render)
         render_preview(objects, render if render.suffix else render / f"{out.stem}.mp4")
+
+
+def _reference_video(video: str | None, audio: Path) -> Path | None:
+    """``--video``: a file is used as given; a folder gives the video with the audio file's stem (any of
+    core.audio.VIDEO_SUFFIXES, any case), or none — that input is then generated from its audio alone."""
+    from .core.audio import VIDEO_SUFFIXES
+
+    if not video or not Path(video).is_dir():
+        return Path(video) if video else None
+    matches = sorted(p for p in Path(video).iterdir() if p.stem == audio.stem and p.suffix.lower() in VIDEO_SUFFIXES)
+    return matches[0] if matches else None
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -395,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("inputs", nargs="+", help="audio files, folders or globs")
     gen.add_argument("--out", required=True, help="output file (.npz, .json, .blend) or, for several inputs, a folder")
     gen.add_argument("--format", choices=("npz", "json", "blend"), default="npz", help="output type in batch mode")
-    gen.add_argument("--video", default=None, help="reference video of the speaker")
+    gen.add_argument("--video", default=None, help="reference video of the speaker (upper face and head pose); for "
+                     "several inputs a folder: each audio file uses the video with its name there, if any")
     gen.add_argument("--head", default="default", help="'default' or a FLAME .pkl/.npz")
     gen.add_argument("--pipeline", default=None, help="installed pipeline to use (default: the speech model)")
     gen.add_argument("--take", default=None)

@@ -8,9 +8,11 @@ from bpy.props import BoolProperty, CollectionProperty, FloatProperty, IntProper
 
 
 class LatticeTalkSettings(bpy.types.PropertyGroup):
-    audio_path: StringProperty(name="Audio", subtype="FILE_PATH", description="Speech: wav, flac, ogg or mp3")
+    audio_path: StringProperty(name="Audio", subtype="FILE_PATH",
+                               description="Speech: wav, flac, ogg or mp3, or a video file (its sound track)")
     video_path: StringProperty(name="Reference video", subtype="FILE_PATH",
-                               description="Optional video of the speaker for expressions and head pose")
+                               description="Optional video of the speaker: brows, eyes, blinks and head pose come "
+                               "from it, the lips from the audio; the take keeps the audio's length")
     take_name: StringProperty(name="Take", default="Take", description="Generating again with the same name replaces the take")
     start_frame: IntProperty(name="Start frame", default=1, description="Frame where the take and its sound start")
     intensity: FloatProperty(name="Intensity", default=1.0, min=0.0, max=3.0, soft_max=2.0,

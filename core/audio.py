@@ -27,7 +27,7 @@ SILENCE_PEAK = 1e-4  # about -80 dBFS, under the dither/noise floor of any real 
 CLIP_LEVEL = 0.999  # |x| at or above this counts as clipped (full scale after integer → float decoding)
 PEAK_LIMIT = 0.99  # normalise() never lets the peak exceed this
 
-# libsndfile reads none of these containers; audio from video files comes with the video path (issue 7).
+# libsndfile reads none of these containers: their sound track is decoded with PyAV (core.video.decode).
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
 
 _BLOCK_FRAMES = 1 << 20  # mix down block by block: a long multichannel file is never held whole as float32
@@ -79,20 +79,22 @@ def load_audio(path: str | os.PathLike[str], target_rate: int = 16000, max_secon
 
     Channels are averaged; other rates are resampled with :func:`scipy.signal.resample_poly` at the exact
     ratio ``target_rate / rate``. The level is left as recorded (see :func:`normalise`). Raises
-    :class:`AudioError` for a missing path, a folder, a video file, an empty, corrupt or unreadable file,
+    A video file (VIDEO_SUFFIXES) gives its first sound track, decoded with PyAV. Raises
+    :class:`AudioError` for a missing path, a folder, a video without sound, an empty, corrupt or unreadable file,
     no samples, less than ``MIN_SECONDS`` or more than ``max_seconds`` of audio, NaN/inf samples, and
     silence (peak under ``SILENCE_PEAK``)."""
     if not isinstance(target_rate, int) or target_rate <= 0 or not max_seconds > 0:
         raise ValueError(f"target_rate must be a positive integer and max_seconds positive, got {target_rate!r} and {max_seconds!r}")
     path = Path(path)
     _check_path(path)
-    soundfile = _import_soundfile()
+    is_video = path.suffix.lower() in VIDEO_SUFFIXES
+    soundfile = None if is_video else _import_soundfile()
     try:
         with open(path, "rb") as fh:
             sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
     except OSError as exc:
         raise AudioError(f"{path}: cannot read the file ({exc}); check its permissions") from exc
-    mono, rate, raw_peak, clipped_fraction = _decode(soundfile, path, max_seconds)
+    mono, rate, raw_peak, clipped_fraction = _decode_video(path, max_seconds) if is_video else _decode(soundfile, path, max_seconds)
     if mono.shape[0] == 0:
         raise AudioError(f"{path}: the file holds no audio samples; export the recording again")
     seconds = mono.shape[0] / rate
@@ -157,11 +159,6 @@ def _check_path(path: Path) -> None:
         raise AudioError(f"{path}: audio file not found; check the path")
     if path.is_dir():
         raise AudioError(f"{path}: is a folder, not an audio file; pick a .wav, .flac, .ogg or .mp3 file")
-    if path.suffix.lower() in VIDEO_SUFFIXES:
-        raise AudioError(
-            f"{path}: is a video file; audio from video files comes with the video path (issue 7). For now extract "
-            f"the sound track, e.g. `ffmpeg -i {path.name} -vn -ac 1 -ar 16000 {path.stem}.wav`, and load that"
-        )
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: the file is empty (0 bytes); copy or export the recording again")
 
@@ -214,6 +211,26 @@ def _decode(soundfile: ModuleType, path: Path, max_seconds: float) -> tuple[np.n
             f"convert it to WAV, e.g. `ffmpeg -i {path.name} -ac 1 -ar 16000 {path.stem}_16k.wav`"
         ) from exc
     return mono[:filled], rate, peak, clipped / max(filled * channels, 1)
+
+
+def _decode_video(path: Path, max_seconds: float) -> tuple[np.ndarray, int, float, float]:
+    """A video's sound track (PyAV, channels averaged) with its rate, peak and clipped share, like :func:`_decode`."""
+    from .video.decode import read_audio_track
+    from .video.errors import VideoError
+
+    try:
+        sound = read_audio_track(path)
+    except VideoError as exc:
+        raise AudioError(str(exc)) from exc
+    if sound is None:
+        raise AudioError(f"{path}: the video has no sound track; choose the speech as a separate audio file")
+    if sound.samples.shape[0] / sound.sample_rate > max_seconds:
+        raise AudioError(f"{path}: {sound.samples.shape[0] / sound.sample_rate:.1f} s of audio, more than the "
+                         f"{max_seconds:g} s limit; split it or raise the limit (max_seconds)")
+    if not np.isfinite(sound.samples).all():
+        raise AudioError(f"{path}: non-finite samples (NaN or inf) in the sound track; the file is damaged — export it again")
+    magnitude = np.abs(sound.samples)
+    return sound.samples, sound.sample_rate, float(magnitude.max(initial=0.0)), _clipped_fraction(sound.samples)
 
 
 def _clipped_fraction(samples: np.ndarray) -> float:

@@ -95,7 +95,8 @@ def get_pipeline(name: str | None = None) -> Pipeline:
 
 
 def check_request(request: GenerateRequest) -> None:
-    """Cheap checks every pipeline shares, run before any work: files exist and are files."""
+    """Cheap checks every pipeline shares, run before any work: files exist and are files, a video is not a
+    still image (the tracker's own check; a video without a face is found when it is tracked)."""
     for label, path in (("audio", request.audio_path), ("video", request.video_path)):
         if path is None:
             continue
@@ -104,5 +105,9 @@ def check_request(request: GenerateRequest) -> None:
             raise LatticeTalkError(f"{path}: {label} file not found; check the path")
         if not path.is_file():
             raise LatticeTalkError(f"{path}: is a folder, not an {label} file")
+    if request.video_path is not None:
+        from .video.decode import check_video_path
+
+        check_video_path(request.video_path)  # a still image or an empty file is refused here, before any work
     if not 0.0 <= request.settings.intensity <= 3.0 or not 0.0 <= request.settings.head_motion <= 3.0:
         raise LatticeTalkError("intensity and head motion must lie between 0 and 3")

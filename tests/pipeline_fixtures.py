@@ -30,3 +30,25 @@ class ReplayPipeline:
             progress(f"chunk {step + 1}/{self.steps}", step / self.steps)
             time.sleep(self.delay)
         return self.clip
+
+
+def save_tiny_decoder(folder):
+    """A small random-init speech decoder (seed 0) saved like trained weights: the speech pipeline's plumbing
+    without training. Needs torch and safetensors."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    from lattice_talk.core.heads import create
+    from lattice_talk.core.speech.decoder import MotionDecoder
+    from lattice_talk.core.speech.features import N_MELS
+    from lattice_talk.core.speech.train import DECODER_CONFIG, DECODER_FILE
+
+    head = create("default")
+    torch.manual_seed(0)
+    model = MotionDecoder(N_MELS, head.n_expression, hidden=32, dilations=(1, 2))
+    save_file({k: v.half() for k, v in model.state_dict().items()}, str(folder / DECODER_FILE))
+    (folder / DECODER_CONFIG).write_text(json.dumps({"model": model.config, "features": "log_mel_80", "fps": 30.0,
+                                                     "unit_names": list(head.expression_names)}))
+    return folder

@@ -3,36 +3,25 @@ trained by `python -m lattice_talk speech train`; these tests check the plumbing
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
 from clip_fixtures import write_wav  # noqa: E402
+from pipeline_fixtures import save_tiny_decoder  # noqa: E402
 from lattice_talk.core.heads import create  # noqa: E402
 from lattice_talk.core.jobs import run_sync  # noqa: E402
 from lattice_talk.core.pipeline import Cancelled, GenerateRequest, GenerateSettings  # noqa: E402
-from lattice_talk.core.speech.decoder import MotionDecoder  # noqa: E402
 from lattice_talk.core.speech.features import N_MELS, log_mel  # noqa: E402
 from lattice_talk.core.speech.pipeline import SpeechPipeline  # noqa: E402
 from lattice_talk.core.data.phonemes import MOUTH_CLASSES  # noqa: E402
-from lattice_talk.core.speech.train import DECODER_CONFIG, DECODER_FILE  # noqa: E402
+from lattice_talk.core.speech.train import DECODER_FILE  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    from safetensors.torch import save_file
-
-    head = create("default")
-    torch.manual_seed(0)
-    model = MotionDecoder(N_MELS, head.n_expression, hidden=32, dilations=(1, 2))
-    folder = tmp_path_factory.mktemp("decoder")
-    save_file({k: v.half() for k, v in model.state_dict().items()}, str(folder / DECODER_FILE))
-    (folder / DECODER_CONFIG).write_text(json.dumps({"model": model.config, "features": "log_mel_80", "fps": 30.0,
-                                                     "unit_names": list(head.expression_names)}))
-    return folder
+    return save_tiny_decoder(tmp_path_factory.mktemp("decoder"))
 
 
 def speech(path, seconds, seed=0):

@@ -84,6 +84,11 @@ class SpeechPipeline:
         settings = request.settings
         progress("reading audio", 0.0)
         audio = load_audio(request.audio_path)
+        video = None
+        if request.video_path is not None:  # tracked first, so a bad video fails before the model runs
+            from ..motion.fusion import track_reference_video
+
+            video, progress = track_reference_video(request.video_path, progress, should_stop)
         fps = settings.fps
         n_frames = max(1, int(round(audio.duration * fps)))
         units, jaw = self._decode(audio.samples, n_frames, fps, progress, should_stop)
@@ -99,6 +104,11 @@ class SpeechPipeline:
         provenance = {"pipeline": self.name, "model": str(self.model_dir.name), "model_sha256": self._weights_sha256,
                       "features": self._config.get("features"), "audio_sha256": audio.sha256,
                       "settings": settings.as_dict()}
+        if video is not None:  # upper face and head pose from the video, lips from the audio
+            from ..motion.fusion import fuse_reference_video
+
+            units, head_rotation, provenance["video"] = fuse_reference_video(
+                video, audio.samples, audio.sample_rate, units, names, head_rotation, fps, settings)
         jaw_rotvec = np.zeros((n_frames, 3), np.float32)
         jaw_rotvec[:, 0] = jaw
         if request.head.head_id == self._config.get("head_id", "lattice_talk:default_head"):
