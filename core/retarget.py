@@ -38,6 +38,19 @@ from .errors import HeadModelError, LatticeTalkError
 from .head_model import JOINT_NAMES, HeadModel
 from .landmark_rig import LandmarkRig
 from .mediapipe_points import EYE_OUTER_CORNERS, LEFT_EYE_LIDS, RIGHT_EYE_LIDS
+
+
+def _one_blas_thread():
+    """The solves are thousands of tiny batched systems: one BLAS thread is fastest, and OpenBLAS's threads
+    spinning against torch's (or Blender's) on a small machine made them 20–60× slower (measured: 60 s →
+    1 s for 300 frames on 2 busy cores). Without threadpoolctl (Blender's bare Python) nothing is limited."""
+    import contextlib
+
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 from .metrics import CLOSURE_THRESHOLD_MM, INNER_LIP_PAIRS, MM
 from .motion_file import MotionTrack
 
@@ -221,6 +234,10 @@ class Retargeter:
 
     def retarget(self, motion: MotionTrack) -> RetargetResult:
         """Expression, jaw and eyelids of this head for every frame of ``motion`` (which needs a neutral)."""
+        with _one_blas_thread():
+            return self._retarget(motion)
+
+    def _retarget(self, motion: MotionTrack) -> RetargetResult:
         # 1. Targets: the motion's normalised offsets at this head's scale on this head's neutral points.
         targets, ids = self.target_points(motion)
         columns = np.array([self._column[int(i)] for i in ids])

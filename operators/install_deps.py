@@ -42,6 +42,7 @@ RUNTIME_PACKAGES: tuple[str, ...] = (
     "scipy",
     "safetensors",
     "tqdm",
+    "threadpoolctl",
     "mediapipe",
     "opencv-contrib-python",
     "av",  # a reference video's sound track, for the audio/video offset
