@@ -192,7 +192,7 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
     with tqdm(total=round(args.hours * 3600), unit="s audio", disable=args.quiet) as bar:
         summary = synth_corpus(args.out, args.hours, seed=args.seed, workers=args.workers,
                                languages=tuple(args.languages), progress=lambda seconds: bar.update(round(seconds)),
-                               recombine_share=args.recombine)
+                               recombine_share=args.recombine, skip=args.skip)
     elapsed = time.perf_counter() - start
     print(json.dumps(summary["hours"]), f"in {elapsed:.0f} s; corpus in {args.out}")
     return EXIT_OK
@@ -377,6 +377,63 @@ def _cmd_speech_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_video_track(args: argparse.Namespace) -> int:
+    """Track every video of a rendered corpus once and cache its arrays next to it (vNNNNN.track.npz)."""
+    from tqdm import tqdm
+
+    from .core.motion.video_train import build_track_cache
+
+    with tqdm(unit="video", disable=args.quiet) as bar:
+        stats = build_track_cache(args.corpus, progress=lambda i, n, name: (setattr(bar, "total", n), bar.update(i - bar.n)),
+                                  refresh=args.refresh)
+    print(json.dumps(stats))
+    return EXIT_OK
+
+
+def _cmd_video_train(args: argparse.Namespace) -> int:
+    """Train the learned video face model on a rendered corpus (tracks it first), resumable, early stopping."""
+    import torch
+    from tqdm import tqdm
+
+    from .core.motion.video_train import build_track_cache, train_video_model
+
+    torch.set_num_threads(args.threads)
+    build_track_cache(args.corpus)
+    with tqdm(total=args.epochs, unit="epoch", disable=args.quiet) as bar:
+        def progress(epoch: int, losses: dict) -> None:
+            bar.update(epoch + 1 - bar.n)
+            bar.set_postfix(train=f"{losses['train']:.3f}", val=f"{losses['validation']:.3f}",
+                            pose=f"{losses['rotation_deg']:.2f}°", mm=f"{losses['landmark_mm']:.2f}", refresh=False)
+
+        history = train_video_model(args.corpus, args.out, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+                                    batch_size=args.batch_size, lr=args.lr, seed=args.seed, patience=args.patience,
+                                    minutes=args.minutes, progress=progress)
+    print(f"best validation loss {history['best']:.4f} at epoch {history['best_epoch']} "
+          f"({history.get('stopped', 'all epochs')}); model in {args.out}")
+    return EXIT_OK
+
+
+def _cmd_video_eval(args: argparse.Namespace) -> int:
+    """Held-out metrics of the learned model (and the non-learned baseline) on a rendered corpus."""
+    import torch
+
+    from .core.motion.face_models import RetargetFaceModel
+    from .core.motion.video_model import load_face_model
+    from .core.motion.video_train import build_track_cache, evaluate_models, format_results
+
+    torch.set_num_threads(args.threads)
+    build_track_cache(args.corpus)
+    models = {"learned": load_face_model(args.model)}
+    if not args.no_baseline:
+        models["baseline (retarget)"] = RetargetFaceModel()
+    results = evaluate_models(models, args.corpus)
+    print(format_results(results))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lattice_talk", description="LatticeTalk: speech → editable FLAME face animation")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -457,6 +514,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--languages", nargs="+", default=["en"])
     synth.add_argument("--recombine", type=float, default=0.5,
                        help="share of training utterances that speak training words in new orders (0 = sentences only)")
+    synth.add_argument("--skip", type=int, default=0,
+                       help="start this many utterances into the seed's stream (extend a corpus: its utterance total)")
     synth.add_argument("--quiet", action="store_true")
     synth.set_defaults(func=_cmd_data_synth)
     plot = data_sub.add_parser("plot", help="draw the mouth targets and one sentence's curves")
@@ -513,6 +572,34 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", default=None)
     ev.add_argument("--sheet", default=None, help="PNG contact sheet: each real clip at its loudest and quietest frame")
     ev.set_defaults(func=_cmd_speech_eval)
+
+    video = sub.add_parser("video", help="learned video face model: tracking cache, training, evaluation")
+    video_sub = video.add_subparsers(dest="video_command", required=True, metavar="VIDEO_COMMAND")
+    vtrack = video_sub.add_parser("track", help="track a rendered corpus's videos once and cache the arrays")
+    vtrack.add_argument("--corpus", required=True, help="folder from 'data render-videos'")
+    vtrack.add_argument("--refresh", action="store_true", help="track again even where a cache exists")
+    vtrack.add_argument("--quiet", action="store_true")
+    vtrack.set_defaults(func=_cmd_video_track)
+    vtrain = video_sub.add_parser("train", help="train on a rendered corpus (resumes from --out)")
+    vtrain.add_argument("--corpus", required=True, help="folder from 'data render-videos'")
+    vtrain.add_argument("--out", required=True, help="model/checkpoint folder (resumed if it holds a run)")
+    vtrain.add_argument("--epochs", type=int, default=40)
+    vtrain.add_argument("--steps-per-epoch", type=int, default=60)
+    vtrain.add_argument("--batch-size", type=int, default=8, help="windows of 24 frames per step")
+    vtrain.add_argument("--lr", type=float, default=2e-3)
+    vtrain.add_argument("--patience", type=int, default=8, help="epochs without validation gain before stopping")
+    vtrain.add_argument("--seed", type=int, default=0)
+    vtrain.add_argument("--minutes", type=float, default=None, help="stop after M minutes, checkpointed (run again to resume)")
+    vtrain.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
+    vtrain.add_argument("--quiet", action="store_true")
+    vtrain.set_defaults(func=_cmd_video_train)
+    veval = video_sub.add_parser("eval", help="held-out metrics (pose, units, landmarks, 7 classes, lighting) vs the baseline")
+    veval.add_argument("--model", required=True, help="model folder (video_model.safetensors + video_model.json)")
+    veval.add_argument("--corpus", required=True)
+    veval.add_argument("--json", default=None)
+    veval.add_argument("--no-baseline", action="store_true", help="skip the non-learned retarget baseline (slow)")
+    veval.add_argument("--threads", type=int, default=1)
+    veval.set_defaults(func=_cmd_video_eval)
 
     ext = sub.add_parser("build-extension", help="validate blender_manifest.toml and build the installable extension zip")
     ext.add_argument("--out", default="dist", help="output folder (default: dist)")

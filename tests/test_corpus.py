@@ -111,3 +111,12 @@ def test_recombined_training_text_uses_training_words_and_leaves_heldout_alone()
         words = [w.strip(".").lower() for w in text.split()]
         assert 5 <= len(words) <= 12 and set(words) <= vocabulary
     assert [j.text for j in plain if j.split == "train"][0] in train_sentences
+
+
+def test_skip_extends_a_corpus_with_new_utterances(tmp_path):
+    from lattice_talk.core.data.corpus import Corpus, synth_corpus
+
+    summary = synth_corpus(tmp_path / "more", hours=0.002, seed=3, workers=1, skip=40)
+    assert summary["skipped_utterances"] == 40
+    ids = [u.id for split in ("train", "heldout") for u in Corpus(tmp_path / "more").utterances(split)]
+    assert ids and all(int(i.split("-")[1]) >= 40 for i in ids)

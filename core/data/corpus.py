@@ -217,8 +217,12 @@ class Corpus:
 
 
 def synth_corpus(out: str | Path, hours: float, seed: int = 0, workers: int = 2, languages: tuple[str, ...] = ("en",),
-                 progress: Callable[[float], None] | None = None, recombine_share: float = RECOMBINE_SHARE) -> dict:
+                 progress: Callable[[float], None] | None = None, recombine_share: float = RECOMBINE_SHARE,
+                 skip: int = 0) -> dict:
     """Generate ``hours`` of speech with motion into ``out``; returns (and writes) the corpus summary.
+
+    ``skip`` starts the seed's utterance stream that many utterances in, so a second folder made with the
+    same seed (same held-out voices and sentences) holds new utterances: pass the first corpus's total.
 
     ``progress`` receives seconds of audio as they are added. Resumable it is not: a new run replaces
     the folder's shards."""
@@ -247,6 +251,8 @@ def synth_corpus(out: str | Path, hours: float, seed: int = 0, workers: int = 2,
             pending[split] = []
 
     jobs = plan_jobs(seed, languages, recombine_share)
+    for _ in range(skip):
+        next(jobs)
     total = 0.0
     with ProcessPoolExecutor(max_workers=workers) as pool:
         in_flight = [pool.submit(render_job, next(jobs), unit_names) for _ in range(workers * 4)]
@@ -271,6 +277,7 @@ def synth_corpus(out: str | Path, hours: float, seed: int = 0, workers: int = 2,
         flush(split)
     summary = {
         "seed": seed, "fps": FPS, "sample_rate": SAMPLE_RATE, "languages": list(languages), "recombine_share": recombine_share,
+        "skipped_utterances": skip,
         "hours": {s: round(seconds[s] / 3600, 4) for s in SPLITS}, "utterances": counts,
         "engine_hours": {e: round(v / 3600, 4) for e, v in sorted(engines.items())},
         "voices": {s: sorted(voices[s]) for s in SPLITS}, "sentences": {s: len(texts[s]) for s in SPLITS},
