@@ -346,7 +346,7 @@ def _cmd_speech_train(args: argparse.Namespace) -> int:
 
         history = train_decoder(args.corpus, args.out, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
                                 seed=args.seed, lr=args.lr, hidden=args.hidden, dilations=tuple(args.dilations),
-                                init_from=args.init_from, progress=progress)
+                                init_from=args.init_from, perturb=not args.no_voice_perturbation, progress=progress)
     print(f"best held-out loss {history['best']:.4f} at epoch {history['best_epoch']}; decoder in {args.out}")
     return EXIT_OK
 
@@ -562,6 +562,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dilations", type=int, nargs="+", default=[1, 2, 4, 8, 1, 2],
                        help="one residual block per dilation (ignored with --init-from)")
     train.add_argument("--init-from", default=None, help="trained decoder folder to fine-tune")
+    train.add_argument("--no-voice-perturbation", action="store_true", help="train on the features as they are")
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(func=_cmd_speech_train)
     ev = speech_sub.add_parser("eval", help="held-out metrics on the default head (+ proxy checks on real clips)")
