@@ -362,3 +362,4 @@ def test_pretrain_command(tiny_corpus, tmp_path, capsys):
     assert "step 2/2" in capsys.readouterr().out
     assert json.loads((out / "trainer_state.json").read_text())["step"] == 2
     assert main(["speech", "pretrain", "--corpus", str(tmp_path / "none"), "--out", str(out), "--steps", "2"]) == 2
+

@@ -125,10 +125,13 @@ def test_decoder_training_checkpoints_resumes_and_evaluates(tmp_path):
     assert report["utterances"] == 2 and report["lip_vertex_error_mm"] > 0
     assert 0.0 <= report["bilabial_closure_rate"] <= 1.0
     # Fine-tuning starts from the given weights and adds the mouth-class head the old decoder lacked.
-    tuned = train_decoder(tmp_path / "corpus", tmp_path / "tuned", epochs=1, steps_per_epoch=1, batch_size=4, init_from=out)
-    assert len(tuned["train"]) == 1
+    from lattice_talk.cli import main
+
+    assert main(["speech", "train", "--corpus", str(tmp_path / "corpus"), "--out", str(tmp_path / "tuned"), "--epochs", "1",
+                 "--steps-per-epoch", "1", "--init-from", str(out), "--no-voice-perturbation", "--quiet"]) == 0
     tuned_model, tuned_config = load_decoder(tmp_path / "tuned")
     assert tuned_config["model"]["n_classes"] == len(MOUTH_CLASSES) and tuned_model.classes is not None
+    assert tuned_config["model"]["hidden"] == config["model"]["hidden"] and tuned_config["voice_perturbation"] is False
 
 
 def test_training_targets_and_the_lip_loss(tmp_path):
