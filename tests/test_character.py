@@ -202,7 +202,9 @@ def test_operators_match_save_load_apply_and_record_provenance(addon, head, tmp_
     assert actions and all(json.loads(a[PROVENANCE_PROP]) == clip.provenance for a in actions)
     ignored = settings.channels[4].target
     assert not any(ignored in fc.data_path for a in actions for fc in all_fcurves(a))
-    assert bpy.ops.lattice_talk.export_take(take="Line", format="gltf", filepath=str(tmp_path / "line.glb")) == {"FINISHED"}
+    # FBX here: the bpy 4.2 wheel crashes at exit after a glTF export (see .ci/run); glTF is tested above on 5.x.
+    assert bpy.ops.lattice_talk.export_take(take="Line", format="fbx", filepath=str(tmp_path / "line.fbx")) == {"FINISHED"}
+    assert (tmp_path / "line.fbx").stat().st_size > 0
 
 
 class CharacterLayout(Layout):
