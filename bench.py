@@ -282,8 +282,40 @@ def bench_video() -> list[dict]:
     return rows
 
 
+def bench_video_model() -> list[dict]:
+    """The video face models after tracking, on CPU: the learned model (vendor_models/video/meshconv/, opt-in) at 1
+    and 2 torch threads, and the non-learned retarget baseline, on the real talking-head clip's track."""
+    import torch
+
+    from .core.motion.face_models import VIDEO_MODEL_DIR, RetargetFaceModel
+    from .core.motion.video_model import load_face_model
+    from .core.video.track import track_video
+
+    real = Path(__file__).resolve().parent.parent / "shared" / "assets" / "real_speech" / "WDA_AlexandriaOcasioCortez_000.mp4"
+    if not real.is_file():
+        raise SystemExit(f"bench video-model needs the shared real clip: {real}")
+    track = track_video(real, with_audio=False)
+    model = load_face_model(VIDEO_MODEL_DIR / "meshconv")
+    threads = torch.get_num_threads()
+    rows = []
+    for n in (1, 2):
+        torch.set_num_threads(n)
+        model.predict(track)  # warm-up
+        seconds = _best_of(lambda: model.predict(track), repeats=3)
+        rows.append({"metric": f"learned video model ({model.model_id}), {track.n_frames} frames, {n} torch thread(s)",
+                     "value": track.n_frames / seconds, "unit": "fps", "target": "≥ 60"})
+    torch.set_num_threads(threads)
+    baseline = RetargetFaceModel()
+    t0 = time.perf_counter()
+    baseline.predict(track)
+    rows.append({"metric": "retarget baseline (box-constrained solve per frame), incl. head load", "unit": "fps",
+                 "value": track.n_frames / (time.perf_counter() - t0), "target": ""})
+    return rows
+
+
 BENCHMARKS: dict[str, Callable[[], list[dict]]] = {"head": bench_head, "scene": bench_scene, "corpus": bench_corpus,
-                                                   "speech": bench_speech, "video": bench_video}
+                                                   "speech": bench_speech, "video": bench_video,
+                                                   "video-model": bench_video_model}
 
 
 def run_benchmark(name: str, json_path: Path | None) -> list[dict]:

@@ -395,6 +395,7 @@ def _cmd_video_train(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
+    from .core.motion.video_model import VideoModelConfig
     from .core.motion.video_train import build_track_cache, train_video_model
 
     torch.set_num_threads(args.threads)
@@ -406,8 +407,9 @@ def _cmd_video_train(args: argparse.Namespace) -> int:
                             pose=f"{losses['rotation_deg']:.2f}°", mm=f"{losses['landmark_mm']:.2f}", refresh=False)
 
         history = train_video_model(args.corpus, args.out, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
-                                    batch_size=args.batch_size, lr=args.lr, seed=args.seed, patience=args.patience,
-                                    minutes=args.minutes, progress=progress)
+                                    batch_size=args.batch_size, window=args.window, lr=args.lr, seed=args.seed,
+                                    patience=args.patience, config=VideoModelConfig(video_context=args.video_context),
+                                    mirror=not args.no_mirror, minutes=args.minutes, progress=progress)
     print(f"best validation loss {history['best']:.4f} at epoch {history['best_epoch']} "
           f"({history.get('stopped', 'all epochs')}); model in {args.out}")
     return EXIT_OK
@@ -586,7 +588,10 @@ def build_parser() -> argparse.ArgumentParser:
     vtrain.add_argument("--out", required=True, help="model/checkpoint folder (resumed if it holds a run)")
     vtrain.add_argument("--epochs", type=int, default=40)
     vtrain.add_argument("--steps-per-epoch", type=int, default=60)
-    vtrain.add_argument("--batch-size", type=int, default=8, help="windows of 24 frames per step")
+    vtrain.add_argument("--batch-size", type=int, default=8, help="windows per step (default: 8)")
+    vtrain.add_argument("--window", type=int, default=24, help="frames per training window (default: 24)")
+    vtrain.add_argument("--video-context", action="store_true", help="add a whole-clip context vector to every frame")
+    vtrain.add_argument("--no-mirror", action="store_true", help="no left-right mirror augmentation")
     vtrain.add_argument("--lr", type=float, default=2e-3)
     vtrain.add_argument("--patience", type=int, default=8, help="epochs without validation gain before stopping")
     vtrain.add_argument("--seed", type=int, default=0)
@@ -607,7 +612,7 @@ def build_parser() -> argparse.ArgumentParser:
     ext.set_defaults(func=_cmd_build_extension)
 
     bench = sub.add_parser("bench", help="run a benchmark, print a table and write JSON")
-    bench.add_argument("name", choices=["head", "scene", "corpus", "speech", "video"])
+    bench.add_argument("name", choices=["head", "scene", "corpus", "speech", "video", "video-model"])
     bench.add_argument("--json", default=None, help="where to write the JSON (default: out/bench_<name>.json)")
     bench.set_defaults(func=_cmd_bench)
     return parser

@@ -1,0 +1,611 @@
+"""Train and evaluate the learned video face model on a rendered video corpus (``data render-videos``).
+
+Data: every video of the corpus is tracked once with :func:`core.video.track.track_video` and its arrays are
+cached next to it (``vNNNNN.track.npz``, ``vNNNNN_relit.track.npz``); the ground truth is the clip the video
+was rendered from (``vNNNNN.npz``: the default head's 52 ARKit units and head rotation per frame).
+
+Splits: the corpus's ``heldout`` entries are never read by training. A validation subset of the ``train``
+entries (by entry index, so a relit video stays with its partner) drives early stopping.
+
+Metrics (:func:`evaluate`): head-pose error (mean geodesic angle of R_predᵀ·R_gt, degrees), unit RMSE,
+landmark RMSE (the default head posed with GT vs predicted units, mm), 7-class accuracy of a nearest-centroid
+classifier on the recovered units, and error growth under a lighting change.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import LatticeTalkError
+
+TRACK_SUFFIX = ".track.npz"
+TRACK_FORMAT = "lattice_talk.video_track_cache/1"
+_TRACK_ARRAYS = ("points", "points_metric", "head_rotation", "flow", "eye_closure", "confidence")
+VALIDATION_SHARE = 0.15
+
+
+# ------------------------------------------------------------------------------------------ data
+
+
+@dataclass(eq=False)
+class CachedTrack:
+    """The arrays of a :class:`~core.video.track.VideoTrack` the face models read (same names and shapes)."""
+
+    source: str
+    fps: float
+    width: int
+    height: int
+    points: np.ndarray  # (T, 478, 3)
+    points_metric: np.ndarray  # (T, 478, 3)
+    head_rotation: np.ndarray  # (T, 3)
+    flow: np.ndarray  # (T, 478, 2)
+    eye_closure: np.ndarray  # (T, 2)
+    confidence: np.ndarray  # (T,)
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.points.shape[0])
+
+
+def save_track(track, path: str | Path, video: Path) -> Path:
+    stat = video.stat()
+    arrays = {name: np.asarray(getattr(track, name), np.float32) for name in _TRACK_ARRAYS}
+    meta = {"format": TRACK_FORMAT, "source": video.name, "fps": float(track.fps), "width": int(track.width),
+            "height": int(track.height), "video_bytes": stat.st_size, "video_mtime": stat.st_mtime}
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), **arrays)
+    tmp.replace(path)
+    return path
+
+
+def load_track(path: str | Path) -> CachedTrack:
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(str(data["meta"]))
+        arrays = {name: data[name] for name in _TRACK_ARRAYS}
+    if meta.get("format") != TRACK_FORMAT:
+        raise LatticeTalkError(f"{path}: not a LatticeTalk track cache ({meta.get('format')!r})")
+    return CachedTrack(source=meta["source"], fps=meta["fps"], width=meta["width"], height=meta["height"], **arrays)
+
+
+def _cache_is_fresh(cache: Path, video: Path) -> bool:
+    if not cache.is_file():
+        return False
+    try:
+        with np.load(cache, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+    except (OSError, ValueError, KeyError):
+        return False
+    stat = video.stat()
+    return meta.get("format") == TRACK_FORMAT and meta.get("video_bytes") == stat.st_size
+
+
+@dataclass
+class VideoExample:
+    """One corpus video with its tracked arrays and ground truth."""
+
+    name: str
+    index: int  # corpus entry (a relit video shares its partner's index and ground truth)
+    split: str
+    kind: str
+    label: str | None
+    relit: bool
+    track: CachedTrack
+    units: np.ndarray  # (T, 52) ground-truth default-head units
+    rotation: np.ndarray  # (T, 3) ground-truth head rotation (axis-angle)
+    apex_frame: int | None
+    unit_names: tuple[str, ...]
+
+
+def read_manifest(corpus_dir: str | Path) -> dict:
+    from ..data.video_clips import CORPUS_FORMAT, MANIFEST
+
+    path = Path(corpus_dir) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise LatticeTalkError(f"{corpus_dir}: no video corpus manifest ({exc}); render one with "
+                               "'python -m lattice_talk data render-videos'") from exc
+    if manifest.get("format") != CORPUS_FORMAT:
+        raise LatticeTalkError(f"{path}: not a LatticeTalk video corpus ({manifest.get('format')!r})")
+    return manifest
+
+
+def build_track_cache(corpus_dir: str | Path, progress: Callable[[int, int, str], None] | None = None,
+                      refresh: bool = False) -> dict:
+    """Track every video of the corpus that has no fresh cache yet; returns counts and seconds.
+    Videos where the tracker fails (no face) are recorded in ``track_failures.json`` and skipped later."""
+    from ..video.errors import VideoError
+    from ..video.track import track_video
+
+    corpus_dir = Path(corpus_dir)
+    clips = read_manifest(corpus_dir)["clips"]
+    stats = {"videos": len(clips), "tracked": 0, "cached": 0, "failed": 0, "frames": 0, "seconds": 0.0}
+    failures_path = corpus_dir / "track_failures.json"
+    known_failures = {} if refresh or not failures_path.is_file() else json.loads(failures_path.read_text())
+    failures: dict[str, str] = {}
+    for i, entry in enumerate(clips):
+        video = corpus_dir / entry["video"]
+        cache = corpus_dir / (Path(entry["video"]).stem + TRACK_SUFFIX)
+        if not video.is_file():
+            continue
+        if entry["name"] in known_failures:  # tracked before without a face: not again (``refresh`` retries)
+            failures[entry["name"]] = known_failures[entry["name"]]
+            stats["failed"] += 1
+        elif not refresh and _cache_is_fresh(cache, video):
+            stats["cached"] += 1
+        else:
+            start = time.perf_counter()
+            try:
+                track = track_video(video, with_audio=False)
+            except VideoError as exc:
+                failures[entry["name"]] = str(exc)
+                stats["failed"] += 1
+                continue
+            save_track(track, cache, video)
+            stats["tracked"] += 1
+            stats["frames"] += track.n_frames
+            stats["seconds"] += time.perf_counter() - start
+        if progress is not None:
+            progress(i + 1, len(clips), entry["name"])
+    failures_path.write_text(json.dumps(failures, indent=1))
+    stats["seconds"] = round(stats["seconds"], 1)
+    return stats
+
+
+def load_video_examples(corpus_dir: str | Path, splits: tuple[str, ...] = ("train",),
+                        kinds: tuple[str, ...] | None = None) -> list[VideoExample]:
+    """The corpus's tracked videos in ``splits`` (``"train"``, ``"heldout"``) with their ground truth.
+    Needs :func:`build_track_cache` first; videos without a cache are skipped."""
+    from ..clip import load_clip
+
+    corpus_dir = Path(corpus_dir)
+    out: list[VideoExample] = []
+    clips: dict[str, object] = {}
+    for entry in read_manifest(corpus_dir)["clips"]:
+        if entry["split"] not in splits or (kinds is not None and entry["kind"] not in kinds):
+            continue
+        cache = corpus_dir / (Path(entry["video"]).stem + TRACK_SUFFIX)
+        if not cache.is_file():
+            continue
+        if entry["clip"] not in clips:
+            clips[entry["clip"]] = load_clip(corpus_dir / entry["clip"])
+        clip = clips[entry["clip"]]
+        track = load_track(cache)
+        n = min(track.n_frames, clip.n_frames)
+        track = _trim(track, n)
+        out.append(VideoExample(
+            name=entry["name"], index=int(entry["index"]), split=entry["split"], kind=entry["kind"],
+            label=entry.get("label"), relit=entry.get("relit_of") is not None, track=track,
+            units=np.asarray(clip.expression[:n], np.float32), rotation=np.asarray(clip.global_rotation[:n], np.float32),
+            apex_frame=entry.get("info", {}).get("apex_frame"), unit_names=tuple(clip.expression_names)))
+    return out
+
+
+def _trim(track: CachedTrack, n: int) -> CachedTrack:
+    if track.n_frames == n:
+        return track
+    return CachedTrack(track.source, track.fps, track.width, track.height,
+                       *(getattr(track, name)[:n] for name in _TRACK_ARRAYS))
+
+
+def is_validation(index: int, share: float = VALIDATION_SHARE) -> bool:
+    """Deterministic validation subset of the training entries (by entry index)."""
+    u = np.random.default_rng(np.random.SeedSequence([int(index), 0xFA11])).random()
+    return bool(u < share)
+
+
+# ------------------------------------------------------------------------------------------ training
+
+
+@dataclass
+class LossWeights:
+    units: float = 1.0  # RMSE of the 52 units
+    landmarks_mm: float = 0.1  # RMSE (mm) of the default head's 468 face points, GT vs predicted units
+    rotation_deg: float = 0.05  # geodesic angle of the corrected head rotation
+
+
+@dataclass
+class _Arrays:
+    vertex: np.ndarray  # (T, 478, 5)
+    frame: np.ndarray  # (T, 8)
+    units: np.ndarray  # (T, U)
+    rotation: np.ndarray  # (T, 3)
+    pose_weight: float = 1.0  # 0 for mirror images: MediaPipe's pose error is not mirror-symmetric
+
+
+def _arrays(examples: list[VideoExample], mirror: bool = False) -> list[_Arrays]:
+    """Features and targets per video; with ``mirror`` also each video's left–right mirror image, for the
+    units only: a mirrored video's tracker pose error is not the mirror of the original's (MediaPipe is not
+    mirror-symmetric: 2.5° apart on a flipped corpus video), so mirror images would teach the pose
+    correction to cancel nothing."""
+    from .video_model import track_features
+
+    out = []
+    for ex in examples:
+        vertex, frame = track_features(ex.track)
+        out.append(_Arrays(vertex, frame, ex.units, ex.rotation))
+        if mirror:
+            vertex, frame = track_features(mirror_track(ex.track))
+            swap = unit_mirror(ex.unit_names)
+            out.append(_Arrays(vertex, frame, ex.units[:, swap], mirror_rotation(ex.rotation), pose_weight=0.0))
+    return out
+
+
+@lru_cache(maxsize=1)
+def point_mirror() -> np.ndarray:
+    """(478,) the MediaPipe point each point becomes in the left–right mirror image. The canonical face is
+    exactly symmetric (each mirrored point lands on a point); the iris rings run +X, top, −X, bottom."""
+    from ..video.canonical import canonical_points
+
+    canon = canonical_points()
+    nearest = np.linalg.norm((canon * (-1.0, 1.0, 1.0))[:, None] - canon[None], axis=-1).argmin(axis=1)
+    iris = {468: 473, 469: 476, 470: 475, 471: 474, 472: 477}
+    iris.update({b: a for a, b in iris.items()})
+    return np.concatenate([nearest, [iris[i] for i in range(468, 478)]]).astype(np.int64)
+
+
+def unit_mirror(unit_names: tuple[str, ...]) -> np.ndarray:
+    """Column order of the mirrored units: each …Left unit takes its …Right partner and vice versa."""
+    index = {n: i for i, n in enumerate(unit_names)}
+
+    def partner(name: str) -> str:
+        for a, b in (("Left", "Right"), ("Right", "Left")):
+            if name.endswith(a) and name[: -len(a)] + b in index:
+                return name[: -len(a)] + b
+        return name
+
+    return np.array([index[partner(n)] for n in unit_names])
+
+
+def mirror_rotation(rotvec: np.ndarray) -> np.ndarray:
+    """Axis-angle of M·R·M with M = diag(−1, 1, 1): a mirrored head turns the other way about Y and Z."""
+    return np.asarray(rotvec) * np.array([1.0, -1.0, -1.0], np.float32)
+
+
+def mirror_track(track: CachedTrack) -> CachedTrack:
+    """The track of the horizontally mirrored video (points re-labelled so each keeps its meaning)."""
+    order = point_mirror()
+    flip = np.array([-1.0, 1.0, 1.0], np.float32)
+    points = track.points[:, order] * flip + np.array([1.0, 0.0, 0.0], np.float32)
+    return CachedTrack(track.source + " (mirrored)", track.fps, track.width, track.height, points,
+                       track.points_metric[:, order] * flip, mirror_rotation(track.head_rotation),
+                       track.flow[:, order] * flip[:2], track.eye_closure[:, ::-1].copy(), track.confidence)
+
+
+
+def landmark_basis(unit_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The default head's 468 face points at rest (468, 3) and per unit (U, 468, 3), millimetres. With the
+    joints at rest the landmark rig is linear in the units, so this is exact for any unit vector."""
+    from ..heads import create
+    from ..landmark_rig import LandmarkRig
+
+    head = create("default")
+    if tuple(head.expression_names) != tuple(unit_names):
+        raise LatticeTalkError("the corpus's units are not the default head's expression basis")
+    rig = LandmarkRig(head)
+    face = np.flatnonzero(np.asarray(rig.mediapipe_index) < 468)
+    n = len(unit_names)
+    pts = rig.points(np.concatenate([np.zeros((1, n)), np.eye(n)]).astype(np.float32), np.zeros((n + 1, 5, 3), np.float32))
+    pts = pts[:, face] * 1000.0
+    return pts[0].astype(np.float32), (pts[1:] - pts[0]).astype(np.float32)
+
+
+def _batch(data: list[_Arrays], rng: np.random.Generator, size: int, window: int, noise: float = 0.0):
+    import torch
+
+    vs, fs, us, rs, ws = [], [], [], [], []
+    for i in rng.integers(0, len(data), size):
+        a = data[i]
+        start = int(rng.integers(0, max(1, len(a.units) - window + 1)))
+        sl = slice(start, start + window)
+        vertex = a.vertex[sl]
+        if noise:
+            vertex = vertex + rng.normal(0, noise, vertex.shape).astype(np.float32) * (1.0, 1.0, 1.0, 0.2, 0.2)
+        vs.append(vertex), fs.append(a.frame[sl]), us.append(a.units[sl]), rs.append(a.rotation[sl])
+        ws.append(np.full(len(a.units[sl]), a.pose_weight))
+    return tuple(torch.from_numpy(np.stack(x).astype(np.float32)) for x in (vs, fs, us, rs, ws))
+
+
+def video_loss(net, batch, basis, weights: LossWeights = LossWeights()):
+    """Total loss and its parts (units RMSE, landmark RMSE mm, rotation degrees) for one batch."""
+    import torch
+
+    from .video_model import corrected_rotation, rotation_angle, rotvec_to_matrix
+
+    vertex, frame, units, rotation, pose_weight = batch
+    pred_units, correction = net(vertex, frame)
+    # RMSE, not L1: most units are 0 most of the time, and L1 pulls every unit to that median
+    l_units = torch.sqrt(((pred_units - units) ** 2).mean() + 1e-8)
+    delta = torch.einsum("btu,upc->btpc", pred_units - units, basis)
+    l_mm = torch.sqrt((delta * delta).sum(-1).mean() + 1e-8)
+    angle = rotation_angle(corrected_rotation(frame[..., :3], correction), rotvec_to_matrix(rotation))
+    l_rot = torch.rad2deg(angle * pose_weight).sum() / pose_weight.sum().clamp_min(1.0)
+    total = weights.units * l_units + weights.landmarks_mm * l_mm + weights.rotation_deg * l_rot
+    return total, {"units_rmse": l_units.item(), "landmark_mm": l_mm.item(), "rotation_deg": l_rot.item()}
+
+
+def _validation_batches(data: list[_Arrays]):
+    import torch
+
+    return [tuple(torch.from_numpy(x[None].astype(np.float32))
+                  for x in (a.vertex, a.frame, a.units, a.rotation, np.full(len(a.units), a.pose_weight)))
+            for a in data]
+
+
+def train_video_model(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 40, steps_per_epoch: int = 60,
+                      batch_size: int = 8, window: int = 24, lr: float = 2e-3, seed: int = 0, patience: int = 8,
+                      config=None, weights: LossWeights = LossWeights(), noise: float = 0.003, mirror: bool = True,
+                      minutes: float | None = None, progress: Callable[[int, dict], None] | None = None) -> dict:
+    """Train on the corpus's ``train`` entries (a validation subset of them for early stopping), keep the best
+    validation checkpoint in ``out_dir`` as the shipped format, resume if a run is there; returns the history.
+
+    ``minutes`` stops after that long (at an epoch end, checkpointed): run again to continue."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from .video_model import VideoFaceNet, VideoModelConfig, save_face_model, state_tensors
+
+    start_time = time.perf_counter()
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    examples = load_video_examples(corpus_dir, ("train",))
+    if not examples:
+        raise LatticeTalkError(f"{corpus_dir}: no tracked training videos; run 'python -m lattice_talk video track' "
+                               "(or 'video train', which tracks first)")
+    train_ex = [e for e in examples if not is_validation(e.index)] or examples  # a tiny corpus may be all validation
+    val_ex = [e for e in examples if is_validation(e.index)] or train_ex[-1:]
+    names = examples[0].unit_names
+    train, val = _arrays(train_ex, mirror), _arrays(val_ex)
+    _, basis_np = landmark_basis(names)
+    basis = torch.from_numpy(basis_np)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state_path = out_dir / "train_state.json"
+    resume = state_path.exists()
+    if resume:
+        state = json.loads(state_path.read_text())
+        config = VideoModelConfig.from_json(state["model"])
+    config = config or VideoModelConfig()
+    config.n_units = len(names)
+    net = VideoFaceNet(config)
+    net.set_normalisation(np.concatenate([a.vertex for a in train]), np.concatenate([a.frame for a in train]))
+    optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch,
+                                                   pct_start=0.1)
+    history = {"train": [], "validation": [], "validation_parts": [], "best_epoch": -1, "best": float("inf"),
+               "seconds": 0.0}
+    start_epoch = 0
+    if resume:
+        history, start_epoch = state["history"], state["epoch"] + 1
+        net.load_state_dict(load_file(str(out_dir / "last.safetensors")))
+        optimizer.load_state_dict(torch.load(out_dir / "optimizer.pt", weights_only=True))
+        schedule.load_state_dict(torch.load(out_dir / "schedule.pt", weights_only=True))
+        rng = np.random.default_rng(seed + start_epoch)
+    val_batches = _validation_batches(val)
+    facts = {"corpus": str(Path(corpus_dir).resolve()), "train_videos": len(train_ex), "validation_videos": len(val_ex),
+             "train_frames": int(sum(len(a.units) for a in train)), "seed": seed, "lr": lr, "batch_size": batch_size,
+             "window": window, "steps_per_epoch": steps_per_epoch, "epochs": epochs, "noise": noise, "mirror": mirror,
+             "loss_weights": weights.__dict__}
+    for epoch in range(start_epoch, epochs):
+        epoch_start = time.perf_counter()
+        net.train()
+        losses = []
+        for _ in range(steps_per_epoch):
+            loss, _ = video_loss(net, _batch(train, rng, batch_size, window, noise), basis, weights)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            losses.append(loss.item())
+        net.eval()
+        with torch.no_grad():
+            results = [video_loss(net, b, basis, weights) for b in val_batches]
+        held = float(np.mean([float(r[0]) for r in results]))
+        parts = {k: float(np.mean([r[1][k] for r in results])) for k in results[0][1]}
+        history["train"].append(float(np.mean(losses)))
+        history["validation"].append(held)
+        history["validation_parts"].append(parts)
+        history["seconds"] += time.perf_counter() - epoch_start
+        save_file(state_tensors(net), str(out_dir / "last.safetensors"))
+        torch.save(optimizer.state_dict(), out_dir / "optimizer.pt")
+        torch.save(schedule.state_dict(), out_dir / "schedule.pt")
+        if held < history["best"]:
+            history["best"], history["best_epoch"] = held, epoch
+            save_face_model(net, out_dir, names, extra={
+                "model_id": f"{Path(out_dir).name}-e{epoch}", "epoch": epoch, "validation_loss": held,
+                "validation_parts": parts, "training": facts})
+        state_path.write_text(json.dumps({"epoch": epoch, "history": history, "model": config.to_json()}))
+        if progress is not None:
+            progress(epoch, {"train": history["train"][-1], "validation": held, **parts})
+        if epoch - history["best_epoch"] >= patience:
+            history["stopped"] = "early stopping"
+            break
+        if minutes is not None and time.perf_counter() - start_time > minutes * 60:
+            history["stopped"] = f"time limit ({minutes} min); run again to resume"
+            break
+    return history
+
+
+# ------------------------------------------------------------------------------------------ evaluation
+
+CLASS_EXCLUDED_PREFIXES = ("eyeBlink", "eyeLook")  # blinks and gaze say nothing about the expression class
+
+
+def rotvec_matrices(rotvec: np.ndarray) -> np.ndarray:
+    """(..., 3) axis-angle → (..., 3, 3) (Rodrigues, numpy)."""
+    rotvec = np.asarray(rotvec, np.float64)
+    theta = np.linalg.norm(rotvec, axis=-1)[..., None, None]
+    k = np.zeros(rotvec.shape[:-1] + (3, 3))
+    x, y, z = rotvec[..., 0], rotvec[..., 1], rotvec[..., 2]
+    k[..., 0, 1], k[..., 0, 2], k[..., 1, 0], k[..., 1, 2], k[..., 2, 0], k[..., 2, 1] = -z, y, z, -x, -y, x
+    safe = np.where(theta > 1e-12, theta, 1.0)
+    a = np.where(theta > 1e-12, np.sin(theta) / safe, 1.0)
+    b = np.where(theta > 1e-12, (1 - np.cos(theta)) / safe**2, 0.5)
+    return np.eye(3) + a * k + b * (k @ k)
+
+
+def pose_error_deg(pred_rotvec: np.ndarray, true_rotvec: np.ndarray) -> np.ndarray:
+    """Per frame, the angle (degrees) of R_predᵀ·R_true."""
+    d = np.swapaxes(rotvec_matrices(pred_rotvec), -1, -2) @ rotvec_matrices(true_rotvec)
+    cos = (np.trace(d, axis1=-2, axis2=-1) - 1) / 2
+    skew = np.stack([d[..., 2, 1] - d[..., 1, 2], d[..., 0, 2] - d[..., 2, 0], d[..., 1, 0] - d[..., 0, 1]], -1)
+    return np.degrees(np.arctan2(np.linalg.norm(skew, axis=-1) / 2, cos))
+
+
+def nearest_centroid(train_vectors: np.ndarray, train_labels: list[str], test_vectors: np.ndarray) -> list[str]:
+    """Label of the nearest class mean (Euclidean) for each test vector."""
+    classes = sorted(set(train_labels))
+    labels = np.asarray(train_labels)
+    centroids = np.stack([np.asarray(train_vectors)[labels == c].mean(axis=0) for c in classes])
+    dist = np.linalg.norm(np.asarray(test_vectors)[:, None] - centroids[None], axis=-1)
+    return [classes[i] for i in dist.argmin(axis=1)]
+
+
+def peak_vector(units: np.ndarray, apex_frame: int | None, unit_names: tuple[str, ...]) -> np.ndarray:
+    """A clip's expression as one vector: recovered units averaged over its peak frames (the ground-truth
+    apex frame to the end: the expression is held there), blink and gaze units left out."""
+    keep = [i for i, n in enumerate(unit_names) if not n.startswith(CLASS_EXCLUDED_PREFIXES)]
+    start = min(int(apex_frame or 0), len(units) - 1)
+    return units[start:, keep].mean(axis=0)
+
+
+@dataclass
+class _VideoScore:
+    name: str
+    index: int
+    kind: str
+    label: str | None
+    relit: bool
+    pose_deg: np.ndarray
+    units_rmse: float
+    landmark_rmse_mm: float
+    peak: np.ndarray
+    seconds: float
+
+
+def _score(model, ex: VideoExample, rig_points: Callable[[np.ndarray], np.ndarray]) -> _VideoScore:
+    start = time.perf_counter()
+    face = model.predict(ex.track)
+    seconds = time.perf_counter() - start
+    if tuple(face.unit_names) != ex.unit_names:
+        raise LatticeTalkError(f"{getattr(model, 'model_id', model)}: units differ from the corpus's")
+    units = np.asarray(face.units, np.float32)
+    diff = rig_points(units) - rig_points(ex.units)
+    return _VideoScore(ex.name, ex.index, ex.kind, ex.label, ex.relit, pose_error_deg(face.head_rotation, ex.rotation),
+                       float(np.sqrt(np.mean((units - ex.units) ** 2))),
+                       float(np.sqrt(np.mean(np.sum(diff**2, axis=-1)))), peak_vector(units, ex.apex_frame, ex.unit_names),
+                       seconds)
+
+
+def evaluate_models(models: dict[str, object], corpus_dir: str | Path,
+                    progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """Held-out metrics of each model (name → VideoFaceModel) on the corpus's held-out videos; the classifier's
+    centroids come from each model's own recovered units on the training expression clips."""
+    heldout = load_video_examples(corpus_dir, ("heldout",))
+    train_expr = [e for e in load_video_examples(corpus_dir, ("train",), kinds=("expression",)) if not e.relit]
+    if not heldout:
+        raise LatticeTalkError(f"{corpus_dir}: no tracked held-out videos")
+    rest, basis = landmark_basis(heldout[0].unit_names)
+
+    def rig_points(units: np.ndarray) -> np.ndarray:  # (T, U) → (T, 468, 3) mm
+        return rest + np.einsum("tu,upc->tpc", units, basis)
+
+    results: dict = {"corpus": str(Path(corpus_dir).resolve()), "heldout_videos": len(heldout), "models": {}}
+    for name, model in models.items():
+        scores = []
+        for i, ex in enumerate(heldout):
+            scores.append(_score(model, ex, rig_points))
+            if progress is not None:
+                progress(name, i + 1, len(heldout))
+        centroid_scores = [_score(model, ex, rig_points) for ex in train_expr]
+        results["models"][name] = _summarise(scores, centroid_scores, getattr(model, "model_id", name))
+    return results
+
+
+def _summarise(scores: list[_VideoScore], centroid_scores: list[_VideoScore], model_id: str) -> dict:
+    normal = [s for s in scores if not s.relit]
+    frames = sum(len(s.pose_deg) for s in normal)
+    pose = np.concatenate([s.pose_deg for s in normal])
+    pose_clips = [s for s in normal if s.kind == "pose"]
+    out = {
+        "model_id": model_id,
+        "videos": len(normal),
+        "frames": int(frames),
+        "pose_error_deg_mean": float(pose.mean()),
+        "pose_error_deg_median": float(np.median(pose)),
+        "pose_error_deg_p95": float(np.percentile(pose, 95)),
+        "pose_error_deg_mean_pose_clips": float(np.concatenate([s.pose_deg for s in pose_clips]).mean()) if pose_clips else None,
+        "units_rmse": float(np.mean([s.units_rmse for s in normal])),
+        "landmark_rmse_mm": float(np.mean([s.landmark_rmse_mm for s in normal])),
+        "seconds_per_frame": float(sum(s.seconds for s in normal) / max(frames, 1)),
+    }
+    test = [s for s in normal if s.kind == "expression" and s.label]
+    train = [s for s in centroid_scores if s.label]
+    if test and train:
+        predicted = nearest_centroid(np.stack([s.peak for s in train]), [s.label for s in train],
+                                     np.stack([s.peak for s in test]))
+        correct = [p == s.label for p, s in zip(predicted, test)]
+        out.update(expression_accuracy=float(np.mean(correct)), expression_clips=len(test),
+                   expression_train_clips=len(train),
+                   expression_confusions=[f"{s.name}: {s.label}→{p}" for p, s in zip(predicted, test) if p != s.label])
+        relit_expr = [s for s in scores if s.relit and s.kind == "expression" and s.label]
+        if relit_expr:
+            relit_pred = nearest_centroid(np.stack([s.peak for s in train]), [s.label for s in train],
+                                          np.stack([s.peak for s in relit_expr]))
+            out["expression_accuracy_relit"] = float(np.mean([p == s.label for p, s in zip(relit_pred, relit_expr)]))
+            out["expression_clips_relit"] = len(relit_expr)
+    by_index = {s.index: s for s in normal}
+    pairs = [(by_index[s.index], s) for s in scores if s.relit and s.index in by_index]
+    if pairs:
+        out["lighting_pairs"] = len(pairs)
+        for key in ("landmark_rmse_mm", "units_rmse", "pose"):
+            def err(s):
+                return float(s.pose_deg.mean()) if key == "pose" else getattr(s, key)
+            base, relit = np.mean([err(a) for a, _ in pairs]), np.mean([err(b) for _, b in pairs])
+            out[f"lighting_growth_{key}"] = float((relit - base) / max(base, 1e-9))
+    return out
+
+
+TABLE_ROWS = (
+    ("head pose error, mean (°)", "pose_error_deg_mean", "{:.2f}"),
+    ("head pose error, median (°)", "pose_error_deg_median", "{:.2f}"),
+    ("head pose error, 95th pct (°)", "pose_error_deg_p95", "{:.2f}"),
+    ("head pose error, 'pose' clips ±30° (°)", "pose_error_deg_mean_pose_clips", "{:.2f}"),
+    ("unit RMSE (0..1)", "units_rmse", "{:.3f}"),
+    ("landmark RMSE, default head (mm)", "landmark_rmse_mm", "{:.2f}"),
+    ("7-class accuracy, nearest centroid", "expression_accuracy", "{:.1%}"),
+    ("7-class accuracy, relit videos", "expression_accuracy_relit", "{:.1%}"),
+    ("lighting error growth, landmarks", "lighting_growth_landmark_rmse_mm", "{:+.1%}"),
+    ("lighting error growth, units", "lighting_growth_units_rmse", "{:+.1%}"),
+    ("lighting error growth, pose", "lighting_growth_pose", "{:+.1%}"),
+    ("inference ms / frame (after tracking)", "seconds_per_frame", "ms"),
+)
+
+
+def format_results(results: dict) -> str:
+    """The held-out metrics of every model as one text table (models side by side)."""
+    names = list(results["models"])
+    rows = [["metric", *names]]
+    for label, key, fmt in TABLE_ROWS:
+        cells = []
+        for name in names:
+            value = results["models"][name].get(key)
+            cells.append("—" if value is None else f"{value * 1000:.2f}" if fmt == "ms" else fmt.format(value))
+        rows.append([label, *cells])
+    rows.append(["held-out videos (normal / expression / relit pairs)",
+                 *[f"{m['videos']} / {m.get('expression_clips', 0)} / {m.get('lighting_pairs', 0)}"
+                   for m in results["models"].values()]])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

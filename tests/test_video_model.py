@@ -1,0 +1,165 @@
+"""The learned video face model: files, loader checks, training on a tiny rendered corpus, metrics."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from lattice_talk.core.motion import video_model as vm  # noqa: E402
+from lattice_talk.core.motion import video_train as vt  # noqa: E402
+
+TINY = vm.VideoModelConfig(mesh_channels=(4, 8), embedding=16, hidden=16, kernel=3, dilations=(1, 2), dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """3 clips × 8 frames rendered by the repo's renderer (all 'train', no relit), tracked and cached."""
+    pytest.importorskip("bpy", reason="rendering needs the bpy wheel")
+    pytest.importorskip("mediapipe", reason="the 'video' extra (mediapipe==0.10.21)")
+    pytest.importorskip("cv2", reason="the 'video' extra")
+    from lattice_talk.scene.video_render import render_video_corpus
+
+    folder = tmp_path_factory.mktemp("video_corpus")
+    render_video_corpus(folder, count=3, seed=3, n_frames=8, heldout_share=0.0, relit_share=0.0)
+    stats = vt.build_track_cache(folder)
+    assert stats["tracked"] + stats["cached"] >= 2, stats
+    return folder
+
+
+def _names():
+    from lattice_talk.core.heads import create
+
+    return create("default").expression_names
+
+
+def _tiny_model(seed: int = 0) -> vm.VideoFaceNet:
+    torch.manual_seed(seed)
+    net = vm.VideoFaceNet(TINY)
+    with torch.no_grad():  # non-zero pose head and fp16-exact weights: the file round trip must be bit-exact
+        net.rotation.weight.normal_(0, 0.01)
+        net.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in net.state_dict().items()})
+    return net.eval()
+
+
+def test_saved_model_reloads_with_identical_outputs(tmp_path, corpus):
+    track = vt.load_video_examples(corpus)[0].track
+    net = _tiny_model()
+    vm.save_face_model(net, tmp_path, _names())
+    assert (tmp_path / "video_model.safetensors").stat().st_size < 5_000_000
+    original = vm.LearnedFaceModel(net, json.loads((tmp_path / "video_model.json").read_text()))
+    loaded = vm.load_face_model(tmp_path)
+    a, b = original.predict(track), loaded.predict(track)
+    assert a.units.shape == (track.n_frames, 52) and a.head_rotation.shape == (track.n_frames, 3)
+    np.testing.assert_array_equal(a.units, b.units)
+    np.testing.assert_array_equal(a.head_rotation, b.head_rotation)
+    assert 0.0 <= a.units.min() and a.units.max() <= 1.0
+    # the pipeline's hook picks the learned model when its weights are installed
+    from lattice_talk.core.motion.face_models import video_face_model
+
+    picked = video_face_model(tmp_path)
+    assert isinstance(picked, vm.LearnedFaceModel)
+    np.testing.assert_array_equal(picked.predict(track).units, a.units)
+
+
+def test_untrained_pose_is_the_trackers(corpus):
+    track = vt.load_video_examples(corpus)[0].track
+    net = vm.VideoFaceNet(TINY).eval()  # correction layer starts at zero
+    face = vm.LearnedFaceModel(net, {"unit_names": list(_names())}).predict(track)
+    assert vt.pose_error_deg(face.head_rotation, track.head_rotation).max() < 1e-3
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c["topology"].update(digest="0" * 16), "topology"),
+    (lambda c: c["topology"].update(spiral_length=12), "topology"),
+    (lambda c: c.update(features="video_features/0"), "features"),
+    (lambda c: c["model"].update(hidden=32), "do not match"),
+])
+def test_loader_refuses_a_mismatched_file(tmp_path, edit, message):
+    vm.save_face_model(_tiny_model(), tmp_path, _names())
+    config = json.loads((tmp_path / "video_model.json").read_text())
+    edit(config)
+    (tmp_path / "video_model.json").write_text(json.dumps(config))
+    with pytest.raises(vm.VideoModelError, match=message):
+        vm.load_face_model(tmp_path)
+
+
+def test_loader_explains_a_missing_model(tmp_path):
+    with pytest.raises(vm.VideoModelError, match="video train"):
+        vm.load_face_model(tmp_path)
+
+
+def test_training_runs_checkpoints_and_resumes(tmp_path, corpus):
+    torch.set_num_threads(1)
+    out = tmp_path / "run"
+    seen = []
+    first = vt.train_video_model(corpus, out, epochs=3, steps_per_epoch=2, batch_size=2, window=8, config=TINY,
+                                 minutes=0.0, progress=lambda epoch, losses: seen.append(epoch))
+    assert seen == [0] and "time limit" in first["stopped"]  # stopped after one epoch, checkpointed
+    for name in ("video_model.safetensors", "video_model.json", "last.safetensors", "optimizer.pt", "train_state.json"):
+        assert (out / name).is_file(), name
+    second = vt.train_video_model(corpus, out, epochs=3, steps_per_epoch=2, batch_size=2, window=8, config=TINY,
+                                  progress=lambda epoch, losses: seen.append(epoch))
+    assert seen == [0, 1, 2] and len(second["validation"]) == 3  # resumed at epoch 1, history kept
+    assert all(np.isfinite(second["validation"]))
+    model = vm.load_face_model(out)
+    config = json.loads((out / "video_model.json").read_text())
+    assert config["training"]["train_videos"] >= 1 and config["epoch"] == second["best_epoch"]
+    face = model.predict(vt.load_video_examples(corpus)[0].track)
+    assert np.isfinite(face.units).all() and np.isfinite(face.head_rotation).all()
+
+
+def test_pose_error_on_constructed_rotations():
+    rng = np.random.default_rng(0)
+    truth = rng.normal(0, 0.3, (50, 3))
+    assert np.abs(vt.pose_error_deg(truth, truth)).max() < 1e-6
+    axis = rng.normal(size=3)
+    offset = vt.rotvec_matrices(axis / np.linalg.norm(axis) * np.radians(2.0))
+    from lattice_talk.core.video.head_pose import matrix_to_rotvec
+
+    shifted = matrix_to_rotvec(vt.rotvec_matrices(truth) @ offset)  # R_pred = R_gt · Δ(2°)
+    np.testing.assert_allclose(vt.pose_error_deg(shifted, truth), 2.0, atol=1e-6)
+    shifted_left = matrix_to_rotvec(offset @ vt.rotvec_matrices(truth))
+    np.testing.assert_allclose(vt.pose_error_deg(shifted_left, truth), 2.0, atol=1e-6)
+
+
+def test_torch_rotation_angle_matches_numpy():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0, 0.5, (20, 3)), rng.normal(0, 0.5, (20, 3))
+    angle = vm.rotation_angle(vm.rotvec_to_matrix(torch.tensor(a)), vm.rotvec_to_matrix(torch.tensor(b)))
+    np.testing.assert_allclose(np.degrees(angle.numpy()), vt.pose_error_deg(a, b), atol=1e-5)
+
+
+def test_nearest_centroid_separates_separable_classes():
+    rng = np.random.default_rng(2)
+    classes = ["neutral", "happy", "sad", "surprise", "fear", "disgust", "anger"]
+    centres = np.eye(7) * 3.0
+    train = np.concatenate([centres[i] + rng.normal(0, 0.2, (5, 7)) for i in range(7)])
+    labels = [c for c in classes for _ in range(5)]
+    test = np.concatenate([centres[i] + rng.normal(0, 0.2, (3, 7)) for i in range(7)])
+    truth = [c for c in classes for _ in range(3)]
+    assert vt.nearest_centroid(train, labels, test) == truth
+
+
+def test_evaluation_reports_every_metric(tmp_path, corpus):
+    """The evaluation's bookkeeping on a corpus: held-out videos scored, table printed."""
+    from lattice_talk.core.data.video_clips import MANIFEST
+
+    manifest = json.loads((corpus / MANIFEST).read_text())
+    for entry in manifest["clips"][:1]:
+        entry["split"] = "heldout"  # one held-out video, the rest train (centroids)
+    held = tmp_path / "corpus"
+    held.mkdir()
+    for item in corpus.iterdir():
+        (held / item.name).symlink_to(item)
+    (held / MANIFEST).unlink()
+    (held / MANIFEST).write_text(json.dumps(manifest))
+    model = vm.LearnedFaceModel(_tiny_model(), {"unit_names": list(_names())})
+    results = vt.evaluate_models({"tiny": model}, held)
+    row = results["models"]["tiny"]
+    assert row["videos"] == 1 and row["frames"] >= 2 and np.isfinite(row["pose_error_deg_mean"])
+    assert row["landmark_rmse_mm"] > 0
+    assert "head pose error, mean" in vt.format_results(results)
