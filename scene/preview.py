@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import bpy
@@ -76,12 +77,13 @@ def render_clip_frames(head: HeadModel, shots: list[tuple[AnimationClip, int]], 
     setup_front_render(scene, front_view(head, resolution), samples=samples, denoise=True)
     out_png = Path(out_png)
     tiles = []
-    for k, (clip, frame) in enumerate(shots):
-        set_expression(objects, dict(zip(clip.expression_names, clip.expression[frame].tolist())))
-        for bone, channel in (("jaw", clip.jaw), ("eye_L", clip.eye_L), ("eye_R", clip.eye_R)):
-            if channel is not None:
-                objects.armature.pose.bones[bone].rotation_euler = axis_angle_to_euler_xyz(channel[frame:frame + 1])[0].tolist()
-        tiles.append(_read_png(render_still(scene, out_png.with_name(f"{out_png.stem}_{k}.png"))))
+    with tempfile.TemporaryDirectory(prefix="lt_tiles_") as tile_dir:  # only the sheet is the output
+        for k, (clip, frame) in enumerate(shots):
+            set_expression(objects, dict(zip(clip.expression_names, clip.expression[frame].tolist())))
+            for bone, channel in (("jaw", clip.jaw), ("eye_L", clip.eye_L), ("eye_R", clip.eye_R)):
+                if channel is not None:
+                    objects.armature.pose.bones[bone].rotation_euler = axis_angle_to_euler_xyz(channel[frame:frame + 1])[0].tolist()
+            tiles.append(_read_png(render_still(scene, Path(tile_dir) / f"{k}.png")))
     blank = np.zeros_like(tiles[0])
     tiles += [blank] * (-len(tiles) % columns)
     rows = [np.concatenate(tiles[r:r + columns], axis=1) for r in range(0, len(tiles), columns)]

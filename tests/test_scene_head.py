@@ -116,3 +116,17 @@ def test_add_head_with_bad_flame_file_leaves_scene_unchanged(tmp_path):
         assert {c: len(getattr(bpy.data, c)) for c in before} == before
     finally:
         lattice_talk.unregister()
+
+
+def test_clip_frame_sheet_is_the_only_file_written(tmp_path):
+    from clip_fixtures import make_clip
+    from lattice_talk.core.heads import create
+    from lattice_talk.scene.preview import render_clip_frames
+
+    head = create("default")
+    clip = make_clip(head, seconds=0.5)
+    out = render_clip_frames(head, [(clip, 0), (clip, 10), (clip, 14)], tmp_path / "sheet.png", columns=2,
+                             resolution=24, samples=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sheet.png"]
+    image = bpy.data.images.load(str(out))
+    assert tuple(image.size) == (48, 48)  # 2 columns × 2 rows of 24² tiles (the last one blank)
