@@ -352,6 +352,7 @@ def train_video_model(corpus_dir: str | Path, out_dir: str | Path, epochs: int =
     import torch
     from safetensors.torch import load_file, save_file
 
+    from ..training import optimizer_step
     from .video_model import VideoFaceNet, VideoModelConfig, save_face_model, state_tensors
 
     start_time = time.perf_counter()
@@ -401,12 +402,7 @@ def train_video_model(corpus_dir: str | Path, out_dir: str | Path, epochs: int =
         losses = []
         for _ in range(steps_per_epoch):
             loss, _ = video_loss(net, _batch(train, rng, batch_size, window, noise), basis, weights)
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            losses.append(loss.item())
+            losses.append(optimizer_step(net, optimizer, schedule, loss))
         net.eval()
         with torch.no_grad():
             results = [video_loss(net, b, basis, weights) for b in val_batches]

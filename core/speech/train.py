@@ -164,6 +164,7 @@ def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30,
     from ..data.articulation import mouth_unit_mask
     from ..data.phonemes import MOUTH_CLASSES
     from ..heads import create
+    from ..training import optimizer_step
     from ..landmark_rig import LandmarkRig
     from ..mediapipe_points import LIPS
     from .decoder import MotionDecoder
@@ -204,12 +205,7 @@ def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30,
         losses = []
         for _ in range(steps_per_epoch):
             loss = decoder_loss(model, _batch(train, rng, batch_size, perturb=perturb), mouth_mask, lip_rig, weights)
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            losses.append(loss.item())
+            losses.append(optimizer_step(model, optimizer, schedule, loss))
         model.eval()
         with torch.no_grad():
             held = float(np.mean([float(decoder_loss(model, b, mouth_mask, lip_rig, weights)) for b in eval_batches]))
