@@ -111,24 +111,15 @@ class SpeechPipeline:
                 video, audio.samples, audio.sample_rate, units, names, head_rotation, fps, settings)
         jaw_rotvec = np.zeros((n_frames, 3), np.float32)
         jaw_rotvec[:, 0] = jaw
-        if request.head.head_id == self._config.get("head_id", "lattice_talk:default_head"):
-            return AnimationClip(fps=fps, start_frame=settings.start_frame, head_id=request.head.head_id,
-                                 expression=units, expression_names=names, jaw=jaw_rotvec,
-                                 global_rotation=head_rotation.astype(np.float32), provenance=provenance)
-        return self._retarget(request, units, jaw, head_rotation, fps, provenance)
-
-    def _retarget(self, request, units, jaw, head_rotation, fps, provenance) -> AnimationClip:
+        default_id = self._config.get("head_id", "lattice_talk:default_head")
+        clip = AnimationClip(fps=fps, start_frame=settings.start_frame, head_id=default_id, expression=units,
+                             expression_names=names, jaw=jaw_rotvec, global_rotation=head_rotation.astype(np.float32),
+                             provenance=provenance)
+        if request.head.head_id == default_id:
+            return clip
+        from ..head_convert import convert_clip
         from ..heads import create
-        from ..landmark_rig import LandmarkRig
-        from ..motion_file import MotionTrack
-        from ..retarget import Retargeter, to_clip
 
-        source = LandmarkRig(create("default"))
-        pose = np.zeros((len(jaw), 5, 3), np.float32)
-        pose[:, 2, 0] = jaw
-        neutral = source.points(np.zeros((1, units.shape[1]), np.float32), np.zeros((1, 5, 3), np.float32))[0]
-        track = MotionTrack(fps=fps, points=source.points(units, pose), point_ids=source.mediapipe_index, neutral=neutral)
-        clip = to_clip(Retargeter(request.head).retarget(track), fps, request.settings.start_frame, request.head.head_id)
-        clip.global_rotation = head_rotation.astype(np.float32)
-        clip.provenance = {**provenance, "retargeted_from": "lattice_talk:default_head"}
-        return clip
+        converted = convert_clip(clip, create("default"), request.head)  # through the MediaPipe motion space
+        converted.provenance = {**provenance, "retargeted_from": default_id}
+        return converted
