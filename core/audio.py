@@ -78,11 +78,11 @@ def load_audio(path: str | os.PathLike[str], target_rate: int = 16000, max_secon
     """Decode ``path`` to mono float32 at ``target_rate`` Hz.
 
     Channels are averaged; other rates are resampled with :func:`scipy.signal.resample_poly` at the exact
-    ratio ``target_rate / rate``. The level is left as recorded (see :func:`normalise`). Raises
-    A video file (VIDEO_SUFFIXES) gives its first sound track, decoded with PyAV. Raises
-    :class:`AudioError` for a missing path, a folder, a video without sound, an empty, corrupt or unreadable file,
-    no samples, less than ``MIN_SECONDS`` or more than ``max_seconds`` of audio, NaN/inf samples, and
-    silence (peak under ``SILENCE_PEAK``)."""
+    ratio ``target_rate / rate``. The level is left as recorded (see :func:`normalise`). A video file
+    (VIDEO_SUFFIXES) gives its first sound track, decoded with PyAV. Raises :class:`AudioError` for a
+    missing path, a folder, a video without sound, an empty, corrupt or unreadable file, no samples, less
+    than ``MIN_SECONDS`` or more than ``max_seconds`` of audio, NaN/inf samples, and silence (peak under
+    ``SILENCE_PEAK``)."""
     if not isinstance(target_rate, int) or target_rate <= 0 or not max_seconds > 0:
         raise ValueError(f"target_rate must be a positive integer and max_seconds positive, got {target_rate!r} and {max_seconds!r}")
     path = Path(path)
