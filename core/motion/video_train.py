@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import LatticeTalkError
+from ..lbs import rodrigues_np
 
 TRACK_SUFFIX = ".track.npz"
 TRACK_FORMAT = "lattice_talk.video_track_cache/1"
@@ -437,22 +438,10 @@ def train_video_model(corpus_dir: str | Path, out_dir: str | Path, epochs: int =
 CLASS_EXCLUDED_PREFIXES = ("eyeBlink", "eyeLook")  # blinks and gaze say nothing about the expression class
 
 
-def rotvec_matrices(rotvec: np.ndarray) -> np.ndarray:
-    """(..., 3) axis-angle → (..., 3, 3) (Rodrigues, numpy)."""
-    rotvec = np.asarray(rotvec, np.float64)
-    theta = np.linalg.norm(rotvec, axis=-1)[..., None, None]
-    k = np.zeros(rotvec.shape[:-1] + (3, 3))
-    x, y, z = rotvec[..., 0], rotvec[..., 1], rotvec[..., 2]
-    k[..., 0, 1], k[..., 0, 2], k[..., 1, 0], k[..., 1, 2], k[..., 2, 0], k[..., 2, 1] = -z, y, z, -x, -y, x
-    safe = np.where(theta > 1e-12, theta, 1.0)
-    a = np.where(theta > 1e-12, np.sin(theta) / safe, 1.0)
-    b = np.where(theta > 1e-12, (1 - np.cos(theta)) / safe**2, 0.5)
-    return np.eye(3) + a * k + b * (k @ k)
-
-
 def pose_error_deg(pred_rotvec: np.ndarray, true_rotvec: np.ndarray) -> np.ndarray:
     """Per frame, the angle (degrees) of R_predᵀ·R_true."""
-    d = np.swapaxes(rotvec_matrices(pred_rotvec), -1, -2) @ rotvec_matrices(true_rotvec)
+    pred, true = (rodrigues_np(np.asarray(r, np.float64)) for r in (pred_rotvec, true_rotvec))
+    d = np.swapaxes(pred, -1, -2) @ true
     cos = (np.trace(d, axis1=-2, axis2=-1) - 1) / 2
     skew = np.stack([d[..., 2, 1] - d[..., 1, 2], d[..., 0, 2] - d[..., 2, 0], d[..., 1, 0] - d[..., 0, 1]], -1)
     return np.degrees(np.arctan2(np.linalg.norm(skew, axis=-1) / 2, cos))
