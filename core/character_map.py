@@ -26,7 +26,7 @@ import numpy as np
 from .arkit_names import ARKIT_NAMES, EYELID_UNITS, JAW_OPEN, match_arkit_names
 from .clip import AnimationClip
 from .errors import LatticeTalkError
-from .rotations import axis_angle_to_euler_xyz, axis_angle_to_quat, quat_to_axis_angle
+from .rotations import axis_angle_to_euler_xyz, axis_angle_to_quat, quat_multiply, quat_to_axis_angle
 
 PRESET_FORMAT = "lattice_talk.character_map/1"
 PRESETS_ENV = "LATTICE_TALK_PRESETS"  # overrides the user presets folder (CI, shared studio folders)
@@ -242,15 +242,8 @@ def head_rotation(clip: AnimationClip) -> np.ndarray | None:
         return None
     quat = axis_angle_to_quat(parts[0].astype(np.float64))
     for rotvec in parts[1:]:
-        quat = _quat_multiply(quat, axis_angle_to_quat(rotvec.astype(np.float64)))
+        quat = quat_multiply(quat, axis_angle_to_quat(rotvec.astype(np.float64)))
     return quat_to_axis_angle(quat).astype(np.float32)
-
-
-def _quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    aw, ax, ay, az = np.moveaxis(a, -1, 0)
-    bw, bx, by, bz = np.moveaxis(b, -1, 0)
-    return np.stack([aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
-                     aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw], axis=-1)
 
 
 def bone_rotation(rotvec: np.ndarray, bone_rest_world: np.ndarray, mode: str, bone: str = "") -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Axis-angle ↔ quaternion and slerp in numpy alone (Blender's Python has numpy but no scipy).
+"""Axis-angle ↔ quaternion ↔ matrix and slerp in numpy alone (Blender's Python has numpy but no scipy).
 
 Quaternions are (w, x, y, z), as in Blender's ``mathutils``."""
 
@@ -13,6 +13,14 @@ def axis_angle_to_quat(rotvec: np.ndarray) -> np.ndarray:
     # sin(θ/2)/θ, with its limit 1/2 at θ = 0.
     scale = np.where(angle > 1e-12, np.sin(angle / 2) / np.maximum(angle, 1e-12), 0.5)
     return np.concatenate([np.cos(angle / 2), rotvec * scale], axis=-1)
+
+
+def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(..., 4) Hamilton product a·b (apply b, then a)."""
+    aw, ax, ay, az = np.moveaxis(a, -1, 0)
+    bw, bx, by, bz = np.moveaxis(b, -1, 0)
+    return np.stack([aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
+                     aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw], axis=-1)
 
 
 def quat_to_axis_angle(quat: np.ndarray) -> np.ndarray:
@@ -56,3 +64,21 @@ def axis_angle_to_euler_xyz(rotvec: np.ndarray) -> np.ndarray:
     y = np.arctan2(-r[..., 2, 0], np.hypot(r[..., 2, 1], r[..., 2, 2]))
     z = np.arctan2(r[..., 1, 0], r[..., 0, 0])
     return np.unwrap(np.stack([x, y, z], axis=-1), axis=0)
+
+
+def matrix_to_rotvec(rotation: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) rotation matrices → (..., 3) axis-angle (Shepperd's quaternion extraction: each of the
+    four candidate rows is 4·q_i·q, the one with the largest q_i is well conditioned)."""
+    m = np.asarray(rotation, np.float64)
+    m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
+    d21, d02, d10 = m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]
+    s01, s02, s12 = m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1]
+    diag = np.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], axis=-1)
+    rows = np.stack([
+        np.stack([diag[..., 0], d21, d02, d10], axis=-1),
+        np.stack([d21, diag[..., 1], s01, s02], axis=-1),
+        np.stack([d02, s01, diag[..., 2], s12], axis=-1),
+        np.stack([d10, s02, s12, diag[..., 3]], axis=-1),
+    ], axis=-2)
+    quat = np.take_along_axis(rows, np.argmax(diag, axis=-1)[..., None, None], axis=-2)[..., 0, :]
+    return quat_to_axis_angle(quat / np.linalg.norm(quat, axis=-1, keepdims=True))

@@ -119,7 +119,7 @@ def test_pose_error_on_constructed_rotations():
     assert np.abs(vt.pose_error_deg(truth, truth)).max() < 1e-6
     axis = rng.normal(size=3)
     offset = rodrigues_np(axis / np.linalg.norm(axis) * np.radians(2.0))
-    from lattice_talk.core.video.head_pose import matrix_to_rotvec
+    from lattice_talk.core.rotations import matrix_to_rotvec
 
     shifted = matrix_to_rotvec(rodrigues_np(truth) @ offset)  # R_pred = R_gt · Δ(2°)
     np.testing.assert_allclose(vt.pose_error_deg(shifted, truth), 2.0, atol=1e-6)

@@ -17,9 +17,10 @@ from lattice_talk.core.errors import LatticeTalkError
 from lattice_talk.core.lbs import rodrigues_np
 from lattice_talk.core.mediapipe_points import EYE_OUTER_CORNERS
 from lattice_talk.core.pipeline import Cancelled
+from lattice_talk.core.rotations import matrix_to_rotvec
 from lattice_talk.core.video import NoFaceError, VideoError
 from lattice_talk.core.video.canonical import POSE_POINTS, canonical_points
-from lattice_talk.core.video.head_pose import fit_pose, matrix_to_rotvec, smooth, umeyama
+from lattice_talk.core.video.head_pose import fit_pose, smooth, umeyama
 
 REAL_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "assets" / "real_speech" / "WDA_AlexandriaOcasioCortez_000.mp4"
 # Checked by eye on the clip's frames: eyes shut at these frames, wide open at the others.

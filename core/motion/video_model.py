@@ -287,7 +287,7 @@ class LearnedFaceModel:
 
     def predict_arrays(self, track) -> tuple[np.ndarray, np.ndarray]:
         """Units (T, U) and head rotation (T, 3) axis-angle for a tracked video."""
-        from ..video.head_pose import matrix_to_rotvec
+        from ..rotations import matrix_to_rotvec
 
         vertex, frame = track_features(track)
         with torch.no_grad():

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..rotations import quat_to_axis_angle
 from .canonical import POSE_POINTS, canonical_points
 
 
@@ -96,21 +95,3 @@ def smooth(track: np.ndarray, fps: float, window_seconds: float = 0.2, order: in
     out[:half] = np.tensordot(design[:half] @ fit, track[:window], axes=(1, 0))
     out[-half:] = np.tensordot(design[half + 1 :] @ fit, track[-window:], axes=(1, 0))
     return out
-
-
-def matrix_to_rotvec(rotation: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) rotation matrices → (..., 3) axis-angle (Shepperd's quaternion extraction: each of the
-    four candidate rows is 4·q_i·q, the one with the largest q_i is well conditioned)."""
-    m = np.asarray(rotation, np.float64)
-    m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
-    d21, d02, d10 = m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]
-    s01, s02, s12 = m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1]
-    diag = np.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], axis=-1)
-    rows = np.stack([
-        np.stack([diag[..., 0], d21, d02, d10], axis=-1),
-        np.stack([d21, diag[..., 1], s01, s02], axis=-1),
-        np.stack([d02, s01, diag[..., 2], s12], axis=-1),
-        np.stack([d10, s02, s12, diag[..., 3]], axis=-1),
-    ], axis=-2)
-    quat = np.take_along_axis(rows, np.argmax(diag, axis=-1)[..., None, None], axis=-2)[..., 0, :]
-    return quat_to_axis_angle(quat / np.linalg.norm(quat, axis=-1, keepdims=True))

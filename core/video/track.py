@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..rotations import matrix_to_rotvec
 from . import eyes, gaps, head_pose
 from .decode import analysis_size, check_video_path, frame_grid, open_video, read_audio_track, read_frames
 from .errors import MissingDependencyError, NoFaceError, VideoError
@@ -191,7 +192,7 @@ def _assemble(info, width, height, stamps, found, moved, present) -> VideoTrack:
     metric = np.zeros_like(raw)
     metric[known] = head_pose.remove_pose(raw[known], fit, width, height)
     rotvec = np.zeros((n, 3))
-    rotvec[known] = head_pose.matrix_to_rotvec(fit.rotation)
+    rotvec[known] = matrix_to_rotvec(fit.rotation)
     translation = np.zeros((n, 3))
     translation[known] = head_pose.head_translation(fit, width, height)
     residual = np.zeros(n)
