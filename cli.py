@@ -348,6 +348,29 @@ def _cmd_speech_train(args: argparse.Namespace) -> int:
                                 seed=args.seed, lr=args.lr, hidden=args.hidden, dilations=tuple(args.dilations),
                                 init_from=args.init_from, perturb=not args.no_voice_perturbation, progress=progress)
     print(f"best held-out loss {history['best']:.4f} at epoch {history['best_epoch']}; decoder in {args.out}")
+    if args.calibrate_limit > 0:
+        _calibrate(args.out, args.corpus, args.calibrate_limit)
+    return EXIT_OK
+
+
+def _calibrate(model_dir: str, corpus: str, limit: int) -> None:
+    """Choose the decoder's seal window on a corpus's held-out split and write it into decoder.json."""
+    from .core.heads import create
+    from .core.landmark_rig import LandmarkRig
+    from .core.speech.train import calibrate_seal, load_decoder, load_examples, write_seal
+
+    model, _config = load_decoder(model_dir)
+    seal, rows = calibrate_seal(model, load_examples(corpus, "heldout", limit=limit), LandmarkRig(create("default")))
+    for row in rows:
+        print(f"seal {row['from']:.1f}–{row['full']:.1f}: lip error {row['lip_vertex_error_mm']:.3f} mm, "
+              f"closure {100 * row['bilabial_closure_rate']:.1f} %")
+    write_seal(model_dir, seal, f"{Path(corpus).name} held-out, {rows[0]['utterances']} utterances")
+    print(f"seal window {seal[0]:.1f}–{seal[1]:.1f} written to {Path(model_dir) / 'decoder.json'}")
+
+
+def _cmd_speech_calibrate(args: argparse.Namespace) -> int:
+    """Choose a trained decoder's seal window (lowest lip error that keeps closure) on held-out utterances."""
+    _calibrate(args.model, args.corpus, args.limit)
     return EXIT_OK
 
 
@@ -357,11 +380,12 @@ def _cmd_speech_eval(args: argparse.Namespace) -> int:
     from .core.landmark_rig import LandmarkRig
     from .core.speech.pipeline import SpeechPipeline
     from .core.speech.proxy import real_clip_checks
-    from .core.speech.train import evaluate, load_decoder, load_examples
+    from .core.speech.train import evaluate, load_decoder, load_examples, seal_window
 
-    model, _config = load_decoder(args.model)
+    model, config = load_decoder(args.model)
     head = create("default")
-    report = {"heldout": evaluate(model, load_examples(args.corpus, "heldout", limit=args.limit), LandmarkRig(head))}
+    report = {"heldout": evaluate(model, load_examples(args.corpus, "heldout", limit=args.limit), LandmarkRig(head),
+                                  seal_window(config))}
     if args.real:
         clips = sorted(Path(args.real).glob("*.wav"))
         report["real_clips"], generated = real_clip_checks(SpeechPipeline(args.model), clips, head)
@@ -566,7 +590,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--init-from", default=None, help="trained decoder folder to fine-tune")
     train.add_argument("--no-voice-perturbation", action="store_true", help="train on the features as they are")
     train.add_argument("--quiet", action="store_true")
+    train.add_argument("--calibrate-limit", type=int, default=200,
+                       help="choose the seal window on this many held-out utterances after training (0: keep the default)")
     train.set_defaults(func=_cmd_speech_train)
+    cal = speech_sub.add_parser("calibrate", help="choose a decoder's seal window on a corpus's held-out utterances")
+    cal.add_argument("--model", required=True, help="decoder folder (decoder.json is updated)")
+    cal.add_argument("--corpus", required=True, help="a corpus whose held-out split is NOT the one you report on")
+    cal.add_argument("--limit", type=int, default=200, help="at most this many held-out utterances (default: 200)")
+    cal.set_defaults(func=_cmd_speech_calibrate)
     ev = speech_sub.add_parser("eval", help="held-out metrics on the default head (+ proxy checks on real clips)")
     ev.add_argument("--model", required=True, help="decoder folder")
     ev.add_argument("--corpus", required=True)

@@ -16,7 +16,8 @@ from lattice_talk.core.pipeline import Cancelled, GenerateRequest, GenerateSetti
 from lattice_talk.core.speech.features import N_MELS, log_mel  # noqa: E402
 from lattice_talk.core.speech.pipeline import SpeechPipeline  # noqa: E402
 from lattice_talk.core.data.phonemes import MOUTH_CLASSES  # noqa: E402
-from lattice_talk.core.speech.train import DECODER_FILE  # noqa: E402
+from lattice_talk.core.speech.train import (DECODER_FILE, SEAL_CANDIDATES, SEAL_DEFAULT, load_decoder,  # noqa: E402
+                                            seal_window, write_seal)
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +133,42 @@ def test_decoder_training_checkpoints_resumes_and_evaluates(tmp_path):
     tuned_model, tuned_config = load_decoder(tmp_path / "tuned")
     assert tuned_config["model"]["n_classes"] == len(MOUTH_CLASSES) and tuned_model.classes is not None
     assert tuned_config["model"]["hidden"] == config["model"]["hidden"] and tuned_config["voice_perturbation"] is False
+    # The CLI calibrated the seal window on the corpus's held-out split and recorded it with the model.
+    assert seal_window(tuned_config) in SEAL_CANDIDATES and "held-out" in tuned_config["seal"]["calibrated_on"]
+    assert seal_window(config) == SEAL_DEFAULT  # a decoder trained without calibration keeps the old window
+
+
+def test_seal_window_decides_where_lips_are_shut_and_calibration_picks_the_lowest_error(tmp_path):
+    import torch
+
+    from lattice_talk.core.data.articulation import SEAL_JAW, SEAL_UNITS
+    from lattice_talk.core.data.corpus import synth_corpus
+    from lattice_talk.core.landmark_rig import LandmarkRig
+    from lattice_talk.core.speech.train import calibrate_seal, load_examples, predict
+
+    synth_corpus(tmp_path / "corpus", hours=0.003, seed=2, workers=1)
+    (tmp_path / "decoder").mkdir()
+    model_dir = save_tiny_decoder(tmp_path / "decoder")
+    model, config = load_decoder(model_dir)
+    examples = load_examples(tmp_path / "corpus", "train", limit=2)
+    names = tuple(config["unit_names"])
+    ex = examples[0]
+    with torch.no_grad():
+        raw_units, raw_jaw, _, _ = model(torch.from_numpy(ex.features)[None], len(ex.jaw))
+    always_units, always_jaw = predict(model, ex.features, len(ex.jaw), names, seal=(0.0, 1e-6))
+    never_units, never_jaw = predict(model, ex.features, len(ex.jaw), names, seal=(1.0, 1.5))
+    assert np.allclose(always_jaw, SEAL_JAW, atol=1e-4)  # every frame sealed
+    assert np.allclose(always_units[:, names.index("jawOpen")], SEAL_UNITS.get("jawOpen", 0.0), atol=1e-4)
+    assert np.allclose(never_jaw, raw_jaw[0].numpy()) and np.allclose(never_units, raw_units[0].numpy())
+    rig = LandmarkRig(create("default"))
+    candidates = ((0.0, 1e-6), (1.0, 1.5))
+    seal, rows = calibrate_seal(model, examples, rig, candidates, min_closure=0.0)
+    assert [(r["from"], r["full"]) for r in rows] == list(candidates)
+    assert seal == min(((r["from"], r["full"]) for r in rows), key=lambda c: rows[candidates.index(c)]["lip_vertex_error_mm"])
+    # No window closes enough: the best-closing one wins (shutting every frame closes every p/b/m).
+    assert calibrate_seal(model, examples, rig, candidates, min_closure=1.01)[0] == (0.0, 1e-6)
+    write_seal(model_dir, seal, "test")
+    assert seal_window(load_decoder(model_dir)[1]) == seal
 
 
 def test_training_targets_and_the_lip_loss(tmp_path):

@@ -59,7 +59,7 @@ class SpeechPipeline:
     def _decode(self, samples: np.ndarray, n_frames: int, fps: float, progress: ProgressFn, should_stop: StopFn):
         """Units (T, U) and jaw (T,), chunk by chunk with CONTEXT_SECONDS of audio either side."""
         from .features import SAMPLE_RATE, log_mel
-        from .train import predict
+        from .train import predict, seal_window
 
         units = np.zeros((n_frames, len(self._config["unit_names"])), np.float32)
         jaw = np.zeros(n_frames, np.float32)
@@ -71,7 +71,7 @@ class SpeechPipeline:
             lo, hi = max(0.0, start - CONTEXT_SECONDS), min(n_frames / fps, start + CHUNK_SECONDS + CONTEXT_SECONDS)
             segment = samples[int(lo * SAMPLE_RATE):int(hi * SAMPLE_RATE)]
             f_lo, f_hi = int(round(lo * fps)), int(round(hi * fps))
-            u, j = predict(self._model, log_mel(segment), f_hi - f_lo, tuple(self._config["unit_names"]))
+            u, j = predict(self._model, log_mel(segment), f_hi - f_lo, tuple(self._config["unit_names"]), seal_window(self._config))
             keep_lo, keep_hi = int(round(start * fps)), min(n_frames, int(round((start + CHUNK_SECONDS) * fps)))
             units[keep_lo:keep_hi] = u[keep_lo - f_lo:keep_hi - f_lo]
             jaw[keep_lo:keep_hi] = j[keep_lo - f_lo:keep_hi - f_lo]

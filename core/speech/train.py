@@ -247,23 +247,36 @@ def load_decoder(folder: str | Path):
     return model, config
 
 
-SEAL_FROM, SEAL_FULL = 0.3, 0.7  # closure probability where sealing starts / is complete
+SEAL_DEFAULT = (0.3, 0.7)  # closure probability where sealing starts / is complete (configs without "seal")
+# Candidate seal windows for calibration, from eager to only-when-sure. Sealing is a hard change (jaw shut,
+# mouth shapes replaced), so a seal one frame early costs more lip error than a decoder's own soft closure.
+SEAL_CANDIDATES = ((0.3, 0.7), (0.4, 0.8), (0.5, 0.9), (0.6, 1.0), (0.7, 1.0), (0.8, 1.0), (0.9, 1.0))
+MIN_CLOSURE_RATE = 0.9  # calibration never trades bilabial closure below this for lip error
 
 
-def predict(model, features: np.ndarray, n_frames: int, unit_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+def seal_window(config: dict) -> tuple[float, float]:
+    """The decoder's calibrated seal window (``decoder.json`` "seal"), or the default for older models."""
+    seal = config.get("seal")
+    return (float(seal["from"]), float(seal["full"])) if seal else SEAL_DEFAULT
+
+
+def predict(model, features: np.ndarray, n_frames: int, unit_names: tuple[str, ...],
+            seal: tuple[float, float] = SEAL_DEFAULT) -> tuple[np.ndarray, np.ndarray]:
     """(T50, F) features → units (T, U) and jaw (T,) for ``n_frames`` output frames, lips sealed where the
-    decoder hears a p/b/m (the corpus's own seal, see core.data.articulation.seal_lips)."""
+    decoder hears a p/b/m with a probability inside the ``seal`` window (the corpus's own seal, see
+    core.data.articulation.seal_lips)."""
     import torch
 
     from ..data.articulation import seal_lips
 
     with torch.no_grad():
         units, jaw, closure_logit, _ = model(torch.from_numpy(features)[None], n_frames)
-    closure = np.clip((torch.sigmoid(closure_logit[0]).numpy() - SEAL_FROM) / (SEAL_FULL - SEAL_FROM), 0.0, 1.0)
+    start, full = seal
+    closure = np.clip((torch.sigmoid(closure_logit[0]).numpy() - start) / max(full - start, 1e-6), 0.0, 1.0)
     return seal_lips(units[0].numpy(), jaw[0].numpy(), closure, unit_names)
 
 
-def evaluate(model, examples: list[Example], rig) -> dict:
+def evaluate(model, examples: list[Example], rig, seal: tuple[float, float] = SEAL_DEFAULT) -> dict:
     """Pose the default head with the predictions; compare with the corpus motion (same head)."""
     from .. import metrics
     from ..mediapipe_points import LIPS
@@ -272,7 +285,7 @@ def evaluate(model, examples: list[Example], rig) -> dict:
     lve, closed, total, offsets, corr = [], 0, 0, [], []
     for ex in examples:
         ref = ex.utterance.motion(rig)
-        units, jaw = predict(model, ex.features, ref.n_frames, ex.utterance.unit_names)
+        units, jaw = predict(model, ex.features, ref.n_frames, ex.utterance.unit_names, seal)
         pose = np.zeros((len(jaw), 5, 3), np.float32)
         pose[:, 2, 0] = jaw
         pred = MotionTrack(fps=ref.fps, points=rig.points(units, pose), point_ids=ref.point_ids, neutral=ref.neutral,
@@ -287,3 +300,22 @@ def evaluate(model, examples: list[Example], rig) -> dict:
             "bilabial_closure_rate": closed / max(total, 1), "bilabials": total,
             "av_offset_frames_mean": float(np.mean(offsets)), "av_offset_frames_max_abs": int(np.max(np.abs(offsets))),
             "mouth_open_corr": float(np.mean(corr))}
+
+
+def calibrate_seal(model, examples: list[Example], rig, candidates=SEAL_CANDIDATES,
+                   min_closure: float = MIN_CLOSURE_RATE) -> tuple[tuple[float, float], list[dict]]:
+    """The seal window with the lowest lip vertex error on ``examples`` (held-out, never the test set) among
+    those that keep the bilabial closure rate ≥ ``min_closure``; the best-closing window if none does.
+    Returns the window and one evaluation row per candidate."""
+    rows = [{"from": start, "full": full, **evaluate(model, examples, rig, (start, full))} for start, full in candidates]
+    closing = [r for r in rows if r["bilabial_closure_rate"] >= min_closure]
+    best = min(closing, key=lambda r: r["lip_vertex_error_mm"]) if closing else max(rows, key=lambda r: r["bilabial_closure_rate"])
+    return (best["from"], best["full"]), rows
+
+
+def write_seal(model_dir: str | Path, seal: tuple[float, float], source: str) -> None:
+    """Record a calibrated seal window in the model's ``decoder.json`` (``source``: what it was chosen on)."""
+    path = Path(model_dir) / DECODER_CONFIG
+    config = json.loads(path.read_text())
+    config["seal"] = {"from": seal[0], "full": seal[1], "calibrated_on": source}
+    path.write_text(json.dumps(config, indent=2))
