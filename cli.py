@@ -312,7 +312,7 @@ def _cmd_speech_pretrain(args: argparse.Namespace) -> int:
     """Self-supervised pretraining of the small speech encoder (wav2vec 2.0 objective), resumable, with a progress bar."""
     from tqdm import tqdm
 
-    from .core.speech.pretrain import pretrain
+    from .core.speech.pretrain import pretrain, small_config
 
     if args.threads:
         import torch
@@ -325,7 +325,8 @@ def _cmd_speech_pretrain(args: argparse.Namespace) -> int:
 
         history = pretrain(args.corpus, args.out, args.steps, batch_seconds=args.batch_seconds, seed=args.seed,
                            resume=not args.no_resume, progress=progress, crop_seconds=args.crop_seconds, lr=args.lr,
-                           save_every=args.save_every, max_minutes=args.minutes)
+                           save_every=args.save_every, max_minutes=args.minutes,
+                           config=small_config(front_end=args.front_end))  # used only when no run is resumed
     if history:
         last = history[-1]
         print(f"step {last['step']}/{args.steps}: loss {last['loss']:.3f} (contrastive {last['contrastive']:.3f}), "
@@ -576,6 +577,8 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     pre.add_argument("--no-resume", action="store_true", help="start over even if --out holds a checkpoint")
     pre.add_argument("--quiet", action="store_true", help="no progress bar")
+    pre.add_argument("--front-end", choices=("conv", "log_mel"), default="log_mel",
+                     help="feature front end of a new run: learned convolutions or a fixed log-mel filterbank (default)")
     pre.set_defaults(func=_cmd_speech_pretrain)
     train = speech_sub.add_parser("train", help="train the decoder on a corpus (resumes from --out)")
     train.add_argument("--corpus", required=True)

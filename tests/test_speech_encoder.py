@@ -363,3 +363,34 @@ def test_pretrain_command(tiny_corpus, tmp_path, capsys):
     assert json.loads((out / "trainer_state.json").read_text())["step"] == 2
     assert main(["speech", "pretrain", "--corpus", str(tmp_path / "none"), "--out", str(out), "--steps", "2"]) == 2
 
+
+
+def test_log_mel_front_end_pretrains_saves_and_reloads(tiny_corpus, tmp_path, no_network):
+    from safetensors import safe_open
+
+    from lattice_talk.core.speech.features import log_mel
+    from lattice_talk.core.speech.frontend import FRONT_END_KEY, LOG_MEL
+
+    config = small_config(hidden_size=64, num_layers=2, num_heads=2, codevectors_per_group=16, proj_codevector_dim=32,
+                          num_negatives=10, mask_time_length=5, front_end="log_mel")
+    assert getattr(config, FRONT_END_KEY) == LOG_MEL and config.conv_stride == (320,) and config.conv_kernel == (400,)
+    out = tmp_path / "ssl_log_mel"
+    kwargs = dict(batch_seconds=2.0, crop_seconds=1.0, seed=5, config=config, save_every=2)
+    first = pretrain(tiny_corpus, out, steps=3, until=2, **kwargs)
+    assert len(first) == 2 and all(math.isfinite(e["loss"]) for e in first)
+    with safe_open(str(out / "model.safetensors"), "pt") as weights:
+        assert not [k for k in weights.keys() if "feature_extractor" in k]  # the filterbank is fixed, not saved
+    resumed = pretrain(tiny_corpus, out, steps=3, **kwargs)
+    assert resumed[:2] == first and len(resumed) == 3
+
+    from lattice_talk.core.data.corpus import Corpus
+
+    encoder = load_encoder(out, layer=0)
+    audio = next(iter(Corpus(tiny_corpus).utterances("train"))).audio.astype(np.float32)  # synthesised speech
+    features = encoder.model.feature_extractor(torch.from_numpy(audio)[None])[0].T.numpy()
+    assert features.shape == (encoder.n_features(len(audio)), 80)
+    reference = log_mel(audio)[1:len(features) + 1]  # ours start at sample 0, log_mel's frames are centred
+    assert np.corrcoef(features.ravel(), reference.ravel())[0, 1] > 0.8  # half a frame apart: not identical
+    assert encoder.encode(audio).shape == (encoder.n_features(len(audio)), 64)
+    with pytest.raises(ValueError, match="front_end"):
+        small_config(front_end="mfcc")

@@ -361,6 +361,8 @@ def _load(source: str, folder: Path | None, layer: int | str, device: str, allow
     with _hub_mode(allow_download):
         import transformers
 
+        from . import frontend
+
         local_only = not allow_download
         try:
             config = transformers.AutoConfig.from_pretrained(source, local_files_only=local_only)
@@ -383,7 +385,9 @@ def _load(source: str, folder: Path | None, layer: int | str, device: str, allow
             if folder is not None:
                 raise SpeechEncoderError(f"{folder}: cannot load the {model_type} weights ({exc})") from exc
             raise _not_available(source, allow_download, exc) from exc
-        missing = [k for k in info.get("missing_keys", ()) if not k.endswith(_OPTIONAL_KEYS)]
+        frontend.install(model)  # a fixed log-mel front end has no weights in the checkpoint
+        missing = [k for k in info.get("missing_keys", ()) if not k.endswith(_OPTIONAL_KEYS)
+                   and not (frontend.uses_log_mel(config) and k.startswith(frontend.WEIGHT_PREFIX))]
         if missing:
             raise SpeechEncoderError(f"{source}: the checkpoint lacks {len(missing)} of the {model_name}'s weights "
                                      f"(e.g. {sorted(missing)[:3]}); it is not a {model_type} encoder checkpoint")

@@ -52,11 +52,21 @@ def small_config(hidden_size: int = 256, num_layers: int = 3, num_heads: int = 4
                  conv_dim: tuple[int, ...] = (32, 64, 128, 256, 256), conv_kernel: tuple[int, ...] = (10, 8, 4, 4, 4),
                  conv_stride: tuple[int, ...] = (5, 4, 4, 2, 2), pos_conv_width: int = 32, pos_conv_groups: int = 16,
                  codevectors_per_group: int = 64, codevector_groups: int = 2, proj_codevector_dim: int = 128,
-                 **overrides: Any):
+                 front_end: str = "conv", **overrides: Any):
     """A light ``Wav2Vec2Config`` for :func:`pretrain` (about 3 M parameters with the defaults).
 
-    ``overrides`` go to ``Wav2Vec2Config`` as they are (e.g. ``mask_time_prob``, ``num_negatives``)."""
+    ``front_end``: ``"conv"`` (the learned conv stack above) or ``"log_mel"`` (a fixed log-mel filterbank,
+    :mod:`.frontend`; the conv arguments are then ignored). ``overrides`` go to ``Wav2Vec2Config`` as they are
+    (e.g. ``mask_time_prob``, ``num_negatives``)."""
     from transformers import Wav2Vec2Config
+
+    from . import frontend
+
+    if front_end not in ("conv", "log_mel"):
+        raise ValueError(f"front_end must be 'conv' or 'log_mel', got {front_end!r}")
+    if front_end == "log_mel":
+        conv_dim, conv_kernel, conv_stride = (frontend.CONV_GEOMETRY[k] for k in ("conv_dim", "conv_kernel", "conv_stride"))
+        overrides = {frontend.FRONT_END_KEY: frontend.LOG_MEL, **overrides}
 
     if not (len(conv_dim) == len(conv_kernel) == len(conv_stride)):
         raise ValueError("conv_dim, conv_kernel and conv_stride must have the same length")
@@ -144,6 +154,7 @@ def pretrain(corpus_dir: str | Path, out_dir: str | Path, steps: int, batch_seco
     from transformers import Wav2Vec2ForPreTraining
     from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices, _sample_negative_indices
 
+    from . import frontend
     from .encoder import offline_hub, quiet_transformers
 
     if isinstance(steps, bool) or int(steps) != steps or steps < 1:
@@ -173,6 +184,7 @@ def pretrain(corpus_dir: str | Path, out_dir: str | Path, steps: int, batch_seco
             torch.manual_seed(seed)
             model = Wav2Vec2ForPreTraining(config if config is not None else small_config())
         history, start = [], 0
+    frontend.install(model)
     model.train()
     cfg = model.config
 
