@@ -116,18 +116,20 @@ def lbs_np(
 
 
 def rodrigues_torch(rotvec: "torch.Tensor") -> "torch.Tensor":
-    """Axis-angle (..., 3) → rotation matrices (..., 3, 3), differentiable at zero."""
+    """Axis-angle (..., 3) → rotation matrices (..., 3, 3); smooth through zero (Taylor terms below 1e-4 rad),
+    so losses on poses near rest get finite, exact gradients."""
     import torch
 
-    angle = torch.linalg.vector_norm(rotvec + 1e-12, dim=-1, keepdim=True)
-    axis = rotvec / angle
-    x, y, z = axis.unbind(-1)
+    theta2 = (rotvec * rotvec).sum(-1, keepdim=True)
+    theta = torch.sqrt(theta2.clamp_min(1e-12))
+    small = theta2 < 1e-8
+    a = torch.where(small, 1 - theta2 / 6, torch.sin(theta) / theta)  # sin θ / θ
+    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(theta)) / theta2.clamp_min(1e-12))  # (1 − cos θ) / θ²
+    x, y, z = rotvec.unbind(-1)
     zeros = torch.zeros_like(x)
-    skew = torch.stack([zeros, -z, y, z, zeros, -x, -y, x, zeros], dim=-1).reshape(*rotvec.shape[:-1], 3, 3)
-    sin = torch.sin(angle)[..., None]
-    cos = torch.cos(angle)[..., None]
-    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device)
-    return eye + sin * skew + (1.0 - cos) * (skew @ skew)
+    k = torch.stack([zeros, -z, y, z, zeros, -x, -y, x, zeros], dim=-1).reshape(*rotvec.shape[:-1], 3, 3)
+    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device).expand_as(k)
+    return eye + a[..., None] * k + b[..., None] * (k @ k)
 
 
 def lbs_torch(

@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from lattice_talk.core.lbs import rodrigues_np  # noqa: E402
+from lattice_talk.core.lbs import rodrigues_np, rodrigues_torch  # noqa: E402
 from lattice_talk.core.motion import video_model as vm  # noqa: E402
 from lattice_talk.core.motion import video_train as vt  # noqa: E402
 
@@ -130,7 +130,7 @@ def test_pose_error_on_constructed_rotations():
 def test_torch_rotation_angle_matches_numpy():
     rng = np.random.default_rng(1)
     a, b = rng.normal(0, 0.5, (20, 3)), rng.normal(0, 0.5, (20, 3))
-    angle = vm.rotation_angle(vm.rotvec_to_matrix(torch.tensor(a)), vm.rotvec_to_matrix(torch.tensor(b)))
+    angle = vm.rotation_angle(rodrigues_torch(torch.tensor(a)), rodrigues_torch(torch.tensor(b)))
     np.testing.assert_allclose(np.degrees(angle.numpy()), vt.pose_error_deg(a, b), atol=1e-5)
 
 

@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from ..errors import LatticeTalkError
+from ..lbs import rodrigues_torch
 from ..mediapipe_points import EYE_OUTER_CORNERS, EYES
 from .face_models import VIDEO_MODEL_WEIGHTS, VideoFace
 from .meshconv import MeshEncoder
@@ -102,20 +103,6 @@ def track_features(track) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ------------------------------------------------------------------------------------------ rotations (torch)
-
-
-def rotvec_to_matrix(rotvec: torch.Tensor) -> torch.Tensor:
-    """(..., 3) axis-angle → (..., 3, 3), Rodrigues; smooth at 0 (Taylor terms below 1e-4 rad)."""
-    theta2 = (rotvec * rotvec).sum(-1, keepdim=True)
-    theta = torch.sqrt(theta2.clamp_min(1e-12))
-    small = theta2 < 1e-8
-    a = torch.where(small, 1 - theta2 / 6, torch.sin(theta) / theta)
-    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(theta)) / theta2.clamp_min(1e-12))
-    x, y, z = rotvec.unbind(-1)
-    zero = torch.zeros_like(x)
-    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*rotvec.shape[:-1], 3, 3)
-    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device).expand_as(k)
-    return eye + a[..., None] * k + b[..., None] * (k @ k)
 
 
 def rotation_angle(r_pred: torch.Tensor, r_true: torch.Tensor) -> torch.Tensor:
@@ -215,7 +202,7 @@ class VideoFaceNet(nn.Module):
 
 def corrected_rotation(tracker_rotvec: torch.Tensor, correction: torch.Tensor) -> torch.Tensor:
     """R = exp(δ)·R_tracker as matrices (..., 3, 3)."""
-    return rotvec_to_matrix(correction) @ rotvec_to_matrix(tracker_rotvec)
+    return rodrigues_torch(correction) @ rodrigues_torch(tracker_rotvec)
 
 
 # ------------------------------------------------------------------------------------------ files

@@ -320,7 +320,8 @@ def video_loss(net, batch, basis, weights: LossWeights = LossWeights()):
     """Total loss and its parts (units RMSE, landmark RMSE mm, rotation degrees) for one batch."""
     import torch
 
-    from .video_model import corrected_rotation, rotation_angle, rotvec_to_matrix
+    from ..lbs import rodrigues_torch
+    from .video_model import corrected_rotation, rotation_angle
 
     vertex, frame, units, rotation, pose_weight = batch
     pred_units, correction = net(vertex, frame)
@@ -328,7 +329,7 @@ def video_loss(net, batch, basis, weights: LossWeights = LossWeights()):
     l_units = torch.sqrt(((pred_units - units) ** 2).mean() + 1e-8)
     delta = torch.einsum("btu,upc->btpc", pred_units - units, basis)
     l_mm = torch.sqrt((delta * delta).sum(-1).mean() + 1e-8)
-    angle = rotation_angle(corrected_rotation(frame[..., :3], correction), rotvec_to_matrix(rotation))
+    angle = rotation_angle(corrected_rotation(frame[..., :3], correction), rodrigues_torch(rotation))
     l_rot = torch.rad2deg(angle * pose_weight).sum() / pose_weight.sum().clamp_min(1.0)
     total = weights.units * l_units + weights.landmarks_mm * l_mm + weights.rotation_deg * l_rot
     return total, {"units_rmse": l_units.item(), "landmark_mm": l_mm.item(), "rotation_deg": l_rot.item()}
