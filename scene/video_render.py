@@ -56,6 +56,17 @@ WORKBENCH_LIGHTINGS: dict[str, dict] = {
 
 
 @dataclass
+class FacePaint:
+    """Per face corner (the mesh's loops): which eye part it is on (0 skin, 1 sclera, 2 iris, 3 pupil) and how
+    much eyebrow and lip colour it takes (0–1). MediaPipe places brow and lip points on what it sees; an
+    untextured head shows brows only as shading, which moves with the light, not with the brows."""
+
+    eye_part: np.ndarray  # (L,) int
+    brow: np.ndarray  # (L,) float
+    lips: np.ndarray  # (L,) float
+
+
+@dataclass
 class VideoScene:
     """The reusable scene: the head and the camera (lights are Workbench settings)."""
 
@@ -63,6 +74,7 @@ class VideoScene:
     objects: HeadObjects
     camera: bpy.types.Object
     eye_midpoint_world: np.ndarray
+    paint: FacePaint
 
 
 def _alive(obj) -> bool:
@@ -84,18 +96,20 @@ def video_scene(head_source: str = "default") -> VideoScene:
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     objects = build_head(head, name=HEAD_NAME, source=head_source)
-    _assign_video_materials(objects.mesh, head)
+    eye_part = _assign_video_materials(objects.mesh, head)
+    paint = _face_paint(objects.mesh, head, eye_part)
     cam = bpy.data.objects.new(CAMERA_NAME, bpy.data.cameras.new(CAMERA_NAME))
     scene.collection.objects.link(cam)
     scene.camera = cam
     eyes = head.j_regressor[3:5] @ head.v_template  # head frame (x, y up, z out) → world (x, −z, y)
     mid = eyes.mean(axis=0)
-    _cache = VideoScene(head, objects, cam, np.array([mid[0], -mid[2], mid[1]], dtype=np.float64))
+    _cache = VideoScene(head, objects, cam, np.array([mid[0], -mid[2], mid[1]], dtype=np.float64), paint)
     return _cache
 
 
-def _assign_video_materials(obj: bpy.types.Object, head: HeadModel) -> None:
-    """Skin everywhere, sclera/iris/pupil on the eyeballs (by angle from each eye joint's gaze axis)."""
+def _assign_video_materials(obj: bpy.types.Object, head: HeadModel) -> np.ndarray:
+    """Skin everywhere, sclera/iris/pupil on the eyeballs (by angle from each eye joint's gaze axis); returns
+    each face's material index (0 skin, 1 sclera, 2 iris, 3 pupil)."""
     mesh = obj.data
     mesh.materials.clear()
     for name, rgba in (("LatticeTalk Skin", None), ("LatticeTalk Sclera", SCLERA_RGBA),
@@ -116,6 +130,70 @@ def _assign_video_materials(obj: bpy.types.Object, head: HeadModel) -> None:
         cos = d[:, 2] / np.linalg.norm(d, axis=1)
         index[on_eye] = np.where(cos > PUPIL_COS, 3, np.where(cos > IRIS_COS, 2, 1))
     mesh.polygons.foreach_set("material_index", index)  # build_head makes one polygon per head face
+    mesh.update()
+    return index
+
+
+BROW_FALLOFF_M, LIP_FALLOFF_M = 0.004, 0.0015  # soft edges: the mesh's edges are ~6 mm long
+PAINT_ATTRIBUTE = "LatticeTalk Paint"
+
+
+def _polygon_weight(xy: np.ndarray, polygon: np.ndarray, falloff: float) -> np.ndarray:
+    """1 inside the 2-D ``polygon``, fading to 0 over ``falloff`` metres outside it."""
+    from matplotlib.path import Path as PolygonPath
+
+    a, b = polygon, np.roll(polygon, -1, axis=0)
+    ab = b - a
+    t = np.clip(np.einsum("psk,sk->ps", xy[:, None] - a[None], ab) / np.einsum("sk,sk->s", ab, ab), 0.0, 1.0)
+    distance = np.linalg.norm(xy[:, None] - (a[None] + t[..., None] * ab[None]), axis=-1).min(axis=1)
+    inside = PolygonPath(polygon).contains_points(xy)
+    return np.where(inside, 1.0, np.clip(1.0 - distance / falloff, 0.0, 1.0))
+
+
+def _face_paint(obj: bpy.types.Object, head: HeadModel, face_part: np.ndarray) -> FacePaint:
+    """Eyebrows and lips drawn from the head's own MediaPipe landmark embedding at rest, seen from the front,
+    on the skin facing the camera within 1.5 cm of the landmarks' depth; stored per face corner."""
+    from ..core.landmark_rig import LandmarkRig
+    from ..core.mediapipe_points import BROWS, LIPS_OUTER
+
+    rig = LandmarkRig(head, point_ids=BROWS + LIPS_OUTER)
+    rest = rig.points(np.zeros((1, head.n_expression), np.float32), np.zeros((1, len(head.parents), 3), np.float32))[0]
+    v = head.v_template
+    normals = np.zeros_like(v)
+    tri = v[head.faces]
+    np.add.at(normals, head.faces.ravel(), np.repeat(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), 3, axis=0))
+    facing = normals[:, 2] / np.maximum(np.linalg.norm(normals, axis=1), 1e-12) > 0.2
+    weights = []
+    for polygon, falloff in ((rest[:10], BROW_FALLOFF_M), (rest[10:20], BROW_FALLOFF_M), (rest[20:], LIP_FALLOFF_M)):
+        near = facing & (np.abs(v[:, 2] - polygon[:, 2].mean()) < 0.015)
+        weights.append(np.where(near, _polygon_weight(v[:, :2], polygon[:, :2], falloff), 0.0))
+    loops = np.empty(len(obj.data.loops), np.int32)
+    obj.data.loops.foreach_get("vertex_index", loops)
+    loop_face = np.repeat(np.arange(len(obj.data.polygons)), 3)  # build_head: triangles, loops in face order
+    on_skin = face_part[loop_face] == 0
+    brow = np.maximum(weights[0], weights[1])[loops] * on_skin
+    return FacePaint(face_part[loop_face], brow, weights[2][loops] * on_skin)
+
+
+def _paint_colours(paint: FacePaint, conditions: RenderConditions, iris: tuple) -> np.ndarray:
+    """(L, 4) linear RGBA per face corner for these conditions. Lip colour is relative to the skin (``lip_rgb``
+    is the lips of the default skin tone), so darker skin gets darker lips."""
+    skin = np.asarray(conditions.skin_rgb)
+    lips = skin * np.asarray(conditions.lip_rgb) / np.asarray(RenderConditions.__dataclass_fields__["skin_rgb"].default)
+    rgb = skin[None] + (lips - skin)[None] * paint.lips[:, None]
+    rgb += (np.asarray(conditions.brow_rgb)[None] - rgb) * paint.brow[:, None]
+    for part, colour in ((1, SCLERA_RGBA[:3]), (2, iris), (3, PUPIL_RGBA[:3])):
+        rgb[paint.eye_part == part] = colour
+    return np.concatenate([np.clip(rgb, 0.0, 1.0), np.ones((len(rgb), 1))], axis=1).astype(np.float32)
+
+
+def _apply_paint(obj: bpy.types.Object, colours: np.ndarray) -> None:
+    """Write the corner colours into the mesh's paint attribute (made on first use) and make it the one shown."""
+    mesh = obj.data
+    attribute = mesh.color_attributes.get(PAINT_ATTRIBUTE) or mesh.color_attributes.new(PAINT_ATTRIBUTE, "FLOAT_COLOR", "CORNER")
+    attribute.data.foreach_set("color", colours.ravel())
+    mesh.color_attributes.active_color = attribute
+    mesh.color_attributes.render_color_index = mesh.color_attributes.active_color_index
     mesh.update()
 
 
@@ -144,7 +222,7 @@ def apply_conditions(vs: VideoScene, conditions: RenderConditions) -> None:
     preset = WORKBENCH_LIGHTINGS[conditions.lighting]
     shading = scene.display.shading
     shading.light = "STUDIO"
-    shading.color_type = "MATERIAL"
+    shading.color_type = "VERTEX"  # the paint attribute: skin, brows, lips and eyes per face corner
     shading.use_world_space_lighting = True
     shading.studio_light = preset["studio_light"]
     shading.studiolight_rotate_z = math.radians(preset["rotate"] + conditions.light_rotation_deg)
@@ -160,6 +238,7 @@ def apply_conditions(vs: VideoScene, conditions: RenderConditions) -> None:
     bpy.data.materials["LatticeTalk Skin"].diffuse_color = (*conditions.skin_rgb, 1.0)
     iris = IRIS_COLOURS[conditions.seed % len(IRIS_COLOURS)]
     bpy.data.materials["LatticeTalk Iris"].diffuse_color = (*iris, 1.0)
+    _apply_paint(vs.objects.mesh, _paint_colours(vs.paint, conditions, iris))
 
 
 @dataclass

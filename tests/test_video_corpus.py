@@ -183,3 +183,30 @@ def test_mediapipe_finds_the_rendered_face(tmp_path):
         return p[1].x - (p[234].x + p[454].x) / 2
 
     assert nose_offset(found[0]) < -0.01 and nose_offset(found[-1]) > 0.01
+
+
+@pytest.mark.blender
+def test_painted_brows_and_lips_are_where_mediapipe_puts_them(tmp_path):
+    pytest.importorskip("bpy", reason="scene tests need the bpy wheel")
+    mp = pytest.importorskip("mediapipe", reason="the 'video' extra (mediapipe==0.10.21)")
+    cv2 = pytest.importorskip("cv2")
+    from lattice_talk.scene.video_render import render_clip_video
+
+    def brow_and_lip_contrast(conditions, name):
+        frames, _ = _read_video(render_clip_video(_turning_clip(3, 0.0), conditions, tmp_path / name).path)
+        rgb = cv2.cvtColor(frames[1], cv2.COLOR_BGR2RGB)
+        with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1) as mesh:
+            p = mesh.process(rgb).multi_face_landmarks[0].landmark
+        px = lambda *ids: rgb[int(np.mean([p[i].y for i in ids]) * rgb.shape[0]),  # noqa: E731
+                              int(np.mean([p[i].x for i in ids]) * rgb.shape[1])].astype(float)
+        brow = (px(105, 52) + px(334, 282)) / 2  # the middle of each brow, between its upper and lower edge
+        forehead = (px(105, 52, 67, 67) + px(334, 282, 297, 297)) / 2  # the same column, higher up
+        lip = (px(0, 13) + px(17, 14)) / 2  # upper and lower lip bodies
+        cheek = (px(50) + px(280)) / 2
+        return forehead.mean() - brow.mean(), (lip[0] - lip[1:].mean()) - (cheek[0] - cheek[1:].mean())
+
+    painted = vc.RenderConditions(seed=3, camera_distance=0.6, brow_rgb=(0.03, 0.02, 0.01), lip_rgb=(0.6, 0.2, 0.2))
+    brow_dark, lip_red = brow_and_lip_contrast(painted, "painted.mp4")
+    bare = dataclasses.replace(painted, brow_rgb=painted.skin_rgb, lip_rgb=painted.skin_rgb)
+    bare_brow, bare_lip = brow_and_lip_contrast(bare, "bare.mp4")
+    assert brow_dark > bare_brow + 20 and lip_red > bare_lip + 10, (brow_dark, bare_brow, lip_red, bare_lip)

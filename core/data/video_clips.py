@@ -78,6 +78,8 @@ class RenderConditions:
     lens_mm: float = 50.0  # 36 mm sensor width
     skin_rgb: tuple[float, float, float] = (0.8, 0.6, 0.5)
     background_rgb: tuple[float, float, float] = (0.05, 0.05, 0.06)
+    brow_rgb: tuple[float, float, float] = (0.12, 0.08, 0.05)  # eyebrows painted on the skin
+    lip_rgb: tuple[float, float, float] = (0.55, 0.25, 0.25)  # lips, as a tint multiplied into the skin
     noise_sigma: float = 0.0  # Gaussian sensor noise, in 8-bit grey levels
     width: int = WIDTH
     height: int = HEIGHT
@@ -89,6 +91,8 @@ class RenderConditions:
         self.camera_offset = tuple(float(v) for v in self.camera_offset)
         self.skin_rgb = tuple(float(v) for v in self.skin_rgb)
         self.background_rgb = tuple(float(v) for v in self.background_rgb)
+        self.brow_rgb = tuple(float(v) for v in self.brow_rgb)
+        self.lip_rgb = tuple(float(v) for v in self.lip_rgb)
 
     def to_json(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -117,6 +121,10 @@ def sample_conditions(rng: np.random.Generator, seed: int) -> RenderConditions:
     lens_mm = float(rng.uniform(35, 60))
     skin = np.array([0.8, 0.6, 0.5]) * rng.uniform(0.55, 1.1) + rng.normal(0, 0.03, 3)
     grey = rng.uniform(0.02, 0.35)
+    # Face colours from their own stream, so the other draws (and every clip planned after them) stay as they were.
+    paint = np.random.default_rng([int(seed), 0xFACE])
+    brow = np.array([0.12, 0.08, 0.05]) * paint.uniform(0.3, 1.6)
+    lip = np.array([0.55, 0.25, 0.25]) * paint.uniform(0.8, 1.3) + paint.normal(0, 0.03, 3)
     return RenderConditions(
         seed=seed,
         lighting=lighting,
@@ -127,6 +135,8 @@ def sample_conditions(rng: np.random.Generator, seed: int) -> RenderConditions:
         lens_mm=lens_mm,
         skin_rgb=tuple(np.clip(skin, 0.05, 1.0).round(4)),
         background_rgb=tuple(np.clip(grey + rng.normal(0, 0.03, 3), 0, 1).round(4)),
+        brow_rgb=tuple(np.clip(brow, 0.0, 1.0).round(4)),
+        lip_rgb=tuple(np.clip(lip, 0.05, 1.0).round(4)),
         noise_sigma=float(rng.choice([0.0, rng.uniform(1, 8)], p=[0.3, 0.7])),
     )
 
