@@ -347,7 +347,8 @@ def _cmd_speech_train(args: argparse.Namespace) -> int:
 
         history = train_decoder(args.corpus, args.out, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
                                 seed=args.seed, lr=args.lr, hidden=args.hidden, dilations=tuple(args.dilations),
-                                init_from=args.init_from, perturb=not args.no_voice_perturbation, progress=progress)
+                                init_from=args.init_from, perturb=not args.no_voice_perturbation, encoder=args.encoder,
+                                progress=progress)
     print(f"best held-out loss {history['best']:.4f} at epoch {history['best_epoch']}; decoder in {args.out}")
     if args.calibrate_limit > 0:
         _calibrate(args.out, args.corpus, args.calibrate_limit)
@@ -358,10 +359,12 @@ def _calibrate(model_dir: str, corpus: str, limit: int) -> None:
     """Choose the decoder's seal window on a corpus's held-out split and write it into decoder.json."""
     from .core.heads import create
     from .core.landmark_rig import LandmarkRig
+    from .core.speech.features import decoder_features
     from .core.speech.train import calibrate_seal, load_decoder, load_examples, write_seal
 
-    model, _config = load_decoder(model_dir)
-    seal, rows = calibrate_seal(model, load_examples(corpus, "heldout", limit=limit), LandmarkRig(create("default")))
+    model, config = load_decoder(model_dir)
+    examples = load_examples(corpus, "heldout", decoder_features(config, model_dir), limit=limit)
+    seal, rows = calibrate_seal(model, examples, LandmarkRig(create("default")))
     for row in rows:
         print(f"seal {row['from']:.1f}–{row['full']:.1f}: lip error {row['lip_vertex_error_mm']:.3f} mm, "
               f"closure {100 * row['bilabial_closure_rate']:.1f} %")
@@ -381,12 +384,13 @@ def _cmd_speech_eval(args: argparse.Namespace) -> int:
     from .core.landmark_rig import LandmarkRig
     from .core.speech.pipeline import SpeechPipeline
     from .core.speech.proxy import real_clip_checks
+    from .core.speech.features import decoder_features
     from .core.speech.train import evaluate, load_decoder, load_examples, seal_window
 
     model, config = load_decoder(args.model)
     head = create("default")
-    report = {"heldout": evaluate(model, load_examples(args.corpus, "heldout", limit=args.limit), LandmarkRig(head),
-                                  seal_window(config))}
+    examples = load_examples(args.corpus, "heldout", decoder_features(config, args.model), limit=args.limit)
+    report = {"heldout": evaluate(model, examples, LandmarkRig(head), seal_window(config))}
     if args.real:
         clips = sorted(Path(args.real).glob("*.wav"))
         report["real_clips"], generated = real_clip_checks(SpeechPipeline(args.model), clips, head)
@@ -593,6 +597,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--init-from", default=None, help="trained decoder folder to fine-tune")
     train.add_argument("--no-voice-perturbation", action="store_true", help="train on the features as they are")
     train.add_argument("--quiet", action="store_true")
+    train.add_argument("--encoder", default=None,
+                       help="SSL encoder folder (from 'speech pretrain'): its hidden states are the features instead of log-mel")
     train.add_argument("--calibrate-limit", type=int, default=200,
                        help="choose the seal window on this many held-out utterances after training (0: keep the default)")
     train.set_defaults(func=_cmd_speech_train)

@@ -209,3 +209,33 @@ def test_voice_perturbation_moves_formants_together_and_masks_bands():
     blanked = [int((train.perturb_voice(np.ones((5, N_MELS), np.float32), np.random.default_rng(s)) == 0).all(axis=0).sum())
                for s in range(10)]
     assert max(blanked) > 0 and max(blanked) <= train.FREQUENCY_MASKS * train.MASK_BANDS
+
+
+def test_a_decoder_on_our_ssl_encoder_trains_evaluates_and_generates(tmp_path):
+    """The SSL front end end to end: pretrain a tiny log-mel-front-end wav2vec 2.0, train a decoder on all its
+    hidden states through the CLI (calibration included), then generate with it through the pipeline."""
+    import json
+
+    from lattice_talk.cli import main
+    from lattice_talk.core.data.corpus import synth_corpus
+    from lattice_talk.core.speech.features import SSL_FEATURES
+    from lattice_talk.core.speech.pretrain import pretrain, small_config
+
+    synth_corpus(tmp_path / "corpus", hours=0.004, seed=1, workers=1)
+    config = small_config(hidden_size=32, num_layers=2, num_heads=2, codevectors_per_group=8, proj_codevector_dim=16,
+                          num_negatives=5, mask_time_length=5, front_end="log_mel")
+    pretrain(tmp_path / "corpus", tmp_path / "ssl", steps=1, batch_seconds=2.0, crop_seconds=1.0, config=config)
+    assert main(["speech", "train", "--corpus", str(tmp_path / "corpus"), "--out", str(tmp_path / "decoder"),
+                 "--epochs", "1", "--steps-per-epoch", "1", "--hidden", "32", "--dilations", "1", "2",
+                 "--encoder", str(tmp_path / "ssl"), "--quiet"]) == 0
+    decoder_config = json.loads((tmp_path / "decoder" / "decoder.json").read_text())
+    assert decoder_config["features"] == SSL_FEATURES and decoder_config["voice_perturbation"] is False
+    assert decoder_config["model"]["in_dim"] == 3 * 32  # the projected log-mel and both transformer layers
+    assert decoder_config["seal"]["calibrated_on"].startswith("corpus held-out")
+    assert main(["speech", "eval", "--model", str(tmp_path / "decoder"), "--corpus", str(tmp_path / "corpus"),
+                 "--json", str(tmp_path / "eval.json")]) == 0
+    assert json.loads((tmp_path / "eval.json").read_text())["heldout"]["lip_vertex_error_mm"] > 0
+    clip = run_sync(SpeechPipeline(tmp_path / "decoder", threads=1),
+                    GenerateRequest(audio_path=speech(tmp_path / "line.wav", 2.0), head=create("default"),
+                                    settings=GenerateSettings(fps=25.0)))
+    assert clip.n_frames == 50 and clip.provenance["features"] == SSL_FEATURES and np.isfinite(clip.expression).all()

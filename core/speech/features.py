@@ -6,6 +6,7 @@ log power, normalised per utterance so loudness and channel gain do not matter."
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -33,3 +34,35 @@ def log_mel(samples: np.ndarray) -> np.ndarray:
     power = np.abs(np.fft.rfft(frames, N_FFT)) ** 2
     mel = np.log(power @ _filterbank().T + 1e-6)
     return ((mel - mel.mean(0)) / (mel.std(0) + 1e-3)).astype(np.float32)
+
+
+LOG_MEL_FEATURES = "log_mel_80"
+SSL_FEATURES = "ssl_hidden_states"  # every hidden state of a speech encoder, side by side (its own layer mix is learned)
+
+
+def ssl_features(encoder_dir: str | Path):
+    """audio → (T50, n_states × hidden) features from the SSL encoder in ``encoder_dir``: the decoder's first
+    layer learns how to mix the encoder's layers (a superset of SUPERB's weighted sum)."""
+    from .encoder import load_encoder
+
+    encoder = load_encoder(encoder_dir, layer="weighted")
+
+    def features(samples: np.ndarray) -> np.ndarray:
+        states = encoder.hidden_states(np.asarray(samples, np.float32))  # (S, T, H)
+        return states.permute(1, 0, 2).reshape(states.shape[1], -1).numpy().astype(np.float32)
+
+    return features
+
+
+def decoder_features(config: dict, model_dir: str | Path):
+    """The feature function a trained decoder was trained on (``decoder.json`` "features" / "encoder"; a
+    relative encoder path is inside the model folder)."""
+    from ..errors import LatticeTalkError
+
+    kind = config.get("features", LOG_MEL_FEATURES)
+    if kind == LOG_MEL_FEATURES:
+        return log_mel
+    if kind == SSL_FEATURES:
+        encoder_dir = Path(config["encoder"])
+        return ssl_features(encoder_dir if encoder_dir.is_absolute() else Path(model_dir) / encoder_dir)
+    raise LatticeTalkError(f"{model_dir}: decoder features {kind!r} are not known to this LatticeTalk; update it")

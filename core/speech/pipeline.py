@@ -34,6 +34,7 @@ class SpeechPipeline:
         self.threads = threads
         self._model = None
         self._config: dict = {}
+        self._features = None  # audio → decoder input (log-mel or an SSL encoder's states), set by prepare()
         self._weights_sha256 = ""  # a take names the exact weights that made it
 
     def prepare(self) -> None:
@@ -48,17 +49,19 @@ class SpeechPipeline:
 
         import hashlib
 
+        from .features import decoder_features
         from .train import DECODER_FILE, load_decoder
 
         # A couple of threads keep Blender's UI responsive on small machines and are all this model needs.
         torch.set_num_threads(self.threads or max(1, min(4, (os.cpu_count() or 2) - 1)))
         if self._model is None:
             self._model, self._config = load_decoder(self.model_dir)
+            self._features = decoder_features(self._config, self.model_dir)
             self._weights_sha256 = hashlib.sha256((self.model_dir / DECODER_FILE).read_bytes()).hexdigest()
 
     def _decode(self, samples: np.ndarray, n_frames: int, fps: float, progress: ProgressFn, should_stop: StopFn):
         """Units (T, U) and jaw (T,), chunk by chunk with CONTEXT_SECONDS of audio either side."""
-        from .features import SAMPLE_RATE, log_mel
+        from .features import SAMPLE_RATE
         from .train import predict, seal_window
 
         units = np.zeros((n_frames, len(self._config["unit_names"])), np.float32)
@@ -71,7 +74,7 @@ class SpeechPipeline:
             lo, hi = max(0.0, start - CONTEXT_SECONDS), min(n_frames / fps, start + CHUNK_SECONDS + CONTEXT_SECONDS)
             segment = samples[int(lo * SAMPLE_RATE):int(hi * SAMPLE_RATE)]
             f_lo, f_hi = int(round(lo * fps)), int(round(hi * fps))
-            u, j = predict(self._model, log_mel(segment), f_hi - f_lo, tuple(self._config["unit_names"]), seal_window(self._config))
+            u, j = predict(self._model, self._features(segment), f_hi - f_lo, tuple(self._config["unit_names"]), seal_window(self._config))
             keep_lo, keep_hi = int(round(start * fps)), min(n_frames, int(round((start + CHUNK_SECONDS) * fps)))
             units[keep_lo:keep_hi] = u[keep_lo - f_lo:keep_hi - f_lo]
             jaw[keep_lo:keep_hi] = j[keep_lo - f_lo:keep_hi - f_lo]

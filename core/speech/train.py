@@ -153,11 +153,13 @@ def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30,
                   batch_size: int = 24, lr: float = 2e-3, seed: int = 0, patience: int = 5,
                   hidden: int = 160, dilations: tuple[int, ...] = (1, 2, 4, 8, 1, 2),
                   weights: LossWeights = LossWeights(), init_from: str | Path | None = None, perturb: bool = True,
+                  encoder: str | Path | None = None,
                   progress: Callable[[int, float, float], None] | None = None) -> dict:
     """Train, keep the best held-out checkpoint in ``out_dir``, resume if one is there; returns history.
 
     ``init_from``: a trained decoder folder to fine-tune (its architecture is kept; heads it lacks, such
-    as the mouth-class head, start fresh)."""
+    as the mouth-class head, start fresh). ``encoder``: an SSL encoder folder whose hidden states are the
+    features (else log-mel); voice perturbation works on mel bands, so it is off with an encoder."""
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -169,10 +171,16 @@ def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30,
     from ..mediapipe_points import LIPS
     from .decoder import MotionDecoder
 
+    from .features import LOG_MEL_FEATURES, SSL_FEATURES, ssl_features
+
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    train = load_examples(corpus_dir, "train")
-    heldout = load_examples(corpus_dir, "heldout")
+    features = log_mel if encoder is None else ssl_features(encoder)
+    perturb = perturb and encoder is None
+    feature_config = {"features": LOG_MEL_FEATURES} if encoder is None else \
+        {"features": SSL_FEATURES, "encoder": str(Path(encoder).resolve())}
+    train = load_examples(corpus_dir, "train", features)
+    heldout = load_examples(corpus_dir, "heldout", features)
     names = train[0].utterance.unit_names
     mouth_mask = torch.tensor(mouth_unit_mask(names), dtype=torch.float32)
     lip_rig = LandmarkRig(create("default"), point_ids=LIPS) if weights.lip_mm else None
@@ -217,7 +225,7 @@ def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30,
             history["best"], history["best_epoch"] = held, epoch
             save_file({k: v.half() for k, v in model.state_dict().items()}, str(out_dir / DECODER_FILE))
             (out_dir / DECODER_CONFIG).write_text(json.dumps({
-                "model": model.config, "features": "log_mel_80", "fps": FPS, "unit_names": list(names),
+                "model": model.config, **feature_config, "fps": FPS, "unit_names": list(names),
                 "epoch": epoch, "heldout_loss": held, "seed": seed, "loss_weights": asdict(weights),
                 "voice_perturbation": perturb}, indent=2))
         state_path.write_text(json.dumps({"epoch": epoch, "history": history}))
