@@ -49,7 +49,11 @@ def ssl_features(encoder_dir: str | Path):
 
     def features(samples: np.ndarray) -> np.ndarray:
         states = encoder.hidden_states(np.asarray(samples, np.float32))  # (S, T, H)
-        return states.permute(1, 0, 2).reshape(states.shape[1], -1).numpy().astype(np.float32)
+        x = states.permute(1, 0, 2).reshape(states.shape[1], -1).numpy()
+        # Standardised per dimension over the input like log_mel: the pre-LN transformer's residual stream
+        # grows layer by layer, and unscaled states slow the decoder's training (measured: held-out loss
+        # 2.29 vs log-mel's 1.75 after 14 epochs).
+        return ((x - x.mean(0)) / (x.std(0) + 1e-3)).astype(np.float32)
 
     return features
 
