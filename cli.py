@@ -95,6 +95,7 @@ def _generate_one(args: argparse.Namespace, pipeline, head, item, progress) -> N
         audio_path=Path(item.input), head=head, video_path=_reference_video(args.video, Path(item.input)),
         settings=GenerateSettings(intensity=args.intensity, head_motion=args.head_motion, blinks=not args.no_blinks,
                                   fps=args.fps, seed=args.seed),
+        video_model=Path(args.video_model) if args.video_model else None,
     )
     clip = run_sync(pipeline, request, progress)
     out = Path(item.output)
@@ -498,6 +499,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--format", choices=("npz", "json", "blend"), default="npz", help="output type in batch mode")
     gen.add_argument("--video", default=None, help="reference video of the speaker (upper face and head pose); for "
                      "several inputs a folder: each audio file uses the video with its name there, if any")
+    gen.add_argument("--video-model", default=None, help="video face model folder for --video, e.g. the opt-in learned "
+                     "vendor_models/video/meshconv (default: the installed one, else the retarget baseline)")
     gen.add_argument("--head", default="default", help="'default' or a FLAME .pkl/.npz")
     gen.add_argument("--pipeline", default=None, help="installed pipeline to use (default: the speech model)")
     gen.add_argument("--take", default=None)

@@ -42,6 +42,7 @@ class GenerateRequest:
     head: HeadModel
     video_path: Path | None = None
     settings: GenerateSettings = field(default_factory=GenerateSettings)
+    video_model: Path | None = None  # video face model folder (video_model.safetensors) for the video; None: the installed one
 
 
 class Pipeline(Protocol):
@@ -109,5 +110,11 @@ def check_request(request: GenerateRequest) -> None:
         from .video.decode import check_video_path
 
         check_video_path(request.video_path)  # a still image or an empty file is refused here, before any work
+    if request.video_model is not None:
+        from .motion.face_models import VIDEO_MODEL_WEIGHTS
+
+        if not (Path(request.video_model) / VIDEO_MODEL_WEIGHTS).is_file():
+            raise LatticeTalkError(f"{request.video_model}: no {VIDEO_MODEL_WEIGHTS} there; pass a folder made by "
+                                   "'video train' (e.g. vendor_models/video/meshconv)")
     if not 0.0 <= request.settings.intensity <= 3.0 or not 0.0 <= request.settings.head_motion <= 3.0:
         raise LatticeTalkError("intensity and head motion must lie between 0 and 3")

@@ -261,6 +261,26 @@ def test_cli_generate_with_video_to_npz(real_clip, tiny_pipeline, tmp_path):
     assert clip.n_frames == 90 and clip.provenance["video"]["file"] == "line.mp4"
 
 
+def test_cli_generate_with_the_opt_in_learned_video_model(real_clip, tiny_pipeline, tmp_path, capsys):
+    import json
+
+    from lattice_talk.cli import EXIT_OK, main
+    from lattice_talk.core.clip import load_clip
+
+    learned = Path(__file__).resolve().parents[1] / "vendor_models" / "video" / "meshconv"
+    out = tmp_path / "take.npz"
+    assert main(["generate", str(real_clip.wav), "--video", str(real_clip.video), "--video-model", str(learned),
+                 "--out", str(out), "--pipeline", tiny_pipeline, "--quiet"]) == EXIT_OK
+    model_id = json.loads((learned / "video_model.json").read_text())["model_id"]
+    assert load_clip(out).provenance["video"]["model"].endswith(model_id)  # the learned model, not the baseline
+    missing = tmp_path / "no_model"
+    missing.mkdir()
+    bad = tmp_path / "bad.npz"
+    assert main(["generate", str(real_clip.wav), "--video", str(real_clip.video), "--video-model", str(missing),
+                 "--out", str(bad), "--pipeline", tiny_pipeline, "--quiet"]) != EXIT_OK
+    assert str(missing) in capsys.readouterr().err and not bad.exists()
+
+
 def test_cli_batch_finds_each_video_by_name(real_clip, tiny_pipeline, tmp_path):
     import shutil
 

@@ -89,9 +89,11 @@ class SpeechPipeline:
         audio = load_audio(request.audio_path)
         video = None
         if request.video_path is not None:  # tracked first, so a bad video fails before the model runs
+            from ..motion.face_models import video_face_model
             from ..motion.fusion import track_reference_video
 
-            video, progress = track_reference_video(request.video_path, progress, should_stop)
+            model = video_face_model(request.video_model) if request.video_model is not None else None
+            video, progress = track_reference_video(request.video_path, progress, should_stop, model)
         fps = settings.fps
         n_frames = max(1, int(round(audio.duration * fps)))
         units, jaw = self._decode(audio.samples, n_frames, fps, progress, should_stop)
