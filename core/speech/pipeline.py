@@ -64,7 +64,8 @@ class SpeechPipeline:
         from .features import SAMPLE_RATE
         from .train import predict, seal_window
 
-        units = np.zeros((n_frames, len(self._config["unit_names"])), np.float32)
+        names, seal = tuple(self._config["unit_names"]), seal_window(self._config)
+        units = np.zeros((n_frames, len(names)), np.float32)
         jaw = np.zeros(n_frames, np.float32)
         starts = np.arange(0.0, n_frames / fps, CHUNK_SECONDS)
         for k, start in enumerate(starts):
@@ -74,7 +75,7 @@ class SpeechPipeline:
             lo, hi = max(0.0, start - CONTEXT_SECONDS), min(n_frames / fps, start + CHUNK_SECONDS + CONTEXT_SECONDS)
             segment = samples[int(lo * SAMPLE_RATE):int(hi * SAMPLE_RATE)]
             f_lo, f_hi = int(round(lo * fps)), int(round(hi * fps))
-            u, j = predict(self._model, self._features(segment), f_hi - f_lo, tuple(self._config["unit_names"]), seal_window(self._config))
+            u, j = predict(self._model, self._features(segment), f_hi - f_lo, names, seal)
             keep_lo, keep_hi = int(round(start * fps)), min(n_frames, int(round((start + CHUNK_SECONDS) * fps)))
             units[keep_lo:keep_hi] = u[keep_lo - f_lo:keep_hi - f_lo]
             jaw[keep_lo:keep_hi] = j[keep_lo - f_lo:keep_hi - f_lo]
@@ -92,8 +93,8 @@ class SpeechPipeline:
             from ..motion.face_models import video_face_model
             from ..motion.fusion import track_reference_video
 
-            model = video_face_model(request.video_model) if request.video_model is not None else None
-            video, progress = track_reference_video(request.video_path, progress, should_stop, model)
+            video, progress = track_reference_video(request.video_path, progress, should_stop,
+                                                    video_face_model(request.video_model))
         fps = settings.fps
         n_frames = max(1, int(round(audio.duration * fps)))
         units, jaw = self._decode(audio.samples, n_frames, fps, progress, should_stop)

@@ -170,15 +170,14 @@ def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30,
     from ..landmark_rig import LandmarkRig
     from ..mediapipe_points import LIPS
     from .decoder import MotionDecoder
-
-    from .features import LOG_MEL_FEATURES, SSL_FEATURES, ssl_features
+    from .features import LOG_MEL_FEATURES, SSL_FEATURES, decoder_features
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    features = log_mel if encoder is None else ssl_features(encoder)
     perturb = perturb and encoder is None
     feature_config = {"features": LOG_MEL_FEATURES} if encoder is None else \
         {"features": SSL_FEATURES, "encoder": str(Path(encoder).resolve())}
+    features = decoder_features(feature_config, out_dir)
     train = load_examples(corpus_dir, "train", features)
     heldout = load_examples(corpus_dir, "heldout", features)
     names = train[0].utterance.unit_names
@@ -273,41 +272,64 @@ def predict(model, features: np.ndarray, n_frames: int, unit_names: tuple[str, .
     """(T50, F) features → units (T, U) and jaw (T,) for ``n_frames`` output frames, lips sealed where the
     decoder hears a p/b/m with a probability inside the ``seal`` window (the corpus's own seal, see
     core.data.articulation.seal_lips)."""
-    import torch
+    return apply_seal(*decode(model, features, n_frames), unit_names, seal)
 
-    from ..data.articulation import seal_lips
+
+def decode(model, features: np.ndarray, n_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The decoder's raw output: units (T, U), jaw (T,) and the p/b/m closure probability (T,)."""
+    import torch
 
     with torch.no_grad():
         units, jaw, closure_logit, _ = model(torch.from_numpy(features)[None], n_frames)
+    return units[0].numpy(), jaw[0].numpy(), torch.sigmoid(closure_logit[0]).numpy()
+
+
+def apply_seal(units: np.ndarray, jaw: np.ndarray, closure_probability: np.ndarray, unit_names: tuple[str, ...],
+               seal: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Seal the lips in proportion to where ``closure_probability`` lies in the ``seal`` window."""
+    from ..data.articulation import seal_lips
+
     start, full = seal
-    closure = np.clip((torch.sigmoid(closure_logit[0]).numpy() - start) / max(full - start, 1e-6), 0.0, 1.0)
-    return seal_lips(units[0].numpy(), jaw[0].numpy(), closure, unit_names)
+    closure = np.clip((closure_probability - start) / max(full - start, 1e-6), 0.0, 1.0)
+    return seal_lips(units, jaw, closure, unit_names)
 
 
 def evaluate(model, examples: list[Example], rig, seal: tuple[float, float] = SEAL_DEFAULT) -> dict:
     """Pose the default head with the predictions; compare with the corpus motion (same head)."""
+    return evaluate_seals(model, examples, rig, (seal,))[0]
+
+
+def evaluate_seals(model, examples: list[Example], rig, seals) -> list[dict]:
+    """:func:`evaluate` for each seal window in ``seals``; the decoder and the reference motion run once."""
     from .. import metrics
     from ..mediapipe_points import LIPS
     from ..motion_file import MotionTrack
 
-    lve, closed, total, offsets, corr = [], 0, 0, [], []
+    decoded = []
     for ex in examples:
         ref = ex.utterance.motion(rig)
-        units, jaw = predict(model, ex.features, ref.n_frames, ex.utterance.unit_names, seal)
-        pose = np.zeros((len(jaw), 5, 3), np.float32)
-        pose[:, 2, 0] = jaw
-        pred = MotionTrack(fps=ref.fps, points=rig.points(units, pose), point_ids=ref.point_ids, neutral=ref.neutral,
-                           phonemes=ref.phonemes)
-        lve.append(metrics.lip_vertex_error(pred.select(LIPS), ref.select(LIPS)).mm)
-        closure = metrics.bilabial_closure_rate(pred)
-        closed += closure.count - len(closure.missed)
-        total += closure.count
-        offsets.append(metrics.mouth_av_offset_frames(pred, ref))
-        corr.append(metrics.mouth_opening_correlation(pred, ref).value)
-    return {"utterances": len(examples), "lip_vertex_error_mm": float(np.mean(lve)),
-            "bilabial_closure_rate": closed / max(total, 1), "bilabials": total,
-            "av_offset_frames_mean": float(np.mean(offsets)), "av_offset_frames_max_abs": int(np.max(np.abs(offsets))),
-            "mouth_open_corr": float(np.mean(corr))}
+        decoded.append((ex, ref, decode(model, ex.features, ref.n_frames)))
+    reports = []
+    for seal in seals:
+        lve, closed, total, offsets, corr = [], 0, 0, [], []
+        for ex, ref, raw in decoded:
+            units, jaw = apply_seal(*raw, ex.utterance.unit_names, seal)
+            pose = np.zeros((len(jaw), 5, 3), np.float32)
+            pose[:, 2, 0] = jaw
+            pred = MotionTrack(fps=ref.fps, points=rig.points(units, pose), point_ids=ref.point_ids,
+                               neutral=ref.neutral, phonemes=ref.phonemes)
+            lve.append(metrics.lip_vertex_error(pred.select(LIPS), ref.select(LIPS)).mm)
+            closure = metrics.bilabial_closure_rate(pred)
+            closed += closure.count - len(closure.missed)
+            total += closure.count
+            offsets.append(metrics.mouth_av_offset_frames(pred, ref))
+            corr.append(metrics.mouth_opening_correlation(pred, ref).value)
+        reports.append({"utterances": len(examples), "lip_vertex_error_mm": float(np.mean(lve)),
+                        "bilabial_closure_rate": closed / max(total, 1), "bilabials": total,
+                        "av_offset_frames_mean": float(np.mean(offsets)),
+                        "av_offset_frames_max_abs": int(np.max(np.abs(offsets))),
+                        "mouth_open_corr": float(np.mean(corr))})
+    return reports
 
 
 def calibrate_seal(model, examples: list[Example], rig, candidates=SEAL_CANDIDATES,
@@ -315,7 +337,8 @@ def calibrate_seal(model, examples: list[Example], rig, candidates=SEAL_CANDIDAT
     """The seal window with the lowest lip vertex error on ``examples`` (held-out, never the test set) among
     those that keep the bilabial closure rate ≥ ``min_closure``; the best-closing window if none does.
     Returns the window and one evaluation row per candidate."""
-    rows = [{"from": start, "full": full, **evaluate(model, examples, rig, (start, full))} for start, full in candidates]
+    rows = [{"from": start, "full": full, **report}
+            for (start, full), report in zip(candidates, evaluate_seals(model, examples, rig, candidates))]
     closing = [r for r in rows if r["bilabial_closure_rate"] >= min_closure]
     best = min(closing, key=lambda r: r["lip_vertex_error_mm"]) if closing else max(rows, key=lambda r: r["bilabial_closure_rate"])
     return (best["from"], best["full"]), rows
