@@ -24,7 +24,7 @@ import bpy
 import numpy as np
 
 from ..core.clip import AnimationClip
-from ..core.data.video_clips import RenderConditions
+from ..core.data.video_clips import SKIN_RGB, RenderConditions
 from ..core.errors import LatticeTalkError
 from ..core.head_model import HeadModel
 from ..core.heads import create
@@ -116,8 +116,8 @@ def _assign_video_materials(obj: bpy.types.Object, head: HeadModel) -> np.ndarra
                        ("LatticeTalk Iris", (*IRIS_COLOURS[0], 1.0)), ("LatticeTalk Pupil", PUPIL_RGBA)):
         mat = skin_material(name) if rgba is None else skin_material(name, rgba)
         if rgba is not None:
-            mat.diffuse_color = rgba  # Workbench draws the viewport colour
-        mat.roughness, mat.metallic = 0.55, 0.0
+            mat.diffuse_color = rgba  # the Material view; renders take their colours from the paint attribute
+        mat.roughness, mat.metallic = 0.55, 0.0  # Workbench's specular uses these whatever the colour source
         mesh.materials.append(mat)
     index = np.zeros(len(head.faces), np.int32)
     for region, joint in (("eye_L", 3), ("eye_R", 4)):
@@ -179,7 +179,7 @@ def _paint_colours(paint: FacePaint, conditions: RenderConditions, iris: tuple) 
     """(L, 4) linear RGBA per face corner for these conditions. Lip colour is relative to the skin (``lip_rgb``
     is the lips of the default skin tone), so darker skin gets darker lips."""
     skin = np.asarray(conditions.skin_rgb)
-    lips = skin * np.asarray(conditions.lip_rgb) / np.asarray(RenderConditions.__dataclass_fields__["skin_rgb"].default)
+    lips = skin * np.asarray(conditions.lip_rgb) / np.asarray(SKIN_RGB)
     rgb = skin[None] + (lips - skin)[None] * paint.lips[:, None]
     rgb += (np.asarray(conditions.brow_rgb)[None] - rgb) * paint.brow[:, None]
     for part, colour in ((1, SCLERA_RGBA[:3]), (2, iris), (3, PUPIL_RGBA[:3])):
@@ -235,9 +235,7 @@ def apply_conditions(vs: VideoScene, conditions: RenderConditions) -> None:
     world = scene.world or bpy.data.worlds.new("LatticeTalk Video World")
     scene.world = world
     world.color = conditions.background_rgb
-    bpy.data.materials["LatticeTalk Skin"].diffuse_color = (*conditions.skin_rgb, 1.0)
     iris = IRIS_COLOURS[conditions.seed % len(IRIS_COLOURS)]
-    bpy.data.materials["LatticeTalk Iris"].diffuse_color = (*iris, 1.0)
     _apply_paint(vs.objects.mesh, _paint_colours(vs.paint, conditions, iris))
 
 

@@ -65,6 +65,11 @@ def expression_unit_names() -> tuple[str, ...]:
 LIGHTINGS = ("studio", "key_left", "key_right", "outdoor", "soft", "dim", "bright", "top")
 
 
+SKIN_RGB = (0.8, 0.6, 0.5)  # the reference skin tone; sampled tones scale it
+BROW_RGB = (0.12, 0.08, 0.05)  # eyebrows painted on the skin
+LIP_RGB = (0.55, 0.25, 0.25)  # lips of the reference skin tone (other tones scale it alike)
+
+
 @dataclass
 class RenderConditions:
     """How a clip is filmed. Lengths in metres, angles in degrees, colours linear RGB 0–1."""
@@ -76,10 +81,10 @@ class RenderConditions:
     camera_distance: float = 0.65  # from the lens to the face (between the eyes)
     camera_offset: tuple[float, float] = (0.0, 0.0)  # face off the image centre: camera shifted in x, z
     lens_mm: float = 50.0  # 36 mm sensor width
-    skin_rgb: tuple[float, float, float] = (0.8, 0.6, 0.5)
+    skin_rgb: tuple[float, float, float] = SKIN_RGB
     background_rgb: tuple[float, float, float] = (0.05, 0.05, 0.06)
-    brow_rgb: tuple[float, float, float] = (0.12, 0.08, 0.05)  # eyebrows painted on the skin
-    lip_rgb: tuple[float, float, float] = (0.55, 0.25, 0.25)  # lips, as a tint multiplied into the skin
+    brow_rgb: tuple[float, float, float] = BROW_RGB
+    lip_rgb: tuple[float, float, float] = LIP_RGB
     noise_sigma: float = 0.0  # Gaussian sensor noise, in 8-bit grey levels
     width: int = WIDTH
     height: int = HEIGHT
@@ -119,12 +124,12 @@ def sample_conditions(rng: np.random.Generator, seed: int) -> RenderConditions:
     """Random but plausible filming conditions: a webcam-like distance, some light, some noise."""
     lighting = str(rng.choice(LIGHTINGS))
     lens_mm = float(rng.uniform(35, 60))
-    skin = np.array([0.8, 0.6, 0.5]) * rng.uniform(0.55, 1.1) + rng.normal(0, 0.03, 3)
+    skin = np.array(SKIN_RGB) * rng.uniform(0.55, 1.1) + rng.normal(0, 0.03, 3)
     grey = rng.uniform(0.02, 0.35)
     # Face colours from their own stream, so the other draws (and every clip planned after them) stay as they were.
     paint = np.random.default_rng([int(seed), 0xFACE])
-    brow = np.array([0.12, 0.08, 0.05]) * paint.uniform(0.3, 1.6)
-    lip = np.array([0.55, 0.25, 0.25]) * paint.uniform(0.8, 1.3) + paint.normal(0, 0.03, 3)
+    brow = np.array(BROW_RGB) * paint.uniform(0.3, 1.6)
+    lip = np.array(LIP_RGB) * paint.uniform(0.8, 1.3) + paint.normal(0, 0.03, 3)
     return RenderConditions(
         seed=seed,
         lighting=lighting,
