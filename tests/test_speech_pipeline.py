@@ -139,12 +139,10 @@ def test_decoder_training_checkpoints_resumes_and_evaluates(tmp_path):
 
 
 def test_seal_window_decides_where_lips_are_shut_and_calibration_picks_the_lowest_error(tmp_path):
-    import torch
-
     from lattice_talk.core.data.articulation import SEAL_JAW, SEAL_UNITS
     from lattice_talk.core.data.corpus import synth_corpus
     from lattice_talk.core.landmark_rig import LandmarkRig
-    from lattice_talk.core.speech.train import calibrate_seal, load_examples, predict
+    from lattice_talk.core.speech.train import calibrate_seal, decode, load_examples, predict
 
     synth_corpus(tmp_path / "corpus", hours=0.003, seed=2, workers=1)
     (tmp_path / "decoder").mkdir()
@@ -153,13 +151,12 @@ def test_seal_window_decides_where_lips_are_shut_and_calibration_picks_the_lowes
     examples = load_examples(tmp_path / "corpus", "train", limit=2)
     names = tuple(config["unit_names"])
     ex = examples[0]
-    with torch.no_grad():
-        raw_units, raw_jaw, _, _ = model(torch.from_numpy(ex.features)[None], len(ex.jaw))
+    raw_units, raw_jaw, _ = decode(model, ex.features, len(ex.jaw))
     always_units, always_jaw = predict(model, ex.features, len(ex.jaw), names, seal=(0.0, 1e-6))
     never_units, never_jaw = predict(model, ex.features, len(ex.jaw), names, seal=(1.0, 1.5))
     assert np.allclose(always_jaw, SEAL_JAW, atol=1e-4)  # every frame sealed
     assert np.allclose(always_units[:, names.index("jawOpen")], SEAL_UNITS.get("jawOpen", 0.0), atol=1e-4)
-    assert np.allclose(never_jaw, raw_jaw[0].numpy()) and np.allclose(never_units, raw_units[0].numpy())
+    assert np.allclose(never_jaw, raw_jaw) and np.allclose(never_units, raw_units)
     rig = LandmarkRig(create("default"))
     candidates = ((0.0, 1e-6), (1.0, 1.5))
     seal, rows = calibrate_seal(model, examples, rig, candidates, min_closure=0.0)
