@@ -369,7 +369,8 @@ def test_log_mel_front_end_pretrains_saves_and_reloads(tiny_corpus, tmp_path, no
     from safetensors import safe_open
 
     from lattice_talk.core.speech.features import log_mel
-    from lattice_talk.core.speech.frontend import FRONT_END_KEY, LOG_MEL
+    from lattice_talk.core.errors import LatticeTalkError
+    from lattice_talk.core.speech.frontend import FRONT_END_KEY, LOG_MEL, install
 
     config = small_config(hidden_size=64, num_layers=2, num_heads=2, codevectors_per_group=16, proj_codevector_dim=32,
                           num_negatives=10, mask_time_length=5, front_end="log_mel")
@@ -394,3 +395,19 @@ def test_log_mel_front_end_pretrains_saves_and_reloads(tiny_corpus, tmp_path, no
     assert encoder.encode(audio).shape == (encoder.n_features(len(audio)), 64)
     with pytest.raises(ValueError, match="front_end"):
         small_config(front_end="mfcc")
+
+    # Loudness reaches the transformer: the same sentence at full and at a tenth of the level, one after the
+    # other, projects to frames that differ by one constant vector (the level) — a per-frame LayerNorm would
+    # rescale every frame its own way.
+    loud_then_quiet = np.concatenate([audio, audio / 10]).astype(np.float32)
+    with torch.no_grad():
+        bands = encoder.model.feature_extractor(torch.from_numpy(loud_then_quiet)[None]).transpose(1, 2)
+        projected = encoder.model.feature_projection(bands)[0][0].numpy()
+    half = len(projected) // 2
+    level = projected[5:half - 5] - projected[half + 5:2 * half - 5]
+    consistency = np.linalg.norm(level.mean(0)) / np.linalg.norm(level, axis=1).mean()
+    assert consistency > 0.7  # measured 0.88 here, 0.26 with the LayerNorm
+
+    config.update({FRONT_END_KEY: "log_mel_80"})  # a checkpoint of the first front end: one clear error
+    with pytest.raises(LatticeTalkError, match="pretrain' again"):
+        install(type(encoder.model)(config))

@@ -387,7 +387,7 @@ def _load(source: str, folder: Path | None, layer: int | str, device: str, allow
             raise _not_available(source, allow_download, exc) from exc
         frontend.install(model)  # a fixed log-mel front end has no weights in the checkpoint
         missing = [k for k in info.get("missing_keys", ()) if not k.endswith(_OPTIONAL_KEYS)
-                   and not (frontend.uses_log_mel(config) and k.startswith(frontend.WEIGHT_PREFIX))]
+                   and not frontend.is_replaced_key(config, k)]
         if missing:
             raise SpeechEncoderError(f"{source}: the checkpoint lacks {len(missing)} of the {model_name}'s weights "
                                      f"(e.g. {sorted(missing)[:3]}); it is not a {model_type} encoder checkpoint")

@@ -8,22 +8,31 @@ everything after it — feature projection, positional convolution, transformer,
 ``Wav2Vec2ForPreTraining``, pretrained with its contrastive + diversity objective (as w2v-BERT and other
 filterbank-input SSL models do).
 
+The stock feature projection starts with a LayerNorm over each frame's channels. On learned conv features
+that is harmless; on log-mel bands it subtracts each frame's mean log power, i.e. its loudness, which is what
+drives the jaw (measured on the real clips: a linear read-out of frame loudness from the first hidden state
+correlates 0.24 with the truth, from the log-mel bands 0.94). The bands are already standardised per band over
+the input, so :func:`install` drops that LayerNorm.
+
 The config keeps a one-layer conv geometry (kernel 400, stride 320, 80 channels) so transformers' length
 and mask arithmetic (``_get_feat_extract_output_lengths``) counts the same frames this module makes, and
-marks the model with ``lattice_talk_front_end = "log_mel_80"``; :func:`install` swaps the module in after
-the model is built or loaded (the filterbank is fixed, so no weights are saved for it).
+marks the model with ``lattice_talk_front_end`` = :data:`LOG_MEL`; :func:`install` swaps the modules in after
+the model is built or loaded (the filterbank is fixed and the LayerNorm gone, so no weights are saved for them).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..errors import LatticeTalkError
 from .features import HOP, N_FFT, N_MELS, WIN
 
 FRONT_END_KEY = "lattice_talk_front_end"
-LOG_MEL = "log_mel_80"
+LOG_MEL = "log_mel_80_keeps_loudness"
+EARLIER_LOG_MEL = "log_mel_80"  # the first version, whose feature projection normalised loudness away
 CONV_GEOMETRY = {"conv_dim": (N_MELS,), "conv_kernel": (WIN,), "conv_stride": (HOP,)}
-WEIGHT_PREFIX = "feature_extractor."  # the replaced conv stack's checkpoint keys (absent, by design)
+# checkpoint keys of the replaced modules (absent, by design): the conv stack and the projection's LayerNorm
+REPLACED_KEY_PREFIXES = ("feature_extractor.", "feature_projection.layer_norm.")
 
 _MODULE_CLASS: type | None = None
 
@@ -64,8 +73,20 @@ def _module_class() -> type:
 
 def install(model: Any) -> Any:
     """Put the log-mel front end into a ``Wav2Vec2Model`` or ``Wav2Vec2ForPreTraining`` whose config asks for
-    it; other models are returned untouched."""
+    it, without the feature projection's per-frame LayerNorm; other models are returned untouched."""
+    if getattr(model.config, FRONT_END_KEY, None) == EARLIER_LOG_MEL:
+        raise LatticeTalkError(f"{getattr(model.config, '_name_or_path', '') or 'this encoder'}: pretrained with the "
+                               "first log-mel front end, which normalised each frame's loudness away; run "
+                               "'speech pretrain' again for a new checkpoint")
     if uses_log_mel(model.config):
+        import torch
+
         base = getattr(model, "wav2vec2", model)
         base.feature_extractor = _module_class()()
+        base.feature_projection.layer_norm = torch.nn.Identity()
     return model
+
+
+def is_replaced_key(config: Any, key: str) -> bool:
+    """Whether a checkpoint key belongs to a module the log-mel front end replaces (so its absence is expected)."""
+    return uses_log_mel(config) and key.startswith(REPLACED_KEY_PREFIXES)
