@@ -439,7 +439,8 @@ def _cmd_video_train(args: argparse.Namespace) -> int:
         history = train_video_model(args.corpus, args.out, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
                                     batch_size=args.batch_size, window=args.window, lr=args.lr, seed=args.seed,
                                     patience=args.patience, config=VideoModelConfig(video_context=args.video_context),
-                                    mirror=not args.no_mirror, minutes=args.minutes, progress=progress)
+                                    mirror=not args.no_mirror, minutes=args.minutes, init_from=args.init_from,
+                                    progress=progress)
     print(f"best validation loss {history['best']:.4f} at epoch {history['best_epoch']} "
           f"({history.get('stopped', 'all epochs')}); model in {args.out}")
     return EXIT_OK
@@ -637,6 +638,8 @@ def build_parser() -> argparse.ArgumentParser:
     vtrain.add_argument("--no-mirror", action="store_true", help="no left-right mirror augmentation")
     vtrain.add_argument("--lr", type=float, default=2e-3)
     vtrain.add_argument("--patience", type=int, default=8, help="epochs without validation gain before stopping")
+    vtrain.add_argument("--init-from", default=None, metavar="MODEL_DIR",
+                        help="fine-tune this model (its architecture and weights) instead of starting from scratch")
     vtrain.add_argument("--seed", type=int, default=0)
     vtrain.add_argument("--minutes", type=float, default=None, help="stop after M minutes, checkpointed (run again to resume)")
     vtrain.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")

@@ -113,6 +113,28 @@ def test_training_runs_checkpoints_and_resumes(tmp_path, corpus):
     assert np.isfinite(face.units).all() and np.isfinite(face.head_rotation).all()
 
 
+def test_fine_tuning_starts_from_the_given_model(tmp_path, corpus):
+    torch.set_num_threads(1)
+    start = tmp_path / "start"
+    vm.save_face_model(_tiny_model(seed=4), start, _names())
+    track = vt.load_video_examples(corpus)[0].track
+    before = vm.load_face_model(start).predict(track)
+    tuned = tmp_path / "tuned"
+    history = vt.train_video_model(corpus, tuned, epochs=1, steps_per_epoch=1, batch_size=2, window=8, lr=1e-12,
+                                   init_from=start)
+    after = vm.load_face_model(tuned).predict(track)  # a vanishing learning rate: the same model comes back
+    np.testing.assert_allclose(after.units, before.units, atol=2e-3)
+    np.testing.assert_allclose(after.head_rotation, before.head_rotation, atol=2e-3)
+    assert json.loads((tuned / "video_model.json").read_text())["training"]["init_from"] == str(start)
+    assert len(history["validation"]) == 1
+    # a model for other units is refused before any training
+    config = json.loads((start / "video_model.json").read_text())
+    config["unit_names"] = [f"u{i}" for i in range(len(config["unit_names"]))]
+    (start / "video_model.json").write_text(json.dumps(config))
+    with pytest.raises(vt.LatticeTalkError, match="units differ"):
+        vt.train_video_model(corpus, tmp_path / "other", epochs=1, steps_per_epoch=1, init_from=start)
+
+
 def test_pose_error_on_constructed_rotations():
     rng = np.random.default_rng(0)
     truth = rng.normal(0, 0.3, (50, 3))

@@ -346,16 +346,19 @@ def _validation_batches(data: list[_Arrays]):
 def train_video_model(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 40, steps_per_epoch: int = 60,
                       batch_size: int = 8, window: int = 24, lr: float = 2e-3, seed: int = 0, patience: int = 8,
                       config=None, weights: LossWeights = LossWeights(), noise: float = 0.003, mirror: bool = True,
-                      minutes: float | None = None, progress: Callable[[int, dict], None] | None = None) -> dict:
+                      minutes: float | None = None, init_from: str | Path | None = None,
+                      progress: Callable[[int, dict], None] | None = None) -> dict:
     """Train on the corpus's ``train`` entries (a validation subset of them for early stopping), keep the best
     validation checkpoint in ``out_dir`` as the shipped format, resume if a run is there; returns the history.
 
-    ``minutes`` stops after that long (at an epoch end, checkpointed): run again to continue."""
+    ``minutes`` stops after that long (at an epoch end, checkpointed): run again to continue. ``init_from``: a
+    model folder to fine-tune (its architecture, weights and feature normalisation; a fresh optimizer and
+    schedule over ``epochs``), e.g. the shipped model on a larger corpus."""
     import torch
     from safetensors.torch import load_file, save_file
 
     from ..training import optimizer_step
-    from .video_model import VideoFaceNet, VideoModelConfig, save_face_model, state_tensors
+    from .video_model import VideoFaceNet, VideoModelConfig, load_net, save_face_model, state_tensors
 
     start_time = time.perf_counter()
     torch.manual_seed(seed)
@@ -377,10 +380,16 @@ def train_video_model(corpus_dir: str | Path, out_dir: str | Path, epochs: int =
     if resume:
         state = json.loads(state_path.read_text())
         config = VideoModelConfig.from_json(state["model"])
-    config = config or VideoModelConfig()
-    config.n_units = len(names)
-    net = VideoFaceNet(config)
-    net.set_normalisation(np.concatenate([a.vertex for a in train]), np.concatenate([a.frame for a in train]))
+    if init_from is not None and not resume:
+        net, init_config = load_net(init_from)
+        if tuple(init_config["unit_names"]) != names:
+            raise LatticeTalkError(f"{init_from}: the model's units differ from the corpus's; train from scratch")
+        config = net.config
+    else:
+        config = config or VideoModelConfig()
+        config.n_units = len(names)
+        net = VideoFaceNet(config)  # a resumed run's normalisation comes back with its weights below
+        net.set_normalisation(np.concatenate([a.vertex for a in train]), np.concatenate([a.frame for a in train]))
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch,
                                                    pct_start=0.1)
@@ -397,7 +406,7 @@ def train_video_model(corpus_dir: str | Path, out_dir: str | Path, epochs: int =
     facts = {"corpus": str(Path(corpus_dir).resolve()), "train_videos": len(train_ex), "validation_videos": len(val_ex),
              "train_frames": int(sum(len(a.units) for a in train)), "seed": seed, "lr": lr, "batch_size": batch_size,
              "window": window, "steps_per_epoch": steps_per_epoch, "epochs": epochs, "noise": noise, "mirror": mirror,
-             "loss_weights": weights.__dict__}
+             "loss_weights": weights.__dict__, "init_from": str(init_from) if init_from is not None else None}
     for epoch in range(start_epoch, epochs):
         epoch_start = time.perf_counter()
         net.train()
