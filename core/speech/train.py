@@ -104,7 +104,7 @@ def _batch(examples: list[Example], rng: np.random.Generator, size: int, perturb
                            (classes, ex.mouth_class)):
             a = arr[t0:t0 + n30]
             store.append(np.pad(a, ((0, n30 - len(a)),) + ((0, 0),) * (a.ndim - 1), mode="edge" if len(a) else "constant"))
-    return (torch.from_numpy(np.stack(feats)), torch.from_numpy(np.stack(units).astype(np.float32)),
+    return (torch.from_numpy(np.stack(feats).astype(np.float32, copy=False)), torch.from_numpy(np.stack(units).astype(np.float32)),
             torch.from_numpy(np.stack(jaws).astype(np.float32)), torch.from_numpy(np.stack(masks)),
             torch.from_numpy(np.stack(closures)), torch.from_numpy(np.stack(classes)))
 
@@ -280,7 +280,7 @@ def decode(model, features: np.ndarray, n_frames: int) -> tuple[np.ndarray, np.n
     import torch
 
     with torch.no_grad():
-        units, jaw, closure_logit, _ = model(torch.from_numpy(features)[None], n_frames)
+        units, jaw, closure_logit, _ = model(torch.from_numpy(np.asarray(features, np.float32))[None], n_frames)
     return units[0].numpy(), jaw[0].numpy(), torch.sigmoid(closure_logit[0]).numpy()
 
 
