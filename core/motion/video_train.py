@@ -18,7 +18,6 @@ import json
 import math
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -26,39 +25,19 @@ import numpy as np
 
 from ..errors import LatticeTalkError
 from ..lbs import rodrigues_np
+from .track_arrays import TRACK_ARRAYS, TrackArrays, mirror_rotation, mirror_track, unit_mirror
 
 TRACK_SUFFIX = ".track.npz"
 TRACK_FORMAT = "lattice_talk.video_track_cache/1"
-_TRACK_ARRAYS = ("points", "points_metric", "head_rotation", "flow", "eye_closure", "confidence")
 VALIDATION_SHARE = 0.15
 
 
 # ------------------------------------------------------------------------------------------ data
 
 
-@dataclass(eq=False)
-class CachedTrack:
-    """The arrays of a :class:`~core.video.track.VideoTrack` the face models read (same names and shapes)."""
-
-    source: str
-    fps: float
-    width: int
-    height: int
-    points: np.ndarray  # (T, 478, 3)
-    points_metric: np.ndarray  # (T, 478, 3)
-    head_rotation: np.ndarray  # (T, 3)
-    flow: np.ndarray  # (T, 478, 2)
-    eye_closure: np.ndarray  # (T, 2)
-    confidence: np.ndarray  # (T,)
-
-    @property
-    def n_frames(self) -> int:
-        return int(self.points.shape[0])
-
-
 def save_track(track, path: str | Path, video: Path) -> Path:
     stat = video.stat()
-    arrays = {name: np.asarray(getattr(track, name), np.float32) for name in _TRACK_ARRAYS}
+    arrays = {name: np.asarray(getattr(track, name), np.float32) for name in TRACK_ARRAYS}
     meta = {"format": TRACK_FORMAT, "source": video.name, "fps": float(track.fps), "width": int(track.width),
             "height": int(track.height), "video_bytes": stat.st_size, "video_mtime": stat.st_mtime}
     path = Path(path)
@@ -68,13 +47,13 @@ def save_track(track, path: str | Path, video: Path) -> Path:
     return path
 
 
-def load_track(path: str | Path) -> CachedTrack:
+def load_track(path: str | Path) -> TrackArrays:
     with np.load(path, allow_pickle=False) as data:
         meta = json.loads(str(data["meta"]))
-        arrays = {name: data[name] for name in _TRACK_ARRAYS}
+        arrays = {name: data[name] for name in TRACK_ARRAYS}
     if meta.get("format") != TRACK_FORMAT:
         raise LatticeTalkError(f"{path}: not a LatticeTalk track cache ({meta.get('format')!r})")
-    return CachedTrack(source=meta["source"], fps=meta["fps"], width=meta["width"], height=meta["height"], **arrays)
+    return TrackArrays(source=meta["source"], fps=meta["fps"], width=meta["width"], height=meta["height"], **arrays)
 
 
 def _cache_is_fresh(cache: Path, video: Path) -> bool:
@@ -99,7 +78,7 @@ class VideoExample:
     kind: str
     label: str | None
     relit: bool
-    track: CachedTrack
+    track: TrackArrays
     units: np.ndarray  # (T, 52) ground-truth default-head units
     rotation: np.ndarray  # (T, 3) ground-truth head rotation (axis-angle)
     apex_frame: int | None
@@ -191,11 +170,11 @@ def load_video_examples(corpus_dir: str | Path, splits: tuple[str, ...] = ("trai
     return out
 
 
-def _trim(track: CachedTrack, n: int) -> CachedTrack:
+def _trim(track: TrackArrays, n: int) -> TrackArrays:
     if track.n_frames == n:
         return track
-    return CachedTrack(track.source, track.fps, track.width, track.height,
-                       *(getattr(track, name)[:n] for name in _TRACK_ARRAYS))
+    return TrackArrays(track.source, track.fps, track.width, track.height,
+                       *(getattr(track, name)[:n] for name in TRACK_ARRAYS))
 
 
 def is_validation(index: int, share: float = VALIDATION_SHARE) -> bool:
@@ -239,48 +218,6 @@ def _arrays(examples: list[VideoExample], mirror: bool = False) -> list[_Arrays]
             swap = unit_mirror(ex.unit_names)
             out.append(_Arrays(vertex, frame, ex.units[:, swap], mirror_rotation(ex.rotation), pose_weight=0.0))
     return out
-
-
-@lru_cache(maxsize=1)
-def point_mirror() -> np.ndarray:
-    """(478,) the MediaPipe point each point becomes in the left–right mirror image. The canonical face is
-    exactly symmetric (each mirrored point lands on a point); the iris rings run +X, top, −X, bottom."""
-    from ..video.canonical import canonical_points
-
-    canon = canonical_points()
-    nearest = np.linalg.norm((canon * (-1.0, 1.0, 1.0))[:, None] - canon[None], axis=-1).argmin(axis=1)
-    iris = {468: 473, 469: 476, 470: 475, 471: 474, 472: 477}
-    iris.update({b: a for a, b in iris.items()})
-    return np.concatenate([nearest, [iris[i] for i in range(468, 478)]]).astype(np.int64)
-
-
-def unit_mirror(unit_names: tuple[str, ...]) -> np.ndarray:
-    """Column order of the mirrored units: each …Left unit takes its …Right partner and vice versa."""
-    index = {n: i for i, n in enumerate(unit_names)}
-
-    def partner(name: str) -> str:
-        for a, b in (("Left", "Right"), ("Right", "Left")):
-            if name.endswith(a) and name[: -len(a)] + b in index:
-                return name[: -len(a)] + b
-        return name
-
-    return np.array([index[partner(n)] for n in unit_names])
-
-
-def mirror_rotation(rotvec: np.ndarray) -> np.ndarray:
-    """Axis-angle of M·R·M with M = diag(−1, 1, 1): a mirrored head turns the other way about Y and Z."""
-    return np.asarray(rotvec) * np.array([1.0, -1.0, -1.0], np.float32)
-
-
-def mirror_track(track: CachedTrack) -> CachedTrack:
-    """The track of the horizontally mirrored video (points re-labelled so each keeps its meaning)."""
-    order = point_mirror()
-    flip = np.array([-1.0, 1.0, 1.0], np.float32)
-    points = track.points[:, order] * flip + np.array([1.0, 0.0, 0.0], np.float32)
-    return CachedTrack(track.source + " (mirrored)", track.fps, track.width, track.height, points,
-                       track.points_metric[:, order] * flip, mirror_rotation(track.head_rotation),
-                       track.flow[:, order] * flip[:2], track.eye_closure[:, ::-1].copy(), track.confidence)
-
 
 
 def landmark_basis(unit_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:

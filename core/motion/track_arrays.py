@@ -1,0 +1,75 @@
+"""The arrays of a tracked video that the face models read, and their left–right mirror image.
+
+Training caches tracks as :class:`TrackArrays` and adds mirror images for the units; the learned model averages
+its units over a video and its mirror image when predicting (a left–right mirrored video then gives exactly the
+mirrored face)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+TRACK_ARRAYS = ("points", "points_metric", "head_rotation", "flow", "eye_closure", "confidence")
+
+
+@dataclass(eq=False)
+class TrackArrays:
+    """The arrays of a :class:`~core.video.track.VideoTrack` the face models read (same names and shapes)."""
+
+    source: str
+    fps: float
+    width: int
+    height: int
+    points: np.ndarray  # (T, 478, 3)
+    points_metric: np.ndarray  # (T, 478, 3)
+    head_rotation: np.ndarray  # (T, 3)
+    flow: np.ndarray  # (T, 478, 2)
+    eye_closure: np.ndarray  # (T, 2)
+    confidence: np.ndarray  # (T,)
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.points.shape[0])
+
+
+@lru_cache(maxsize=1)
+def point_mirror() -> np.ndarray:
+    """(478,) the MediaPipe point each point becomes in the left–right mirror image. The canonical face is
+    exactly symmetric (each mirrored point lands on a point); the iris rings run +X, top, −X, bottom."""
+    from ..video.canonical import canonical_points
+
+    canon = canonical_points()
+    nearest = np.linalg.norm((canon * (-1.0, 1.0, 1.0))[:, None] - canon[None], axis=-1).argmin(axis=1)
+    iris = {468: 473, 469: 476, 470: 475, 471: 474, 472: 477}
+    iris.update({b: a for a, b in iris.items()})
+    return np.concatenate([nearest, [iris[i] for i in range(468, 478)]]).astype(np.int64)
+
+
+def unit_mirror(unit_names: tuple[str, ...]) -> np.ndarray:
+    """Column order of the mirrored units: each …Left unit takes its …Right partner and vice versa."""
+    index = {n: i for i, n in enumerate(unit_names)}
+
+    def partner(name: str) -> str:
+        for a, b in (("Left", "Right"), ("Right", "Left")):
+            if name.endswith(a) and name[: -len(a)] + b in index:
+                return name[: -len(a)] + b
+        return name
+
+    return np.array([index[partner(n)] for n in unit_names])
+
+
+def mirror_rotation(rotvec: np.ndarray) -> np.ndarray:
+    """Axis-angle of M·R·M with M = diag(−1, 1, 1): a mirrored head turns the other way about Y and Z."""
+    return np.asarray(rotvec) * np.array([1.0, -1.0, -1.0], np.float32)
+
+
+def mirror_track(track) -> TrackArrays:
+    """The track of the horizontally mirrored video (points re-labelled so each keeps its meaning)."""
+    order = point_mirror()
+    flip = np.array([-1.0, 1.0, 1.0], np.float32)
+    points = track.points[:, order] * flip + np.array([1.0, 0.0, 0.0], np.float32)
+    return TrackArrays(track.source + " (mirrored)", track.fps, track.width, track.height, points,
+                       track.points_metric[:, order] * flip, mirror_rotation(track.head_rotation),
+                       track.flow[:, order] * flip[:2], track.eye_closure[:, ::-1].copy(), track.confidence)
