@@ -63,7 +63,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         raise LatticeTalkError(f"{args.render}: several inputs render several previews; give a folder")
     if args.render and not all(Path(i.output).suffix == ".blend" for i in items):
         raise LatticeTalkError("--render needs .blend outputs (--out take.blend, or --format blend)")
-    pipeline = get_pipeline(args.pipeline)  # no pipeline → one clear message before any work
+    pipeline = get_pipeline(args.pipeline, speech_model=args.speech_model)  # no pipeline → one clear message before any work
     head = create(args.head)
     out_dir = Path(items[0].output).parent
     manifest = out_dir / "manifest.json" if len(items) > 1 else None
@@ -349,7 +349,7 @@ def _cmd_speech_train(args: argparse.Namespace) -> int:
         history = train_decoder(args.corpus, args.out, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
                                 seed=args.seed, lr=args.lr, hidden=args.hidden, dilations=tuple(args.dilations),
                                 init_from=args.init_from, perturb=not args.no_voice_perturbation, encoder=args.encoder,
-                                progress=progress)
+                                encoder_states_only=args.encoder_states_only, progress=progress)
     print(f"best held-out loss {history['best']:.4f} at epoch {history['best_epoch']}; decoder in {args.out}")
     if args.calibrate_limit > 0:
         _calibrate(args.out, args.corpus, args.calibrate_limit)
@@ -504,6 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "vendor_models/video/meshconv (default: the installed one, else the retarget baseline)")
     gen.add_argument("--head", default="default", help="'default' or a FLAME .pkl/.npz")
     gen.add_argument("--pipeline", default=None, help="installed pipeline to use (default: the speech model)")
+    gen.add_argument("--speech-model", default=None, help="speech model folder made by 'speech train' (default: the "
+                                                          "shipped vendor_models/speech)")
     gen.add_argument("--take", default=None)
     gen.add_argument("--fps", type=float, default=30.0)
     gen.add_argument("--seed", type=int, default=0)
@@ -602,7 +604,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-voice-perturbation", action="store_true", help="train on the features as they are")
     train.add_argument("--quiet", action="store_true")
     train.add_argument("--encoder", default=None,
-                       help="SSL encoder folder (from 'speech pretrain'): its hidden states are the features instead of log-mel")
+                       help="SSL encoder folder (from 'speech pretrain' or a transformers checkpoint): its hidden states "
+                            "join the log-mel bands as features")
+    train.add_argument("--encoder-states-only", action="store_true",
+                       help="with --encoder: the encoder's hidden states replace the log-mel bands")
     train.add_argument("--calibrate-limit", type=int, default=200,
                        help="choose the seal window on this many held-out utterances after training (0: keep the default)")
     train.set_defaults(func=_cmd_speech_train)

@@ -1,4 +1,4 @@
-"""Add-on preferences: FLAME files, the speech encoder, compute device/threads, and the optional
+"""Add-on preferences: FLAME files, the speech model, compute device/threads, and the optional
 Python dependencies (status + *Install Dependencies*).
 
 Callers read settings through :func:`get_preferences` (None when LatticeTalk is not enabled as an add-on,
@@ -16,11 +16,12 @@ from bpy.props import EnumProperty, IntProperty, StringProperty
 
 from .operators import install_deps
 
-DEFAULT_ENCODER_HUB_ID = "facebook/hubert-base-ls960"
-ENCODER_SOURCES = (
-    ("DEFAULT", "Shipped default", "The speech encoder that ships with LatticeTalk (works offline)"),
-    ("LOCAL", "Local checkpoint folder", "A transformers checkpoint folder on disk (config.json + weights)"),
-    ("HUB", "Hugging Face hub id", "Download a model from the Hugging Face hub by id (needs online access)"),
+# A speech model is a decoder and the speech encoder it was trained on (decoder.json names it): an encoder
+# alone cannot drive a face, so the choice is the model folder, not the encoder.
+SPEECH_MODEL_SOURCES = (
+    ("DEFAULT", "Shipped default", "The speech model that ships with LatticeTalk (works offline)"),
+    ("LOCAL", "Trained model folder", "A folder made by 'python -m lattice_talk speech train', e.g. a decoder "
+     "trained on HuBERT, wav2vec 2.0 or WavLM features (see the README)"),
 )
 COMPUTE_DEVICES = (
     ("CPU", "CPU", "Run the models on the CPU"),
@@ -48,21 +49,16 @@ class LATTICETALK_AddonPreferences(bpy.types.AddonPreferences):
         subtype="FILE_PATH",
         description="FLAME's mediapipe_landmark_embedding.npz: where MediaPipe's face-mesh points sit on the FLAME mesh",
     )
-    encoder_source: EnumProperty(
-        name="Speech encoder",
-        items=ENCODER_SOURCES,
+    speech_model_source: EnumProperty(
+        name="Speech model",
+        items=SPEECH_MODEL_SOURCES,
         default="DEFAULT",
-        description="Which self-supervised speech encoder turns audio into features",
+        description="Which speech model turns audio into mouth motion",
     )
-    encoder_path: StringProperty(
-        name="Checkpoint folder",
+    speech_model_path: StringProperty(
+        name="Model folder",
         subtype="DIR_PATH",
-        description="Folder of a transformers speech-encoder checkpoint (wav2vec 2.0 / HuBERT / WavLM)",
-    )
-    encoder_hub_id: StringProperty(
-        name="Hub id",
-        default=DEFAULT_ENCODER_HUB_ID,
-        description="Hugging Face model id of the speech encoder, e.g. facebook/hubert-base-ls960 (downloaded once; needs online access)",
+        description="Folder with decoder.json and decoder.safetensors, made by 'speech train'",
     )
     compute_device: EnumProperty(
         name="Device",
@@ -88,14 +84,10 @@ class LATTICETALK_AddonPreferences(bpy.types.AddonPreferences):
         box.prop(self, "flame_embedding_path")
 
         box = layout.box()
-        box.label(text="Speech encoder", icon="SPEAKER")
-        box.prop(self, "encoder_source")
-        if self.encoder_source == "LOCAL":
-            box.prop(self, "encoder_path")
-        elif self.encoder_source == "HUB":
-            box.prop(self, "encoder_hub_id")
-            if not install_deps._online_access_allowed():
-                box.label(text="Online access is disabled: the hub id works only if the model is already cached", icon="ERROR")
+        box.label(text="Speech model", icon="SPEAKER")
+        box.prop(self, "speech_model_source")
+        if self.speech_model_source == "LOCAL":
+            box.prop(self, "speech_model_path")
 
         box = layout.box()
         box.label(text="Compute", icon="SETTINGS")
@@ -175,11 +167,22 @@ class Settings:
 
     flame_path: str = ""
     flame_embedding_path: str = ""
-    encoder_source: str = "DEFAULT"
-    encoder_path: str = ""
-    encoder_hub_id: str = DEFAULT_ENCODER_HUB_ID
+    speech_model_source: str = "DEFAULT"
+    speech_model_path: str = ""
     compute_device: str = "CPU"
     torch_threads: int = 0  # 0 = automatic
+
+    @property
+    def speech_model(self) -> str | None:
+        """The chosen speech model folder, or None for the shipped one."""
+        if self.speech_model_source != "LOCAL":
+            return None
+        if not self.speech_model_path:
+            from .core.errors import LatticeTalkError
+
+            raise LatticeTalkError("Preferences › LatticeTalk › Speech model is 'Trained model folder' but no folder is "
+                                   "set; choose one or switch back to the shipped default")
+        return self.speech_model_path
 
     @property
     def resolved_torch_threads(self) -> int:
@@ -197,9 +200,8 @@ def get_settings(context=None) -> Settings:
     return Settings(
         flame_path=path(prefs.flame_path),
         flame_embedding_path=path(prefs.flame_embedding_path),
-        encoder_source=prefs.encoder_source,
-        encoder_path=path(prefs.encoder_path),
-        encoder_hub_id=prefs.encoder_hub_id.strip(),
+        speech_model_source=prefs.speech_model_source,
+        speech_model_path=path(prefs.speech_model_path),
         compute_device=prefs.compute_device,
         torch_threads=prefs.torch_threads,
     )

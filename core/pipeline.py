@@ -67,12 +67,15 @@ def unregister_pipeline(name: str) -> None:
     _FACTORIES.pop(name, None)
 
 
-def _factories() -> dict[str, Callable[[], Pipeline]]:
-    """Registered pipelines, plus the shipped speech model when its weights are installed (checked each
-    time: a cheap file test, and nothing heavy is imported until the pipeline is prepared)."""
-    from .speech.pipeline import SpeechPipeline, weights_installed
+def _factories(speech_model: Path | None = None, threads: int | None = None) -> dict[str, Callable[[], Pipeline]]:
+    """Registered pipelines, plus the speech model (the shipped one, or ``speech_model``) when its weights are
+    there (checked each time: a cheap file test, and nothing heavy is imported until the pipeline is prepared)."""
+    from .speech.pipeline import MODEL_DIR, SpeechPipeline, weights_installed
 
-    builtin: dict[str, Callable[[], Pipeline]] = {"speech": SpeechPipeline} if weights_installed() else {}
+    model_dir = Path(speech_model) if speech_model is not None else MODEL_DIR
+    builtin: dict[str, Callable[[], Pipeline]] = {}
+    if weights_installed(model_dir):
+        builtin["speech"] = lambda: SpeechPipeline(model_dir, threads=threads)
     return {**builtin, **_FACTORIES}
 
 
@@ -80,9 +83,16 @@ def available_pipelines() -> list[str]:
     return sorted(_FACTORIES)
 
 
-def get_pipeline(name: str | None = None) -> Pipeline:
-    """The named pipeline (default: the only or ``"speech"`` one)."""
-    factories = _factories()
+def get_pipeline(name: str | None = None, speech_model: str | Path | None = None, threads: int | None = None) -> Pipeline:
+    """The named pipeline (default: the only or ``"speech"`` one). ``speech_model``: a folder made by
+    ``speech train`` instead of the shipped model; ``threads``: torch CPU threads for it."""
+    if speech_model is not None:
+        from .speech.pipeline import weights_installed
+
+        if not weights_installed(Path(speech_model)):
+            raise LatticeTalkError(f"{speech_model}: no trained speech model there (decoder.safetensors + decoder.json); "
+                                   "pass a folder made by 'python -m lattice_talk speech train'")
+    factories = _factories(speech_model, threads)
     if not factories:
         raise LatticeTalkError(
             "no speech model is installed in this build of LatticeTalk, so audio cannot be turned into "

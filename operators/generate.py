@@ -57,6 +57,15 @@ def build_request(context, audio_path: str, video_path: str):
     return objects, request
 
 
+def chosen_pipeline(context, name: str):
+    """The named pipeline, or the speech model chosen in the preferences, on their torch threads."""
+    from ..core.pipeline import get_pipeline
+    from ..preferences import get_settings
+
+    settings = get_settings(context)
+    return get_pipeline(name or None, speech_model=settings.speech_model, threads=settings.resolved_torch_threads)
+
+
 def write_result(context, objects, clip, take_name: str, audio_path: Path, report) -> bool:
     """Write the take on the head or character; False (reported, nothing written) when a character's map is bad."""
     from ..core.errors import LatticeTalkError
@@ -104,12 +113,11 @@ class LATTICETALK_OT_generate_from_audio(bpy.types.Operator):
     def execute(self, context):
         from ..core.errors import LatticeTalkError
         from ..core.jobs import run_sync
-        from ..core.pipeline import get_pipeline
 
         audio, video, take = self._inputs(context)
         try:
             objects, request = build_request(context, audio, video)
-            clip = run_sync(get_pipeline(self.pipeline or None), request)
+            clip = run_sync(chosen_pipeline(context, self.pipeline), request)
         except LatticeTalkError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
@@ -118,7 +126,6 @@ class LATTICETALK_OT_generate_from_audio(bpy.types.Operator):
     def invoke(self, context, event):
         from ..core.errors import LatticeTalkError
         from ..core.jobs import GenerationJob
-        from ..core.pipeline import get_pipeline
 
         progress = context.window_manager.lattice_talk_progress
         if progress.running:
@@ -127,7 +134,7 @@ class LATTICETALK_OT_generate_from_audio(bpy.types.Operator):
         audio, video, self._take = self._inputs(context)
         try:
             self._objects, request = build_request(context, audio, video)
-            self._job = GenerationJob(get_pipeline(self.pipeline or None), request).start()
+            self._job = GenerationJob(chosen_pipeline(context, self.pipeline), request).start()
         except LatticeTalkError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}

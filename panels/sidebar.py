@@ -54,8 +54,8 @@ class LATTICETALK_PT_generate(_LatticeTalkPanel, bpy.types.Panel):
             box.label(text="Speech model needs: " + ", ".join(missing), icon="ERROR")
             box.label(text="Preferences › Add-ons › LatticeTalk › Install Dependencies")
         prefs = get_preferences(context)
-        if prefs is not None:  # the speech encoder is chosen once, in the preferences
-            layout.prop(prefs, "encoder_source", text="Model")
+        if prefs is not None:  # the speech model is chosen once, in the preferences
+            layout.prop(prefs, "speech_model_source", text="Model")
         col = layout.column(align=True)
         col.prop(settings, "audio_path")
         col.prop(settings, "video_path")

@@ -31,6 +31,7 @@ from lattice_talk.operators.install_deps import (  # noqa: E402
     pip_command,
 )
 from lattice_talk.preferences import LATTICETALK_AddonPreferences, get_preferences, get_settings  # noqa: E402
+from lattice_talk.core.errors import LatticeTalkError  # noqa: E402
 from ui_fixtures import Layout  # noqa: E402
 
 pytestmark = pytest.mark.blender
@@ -124,10 +125,10 @@ def test_classes_register_and_unregister():
         assert LATTICETALK_AddonPreferences.is_registered
         assert LATTICETALK_AddonPreferences.bl_idname == "lattice_talk"
         props = set(LATTICETALK_AddonPreferences.bl_rna.properties.keys())
-        assert {"flame_path", "flame_embedding_path", "encoder_source", "encoder_path", "encoder_hub_id",
+        assert {"flame_path", "flame_embedding_path", "speech_model_source", "speech_model_path",
                 "compute_device", "torch_threads"} <= props
         enum_keys = lambda name: set(LATTICETALK_AddonPreferences.bl_rna.properties[name].enum_items.keys())  # noqa: E731
-        assert enum_keys("encoder_source") == {"DEFAULT", "LOCAL", "HUB"}
+        assert enum_keys("speech_model_source") == {"DEFAULT", "LOCAL"}
         assert enum_keys("compute_device") == {"CPU", "CUDA"}
         state = bpy.context.window_manager.lattice_talk_install
         assert (state.running, state.progress, state.status) == (False, 0.0, "")
@@ -145,21 +146,40 @@ def test_get_preferences_is_none_when_not_an_installed_addon(registered):
     assert get_preferences(bpy.context) is None
     settings = get_settings(bpy.context)
     assert settings == prefs_mod.Settings()
-    assert settings.compute_device == "CPU" and settings.encoder_source == "DEFAULT"
+    assert settings.compute_device == "CPU" and settings.speech_model_source == "DEFAULT" and settings.speech_model is None
     assert 1 <= settings.resolved_torch_threads <= 4
 
 
 def test_get_preferences_when_enabled(as_addon, tmp_path):
     prefs = get_preferences(bpy.context)
     assert isinstance(prefs, LATTICETALK_AddonPreferences)
-    assert prefs.encoder_hub_id == "facebook/hubert-base-ls960" and prefs.torch_threads == 0
+    assert prefs.speech_model_source == "DEFAULT" and prefs.torch_threads == 0
     prefs.compute_device = "CUDA"
     prefs.torch_threads = 3
-    prefs.encoder_source = "LOCAL"
-    prefs.encoder_path = str(tmp_path)
+    prefs.speech_model_source = "LOCAL"
+    with pytest.raises(LatticeTalkError, match="no folder is set"):  # a choice without a folder is one clear error
+        get_settings(bpy.context).speech_model
+    prefs.speech_model_path = str(tmp_path)
     settings = get_settings(bpy.context)
-    assert (settings.compute_device, settings.resolved_torch_threads, settings.encoder_source) == ("CUDA", 3, "LOCAL")
-    assert Path(settings.encoder_path) == tmp_path
+    assert (settings.compute_device, settings.resolved_torch_threads, settings.speech_model_source) == ("CUDA", 3, "LOCAL")
+    assert Path(settings.speech_model) == tmp_path
+
+
+def test_generate_uses_the_speech_model_and_threads_from_the_preferences(as_addon, tmp_path):
+    from lattice_talk.core.speech.pipeline import MODEL_DIR
+    from lattice_talk.operators.generate import chosen_pipeline
+    from pipeline_fixtures import save_tiny_decoder
+
+    as_addon.torch_threads = 2
+    shipped = chosen_pipeline(bpy.context, "")
+    assert (shipped.model_dir, shipped.threads) == (MODEL_DIR, 2)
+    as_addon.speech_model_source = "LOCAL"
+    as_addon.speech_model_path = str(save_tiny_decoder(tmp_path))
+    chosen = chosen_pipeline(bpy.context, "")
+    assert (chosen.model_dir, chosen.threads) == (tmp_path, 2)
+    as_addon.speech_model_path = str(tmp_path / "missing")
+    with pytest.raises(LatticeTalkError, match="missing: no trained speech model there"):
+        chosen_pipeline(bpy.context, "")
 
 
 def test_auto_torch_threads():
@@ -193,12 +213,12 @@ def test_draw_shows_settings_dependencies_and_button_without_importing(as_addon,
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", guarded_import)
-    for source, extra in (("DEFAULT", None), ("LOCAL", "encoder_path"), ("HUB", "encoder_hub_id")):
-        as_addon.encoder_source = source
+    for source, extra in (("DEFAULT", None), ("LOCAL", "speech_model_path")):
+        as_addon.speech_model_source = source
         log = draw_log(as_addon)
         props = [e[1] for e in log if e[0] == "prop"]
-        assert {"flame_path", "flame_embedding_path", "encoder_source", "compute_device", "torch_threads"} <= set(props)
-        assert (extra in props) if extra else not {"encoder_path", "encoder_hub_id"} & set(props)
+        assert {"flame_path", "flame_embedding_path", "speech_model_source", "compute_device", "torch_threads"} <= set(props)
+        assert (extra in props) if extra else "speech_model_path" not in props
     labels = [e[1] for e in log if e[0] == "label"]
     for module in ("torch", "transformers", "soundfile", "cv2", "mediapipe"):
         assert any(text.startswith(module) and text.endswith(("found", "missing")) for text in labels), module

@@ -238,7 +238,7 @@ def test_missing_hub_id_offline_says_what_to_download(no_network):
     message = str(info.value)
     assert "lattice-talk-tests/no-such-encoder is not in the local cache and downloads are off" in message
     assert "hf download lattice-talk-tests/no-such-encoder --local-dir" in message
-    assert "Preferences › Speech encoder" in message
+    assert "point `speech train --encoder` at it" in message
     assert os.environ.get("HF_HUB_OFFLINE") == before  # restored after the load
 
 

@@ -224,7 +224,7 @@ def test_a_decoder_on_our_ssl_encoder_trains_evaluates_and_generates(tmp_path):
     pretrain(tmp_path / "corpus", tmp_path / "ssl", steps=1, batch_seconds=2.0, crop_seconds=1.0, config=config)
     assert main(["speech", "train", "--corpus", str(tmp_path / "corpus"), "--out", str(tmp_path / "decoder"),
                  "--epochs", "1", "--steps-per-epoch", "1", "--hidden", "32", "--dilations", "1", "2",
-                 "--encoder", str(tmp_path / "ssl"), "--quiet"]) == 0
+                 "--encoder", str(tmp_path / "ssl"), "--encoder-states-only", "--quiet"]) == 0
     decoder_config = json.loads((tmp_path / "decoder" / "decoder.json").read_text())
     assert decoder_config["features"] == SSL_FEATURES and decoder_config["voice_perturbation"] is False
     assert decoder_config["model"]["in_dim"] == 3 * 32  # the projected log-mel and both transformer layers
@@ -236,3 +236,57 @@ def test_a_decoder_on_our_ssl_encoder_trains_evaluates_and_generates(tmp_path):
                     GenerateRequest(audio_path=speech(tmp_path / "line.wav", 2.0), head=create("default"),
                                     settings=GenerateSettings(fps=25.0)))
     assert clip.n_frames == 50 and clip.provenance["features"] == SSL_FEATURES and np.isfinite(clip.expression).all()
+    # Encoder states next to the log-mel bands: a log-mel decoder fine-tuned with the encoder starts as itself.
+    from lattice_talk.core.speech.features import LOG_MEL_AND_SSL_FEATURES, decoder_features
+    from lattice_talk.core.speech.train import decode, load_examples
+
+    (tmp_path / "log_mel").mkdir()
+    start = save_tiny_decoder(tmp_path / "log_mel")
+    assert main(["speech", "train", "--corpus", str(tmp_path / "corpus"), "--out", str(tmp_path / "widened"),
+                 "--epochs", "1", "--steps-per-epoch", "1", "--lr", "1e-12", "--init-from", str(start),
+                 "--encoder", str(tmp_path / "ssl"), "--calibrate-limit", "0", "--quiet"]) == 0
+    widened, widened_config = load_decoder(tmp_path / "widened")
+    assert widened_config["features"] == LOG_MEL_AND_SSL_FEATURES and widened_config["voice_perturbation"] is True
+    assert widened_config["model"]["in_dim"] == N_MELS + 3 * 32
+    audio = load_examples(tmp_path / "corpus", "heldout", limit=1)[0].utterance.audio
+    both = decoder_features(widened_config, tmp_path / "widened")(audio)
+    assert both.shape == (len(log_mel(audio)), N_MELS + 3 * 32) and np.isfinite(both).all()
+    assert np.allclose(both[:, :N_MELS], log_mel(audio), atol=5e-3)  # the bands come first, frame for frame
+    n_frames = int(np.ceil(len(audio) / 16000 * 30))
+    widened_out = decode(widened, both, n_frames)
+    start_out = decode(load_decoder(start)[0], log_mel(audio), n_frames)
+    for a, b in zip(widened_out, start_out):
+        assert np.allclose(a, b, atol=2e-3)
+    assert not widened.inp.weight[:, N_MELS:].any()  # the states enter at zero weight: fine-tuning adds them
+    shifted = both.astype(np.float32)
+    shifted[:, N_MELS:] += 1.0
+    assert np.array_equal(decode(widened, shifted, n_frames)[0], widened_out[0])
+    # An encoder-states decoder cannot be widened: one clear error, nothing written.
+    assert main(["speech", "train", "--corpus", str(tmp_path / "corpus"), "--out", str(tmp_path / "refused"),
+                 "--epochs", "1", "--steps-per-epoch", "1", "--init-from", str(tmp_path / "decoder"),
+                 "--encoder", str(tmp_path / "ssl"), "--quiet"]) != 0
+    assert not (tmp_path / "refused").exists()
+
+
+def test_generate_with_a_chosen_speech_model_folder(model_dir, tmp_path):
+    """`generate --speech-model DIR` / the preference's model folder: that model makes the take; a folder
+    without a trained model is one clear error before any work."""
+    import hashlib
+
+    from lattice_talk.cli import main
+    from lattice_talk.core.clip import load_clip
+    from lattice_talk.core.errors import LatticeTalkError
+    from lattice_talk.core.pipeline import get_pipeline
+
+    wav = speech(tmp_path / "line.wav", 1.0)
+    assert main(["generate", str(wav), "--out", str(tmp_path / "take.npz"), "--speech-model", str(model_dir), "--quiet"]) == 0
+    provenance = load_clip(tmp_path / "take.npz").provenance
+    assert provenance["model_sha256"] == hashlib.sha256((model_dir / DECODER_FILE).read_bytes()).hexdigest()
+    pipeline = get_pipeline(speech_model=model_dir, threads=1)
+    assert pipeline.model_dir == model_dir and pipeline.threads == 1
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LatticeTalkError, match="no trained speech model there"):
+        get_pipeline(speech_model=tmp_path / "empty")
+    assert main(["generate", str(wav), "--out", str(tmp_path / "none.npz"), "--speech-model", str(tmp_path / "empty"),
+                 "--quiet"]) != 0
+    assert not (tmp_path / "none.npz").exists()

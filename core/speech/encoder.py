@@ -56,7 +56,7 @@ DEFAULT_OVERLAP_SECONDS = 1.0
 # Keys a bare model may lack in a checkpoint without harm at inference (the mask embedding is used in training only).
 _OPTIONAL_KEYS = ("masked_spec_embed",)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_SETTING = "Preferences › Speech encoder"
+_SETTING = "`speech train --encoder`"  # where an encoder is chosen: a decoder is trained on its features
 
 
 class SpeechEncoderError(LatticeTalkError):

@@ -38,23 +38,35 @@ def log_mel(samples: np.ndarray) -> np.ndarray:
 
 LOG_MEL_FEATURES = "log_mel_80"
 SSL_FEATURES = "ssl_hidden_states"  # every hidden state of a speech encoder, side by side (its own layer mix is learned)
+# log-mel bands first, then every hidden state at the same 50 Hz frame centres: the encoder adds context to the
+# bands instead of replacing them, and a log-mel decoder widens into one (train.widened_input)
+LOG_MEL_AND_SSL_FEATURES = "log_mel_80_and_ssl_hidden_states"
+ENCODER_FEATURES = (SSL_FEATURES, LOG_MEL_AND_SSL_FEATURES)
 
 
-def ssl_features(encoder_dir: str | Path):
-    """audio → (T50, n_states × hidden) features from the SSL encoder in ``encoder_dir``: the decoder's first
-    layer learns how to mix the encoder's layers (a superset of SUPERB's weighted sum)."""
+def ssl_features(encoder_dir: str | Path, with_log_mel: bool = False):
+    """audio → (ceil(N / 320), n_states × hidden) features from the SSL encoder in ``encoder_dir``: the
+    decoder's first layer learns how to mix the encoder's layers (a superset of SUPERB's weighted sum).
+    ``with_log_mel``: the 80 log-mel bands first, then the states.
+
+    The states are interpolated to log-mel's frame centres (frame k at k · 20 ms): the encoder's frame k is
+    centred half a window later (12.5 ms, 0.4 of a 30 fps frame) and it makes two frames fewer, while the
+    decoder's resampling to the video frames assumes frame k at k · 20 ms."""
     from .encoder import load_encoder
 
     encoder = load_encoder(encoder_dir, layer="weighted")
 
     def features(samples: np.ndarray) -> np.ndarray:
-        states = encoder.hidden_states(np.asarray(samples, np.float32))  # (S, T, H)
-        x = states.permute(1, 0, 2).reshape(states.shape[1], -1).numpy()
+        x = np.asarray(samples, np.float32)
+        states = encoder.hidden_states(x)  # (S, T, H)
+        n_frames = max(1, int(np.ceil(len(x) / HOP)))
+        flat = encoder.frames_at(states.permute(1, 0, 2).reshape(states.shape[1], -1), n_frames, FEATURE_RATE).numpy()
         # Standardised per dimension over the input like log_mel: the pre-LN transformer's residual stream
         # grows layer by layer, and unscaled states slow the decoder's training (measured: held-out loss
         # 2.29 vs log-mel's 1.75 after 14 epochs). fp16, as the decoder's inputs are read (train._batch,
         # train.decode): a training corpus of 24 h is 4.3 M frames × 1024 states, 8.8 GB in fp16.
-        return ((x - x.mean(0)) / (x.std(0) + 1e-3)).astype(np.float16)
+        flat = ((flat - flat.mean(0)) / (flat.std(0) + 1e-3)).astype(np.float16)
+        return np.concatenate([log_mel(x).astype(np.float16), flat], axis=1) if with_log_mel else flat
 
     return features
 
@@ -67,7 +79,8 @@ def decoder_features(config: dict, model_dir: str | Path):
     kind = config.get("features", LOG_MEL_FEATURES)
     if kind == LOG_MEL_FEATURES:
         return log_mel
-    if kind == SSL_FEATURES:
+    if kind in ENCODER_FEATURES:
         encoder_dir = Path(config["encoder"])
-        return ssl_features(encoder_dir if encoder_dir.is_absolute() else Path(model_dir) / encoder_dir)
+        return ssl_features(encoder_dir if encoder_dir.is_absolute() else Path(model_dir) / encoder_dir,
+                            with_log_mel=kind == LOG_MEL_AND_SSL_FEATURES)
     raise LatticeTalkError(f"{model_dir}: decoder features {kind!r} are not known to this LatticeTalk; update it")

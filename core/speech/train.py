@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import LatticeTalkError
-from .features import FEATURE_RATE, log_mel
+from .features import FEATURE_RATE, N_MELS, log_mel
 
 FPS = 30.0
 WINDOW_SECONDS = 3.0
@@ -97,8 +97,8 @@ def _batch(examples: list[Example], rng: np.random.Generator, size: int, perturb
         start = int(rng.integers(steps)) if len(ex.jaw) > n30 else 0
         f0, t0 = start * 5, start * 3
         f = ex.features[f0:f0 + n50]
-        if perturb:
-            f = perturb_voice(f, rng)
+        if perturb:  # on the log-mel bands, which come first (encoder states after them stay as they are)
+            f = np.concatenate([perturb_voice(f[:, :N_MELS].astype(np.float32), rng), f[:, N_MELS:]], axis=1)
         feats.append(np.pad(f, ((0, n50 - len(f)), (0, 0))))
         for store, arr in ((units, ex.units), (jaws, ex.jaw), (masks, ex.bilabial), (closures, ex.closure),
                            (classes, ex.mouth_class)):
@@ -153,13 +153,15 @@ def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30,
                   batch_size: int = 24, lr: float = 2e-3, seed: int = 0, patience: int = 5,
                   hidden: int = 160, dilations: tuple[int, ...] = (1, 2, 4, 8, 1, 2),
                   weights: LossWeights = LossWeights(), init_from: str | Path | None = None, perturb: bool = True,
-                  encoder: str | Path | None = None,
+                  encoder: str | Path | None = None, encoder_states_only: bool = False,
                   progress: Callable[[int, float, float], None] | None = None) -> dict:
     """Train, keep the best held-out checkpoint in ``out_dir``, resume if one is there; returns history.
 
     ``init_from``: a trained decoder folder to fine-tune (its architecture is kept; heads it lacks, such
-    as the mouth-class head, start fresh). ``encoder``: an SSL encoder folder whose hidden states are the
-    features (else log-mel); voice perturbation works on mel bands, so it is off with an encoder."""
+    as the mouth-class head, start fresh; a log-mel decoder fine-tuned with an encoder gets the encoder's
+    inputs added at zero weight, :func:`widened_input`). ``encoder``: an SSL encoder folder whose hidden states
+    join the log-mel bands as features (``encoder_states_only``: replace them; voice perturbation works on mel
+    bands, so it is then off)."""
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -170,13 +172,13 @@ def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30,
     from ..landmark_rig import LandmarkRig
     from ..mediapipe_points import LIPS
     from .decoder import MotionDecoder
-    from .features import LOG_MEL_FEATURES, SSL_FEATURES, decoder_features
+    from .features import LOG_MEL_AND_SSL_FEATURES, LOG_MEL_FEATURES, SSL_FEATURES, decoder_features
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    perturb = perturb and encoder is None
+    perturb = perturb and not (encoder is not None and encoder_states_only)
     feature_config = {"features": LOG_MEL_FEATURES} if encoder is None else \
-        {"features": SSL_FEATURES, "encoder": str(Path(encoder).resolve())}
+        {"features": SSL_FEATURES if encoder_states_only else LOG_MEL_AND_SSL_FEATURES, "encoder": str(Path(encoder).resolve())}
     features = decoder_features(feature_config, out_dir)
     train = load_examples(corpus_dir, "train", features)
     heldout = load_examples(corpus_dir, "heldout", features)
@@ -189,7 +191,9 @@ def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30,
         hidden, dilations = start_config["model"]["hidden"], tuple(start_config["model"]["dilations"])
     model = MotionDecoder(train[0].features.shape[1], len(names), hidden=hidden, dilations=dilations, n_classes=n_classes)
     if init_from is not None:
-        model.load_state_dict({k: v for k, v in start.state_dict().items() if k in model.state_dict()}, strict=False)
+        state = widened_input(start.state_dict(), start_config.get("features", LOG_MEL_FEATURES), model, feature_config["features"],
+                              init_from)
+        model.load_state_dict({k: v for k, v in state.items() if k in model.state_dict()}, strict=False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
     out_dir = Path(out_dir)
@@ -233,6 +237,24 @@ def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30,
         if epoch - history["best_epoch"] >= patience:
             break
     return history
+
+
+def widened_input(state: dict, start_features: str, model, features: str, start_dir: str | Path) -> dict:
+    """The state of a decoder to fine-tune, fitted to ``model``'s input: unchanged for the same features; for a
+    log-mel decoder fine-tuned on log-mel + encoder states, its input layer gets zero weights for the states,
+    so fine-tuning starts from exactly the log-mel decoder and the encoder is added only as far as it helps."""
+    import torch
+
+    from .features import LOG_MEL_AND_SSL_FEATURES, LOG_MEL_FEATURES
+
+    if start_features == features and state["inp.weight"].shape == model.inp.weight.shape:
+        return state
+    if start_features == LOG_MEL_FEATURES and features == LOG_MEL_AND_SSL_FEATURES:
+        weight = torch.zeros_like(model.inp.weight)
+        weight[:, :N_MELS] = state["inp.weight"]
+        return {**state, "inp.weight": weight}
+    raise LatticeTalkError(f"{start_dir}: a decoder trained on {start_features!r} features cannot be fine-tuned on "
+                           f"{features!r} (with another encoder, or from encoder states to log-mel); train from scratch")
 
 
 def load_decoder(folder: str | Path):
