@@ -240,13 +240,18 @@ def test_a_decoder_on_our_ssl_encoder_trains_evaluates_and_generates(tmp_path):
     from lattice_talk.core.speech.features import LOG_MEL_AND_SSL_FEATURES, decoder_features
     from lattice_talk.core.speech.train import decode, load_examples
 
+    import shutil
+
     (tmp_path / "log_mel").mkdir()
     start = save_tiny_decoder(tmp_path / "log_mel")
-    assert main(["speech", "train", "--corpus", str(tmp_path / "corpus"), "--out", str(tmp_path / "widened"),
+    shutil.copytree(tmp_path / "ssl", tmp_path / "trained" / "encoder")  # the encoder inside the model folder
+    assert main(["speech", "train", "--corpus", str(tmp_path / "corpus"), "--out", str(tmp_path / "trained"),
                  "--epochs", "1", "--steps-per-epoch", "1", "--lr", "1e-12", "--init-from", str(start),
-                 "--encoder", str(tmp_path / "ssl"), "--calibrate-limit", "0", "--quiet"]) == 0
+                 "--encoder", str(tmp_path / "trained" / "encoder"), "--calibrate-limit", "0", "--quiet"]) == 0
+    (tmp_path / "trained").rename(tmp_path / "widened")  # ... moves with it
     widened, widened_config = load_decoder(tmp_path / "widened")
     assert widened_config["features"] == LOG_MEL_AND_SSL_FEATURES and widened_config["voice_perturbation"] is True
+    assert widened_config["encoder"] == "encoder" and decoder_config["encoder"] == str((tmp_path / "ssl").resolve())
     assert widened_config["model"]["in_dim"] == N_MELS + 3 * 32
     audio = load_examples(tmp_path / "corpus", "heldout", limit=1)[0].utterance.audio
     both = decoder_features(widened_config, tmp_path / "widened")(audio)

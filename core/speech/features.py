@@ -72,15 +72,13 @@ def ssl_features(encoder_dir: str | Path, with_log_mel: bool = False):
 
 
 def decoder_features(config: dict, model_dir: str | Path):
-    """The feature function a trained decoder was trained on (``decoder.json`` "features" / "encoder"; a
-    relative encoder path is inside the model folder)."""
+    """The feature function a trained decoder was trained on (``decoder.json`` "features" / "encoder")."""
     from ..errors import LatticeTalkError
 
     kind = config.get("features", LOG_MEL_FEATURES)
     if kind == LOG_MEL_FEATURES:
         return log_mel
-    if kind in ENCODER_FEATURES:
-        encoder_dir = Path(config["encoder"])
-        return ssl_features(encoder_dir if encoder_dir.is_absolute() else Path(model_dir) / encoder_dir,
-                            with_log_mel=kind == LOG_MEL_AND_SSL_FEATURES)
+    if kind in ENCODER_FEATURES:  # "encoder": a folder inside the model folder, an absolute folder or a hub id
+        inside = Path(model_dir) / config["encoder"]
+        return ssl_features(inside if inside.is_dir() else config["encoder"], with_log_mel=kind == LOG_MEL_AND_SSL_FEATURES)
     raise LatticeTalkError(f"{model_dir}: decoder features {kind!r} are not known to this LatticeTalk; update it")

@@ -178,7 +178,7 @@ def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30,
     rng = np.random.default_rng(seed)
     perturb = perturb and not (encoder is not None and encoder_states_only)
     feature_config = {"features": LOG_MEL_FEATURES} if encoder is None else \
-        {"features": SSL_FEATURES if encoder_states_only else LOG_MEL_AND_SSL_FEATURES, "encoder": str(Path(encoder).resolve())}
+        {"features": SSL_FEATURES if encoder_states_only else LOG_MEL_AND_SSL_FEATURES, "encoder": encoder_reference(encoder, out_dir)}
     features = decoder_features(feature_config, out_dir)
     train = load_examples(corpus_dir, "train", features)
     heldout = load_examples(corpus_dir, "heldout", features)
@@ -237,6 +237,16 @@ def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30,
         if epoch - history["best_epoch"] >= patience:
             break
     return history
+
+
+def encoder_reference(encoder: str | Path, out_dir: str | Path) -> str:
+    """How ``decoder.json`` names its encoder: relative to the decoder folder when the encoder lies inside it
+    (the folder then moves as one model), else the absolute folder, or a hub id as given."""
+    path = Path(encoder).expanduser()
+    if not path.is_dir():
+        return str(encoder)
+    path, out = path.resolve(), Path(out_dir).resolve()
+    return str(path.relative_to(out)) if path.is_relative_to(out) else str(path)
 
 
 def widened_input(state: dict, start_features: str, model, features: str, start_dir: str | Path) -> dict:
