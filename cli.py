@@ -335,6 +335,14 @@ def _cmd_speech_pretrain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_speech_export_encoder(args: argparse.Namespace) -> int:
+    """A pretraining checkpoint's encoder as it ships: bare Wav2Vec2Model, fp16 safetensors."""
+    from .core.speech.pretrain import export_encoder
+
+    print(f"encoder in {export_encoder(args.checkpoint, args.out)}")
+    return EXIT_OK
+
+
 def _cmd_speech_train(args: argparse.Namespace) -> int:
     """Train the decoder (features → default-head mouth motion) on a corpus, resumable, early stopping."""
     from tqdm import tqdm
@@ -590,6 +598,11 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--front-end", choices=("conv", "log_mel"), default="log_mel",
                      help="feature front end of a new run: learned convolutions or a fixed log-mel filterbank (default)")
     pre.set_defaults(func=_cmd_speech_pretrain)
+    export = speech_sub.add_parser("export-encoder", help="a pretraining checkpoint's encoder as it ships (fp16, no "
+                                                          "quantizer or optimizer state)")
+    export.add_argument("--checkpoint", required=True, help="folder written by 'speech pretrain'")
+    export.add_argument("--out", required=True, help="new folder, e.g. inside the decoder's folder: models/speech/encoder")
+    export.set_defaults(func=_cmd_speech_export_encoder)
     train = speech_sub.add_parser("train", help="train the decoder on a corpus (resumes from --out)")
     train.add_argument("--corpus", required=True)
     train.add_argument("--out", required=True)

@@ -120,3 +120,16 @@ def test_skip_extends_a_corpus_with_new_utterances(tmp_path):
     assert summary["skipped_utterances"] == 40
     ids = [u.id for split in ("train", "heldout") for u in Corpus(tmp_path / "more").utterances(split)]
     assert ids and all(int(i.split("-")[1]) >= 40 for i in ids)
+
+
+def test_frame_pitch_finds_the_voice_and_is_the_same_in_blocks(monkeypatch):
+    """Pitch per frame on long takes goes block by block (bounded memory): same answer as one block."""
+    from lattice_talk.core.data import articulation
+
+    t = np.arange(16000 * 3) / 16000
+    voiced = t < 1.5
+    tone = (np.sin(2 * np.pi * 150.0 * t) * voiced).astype(np.float32)
+    whole = articulation.frame_pitch(tone, 16000, 30.0, 90)
+    assert np.all(np.abs(whole[5:40] - 150.0) < 5.0) and not whole[50:].any()
+    monkeypatch.setattr(articulation, "PITCH_BLOCK", 7)
+    assert np.array_equal(articulation.frame_pitch(tone, 16000, 30.0, 90), whole)

@@ -240,11 +240,26 @@ def test_a_decoder_on_our_ssl_encoder_trains_evaluates_and_generates(tmp_path):
     from lattice_talk.core.speech.features import LOG_MEL_AND_SSL_FEATURES, decoder_features
     from lattice_talk.core.speech.train import decode, load_examples
 
-    import shutil
-
     (tmp_path / "log_mel").mkdir()
     start = save_tiny_decoder(tmp_path / "log_mel")
-    shutil.copytree(tmp_path / "ssl", tmp_path / "trained" / "encoder")  # the encoder inside the model folder
+    # The encoder as it ships, inside the model folder: bare model, fp16, no optimizer or trainer state.
+    from safetensors import safe_open
+
+    from lattice_talk.core.speech.encoder import load_encoder
+
+    export = ["speech", "export-encoder", "--checkpoint", str(tmp_path / "ssl"), "--out", str(tmp_path / "trained" / "encoder")]
+    assert main(export) == 0
+    assert sorted(p.name for p in (tmp_path / "trained" / "encoder").iterdir()) == [
+        "config.json", "model.safetensors", "preprocessor_config.json"]
+    with safe_open(str(tmp_path / "trained" / "encoder" / "model.safetensors"), "pt") as weights:
+        assert {weights.get_tensor(k).dtype for k in weights.keys()} == {torch.float16}
+        assert not any(k.startswith("quantizer") for k in weights.keys())
+    probe = speech(tmp_path / "probe.wav", 1.0)
+    probe_audio = __import__("soundfile").read(probe, dtype="float32")[0]
+    exported = load_encoder(tmp_path / "trained" / "encoder").hidden_states(probe_audio)
+    original = load_encoder(tmp_path / "ssl").hidden_states(probe_audio)
+    assert torch.allclose(exported, original, atol=0.05 * float(original.abs().max()))
+    assert main(export) != 0  # never into a folder that holds something
     assert main(["speech", "train", "--corpus", str(tmp_path / "corpus"), "--out", str(tmp_path / "trained"),
                  "--epochs", "1", "--steps-per-epoch", "1", "--lr", "1e-12", "--init-from", str(start),
                  "--encoder", str(tmp_path / "trained" / "encoder"), "--calibrate-limit", "0", "--quiet"]) == 0

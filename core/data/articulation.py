@@ -163,6 +163,9 @@ def frame_energy(audio: np.ndarray, sample_rate: int, fps: float, n_frames: int)
     return out
 
 
+PITCH_BLOCK = 1024  # frames per FFT block: bounded memory on long takes (10 min at 30 fps in one go peaked at ~1 GB)
+
+
 def frame_pitch(audio: np.ndarray, sample_rate: int, fps: float, n_frames: int, fmin: float = 70.0, fmax: float = 400.0) -> np.ndarray:
     """F0 per frame in Hz from the normalised autocorrelation (0 where unvoiced)."""
     win = int(0.04 * sample_rate)
@@ -170,15 +173,16 @@ def frame_pitch(audio: np.ndarray, sample_rate: int, fps: float, n_frames: int, 
     lags = np.arange(int(sample_rate / fmax), int(sample_rate / fmin))
     f0 = np.zeros(n_frames)
     starts = (np.arange(n_frames) * hop).astype(int)
-    frames = np.stack([np.pad(audio[s:s + win], (0, max(0, win - len(audio[s:s + win])))) for s in starts])
-    frames = frames - frames.mean(1, keepdims=True)
-    spectrum = np.fft.rfft(frames, 2 * win)
-    acf = np.fft.irfft(np.abs(spectrum) ** 2)[:, :win]
-    norm = np.maximum(acf[:, :1], 1e-12)
-    acf = acf / norm
-    best = lags[np.argmax(acf[:, lags], axis=1)]
-    voiced = acf[np.arange(n_frames), best] > 0.45
-    f0[voiced] = sample_rate / best[voiced]
+    for first in range(0, n_frames, PITCH_BLOCK):
+        block = starts[first:first + PITCH_BLOCK]
+        frames = np.stack([np.pad(audio[s:s + win], (0, max(0, win - len(audio[s:s + win])))) for s in block])
+        frames = frames - frames.mean(1, keepdims=True)
+        spectrum = np.fft.rfft(frames, 2 * win)
+        acf = np.fft.irfft(np.abs(spectrum) ** 2)[:, :win]
+        acf = acf / np.maximum(acf[:, :1], 1e-12)
+        best = lags[np.argmax(acf[:, lags], axis=1)]
+        voiced = acf[np.arange(len(block)), best] > 0.45
+        f0[first:first + len(block)][voiced] = sample_rate / best[voiced]
     return f0
 
 

@@ -302,3 +302,22 @@ def _save_checkpoint(out: Path, model: Any, optimizer: Any, state: dict) -> None
     for name in names:
         os.replace(side / name, out / name)
     side.rmdir()
+
+
+def export_encoder(checkpoint_dir: str | Path, out_dir: str | Path) -> Path:
+    """The encoder of a pretraining checkpoint as it ships: the bare ``Wav2Vec2Model`` (no quantizer, optimizer
+    or trainer state) in fp16 safetensors with its feature-extractor settings; :func:`load_encoder` reads it back
+    in fp32. Put it inside a decoder's folder (``speech train --encoder DIR/encoder --out DIR``) so they move as
+    one model."""
+    from transformers import Wav2Vec2FeatureExtractor
+
+    from .encoder import load_encoder, quiet_transformers
+
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        raise LatticeTalkError(f"{out}: not empty; export the encoder into a new folder")
+    encoder = load_encoder(checkpoint_dir, layer="last")
+    with quiet_transformers():
+        encoder.model.half().save_pretrained(out)
+        Wav2Vec2FeatureExtractor.from_pretrained(str(checkpoint_dir)).save_pretrained(out)
+    return out
