@@ -8,6 +8,8 @@ import math
 import os
 import re
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -386,7 +388,7 @@ def test_log_mel_front_end_pretrains_saves_and_reloads(tiny_corpus, tmp_path, no
 
     from lattice_talk.core.data.corpus import Corpus
 
-    encoder = load_encoder(out, layer=0)
+    encoder = load_encoder(out, layer=0, plain_torch=False)  # the transformers model with the front end installed
     audio = next(iter(Corpus(tiny_corpus).utterances("train"))).audio.astype(np.float32)  # synthesised speech
     features = encoder.model.feature_extractor(torch.from_numpy(audio)[None])[0].T.numpy()
     assert features.shape == (encoder.n_features(len(audio)), 80)
@@ -407,6 +409,17 @@ def test_log_mel_front_end_pretrains_saves_and_reloads(tiny_corpus, tmp_path, no
     level = projected[5:half - 5] - projected[half + 5:2 * half - 5]
     consistency = np.linalg.norm(level.mean(0)) / np.linalg.norm(level, axis=1).mean()
     assert consistency > 0.7  # measured 0.88 here, 0.26 with the LayerNorm
+
+    # The same checkpoint through the plain-torch path (what generate uses): the same hidden states, the
+    # same encoding, and transformers is never imported for it (a fresh process).
+    light = load_encoder(out, layer="weighted")
+    assert type(light.model).__name__ == "LightWav2Vec2" and light.normalize == encoder.normalize
+    reference_states = load_encoder(out, layer="weighted", plain_torch=False).hidden_states(audio)
+    assert torch.allclose(light.hidden_states(audio), reference_states, atol=1e-5)
+    code = ("import sys, numpy as np; from lattice_talk.core.speech.encoder import load_encoder; "
+            f"e = load_encoder({str(out)!r}); s = e.hidden_states(np.zeros(16000, np.float32) + 0.01); "
+            "assert s.shape[0] == 3, s.shape; assert 'transformers' not in sys.modules; print('ok')")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "ok"
 
     config.update({FRONT_END_KEY: "log_mel_80"})  # a checkpoint of the first front end: one clear error
     with pytest.raises(LatticeTalkError, match="pretrain' again"):

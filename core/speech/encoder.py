@@ -24,7 +24,7 @@ not (the chunk limits what it attends to).
 alignment); video frame ``j`` is at ``j / fps`` seconds, as in the corpus articulation.
 
 Import cost: this module imports numpy only; torch and transformers are imported inside the functions that need
-them. ``torch.set_num_threads`` is the caller's business.
+them, and our own log-mel front-end encoder loads without transformers (:mod:`.light_encoder`). ``torch.set_num_threads`` is the caller's business.
 """
 
 from __future__ import annotations
@@ -337,14 +337,27 @@ class SpeechEncoder:
 
 
 def load_encoder(source: str | os.PathLike[str], layer: int | str = "weighted", device: str = "cpu",
-                 allow_download: bool = False) -> SpeechEncoder:
+                 allow_download: bool = False, plain_torch: bool = True) -> SpeechEncoder:
     """A :class:`SpeechEncoder` from a checkpoint folder or (``allow_download=True``, or already cached) a hub id.
 
     With ``allow_download=False`` (the default) nothing touches the network: ``HF_HUB_OFFLINE=1`` is set while
     loading and every call passes ``local_files_only=True``; a hub id that is not in the local cache raises one
-    :class:`SpeechEncoderError` saying what to download and where to point the add-on."""
+    :class:`SpeechEncoderError` saying what to download and where to point the add-on.
+
+    ``plain_torch``: a folder holding our own log-mel front-end encoder runs through :mod:`.light_encoder`
+    (the same hidden states without importing transformers); ``False`` always gives the transformers model
+    (to save it again, or to train it)."""
+    from . import light_encoder
+
     text = os.fspath(source)
     path = Path(text).expanduser()
+    if path.is_dir() and plain_torch and light_encoder.fits(path):
+        _check_folder(path)
+        try:
+            model, config = light_encoder.load(path)
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise SpeechEncoderError(f"{path}: cannot load the wav2vec2 weights ({exc})") from exc
+        return _speech_encoder(model, config, str(path), path, layer, device, local_only=True)
     if path.is_dir():
         return _load(str(path), path, layer, device, allow_download=False)
     if path.exists():
@@ -391,10 +404,14 @@ def _load(source: str, folder: Path | None, layer: int | str, device: str, allow
         if missing:
             raise SpeechEncoderError(f"{source}: the checkpoint lacks {len(missing)} of the {model_name}'s weights "
                                      f"(e.g. {sorted(missing)[:3]}); it is not a {model_type} encoder checkpoint")
-        normalize, rate = _feature_extractor_settings(source, folder, config, local_only)
+        return _speech_encoder(model.float(), config, source, folder, layer, device, local_only)
+
+
+def _speech_encoder(model: Any, config: Any, source: str, folder: Path | None, layer: int | str, device: str,
+                    local_only: bool) -> SpeechEncoder:
+    normalize, rate = _feature_extractor_settings(source, folder, config, local_only)
     if rate != SAMPLE_RATE:
         raise SpeechEncoderError(f"{source}: the model expects {rate} Hz audio; LatticeTalk feeds {SAMPLE_RATE} Hz")
-    model = model.float()
     return SpeechEncoder(model, config, layer=layer, normalize=normalize, sample_rate=rate, source=source, device=device)
 
 

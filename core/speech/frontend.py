@@ -71,6 +71,11 @@ def _module_class() -> type:
     return _MODULE_CLASS
 
 
+def log_mel_module() -> Any:
+    """A new :class:`LogMelFrontEnd` (torch module, no weights)."""
+    return _module_class()()
+
+
 def install(model: Any) -> Any:
     """Put the log-mel front end into a ``Wav2Vec2Model`` or ``Wav2Vec2ForPreTraining`` whose config asks for
     it, without the feature projection's per-frame LayerNorm; other models are returned untouched."""
@@ -82,7 +87,7 @@ def install(model: Any) -> Any:
         import torch
 
         base = getattr(model, "wav2vec2", model)
-        base.feature_extractor = _module_class()()
+        base.feature_extractor = log_mel_module()
         base.feature_projection.layer_norm = torch.nn.Identity()
     return model
 

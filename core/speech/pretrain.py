@@ -316,7 +316,7 @@ def export_encoder(checkpoint_dir: str | Path, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise LatticeTalkError(f"{out}: not empty; export the encoder into a new folder")
-    encoder = load_encoder(checkpoint_dir, layer="last")
+    encoder = load_encoder(checkpoint_dir, layer="last", plain_torch=False)
     with quiet_transformers():
         encoder.model.half().save_pretrained(out)
         Wav2Vec2FeatureExtractor.from_pretrained(str(checkpoint_dir)).save_pretrained(out)
