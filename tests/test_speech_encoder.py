@@ -424,3 +424,41 @@ def test_log_mel_front_end_pretrains_saves_and_reloads(tiny_corpus, tmp_path, no
     config.update({FRONT_END_KEY: "log_mel_80"})  # a checkpoint of the first front end: one clear error
     with pytest.raises(LatticeTalkError, match="pretrain' again"):
         install(type(encoder.model)(config))
+
+
+@pytest.fixture(scope="module")
+def decoder_corpus(tmp_path_factory):
+    """A corpus with train and held-out utterances (a decoder's training needs both)."""
+    from lattice_talk.core.data.corpus import synth_corpus
+
+    root = tmp_path_factory.mktemp("decoder_corpus")
+    synth_corpus(root, hours=0.004, seed=1, workers=1)
+    return root
+
+
+@pytest.mark.parametrize("kind", ["hubert", "wavlm"])
+def test_a_speech_model_on_a_hubert_or_wavlm_encoder_generates_a_take(checkpoints, kind, decoder_corpus, tmp_path,
+                                                                      no_network):
+    """The README's pretrained-encoder workflow with tiny random-init HuBERT and WavLM saved and reloaded: the
+    encoder inside the model folder, a decoder trained on its states, then `generate --speech-model`."""
+    import shutil
+
+    import soundfile
+
+    from lattice_talk.core.clip import load_clip
+    from lattice_talk.core.speech.features import LOG_MEL_AND_SSL_FEATURES
+
+    model = tmp_path / f"{kind}_model"
+    shutil.copytree(checkpoints[kind], model / "encoder")
+    assert main(["speech", "train", "--corpus", str(decoder_corpus), "--out", str(model), "--encoder", str(model / "encoder"),
+                 "--epochs", "1", "--steps-per-epoch", "1", "--hidden", "32", "--dilations", "1", "--calibrate-limit", "0",
+                 "--quiet"]) == 0
+    config = json.loads((model / "decoder.json").read_text())
+    assert config["encoder"] == "encoder" and config["features"] == LOG_MEL_AND_SSL_FEATURES
+    assert config["model"]["in_dim"] == 80 + 3 * TINY["hidden_size"]  # the bands + all 3 hidden states
+    soundfile.write(tmp_path / "line.wav", speech_like(1.5), SR)
+    assert main(["generate", str(tmp_path / "line.wav"), "--out", str(tmp_path / "take.npz"), "--speech-model", str(model),
+                 "--quiet"]) == 0
+    clip = load_clip(tmp_path / "take.npz")
+    assert clip.n_frames == 45 and clip.provenance["features"] == LOG_MEL_AND_SSL_FEATURES
+    assert np.isfinite(clip.expression).all() and np.isfinite(clip.jaw).all()
