@@ -86,7 +86,7 @@ def available_pipelines() -> list[str]:
 def get_pipeline(name: str | None = None, speech_model: str | Path | None = None, threads: int | None = None) -> Pipeline:
     """The named pipeline (default: the only or ``"speech"`` one). ``speech_model``: a folder made by
     ``speech train`` instead of the shipped model; ``threads``: torch CPU threads for it."""
-    if speech_model is not None:
+    if speech_model is not None and name in (None, "speech"):
         from .speech.pipeline import weights_installed
 
         if not weights_installed(Path(speech_model)):

@@ -63,7 +63,9 @@ def chosen_pipeline(context, name: str):
     from ..preferences import get_settings
 
     settings = get_settings(context)
-    return get_pipeline(name or None, speech_model=settings.speech_model, threads=settings.resolved_torch_threads)
+    if name:  # a named pipeline: the speech-model preference is not its business
+        return get_pipeline(name, threads=settings.resolved_torch_threads)
+    return get_pipeline(speech_model=settings.speech_model, threads=settings.resolved_torch_threads)
 
 
 def write_result(context, objects, clip, take_name: str, audio_path: Path, report) -> bool:

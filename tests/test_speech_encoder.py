@@ -240,7 +240,7 @@ def test_missing_hub_id_offline_says_what_to_download(no_network):
     message = str(info.value)
     assert "lattice-talk-tests/no-such-encoder is not in the local cache and downloads are off" in message
     assert "hf download lattice-talk-tests/no-such-encoder --local-dir" in message
-    assert "point `speech train --encoder` at it" in message
+    assert "point `speech train --encoder`" in message
     assert os.environ.get("HF_HUB_OFFLINE") == before  # restored after the load
 
 
@@ -424,6 +424,31 @@ def test_log_mel_front_end_pretrains_saves_and_reloads(tiny_corpus, tmp_path, no
     config.update({FRONT_END_KEY: "log_mel_80"})  # a checkpoint of the first front end: one clear error
     with pytest.raises(LatticeTalkError, match="pretrain' again"):
         install(type(encoder.model)(config))
+
+
+def test_plain_torch_encoder_matches_transformers(tmp_path):
+    """Our log-mel front-end wav2vec 2.0 run in plain torch (what generate uses) gives transformers' hidden states,
+    here with an odd positional kernel and a non-default LayerNorm epsilon; a damaged weights file is one clear
+    error."""
+    from lattice_talk.core.speech import frontend
+
+    config = small_config(hidden_size=32, num_layers=2, num_heads=2, pos_conv_width=7, pos_conv_groups=2,
+                          layer_norm_eps=1e-3, front_end="log_mel")
+    torch.manual_seed(3)
+    model = frontend.install(transformers.Wav2Vec2Model(config))
+    model.save_pretrained(tmp_path / "ours")
+    light = load_encoder(tmp_path / "ours")
+    reference = load_encoder(tmp_path / "ours", plain_torch=False)
+    assert type(light.model).__name__ == "LightWav2Vec2" and type(reference.model).__name__ == "Wav2Vec2Model"
+    audio = speech_like(2.0)
+    assert torch.allclose(light.hidden_states(audio), reference.hidden_states(audio), atol=1e-5)
+    assert torch.allclose(light.encode(audio), reference.encode(audio), atol=1e-5)
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "config.json").write_text((tmp_path / "ours" / "config.json").read_text())
+    (damaged / "model.safetensors").write_bytes((tmp_path / "ours" / "model.safetensors").read_bytes()[:5000])
+    with pytest.raises(LatticeTalkError, match="damaged: cannot load the wav2vec2 weights"):
+        load_encoder(damaged)
 
 
 @pytest.fixture(scope="module")

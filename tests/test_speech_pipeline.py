@@ -238,6 +238,7 @@ def test_a_decoder_on_our_ssl_encoder_trains_evaluates_and_generates(tmp_path):
     assert clip.n_frames == 50 and clip.provenance["features"] == SSL_FEATURES and np.isfinite(clip.expression).all()
     # Encoder states next to the log-mel bands: a log-mel decoder fine-tuned with the encoder starts as itself.
     from lattice_talk.core.speech.features import LOG_MEL_AND_SSL_FEATURES, decoder_features
+    from lattice_talk.core.errors import LatticeTalkError
     from lattice_talk.core.speech.train import decode, load_examples
 
     (tmp_path / "log_mel").mkdir()
@@ -265,6 +266,11 @@ def test_a_decoder_on_our_ssl_encoder_trains_evaluates_and_generates(tmp_path):
                  "--encoder", str(tmp_path / "trained" / "encoder"), "--calibrate-limit", "0", "--quiet"]) == 0
     (tmp_path / "trained").rename(tmp_path / "widened")  # ... moves with it
     widened, widened_config = load_decoder(tmp_path / "widened")
+    (tmp_path / "orphan").mkdir()  # the decoder without the encoder it names: one clear error when loading
+    for name in ("decoder.json", DECODER_FILE):
+        (tmp_path / "orphan" / name).write_bytes((tmp_path / "widened" / name).read_bytes())
+    with pytest.raises(LatticeTalkError, match="the speech encoder its decoder.json names \\(encoder\\) is not there"):
+        SpeechPipeline(tmp_path / "orphan", threads=1).prepare()
     assert widened_config["features"] == LOG_MEL_AND_SSL_FEATURES and widened_config["voice_perturbation"] is True
     assert widened_config["encoder"] == "encoder" and decoder_config["encoder"] == str((tmp_path / "ssl").resolve())
     assert widened_config["model"]["in_dim"] == N_MELS + 3 * 32

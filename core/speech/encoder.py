@@ -56,7 +56,7 @@ DEFAULT_OVERLAP_SECONDS = 1.0
 # Keys a bare model may lack in a checkpoint without harm at inference (the mask embedding is used in training only).
 _OPTIONAL_KEYS = ("masked_spec_embed",)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_SETTING = "`speech train --encoder`"  # where an encoder is chosen: a decoder is trained on its features
+_SETTING = "`speech train --encoder` (or the speech model's decoder.json)"  # a decoder is trained on one encoder
 
 
 class SpeechEncoderError(LatticeTalkError):
@@ -355,8 +355,8 @@ def load_encoder(source: str | os.PathLike[str], layer: int | str = "weighted", 
         _check_folder(path)
         try:
             model, config = light_encoder.load(path)
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise SpeechEncoderError(f"{path}: cannot load the wav2vec2 weights ({exc})") from exc
+        except Exception as exc:  # a damaged file or config (safetensors, torch and json raise their own types)
+            raise SpeechEncoderError(f"{path}: cannot load the wav2vec2 weights ({type(exc).__name__}: {exc})") from exc
         return _speech_encoder(model, config, str(path), path, layer, device, local_only=True)
     if path.is_dir():
         return _load(str(path), path, layer, device, allow_download=False)
@@ -394,9 +394,9 @@ def _load(source: str, folder: Path | None, layer: int | str, device: str, allow
             with quiet_transformers():  # a pretraining checkpoint's unused quantizer is expected: no warning
                 model, info = model_class.from_pretrained(source, config=config, local_files_only=local_only,
                                                           use_safetensors=True, output_loading_info=True)
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # a damaged file raises safetensors' or torch's own error types
             if folder is not None:
-                raise SpeechEncoderError(f"{folder}: cannot load the {model_type} weights ({exc})") from exc
+                raise SpeechEncoderError(f"{folder}: cannot load the {model_type} weights ({type(exc).__name__}: {exc})") from exc
             raise _not_available(source, allow_download, exc) from exc
         frontend.install(model)  # a fixed log-mel front end has no weights in the checkpoint
         missing = [k for k in info.get("missing_keys", ()) if not k.endswith(_OPTIONAL_KEYS)

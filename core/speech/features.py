@@ -79,6 +79,10 @@ def decoder_features(config: dict, model_dir: str | Path):
     if kind == LOG_MEL_FEATURES:
         return log_mel
     if kind in ENCODER_FEATURES:  # "encoder": a folder inside the model folder, an absolute folder or a hub id
-        inside = Path(model_dir) / config["encoder"]
-        return ssl_features(inside if inside.is_dir() else config["encoder"], with_log_mel=kind == LOG_MEL_AND_SSL_FEATURES)
+        reference = str(config["encoder"])
+        folder = Path(model_dir) / reference  # an absolute reference stays itself
+        if not folder.is_dir() and (Path(reference).is_absolute() or "/" not in reference):
+            raise LatticeTalkError(f"{model_dir}: the speech encoder its decoder.json names ({reference}) is not there; "
+                                   "copy the encoder folder back (or train the decoder again)")
+        return ssl_features(folder if folder.is_dir() else reference, with_log_mel=kind == LOG_MEL_AND_SSL_FEATURES)
     raise LatticeTalkError(f"{model_dir}: decoder features {kind!r} are not known to this LatticeTalk; update it")

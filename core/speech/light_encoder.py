@@ -22,6 +22,7 @@ from typing import Any
 from . import frontend
 
 SUPPORTED_ACTIVATION = "gelu"
+POSITIONAL_WEIGHT_KEY = "encoder.pos_conv_embed.conv.parametrizations.weight.original0"
 
 
 def read_config(folder: Path) -> dict:
@@ -34,17 +35,25 @@ def fits(folder: Path) -> bool:
         config = read_config(folder)
     except (OSError, ValueError):
         return False
-    return (isinstance(config, dict) and config.get("model_type") == "wav2vec2"
+    if not (isinstance(config, dict) and config.get("model_type") == "wav2vec2"
             and config.get(frontend.FRONT_END_KEY) == frontend.LOG_MEL and config.get("do_stable_layer_norm") is True
             and config.get("hidden_act", "gelu") == SUPPORTED_ACTIVATION
             and config.get("feat_extract_activation", "gelu") == SUPPORTED_ACTIVATION
-            and not config.get("adapter_attn_dim") and (folder / "model.safetensors").is_file())
+            and not config.get("adapter_attn_dim") and not config.get("add_adapter")
+            and (folder / "model.safetensors").is_file()):
+        return False
+    try:  # the positional convolution's weight norm as a parametrization (older checkpoints: weight_g / weight_v)
+        from safetensors import safe_open
+
+        with safe_open(str(folder / "model.safetensors"), "np") as weights:
+            return any(k.endswith(POSITIONAL_WEIGHT_KEY) for k in weights.keys())
+    except Exception:  # unreadable: transformers' loader gives the clear error
+        return False
 
 
 def load(folder: Path) -> tuple[Any, SimpleNamespace]:
     """(model, config) for a folder that :func:`fits`: the model's ``__call__`` matches the transformers model's
     (``output_hidden_states``, ``.hidden_states``, ``.last_hidden_state``)."""
-    import torch
     from safetensors.torch import load_file
 
     config = SimpleNamespace(**read_config(folder))
@@ -53,9 +62,7 @@ def load(folder: Path) -> tuple[Any, SimpleNamespace]:
     state = {k.removeprefix("wav2vec2."): v.float() for k, v in load_file(str(folder / "model.safetensors")).items()}
     state = {k: v for k, v in state.items() if not k.startswith(("masked_spec_embed", "quantizer.", "project_"))}
     model.load_state_dict(state, strict=True)
-    with torch.no_grad():
-        model.eval()
-    return model, config
+    return model.eval(), config
 
 
 _MODEL_CLASS: type | None = None

@@ -314,10 +314,15 @@ def export_encoder(checkpoint_dir: str | Path, out_dir: str | Path) -> Path:
     from .encoder import load_encoder, quiet_transformers
 
     out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
-        raise LatticeTalkError(f"{out}: not empty; export the encoder into a new folder")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise LatticeTalkError(f"{out}: exists and is not an empty folder; export the encoder into a new folder")
     encoder = load_encoder(checkpoint_dir, layer="last", plain_torch=False)
+    side = out.with_name(out.name + ".export-tmp")  # written aside, moved in whole: a failure leaves no half folder
+    shutil.rmtree(side, ignore_errors=True)
     with quiet_transformers():
-        encoder.model.half().save_pretrained(out)
-        Wav2Vec2FeatureExtractor.from_pretrained(str(checkpoint_dir)).save_pretrained(out)
+        encoder.model.half().save_pretrained(side)
+        Wav2Vec2FeatureExtractor.from_pretrained(str(checkpoint_dir)).save_pretrained(side)
+    if out.exists():
+        out.rmdir()
+    os.replace(side, out)
     return out

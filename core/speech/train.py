@@ -174,6 +174,8 @@ def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30,
     from .decoder import MotionDecoder
     from .features import LOG_MEL_AND_SSL_FEATURES, LOG_MEL_FEATURES, SSL_FEATURES, decoder_features
 
+    if encoder_states_only and encoder is None:
+        raise LatticeTalkError("encoder states only (--encoder-states-only) needs an encoder (--encoder DIR)")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     perturb = perturb and not (encoder is not None and encoder_states_only)
@@ -264,7 +266,7 @@ def widened_input(state: dict, start_features: str, model, features: str, start_
         weight[:, :N_MELS] = state["inp.weight"]
         return {**state, "inp.weight": weight}
     raise LatticeTalkError(f"{start_dir}: a decoder trained on {start_features!r} features cannot be fine-tuned on "
-                           f"{features!r} (with another encoder, or from encoder states to log-mel); train from scratch")
+                           f"{features!r} (of another width, or from encoder states to log-mel); train from scratch")
 
 
 def load_decoder(folder: str | Path):
