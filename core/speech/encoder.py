@@ -351,8 +351,7 @@ def load_encoder(source: str | os.PathLike[str], layer: int | str = "weighted", 
 
     text = os.fspath(source)
     path = Path(text).expanduser()
-    if path.is_dir() and plain_torch and light_encoder.fits(path):
-        _check_folder(path)
+    if path.is_dir() and plain_torch and light_encoder.fits(path):  # fits() checked config.json and the weights file
         try:
             model, config = light_encoder.load(path)
         except Exception as exc:  # a damaged file or config (safetensors, torch and json raise their own types)

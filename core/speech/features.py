@@ -25,10 +25,15 @@ def _filterbank() -> np.ndarray:
     return mel_filterbank(rate=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=60.0, fmax=7600.0)
 
 
+def n_feature_frames(n_samples: int) -> int:
+    """Frames of the decoder's 50 Hz features for ``n_samples`` of 16 kHz audio: ceil(N / 320), at least one."""
+    return max(1, int(np.ceil(n_samples / HOP)))
+
+
 def log_mel(samples: np.ndarray) -> np.ndarray:
     """(N,) float32 at 16 kHz → (ceil(N / 320), 80) normalised log-mel, frame k centred at k·20 ms."""
     x = np.asarray(samples, np.float32)
-    n_frames = max(1, int(np.ceil(len(x) / HOP)))
+    n_frames = n_feature_frames(len(x))
     padded = np.pad(x, (WIN // 2, WIN // 2 + n_frames * HOP - len(x)))
     frames = np.lib.stride_tricks.sliding_window_view(padded, WIN)[::HOP][:n_frames] * np.hanning(WIN).astype(np.float32)
     power = np.abs(np.fft.rfft(frames, N_FFT)) ** 2
@@ -59,8 +64,8 @@ def ssl_features(encoder_dir: str | Path, with_log_mel: bool = False):
     def features(samples: np.ndarray) -> np.ndarray:
         x = np.asarray(samples, np.float32)
         states = encoder.hidden_states(x)  # (S, T, H)
-        n_frames = max(1, int(np.ceil(len(x) / HOP)))
-        flat = encoder.frames_at(states.permute(1, 0, 2).reshape(states.shape[1], -1), n_frames, FEATURE_RATE).numpy()
+        flat = encoder.frames_at(states.permute(1, 0, 2).reshape(states.shape[1], -1), n_feature_frames(len(x)),
+                                 FEATURE_RATE).numpy()
         # Standardised per dimension over the input like log_mel: the pre-LN transformer's residual stream
         # grows layer by layer, and unscaled states slow the decoder's training (measured: held-out loss
         # 2.29 vs log-mel's 1.75 after 14 epochs). fp16, as the decoder's inputs are read (train._batch,
