@@ -287,7 +287,7 @@ def bench_video_model() -> list[dict]:
     and 2 torch threads, and the non-learned retarget baseline, on the real talking-head clip's track."""
     import torch
 
-    from .core.motion.face_models import VIDEO_MODEL_DIR, RetargetFaceModel
+    from .core.motion.face_models import LEARNED_VIDEO_MODEL_DIR, RetargetFaceModel
     from .core.motion.video_model import load_face_model
     from .core.video.track import track_video
 
@@ -295,7 +295,7 @@ def bench_video_model() -> list[dict]:
     if not real.is_file():
         raise SystemExit(f"bench video-model needs the shared real clip: {real}")
     track = track_video(real, with_audio=False)
-    model = load_face_model(VIDEO_MODEL_DIR / "meshconv")
+    model = load_face_model(LEARNED_VIDEO_MODEL_DIR)
     threads = torch.get_num_threads()
     rows = []
     for n in (1, 2):

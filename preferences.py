@@ -1,4 +1,4 @@
-"""Add-on preferences: FLAME files, the speech model, compute device/threads, and the optional
+"""Add-on preferences: FLAME files, the speech and video face models, compute device/threads, and the optional
 Python dependencies (status + *Install Dependencies*).
 
 Callers read settings through :func:`get_preferences` (None when LatticeTalk is not enabled as an add-on,
@@ -22,6 +22,15 @@ SPEECH_MODEL_SOURCES = (
     ("DEFAULT", "Shipped default", "The speech model that ships with LatticeTalk (works offline)"),
     ("LOCAL", "Trained model folder", "A folder made by 'python -m lattice_talk speech train', e.g. a decoder "
      "trained on HuBERT, wav2vec 2.0 or WavLM features (see the README)"),
+)
+# The video face model turns a reference video's tracked points into the head's units and head pose.
+VIDEO_MODEL_SOURCES = (
+    ("INSTALLED", "Installed default", "What vendor_models/video/ holds: the retarget baseline unless a learned "
+     "model is installed there"),
+    ("LEARNED", "Learned (mesh convolution)", "The shipped learned model in vendor_models/video/meshconv: better "
+     "expressions and head pose on test renders, but a real speaker's own proportions can read as a raised brow "
+     "(see its MODEL_CARD.md)"),
+    ("LOCAL", "Trained model folder", "A folder made by 'python -m lattice_talk video train'"),
 )
 COMPUTE_DEVICES = (
     ("CPU", "CPU", "Run the models on the CPU"),
@@ -60,6 +69,17 @@ class LATTICETALK_AddonPreferences(bpy.types.AddonPreferences):
         subtype="DIR_PATH",
         description="Folder with decoder.json and decoder.safetensors, made by 'speech train'",
     )
+    video_model_source: EnumProperty(
+        name="Video model",
+        items=VIDEO_MODEL_SOURCES,
+        default="INSTALLED",
+        description="Which model reads the face and head pose from a reference video",
+    )
+    video_model_path: StringProperty(
+        name="Model folder",
+        subtype="DIR_PATH",
+        description="Folder with video_model.json and video_model.safetensors, made by 'video train'",
+    )
     compute_device: EnumProperty(
         name="Device",
         items=COMPUTE_DEVICES,
@@ -88,6 +108,12 @@ class LATTICETALK_AddonPreferences(bpy.types.AddonPreferences):
         box.prop(self, "speech_model_source")
         if self.speech_model_source == "LOCAL":
             box.prop(self, "speech_model_path")
+
+        box = layout.box()
+        box.label(text="Video model", icon="CAMERA_DATA")
+        box.prop(self, "video_model_source")
+        if self.video_model_source == "LOCAL":
+            box.prop(self, "video_model_path")
 
         box = layout.box()
         box.label(text="Compute", icon="SETTINGS")
@@ -169,6 +195,8 @@ class Settings:
     flame_embedding_path: str = ""
     speech_model_source: str = "DEFAULT"
     speech_model_path: str = ""
+    video_model_source: str = "INSTALLED"
+    video_model_path: str = ""
     compute_device: str = "CPU"
     torch_threads: int = 0  # 0 = automatic
 
@@ -183,6 +211,22 @@ class Settings:
             raise LatticeTalkError("Preferences › LatticeTalk › Speech model is 'Trained model folder' but no folder is "
                                    "set; choose one or switch back to the shipped default")
         return self.speech_model_path
+
+    @property
+    def video_model(self) -> str | None:
+        """The chosen video face model folder, or None for what ``vendor_models/video/`` holds."""
+        if self.video_model_source == "LEARNED":
+            from .core.motion.face_models import LEARNED_VIDEO_MODEL_DIR
+
+            return str(LEARNED_VIDEO_MODEL_DIR)
+        if self.video_model_source != "LOCAL":
+            return None
+        if not self.video_model_path:
+            from .core.errors import LatticeTalkError
+
+            raise LatticeTalkError("Preferences › LatticeTalk › Video model is 'Trained model folder' but no folder is "
+                                   "set; choose one or switch back to the installed default")
+        return self.video_model_path
 
     @property
     def resolved_torch_threads(self) -> int:
@@ -202,6 +246,8 @@ def get_settings(context=None) -> Settings:
         flame_embedding_path=path(prefs.flame_embedding_path),
         speech_model_source=prefs.speech_model_source,
         speech_model_path=path(prefs.speech_model_path),
+        video_model_source=prefs.video_model_source,
+        video_model_path=path(prefs.video_model_path),
         compute_device=prefs.compute_device,
         torch_threads=prefs.torch_threads,
     )

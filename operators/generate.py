@@ -35,6 +35,7 @@ def build_request(context, audio_path: str, video_path: str):
     from ..core.errors import LatticeTalkError
     from ..core.heads import create
     from ..core.pipeline import GenerateRequest, GenerateSettings, check_request
+    from ..preferences import get_settings
     from ..scene.character import check_take_target
     from ..scene.head_builder import HEAD_SOURCE_PROP
     from ..scene.take_writer import scene_fps
@@ -46,10 +47,12 @@ def build_request(context, audio_path: str, video_path: str):
     settings = context.scene.lattice_talk
     if not audio_path:
         raise LatticeTalkError("choose an audio file first")
+    video_model = get_settings(context).video_model if video_path else None
     request = GenerateRequest(
         audio_path=Path(bpy.path.abspath(audio_path)),
         head=create(objects.mesh.get(HEAD_SOURCE_PROP, "default")),
         video_path=Path(bpy.path.abspath(video_path)) if video_path else None,
+        video_model=Path(video_model) if video_model else None,
         settings=GenerateSettings(intensity=settings.intensity, head_motion=settings.head_motion, blinks=settings.blinks,
                                   fps=scene_fps(context.scene), start_frame=settings.start_frame, seed=settings.seed),
     )

@@ -347,3 +347,38 @@ def test_operator_generates_with_the_sidebar_video_and_refuses_a_bad_one(real_cl
         assert scene_snapshot(bpy) == before
     finally:
         lattice_talk.unregister()
+
+
+def test_operator_uses_the_video_model_chosen_in_the_preferences(real_clip, tiny_pipeline, tmp_path):
+    bpy = pytest.importorskip("bpy", reason="the operator needs the bpy wheel")
+    import lattice_talk
+    from clip_fixtures import scene_snapshot
+    from lattice_talk.core.motion.face_models import LEARNED_VIDEO_MODEL_DIR
+    from lattice_talk.scene.take_writer import PROVENANCE_PROP
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    lattice_talk.register()
+    addons = bpy.context.preferences.addons
+    prefs = addons.new()
+    prefs.module = lattice_talk.__name__
+    try:
+        bpy.ops.lattice_talk.add_head(source="DEFAULT")
+        settings = bpy.context.scene.lattice_talk
+        settings.audio_path, settings.video_path, settings.take_name = str(real_clip.wav), str(real_clip.video), "Learned"
+        prefs.preferences.video_model_source = "LEARNED"
+        assert bpy.ops.lattice_talk.generate_from_audio(pipeline=tiny_pipeline) == {"FINISHED"}
+        model_id = json.loads((LEARNED_VIDEO_MODEL_DIR / "video_model.json").read_text())["model_id"]
+        models = {json.loads(a[PROVENANCE_PROP])["video"]["model"] for a in bpy.data.actions if PROVENANCE_PROP in a}
+        assert models and all(m.endswith(model_id) for m in models)  # the learned model, not the baseline
+        prefs.preferences.video_model_source = "LOCAL"  # a folder choice with no folder, then one with no model
+        settings.take_name = "Bad"
+        before = scene_snapshot(bpy)
+        with pytest.raises(RuntimeError, match="no folder is set"):
+            bpy.ops.lattice_talk.generate_from_audio(pipeline=tiny_pipeline)
+        prefs.preferences.video_model_path = str(tmp_path)
+        with pytest.raises(RuntimeError, match="no video_model.safetensors there"):
+            bpy.ops.lattice_talk.generate_from_audio(pipeline=tiny_pipeline)
+        assert scene_snapshot(bpy) == before
+    finally:
+        addons.remove(addons[lattice_talk.__name__])
+        lattice_talk.unregister()

@@ -126,9 +126,10 @@ def test_classes_register_and_unregister():
         assert LATTICETALK_AddonPreferences.bl_idname == "lattice_talk"
         props = set(LATTICETALK_AddonPreferences.bl_rna.properties.keys())
         assert {"flame_path", "flame_embedding_path", "speech_model_source", "speech_model_path",
-                "compute_device", "torch_threads"} <= props
+                "video_model_source", "video_model_path", "compute_device", "torch_threads"} <= props
         enum_keys = lambda name: set(LATTICETALK_AddonPreferences.bl_rna.properties[name].enum_items.keys())  # noqa: E731
         assert enum_keys("speech_model_source") == {"DEFAULT", "LOCAL"}
+        assert enum_keys("video_model_source") == {"INSTALLED", "LEARNED", "LOCAL"}
         assert enum_keys("compute_device") == {"CPU", "CUDA"}
         state = bpy.context.window_manager.lattice_talk_install
         assert (state.running, state.progress, state.status) == (False, 0.0, "")
@@ -147,6 +148,7 @@ def test_get_preferences_is_none_when_not_an_installed_addon(registered):
     settings = get_settings(bpy.context)
     assert settings == prefs_mod.Settings()
     assert settings.compute_device == "CPU" and settings.speech_model_source == "DEFAULT" and settings.speech_model is None
+    assert settings.video_model_source == "INSTALLED" and settings.video_model is None
     assert 1 <= settings.resolved_torch_threads <= 4
 
 
@@ -163,6 +165,16 @@ def test_get_preferences_when_enabled(as_addon, tmp_path):
     settings = get_settings(bpy.context)
     assert (settings.compute_device, settings.resolved_torch_threads, settings.speech_model_source) == ("CUDA", 3, "LOCAL")
     assert Path(settings.speech_model) == tmp_path
+    from lattice_talk.core.motion.face_models import LEARNED_VIDEO_MODEL_DIR
+
+    prefs.video_model_source = "LEARNED"
+    assert Path(get_settings(bpy.context).video_model) == LEARNED_VIDEO_MODEL_DIR
+    assert (LEARNED_VIDEO_MODEL_DIR / "video_model.safetensors").is_file()
+    prefs.video_model_source = "LOCAL"
+    with pytest.raises(LatticeTalkError, match="Video model is 'Trained model folder' but no folder is set"):
+        get_settings(bpy.context).video_model
+    prefs.video_model_path = str(tmp_path)
+    assert Path(get_settings(bpy.context).video_model) == tmp_path
 
 
 def test_generate_uses_the_speech_model_and_threads_from_the_preferences(as_addon, tmp_path):
@@ -213,12 +225,14 @@ def test_draw_shows_settings_dependencies_and_button_without_importing(as_addon,
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", guarded_import)
-    for source, extra in (("DEFAULT", None), ("LOCAL", "speech_model_path")):
-        as_addon.speech_model_source = source
+    for source, video_source, extra in (("DEFAULT", "INSTALLED", None), ("LOCAL", "LOCAL", "speech_model_path")):
+        as_addon.speech_model_source, as_addon.video_model_source = source, video_source
         log = draw_log(as_addon)
         props = [e[1] for e in log if e[0] == "prop"]
-        assert {"flame_path", "flame_embedding_path", "speech_model_source", "compute_device", "torch_threads"} <= set(props)
+        assert {"flame_path", "flame_embedding_path", "speech_model_source", "video_model_source", "compute_device",
+                "torch_threads"} <= set(props)
         assert (extra in props) if extra else "speech_model_path" not in props
+        assert ("video_model_path" in props) == (source == "LOCAL")
     labels = [e[1] for e in log if e[0] == "label"]
     for module in ("torch", "transformers", "soundfile", "cv2", "mediapipe"):
         assert any(text.startswith(module) and text.endswith(("found", "missing")) for text in labels), module

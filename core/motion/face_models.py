@@ -18,6 +18,7 @@ from ..arkit_names import EYELID_UNITS
 from ..motion_file import MotionTrack
 
 VIDEO_MODEL_DIR = Path(__file__).resolve().parents[2] / "vendor_models" / "video"
+LEARNED_VIDEO_MODEL_DIR = VIDEO_MODEL_DIR / "meshconv"  # the shipped learned model, opt-in (its MODEL_CARD.md says why)
 VIDEO_MODEL_WEIGHTS = "video_model.safetensors"  # what core.motion.video_model.load_face_model reads
 NEUTRAL_CLOSED_PERCENTILE = 20.0  # frames whose lip gap is at most this percentile count as "mouth closed"
 NEUTRAL_MIN_FRAMES = 5
