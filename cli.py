@@ -447,8 +447,8 @@ def _cmd_video_train(args: argparse.Namespace) -> int:
         history = train_video_model(args.corpus, args.out, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
                                     batch_size=args.batch_size, window=args.window, lr=args.lr, seed=args.seed,
                                     patience=args.patience, config=VideoModelConfig(video_context=args.video_context),
-                                    mirror=not args.no_mirror, pose_jitter_deg=args.pose_jitter, minutes=args.minutes,
-                                    init_from=args.init_from, progress=progress)
+                                    mirror=not args.no_mirror, minutes=args.minutes, init_from=args.init_from,
+                                    progress=progress)
     print(f"best validation loss {history['best']:.4f} at epoch {history['best_epoch']} "
           f"({history.get('stopped', 'all epochs')}); model in {args.out}")
     return EXIT_OK
@@ -654,9 +654,6 @@ def build_parser() -> argparse.ArgumentParser:
     vtrain.add_argument("--window", type=int, default=24, help="frames per training window (default: 24)")
     vtrain.add_argument("--video-context", action="store_true", help="add a whole-clip context vector to every frame")
     vtrain.add_argument("--no-mirror", action="store_true", help="no left-right mirror augmentation")
-    vtrain.add_argument("--pose-jitter", type=float, default=0.0, metavar="DEG",
-                        help="augmentation: turn each training window's rigid-pose fit by a random rotation, "
-                             "DEG standard deviation per axis (default: 0, off)")
     vtrain.add_argument("--lr", type=float, default=2e-3)
     vtrain.add_argument("--patience", type=int, default=8, help="epochs without validation gain before stopping")
     vtrain.add_argument("--init-from", default=None, metavar="MODEL_DIR",

@@ -199,27 +199,3 @@ def test_evaluation_reports_every_metric(tmp_path, corpus):
     assert row["videos"] == 1 and row["frames"] >= 2 and np.isfinite(row["pose_error_deg_mean"])
     assert row["landmark_rmse_mm"] > 0
     assert "head pose error, mean" in vt.format_results(results)
-
-
-def test_pose_misalignment_augmentation_is_a_misfit_tracker(corpus):
-    """misalign_pose gives exactly the features of the same video had the tracker's rigid fit been off by Δ."""
-    from dataclasses import replace
-
-    from lattice_talk.core.rotations import matrix_to_rotvec
-    from lattice_talk.core.video.canonical import POSE_POINTS
-
-    track = vt.load_video_examples(corpus)[0].track
-    delta = np.radians([2.0, -1.5, 0.7])
-    turn = rodrigues_np(delta)
-    ref = vm.reference_points()
-    metric = track.points_metric.astype(np.float64)
-    scale = vm.inter_ocular(ref) / np.median(vm.inter_ocular(metric[track.confidence > 0]))
-    centre = ref[list(POSE_POINTS)].mean(axis=0) / scale  # in the track's own metres
-    misfit = replace(track, points_metric=((metric - centre) @ turn + centre).astype(np.float32),
-                     head_rotation=matrix_to_rotvec(rodrigues_np(track.head_rotation.astype(np.float64)) @ turn).astype(np.float32))
-    vertex, frame = vm.track_features(track)
-    expected_vertex, expected_frame = vm.track_features(misfit)
-    got_vertex, got_frame = vt.misalign_pose(vertex, frame, delta)
-    np.testing.assert_allclose(got_vertex, expected_vertex, atol=1e-5)
-    np.testing.assert_allclose(got_frame, expected_frame, atol=1e-5)
-    assert np.abs(got_vertex[..., :3] - vertex[..., :3]).max() > 1e-2  # a 2.6° turn moves the face points visibly

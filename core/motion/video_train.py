@@ -237,29 +237,7 @@ def landmark_basis(unit_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]
     return pts[0].astype(np.float32), (pts[1:] - pts[0]).astype(np.float32)
 
 
-def misalign_pose(vertex: np.ndarray, frame: np.ndarray, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The features of the same frames had the tracker's rigid fit been off by the rotation ``delta``
-    (axis-angle (3,), head frame): R_tracker' = R_tracker·Δ, so the pose-free points become Δᵀ·p (turned about
-    the centre of the points the pose is fitted to). The flow is image-space and stays. Training on these
-    teaches the net to read a misfit of the rigid pose from the points themselves, and to read the units
-    despite one — the tracker's own misfits are per video (±2° each axis on the corpus)."""
-    from ..rotations import matrix_to_rotvec
-    from ..video.canonical import POSE_POINTS
-    from .video_model import inter_ocular, reference_points
-
-    ref = reference_points()
-    iod = float(inter_ocular(ref))
-    centre = ref[list(POSE_POINTS)].mean(axis=0)
-    turn = rodrigues_np(np.asarray(delta, np.float64))
-    points = ref + vertex[..., :3] * iod - centre  # pose-free points, scaled to the reference, about the centre
-    offsets = ((points @ turn) + centre - ref) / iod  # rows are points: p·Δ = (Δᵀ·p)ᵀ
-    tracker = matrix_to_rotvec(rodrigues_np(frame[..., :3].astype(np.float64)) @ turn)
-    return (np.concatenate([offsets, vertex[..., 3:]], axis=-1).astype(np.float32),
-            np.concatenate([tracker, frame[..., 3:]], axis=-1).astype(np.float32))
-
-
-def _batch(data: list[_Arrays], rng: np.random.Generator, size: int, window: int, noise: float = 0.0,
-           pose_jitter_deg: float = 0.0):
+def _batch(data: list[_Arrays], rng: np.random.Generator, size: int, window: int, noise: float = 0.0):
     import torch
 
     vs, fs, us, rs, ws = [], [], [], [], []
@@ -267,12 +245,10 @@ def _batch(data: list[_Arrays], rng: np.random.Generator, size: int, window: int
         a = data[i]
         start = int(rng.integers(0, max(1, len(a.units) - window + 1)))
         sl = slice(start, start + window)
-        vertex, frame = a.vertex[sl], a.frame[sl]
+        vertex = a.vertex[sl]
         if noise:
             vertex = vertex + rng.normal(0, noise, vertex.shape).astype(np.float32) * (1.0, 1.0, 1.0, 0.2, 0.2)
-        if pose_jitter_deg:
-            vertex, frame = misalign_pose(vertex, frame, np.radians(rng.normal(0, pose_jitter_deg, 3)))
-        vs.append(vertex), fs.append(frame), us.append(a.units[sl]), rs.append(a.rotation[sl])
+        vs.append(vertex), fs.append(a.frame[sl]), us.append(a.units[sl]), rs.append(a.rotation[sl])
         ws.append(np.full(len(a.units[sl]), a.pose_weight))
     return tuple(torch.from_numpy(np.stack(x).astype(np.float32)) for x in (vs, fs, us, rs, ws))
 
@@ -307,7 +283,7 @@ def _validation_batches(data: list[_Arrays]):
 def train_video_model(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 40, steps_per_epoch: int = 60,
                       batch_size: int = 8, window: int = 24, lr: float = 2e-3, seed: int = 0, patience: int = 8,
                       config=None, weights: LossWeights = LossWeights(), noise: float = 0.003, mirror: bool = True,
-                      pose_jitter_deg: float = 0.0, minutes: float | None = None, init_from: str | Path | None = None,
+                      minutes: float | None = None, init_from: str | Path | None = None,
                       progress: Callable[[int, dict], None] | None = None) -> dict:
     """Train on the corpus's ``train`` entries (a validation subset of them for early stopping), keep the best
     validation checkpoint in ``out_dir`` as the shipped format, resume if a run is there; returns the history.
@@ -367,14 +343,13 @@ def train_video_model(corpus_dir: str | Path, out_dir: str | Path, epochs: int =
     facts = {"corpus": str(Path(corpus_dir).resolve()), "train_videos": len(train_ex), "validation_videos": len(val_ex),
              "train_frames": int(sum(len(a.units) for a in train)), "seed": seed, "lr": lr, "batch_size": batch_size,
              "window": window, "steps_per_epoch": steps_per_epoch, "epochs": epochs, "noise": noise, "mirror": mirror,
-             "pose_jitter_deg": pose_jitter_deg,
              "loss_weights": weights.__dict__, "init_from": str(init_from) if init_from is not None else None}
     for epoch in range(start_epoch, epochs):
         epoch_start = time.perf_counter()
         net.train()
         losses = []
         for _ in range(steps_per_epoch):
-            loss, _ = video_loss(net, _batch(train, rng, batch_size, window, noise, pose_jitter_deg), basis, weights)
+            loss, _ = video_loss(net, _batch(train, rng, batch_size, window, noise), basis, weights)
             losses.append(optimizer_step(net, optimizer, schedule, loss))
         net.eval()
         with torch.no_grad():
