@@ -203,14 +203,7 @@ class Settings:
     @property
     def speech_model(self) -> str | None:
         """The chosen speech model folder, or None for the shipped one."""
-        if self.speech_model_source != "LOCAL":
-            return None
-        if not self.speech_model_path:
-            from .core.errors import LatticeTalkError
-
-            raise LatticeTalkError("Preferences › LatticeTalk › Speech model is 'Trained model folder' but no folder is "
-                                   "set; choose one or switch back to the shipped default")
-        return self.speech_model_path
+        return _local_folder(self.speech_model_source, self.speech_model_path, "Speech model", "the shipped default")
 
     @property
     def video_model(self) -> str | None:
@@ -219,18 +212,23 @@ class Settings:
             from .core.motion.face_models import LEARNED_VIDEO_MODEL_DIR
 
             return str(LEARNED_VIDEO_MODEL_DIR)
-        if self.video_model_source != "LOCAL":
-            return None
-        if not self.video_model_path:
-            from .core.errors import LatticeTalkError
-
-            raise LatticeTalkError("Preferences › LatticeTalk › Video model is 'Trained model folder' but no folder is "
-                                   "set; choose one or switch back to the installed default")
-        return self.video_model_path
+        return _local_folder(self.video_model_source, self.video_model_path, "Video model", "the installed default")
 
     @property
     def resolved_torch_threads(self) -> int:
         return self.torch_threads if self.torch_threads > 0 else auto_torch_threads()
+
+
+def _local_folder(source: str, folder: str, setting: str, default: str) -> str | None:
+    """The folder of a 'Trained model folder' choice (None for any other choice); no folder set is an error."""
+    if source != "LOCAL":
+        return None
+    if not folder:
+        from .core.errors import LatticeTalkError
+
+        raise LatticeTalkError(f"Preferences › LatticeTalk › {setting} is 'Trained model folder' but no folder is set; "
+                               f"choose one or switch back to {default}")
+    return folder
 
 
 def get_settings(context=None) -> Settings:
