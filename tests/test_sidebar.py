@@ -63,14 +63,14 @@ def test_takes_panel_lists_takes_of_the_selected_head(addon, tmp_path):
     assert any(e[0] == "label" and "lattice_talk:default_head" in e[1] for e in head_log)
 
 
-def test_generate_panel_shows_the_model_choices_of_the_preferences(addon):
+def test_generate_panel_shows_the_model_choices_of_the_preferences(addon, tmp_path):
     addons = bpy.context.preferences.addons
     entry = addons.new()
     entry.module = lattice_talk.__name__
     try:
         props = [e[1] for e in draw(sidebar.LATTICETALK_PT_generate) if e[0] == "prop"]
         assert "speech_model_source" in props and "video_model_source" not in props  # no video: no video model
-        bpy.context.scene.lattice_talk.video_path = "//face.mp4"
+        bpy.context.scene.lattice_talk.video_path = str(tmp_path / "face.mp4")
         props = [e[1] for e in draw(sidebar.LATTICETALK_PT_generate) if e[0] == "prop"]
         assert props.index("video_model_source") == props.index("video_path") + 1
     finally:
