@@ -178,6 +178,28 @@ def test_progress_runs_from_zero_to_one(real_track):
     assert len(calls) > 20
 
 
+def test_mirror_pass_makes_the_reading_of_a_mirrored_clip_the_mirror_image():
+    """With the mirror pass each frame is read as is and mirrored, so a mirrored clip gives the same two readings
+    swapped: exactly the mirror image of the points. One pass alone is off the mirror image by about a pixel —
+    the disagreement the average takes out; a wrong point re-labelling or x flip would put it hundreds of pixels off."""
+    needs_video_stack()
+    from lattice_talk.core.video.canonical import mirror_image_points
+    from lattice_talk.core.video.landmarks import FaceMesh
+
+    frames = [np.ascontiguousarray(f[:, :, ::-1]) for f in real_frames(12)]  # BGR → RGB
+
+    def read(mirror_pass: bool, mirrored: bool) -> np.ndarray:
+        with FaceMesh(mirror_pass) as mesh:
+            return np.stack([mesh(np.ascontiguousarray(f[:, ::-1]) if mirrored else f) for f in frames])
+
+    width = frames[0].shape[1]
+    for mirror_pass, close in ((True, True), (False, False)):
+        gap_px = np.abs(read(mirror_pass, False) - mirror_image_points(read(mirror_pass, True)))[..., :2].max() * width
+        assert (gap_px < 0.01) == close, (mirror_pass, gap_px)
+        if not close:
+            assert 0.2 < gap_px < 10.0, gap_px
+
+
 def test_sound_track_is_the_mean_of_its_channels_at_its_own_rate(tmp_path):
     """Stereo 44.1 kHz AAC with different levels per channel: mono is their mean (FFmpeg's own downmix
     would be √2 louder), the rate is kept, the length is right."""

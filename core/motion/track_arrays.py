@@ -7,9 +7,9 @@ mirrored face)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
-
 import numpy as np
+
+from ..video.canonical import mirror_image_points, point_mirror
 
 TRACK_ARRAYS = ("points", "points_metric", "head_rotation", "flow", "eye_closure", "confidence")
 
@@ -34,19 +34,6 @@ class TrackArrays:
         return int(self.points.shape[0])
 
 
-@lru_cache(maxsize=1)
-def point_mirror() -> np.ndarray:
-    """(478,) the MediaPipe point each point becomes in the left–right mirror image. The canonical face is
-    exactly symmetric (each mirrored point lands on a point); the iris rings run +X, top, −X, bottom."""
-    from ..video.canonical import canonical_points
-
-    canon = canonical_points()
-    nearest = np.linalg.norm((canon * (-1.0, 1.0, 1.0))[:, None] - canon[None], axis=-1).argmin(axis=1)
-    iris = {468: 473, 469: 476, 470: 475, 471: 474, 472: 477}
-    iris.update({b: a for a, b in iris.items()})
-    return np.concatenate([nearest, [iris[i] for i in range(468, 478)]]).astype(np.int64)
-
-
 def unit_mirror(unit_names: tuple[str, ...]) -> np.ndarray:
     """Column order of the mirrored units: each …Left unit takes its …Right partner and vice versa."""
     index = {n: i for i, n in enumerate(unit_names)}
@@ -69,7 +56,6 @@ def mirror_track(track) -> TrackArrays:
     """The track of the horizontally mirrored video (points re-labelled so each keeps its meaning)."""
     order = point_mirror()
     flip = np.array([-1.0, 1.0, 1.0], np.float32)
-    points = track.points[:, order] * flip + np.array([1.0, 0.0, 0.0], np.float32)
-    return TrackArrays(track.source + " (mirrored)", track.fps, track.width, track.height, points,
+    return TrackArrays(track.source + " (mirrored)", track.fps, track.width, track.height, mirror_image_points(track.points),
                        track.points_metric[:, order] * flip, mirror_rotation(track.head_rotation),
                        track.flow[:, order] * flip[:2], track.eye_closure[:, ::-1].copy(), track.confidence)

@@ -28,7 +28,7 @@ from ..lbs import rodrigues_np
 from .track_arrays import TRACK_ARRAYS, TrackArrays, mirror_rotation, mirror_track, unit_mirror
 
 TRACK_SUFFIX = ".track.npz"
-TRACK_FORMAT = "lattice_talk.video_track_cache/1"
+TRACK_FORMAT = "lattice_talk.video_track_cache/2"  # 2: tracked with the mirror pass
 VALIDATION_SHARE = 0.15
 
 

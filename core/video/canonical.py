@@ -32,3 +32,21 @@ def canonical_points() -> np.ndarray:
         raise VideoError(f"{CANONICAL_PATH}: expected (468, 3) canonical points, found {points.shape}; reinstall LatticeTalk")
     points.flags.writeable = False
     return points
+
+
+@lru_cache(maxsize=1)
+def point_mirror() -> np.ndarray:
+    """(478,) the MediaPipe point each point becomes in the left–right mirror image. The canonical face is
+    exactly symmetric (each mirrored point lands on a point); the iris rings run +X, top, −X, bottom."""
+    canon = canonical_points()
+    nearest = np.linalg.norm((canon * (-1.0, 1.0, 1.0))[:, None] - canon[None], axis=-1).argmin(axis=1)
+    iris = {468: 473, 469: 476, 470: 475, 471: 474, 472: 477}
+    iris.update({b: a for a, b in iris.items()})
+    return np.concatenate([nearest, [iris[i] for i in range(468, 478)]]).astype(np.int64)
+
+
+def mirror_image_points(points: np.ndarray) -> np.ndarray:
+    """Image-normalised MediaPipe points (…, 478, 3) of a left–right mirrored frame, as points of the frame:
+    re-labelled so each keeps its meaning, x → 1 − x (y and z keep theirs)."""
+    return (points[..., point_mirror(), :] * np.array([-1.0, 1.0, 1.0], np.float32)
+            + np.array([1.0, 0.0, 0.0], np.float32)).astype(np.float32)
