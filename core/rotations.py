@@ -52,6 +52,14 @@ def slerp_track(rotvecs: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return quat_to_axis_angle(q / np.linalg.norm(q, axis=-1, keepdims=True))
 
 
+def mean_rotation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(..., 3) axis-angle: the rotation halfway between a and b along the short arc (the slerp midpoint)."""
+    qa, qb = axis_angle_to_quat(a), axis_angle_to_quat(b)
+    qb = np.where(np.sum(qa * qb, axis=-1, keepdims=True) < 0, -qb, qb)
+    q = qa + qb
+    return quat_to_axis_angle(q / np.linalg.norm(q, axis=-1, keepdims=True))
+
+
 def axis_angle_to_euler_xyz(rotvec: np.ndarray) -> np.ndarray:
     """(T, 3) axis-angle → (T, 3) Blender 'XYZ' Euler angles (R = Rz·Ry·Rx), continuous over time.
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
-from lattice_talk.core.rotations import axis_angle_to_quat, quat_to_axis_angle, slerp_track
+from lattice_talk.core.rotations import axis_angle_to_quat, mean_rotation, quat_to_axis_angle, slerp_track
 
 
 def test_axis_angle_quaternion_round_trip_matches_scipy():
@@ -31,6 +31,14 @@ def test_slerp_track_matches_scipy():
     ours = slerp_track(track, positions)
     ref = Slerp(np.arange(12), Rotation.from_rotvec(track))(positions)
     assert np.allclose(Rotation.from_rotvec(ours).as_matrix(), ref.as_matrix(), atol=1e-9)
+
+
+def test_mean_rotation_is_scipys_slerp_midpoint_also_across_the_quaternion_sign():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(0, 1.0, (50, 3)), rng.normal(0, 1.0, (50, 3))
+    b[0] = a[0] + 2 * np.pi * a[0] / np.linalg.norm(a[0])  # same rotation, opposite quaternion sign
+    expected = [Slerp([0, 1], Rotation.from_rotvec([x, y]))(0.5).as_matrix() for x, y in zip(a, b)]
+    assert np.allclose(Rotation.from_rotvec(mean_rotation(a, b)).as_matrix(), expected, atol=1e-10)
 
 
 def test_blender_facing_core_needs_numpy_only(tmp_path):

@@ -183,6 +183,7 @@ def test_mirror_pass_makes_the_reading_of_a_mirrored_clip_the_mirror_image():
     swapped: exactly the mirror image of the points. One pass alone is off the mirror image by about a pixel —
     the disagreement the average takes out; a wrong point re-labelling or x flip would put it hundreds of pixels off."""
     needs_video_stack()
+    from lattice_talk.core.motion.track_arrays import mirror_rotation
     from lattice_talk.core.video.canonical import mirror_image_points
     from lattice_talk.core.video.landmarks import FaceMesh
 
@@ -192,12 +193,17 @@ def test_mirror_pass_makes_the_reading_of_a_mirrored_clip_the_mirror_image():
         with FaceMesh(mirror_pass) as mesh:
             return np.stack([mesh(np.ascontiguousarray(f[:, ::-1]) if mirrored else f) for f in frames])
 
-    width = frames[0].shape[1]
+    height, width = frames[0].shape[:2]
     for mirror_pass, close in ((True, True), (False, False)):
-        gap_px = np.abs(read(mirror_pass, False) - mirror_image_points(read(mirror_pass, True)))[..., :2].max() * width
+        points, of_mirrored = read(mirror_pass, False), mirror_image_points(read(mirror_pass, True))
+        gap_px = np.abs(points - of_mirrored)[..., :2].max() * width
         assert (gap_px < 0.01) == close, (mirror_pass, gap_px)
         if not close:
             assert 0.2 < gap_px < 10.0, gap_px
+    # and the head pose fitted to the mirrored clip's points is the mirrored pose (the training relies on it)
+    rotvec = matrix_to_rotvec(fit_pose(points, width, height).rotation)
+    of_mirrored = matrix_to_rotvec(fit_pose(mirror_image_points(points), width, height).rotation)
+    np.testing.assert_allclose(of_mirrored, mirror_rotation(rotvec), atol=1e-6)
 
 
 def test_sound_track_is_the_mean_of_its_channels_at_its_own_rate(tmp_path):

@@ -199,14 +199,13 @@ class _Arrays:
     frame: np.ndarray  # (T, 8)
     units: np.ndarray  # (T, U)
     rotation: np.ndarray  # (T, 3)
-    pose_weight: float = 1.0  # 0 for mirror images: MediaPipe's pose error is not mirror-symmetric
 
 
 def _arrays(examples: list[VideoExample], mirror: bool = False) -> list[_Arrays]:
-    """Features and targets per video; with ``mirror`` also each video's left–right mirror image, for the
-    units only: a mirrored video's tracker pose error is not the mirror of the original's (MediaPipe is not
-    mirror-symmetric: 2.5° apart on a flipped corpus video), so mirror images would teach the pose
-    correction to cancel nothing."""
+    """Features and targets per video; with ``mirror`` also each video's left–right mirror image, units and
+    pose. The tracker's mirror pass makes the mirrored track what tracking the flipped video gives (one
+    MediaPipe pass alone is not mirror-symmetric: 2.5° apart on a flipped corpus video), so its pose error is
+    the mirror of the original's and the pose correction can learn from both."""
     from .video_model import track_features
 
     out = []
@@ -216,7 +215,7 @@ def _arrays(examples: list[VideoExample], mirror: bool = False) -> list[_Arrays]
         if mirror:
             vertex, frame = track_features(mirror_track(ex.track))
             swap = unit_mirror(ex.unit_names)
-            out.append(_Arrays(vertex, frame, ex.units[:, swap], mirror_rotation(ex.rotation), pose_weight=0.0))
+            out.append(_Arrays(vertex, frame, ex.units[:, swap], mirror_rotation(ex.rotation)))
     return out
 
 
@@ -240,7 +239,7 @@ def landmark_basis(unit_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]
 def _batch(data: list[_Arrays], rng: np.random.Generator, size: int, window: int, noise: float = 0.0):
     import torch
 
-    vs, fs, us, rs, ws = [], [], [], [], []
+    vs, fs, us, rs = [], [], [], []
     for i in rng.integers(0, len(data), size):
         a = data[i]
         start = int(rng.integers(0, max(1, len(a.units) - window + 1)))
@@ -249,8 +248,7 @@ def _batch(data: list[_Arrays], rng: np.random.Generator, size: int, window: int
         if noise:
             vertex = vertex + rng.normal(0, noise, vertex.shape).astype(np.float32) * (1.0, 1.0, 1.0, 0.2, 0.2)
         vs.append(vertex), fs.append(a.frame[sl]), us.append(a.units[sl]), rs.append(a.rotation[sl])
-        ws.append(np.full(len(a.units[sl]), a.pose_weight))
-    return tuple(torch.from_numpy(np.stack(x).astype(np.float32)) for x in (vs, fs, us, rs, ws))
+    return tuple(torch.from_numpy(np.stack(x).astype(np.float32)) for x in (vs, fs, us, rs))
 
 
 def video_loss(net, batch, basis, weights: LossWeights = LossWeights()):
@@ -260,14 +258,14 @@ def video_loss(net, batch, basis, weights: LossWeights = LossWeights()):
     from ..lbs import rodrigues_torch
     from .video_model import corrected_rotation, rotation_angle
 
-    vertex, frame, units, rotation, pose_weight = batch
+    vertex, frame, units, rotation = batch
     pred_units, correction = net(vertex, frame)
     # RMSE, not L1: most units are 0 most of the time, and L1 pulls every unit to that median
     l_units = torch.sqrt(((pred_units - units) ** 2).mean() + 1e-8)
     delta = torch.einsum("btu,upc->btpc", pred_units - units, basis)
     l_mm = torch.sqrt((delta * delta).sum(-1).mean() + 1e-8)
     angle = rotation_angle(corrected_rotation(frame[..., :3], correction), rodrigues_torch(rotation))
-    l_rot = torch.rad2deg(angle * pose_weight).sum() / pose_weight.sum().clamp_min(1.0)
+    l_rot = torch.rad2deg(angle).mean()
     total = weights.units * l_units + weights.landmarks_mm * l_mm + weights.rotation_deg * l_rot
     return total, {"units_rmse": l_units.item(), "landmark_mm": l_mm.item(), "rotation_deg": l_rot.item()}
 
@@ -276,7 +274,7 @@ def _validation_batches(data: list[_Arrays]):
     import torch
 
     return [tuple(torch.from_numpy(x[None].astype(np.float32))
-                  for x in (a.vertex, a.frame, a.units, a.rotation, np.full(len(a.units), a.pose_weight)))
+                  for x in (a.vertex, a.frame, a.units, a.rotation))
             for a in data]
 
 
