@@ -1,12 +1,13 @@
 """The arrays of a tracked video that the face models read, and their left–right mirror image.
 
-Training caches tracks as :class:`TrackArrays` and adds mirror images for the units; the learned model averages
-its units over a video and its mirror image when predicting (a left–right mirrored video then gives exactly the
-mirrored face)."""
+Training caches tracks as :class:`TrackArrays` and adds their mirror images (units and pose); the learned model
+averages units and pose over a video and its mirror image when predicting (a left–right mirrored video then gives
+exactly the mirrored face and pose)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 
 from ..video.canonical import mirror_image_points, point_mirror
