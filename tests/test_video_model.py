@@ -110,6 +110,20 @@ def test_loader_explains_a_missing_model(tmp_path):
         vm.load_face_model(tmp_path)
 
 
+def test_a_track_cache_from_before_the_mirror_pass_is_re_tracked_not_read(tmp_path, corpus):
+    cache = next(corpus.glob("*" + vt.TRACK_SUFFIX))
+    with np.load(cache, allow_pickle=False) as data:
+        arrays = dict(data)
+    meta = json.loads(str(arrays["meta"]))
+    video = corpus / meta["source"]
+    assert vt._cache_is_fresh(cache, video)
+    old = tmp_path / cache.name
+    np.savez(old, **{**arrays, "meta": np.array(json.dumps({**meta, "format": "lattice_talk.video_track_cache/1"}))})
+    assert not vt._cache_is_fresh(old, video)  # build_track_cache tracks the video again
+    with pytest.raises(vt.LatticeTalkError, match=r"older LatticeTalk.*video track --corpus"):
+        vt.load_track(old)
+
+
 def test_training_runs_checkpoints_and_resumes(tmp_path, corpus):
     torch.set_num_threads(1)
     out = tmp_path / "run"

@@ -52,6 +52,9 @@ def load_track(path: str | Path) -> TrackArrays:
         meta = json.loads(str(data["meta"]))
         arrays = {name: data[name] for name in TRACK_ARRAYS}
     if meta.get("format") != TRACK_FORMAT:
+        if str(meta.get("format", "")).startswith(TRACK_FORMAT.rsplit("/", 1)[0]):
+            raise LatticeTalkError(f"{path}: tracked by an older LatticeTalk ({meta['format']}, without the mirror "
+                                   "pass); re-track the corpus with 'python -m lattice_talk video track --corpus DIR'")
         raise LatticeTalkError(f"{path}: not a LatticeTalk track cache ({meta.get('format')!r})")
     return TrackArrays(source=meta["source"], fps=meta["fps"], width=meta["width"], height=meta["height"], **arrays)
 
