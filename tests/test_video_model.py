@@ -14,6 +14,7 @@ from lattice_talk.core.motion import video_model as vm  # noqa: E402
 from lattice_talk.core.motion import video_train as vt  # noqa: E402
 
 TINY = vm.VideoModelConfig(mesh_channels=(4, 8), embedding=16, hidden=16, kernel=3, dilations=(1, 2), dropout=0.0)
+TINY_CROPS = vm.VideoModelConfig(**{**TINY.__dict__, "face_crop": vm.CROP_SIZE})
 
 
 @pytest.fixture(scope="module")
@@ -37,18 +38,19 @@ def _names():
     return create("default").expression_names
 
 
-def _tiny_model(seed: int = 0) -> vm.VideoFaceNet:
+def _tiny_model(seed: int = 0, config: vm.VideoModelConfig = TINY) -> vm.VideoFaceNet:
     torch.manual_seed(seed)
-    net = vm.VideoFaceNet(TINY)
+    net = vm.VideoFaceNet(config)
     with torch.no_grad():  # non-zero pose head and fp16-exact weights: the file round trip must be bit-exact
         net.rotation.weight.normal_(0, 0.01)
         net.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in net.state_dict().items()})
     return net.eval()
 
 
-def test_saved_model_reloads_with_identical_outputs(tmp_path, corpus):
+@pytest.mark.parametrize("config", [TINY, TINY_CROPS], ids=["points", "points+crops"])
+def test_saved_model_reloads_with_identical_outputs(tmp_path, corpus, config):
     track = vt.load_video_examples(corpus)[0].track
-    net = _tiny_model()
+    net = _tiny_model(config=config)
     vm.save_face_model(net, tmp_path, _names())
     assert (tmp_path / "video_model.safetensors").stat().st_size < 5_000_000
     original = vm.LearnedFaceModel(net, json.loads((tmp_path / "video_model.json").read_text()))
@@ -66,14 +68,15 @@ def test_saved_model_reloads_with_identical_outputs(tmp_path, corpus):
     np.testing.assert_array_equal(picked.predict(track).units, a.units)
 
 
-def test_a_mirrored_video_gives_the_mirrored_face_and_pose(corpus):
+@pytest.mark.parametrize("net_config", [TINY, TINY_CROPS], ids=["points", "points+crops"])
+def test_a_mirrored_video_gives_the_mirrored_face_and_pose(corpus, net_config):
     from lattice_talk.core.motion.track_arrays import mirror_rotation, mirror_track, unit_mirror
 
     track = vt.load_video_examples(corpus)[0].track
     swap = unit_mirror(_names())
     config = {"unit_names": list(_names())}
     for mirror_average in (True, False):  # one pass alone is not mirror-symmetric
-        model = vm.LearnedFaceModel(_tiny_model(), config, mirror_average=mirror_average)
+        model = vm.LearnedFaceModel(_tiny_model(config=net_config), config, mirror_average=mirror_average)
         face, mirrored = model.predict(track), model.predict(mirror_track(track))
         unit_gap = np.abs(mirrored.units - face.units[:, swap]).max()
         pose_gap = vt.pose_error_deg(mirrored.head_rotation, mirror_rotation(face.head_rotation)).max()
@@ -95,6 +98,7 @@ def test_untrained_pose_is_the_trackers(corpus):
     (lambda c: c["topology"].update(spiral_length=12), "topology"),
     (lambda c: c.update(features="video_features/0"), "features"),
     (lambda c: c["model"].update(hidden=32), "do not match"),
+    (lambda c: c["model"].update(face_crop=64), "face crops"),
 ])
 def test_loader_refuses_a_mismatched_file(tmp_path, edit, message):
     vm.save_face_model(_tiny_model(), tmp_path, _names())
@@ -103,6 +107,32 @@ def test_loader_refuses_a_mismatched_file(tmp_path, edit, message):
     (tmp_path / "video_model.json").write_text(json.dumps(config))
     with pytest.raises(vm.VideoModelError, match=message):
         vm.load_face_model(tmp_path)
+
+
+def test_adding_face_crops_keeps_the_models_predictions_until_trained(corpus):
+    """Fine-tuning a key-points model onto crops starts from exactly its predictions (the crop features enter
+    through zero weights); once those weights move, the crops change the output."""
+    track = vt.load_video_examples(corpus)[0].track
+    assert track.face_crops is not None and track.face_crops.shape[1:] == (vm.CROP_SIZE, vm.CROP_SIZE)
+    net = _tiny_model(seed=5)
+    grown = vm.with_face_crops(net).eval()
+    config = {"unit_names": list(_names())}
+    before = vm.LearnedFaceModel(net, config).predict(track)
+    after = vm.LearnedFaceModel(grown, config).predict(track)
+    np.testing.assert_allclose(after.units, before.units, atol=1e-6)
+    np.testing.assert_allclose(after.head_rotation, before.head_rotation, atol=1e-6)
+    with torch.no_grad():
+        grown.inp.weight[:, -vm.CROP_FEATURES:].normal_(0, 0.5)
+    model = vm.LearnedFaceModel(grown, config)
+    moved = model.predict(track)
+    assert np.abs(moved.units - before.units).max() > 1e-3
+    from lattice_talk.core.motion.track_arrays import TrackArrays
+
+    shifted = TrackArrays(**{**track.__dict__, "face_crops": np.roll(track.face_crops, 8, axis=-1)})
+    assert np.abs(model.predict(shifted).units - moved.units).max() > 1e-3  # the pixels matter…
+    without = TrackArrays(**{**track.__dict__, "face_crops": None})
+    with pytest.raises(vm.VideoModelError, match="face crops.*track the video again"):
+        model.predict(without)  # …and a track without them is refused, not read as blank
 
 
 def test_loader_explains_a_missing_model(tmp_path):

@@ -122,6 +122,27 @@ def test_real_video_every_frame_tracked_with_high_confidence(real_track):
     assert 0.08 < iod.mean() < 0.10 and iod.std() < 0.03 * iod.mean()
 
 
+def test_real_video_face_crops_are_cut_where_the_points_say(real_track):
+    """The tracker cuts each crop from its own reading of the frame; training cuts corpus crops from cached
+    points the same way, so the two must agree exactly."""
+    from lattice_talk.core.video.decode import open_video, read_frames
+    from lattice_talk.core.video.face_crop import CROP_SIZE, crop_box, face_crop
+
+    track, _ = real_track
+    assert track.face_crops.shape == (200, CROP_SIZE, CROP_SIZE) and track.face_crops.dtype == np.uint8
+    cap, _ = open_video(REAL_VIDEO)
+    frames = read_frames(cap)
+    try:
+        for i, frame in enumerate(frames):
+            if i % 40 == 0:
+                again = face_crop(frame.gray, crop_box(track.points[i], track.width, track.height))
+                np.testing.assert_array_equal(track.face_crops[i], again)
+    finally:
+        frames.close()
+        cap.release()
+    assert track.face_crops.std(axis=(1, 2)).min() > 10  # a face, not a blank
+
+
 def test_real_video_head_pose_is_plausible_and_smooth(real_track):
     track, _ = real_track
     degrees = np.degrees(track.head_rotation)
@@ -277,6 +298,7 @@ def test_dropped_frames_are_found_from_time_stamps(tmp_path):
     assert track.fps == pytest.approx(25.0) and track.n_frames == 50
     assert track.dropped_frames == [20, 21, 40] and track.lost_frames == []
     assert np.all(track.confidence[[20, 21, 40]] == 0) and np.all(np.isfinite(track.points))
+    np.testing.assert_array_equal(track.face_crops[[20, 21]], track.face_crops[[19, 19]])  # the last picture shown
     # The flow across the 3-step gap is shared by the frames it spans.
     np.testing.assert_allclose(track.flow[20], track.flow[22], atol=1e-7)
 

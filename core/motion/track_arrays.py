@@ -29,6 +29,7 @@ class TrackArrays:
     flow: np.ndarray  # (T, 478, 2)
     eye_closure: np.ndarray  # (T, 2)
     confidence: np.ndarray  # (T,)
+    face_crops: np.ndarray | None = None  # (T, S, S) uint8 grey (core.video.face_crop); None: tracked without
 
     @property
     def n_frames(self) -> int:
@@ -59,4 +60,10 @@ def mirror_track(track) -> TrackArrays:
     flip = np.array([-1.0, 1.0, 1.0], np.float32)
     return TrackArrays(track.source + " (mirrored)", track.fps, track.width, track.height, mirror_image_points(track.points),
                        track.points_metric[:, order] * flip, mirror_rotation(track.head_rotation),
-                       track.flow[:, order] * flip[:2], track.eye_closure[:, ::-1].copy(), track.confidence)
+                       track.flow[:, order] * flip[:2], track.eye_closure[:, ::-1].copy(), track.confidence,
+                       _flipped(getattr(track, "face_crops", None)))
+
+
+def _flipped(crops: np.ndarray | None) -> np.ndarray | None:
+    """The crops of the mirrored video: the crop box is symmetric, so each crop flips left–right."""
+    return None if crops is None else np.ascontiguousarray(crops[..., ::-1])

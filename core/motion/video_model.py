@@ -43,6 +43,7 @@ from torch import nn
 from ..errors import LatticeTalkError
 from ..lbs import rodrigues_torch
 from ..mediapipe_points import EYE_OUTER_CORNERS, EYES
+from ..video.face_crop import CROP_SIZE, MARGIN
 from .face_models import VIDEO_MODEL_WEIGHTS, VideoFace
 from .meshconv import MeshEncoder
 from .topology import N_FACE_POINTS, N_POINTS, FaceMeshGraph
@@ -52,6 +53,7 @@ FEATURES = "video_features/1"  # bump when track_features changes meaning
 VERTEX_CHANNELS, FRAME_CHANNELS = 5, 8
 FLOW_SCALE = 10.0  # flow per frame is a few % of the inter-ocular distance
 RIGHT_IRIS, LEFT_IRIS = range(468, 473), range(473, 478)
+CROP_FEATURES = 32
 
 
 class VideoModelError(LatticeTalkError):
@@ -128,6 +130,7 @@ class VideoModelConfig:
     spiral_length: int = 9
     dropout: float = 0.1
     video_context: bool = False  # add the mean over all frames (the whole clip's look) to every frame
+    face_crop: int = 0  # features from the tracker's face crop (core.video.face_crop); 0: key points only
 
     def to_json(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
@@ -147,9 +150,37 @@ def topology_digest(spiral_length: int) -> str:
     return hashlib.sha256(spirals.tobytes()).hexdigest()[:16]
 
 
+class FaceCropEncoder(nn.Module):
+    """(..., S, S) uint8 grey face crops → (..., features): each crop standardised (so exposure and contrast do
+    not count), five stride-2 3×3 convolutions, the remaining 3×3 grid flattened (pose lives in where things
+    are, which pooling would lose) and a linear layer."""
+
+    def __init__(self, features: int, size: int, widths: tuple[int, ...] = (16, 32, 48, 64, 96)):
+        super().__init__()
+        self.size = size
+        chans = (1, *widths)
+        self.convs = nn.ModuleList(nn.Conv2d(a, b, 3, stride=2, padding=1) for a, b in zip(chans[:-1], chans[1:]))
+        grid = size
+        for _ in widths:
+            grid = (grid + 1) // 2
+        self.head = nn.Linear(widths[-1] * grid * grid, features)
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        lead = crops.shape[:-2]
+        if crops.shape[-2:] != (self.size, self.size):
+            raise ValueError(f"expected (..., {self.size}, {self.size}) face crops, got {tuple(crops.shape)}")
+        x = crops.reshape(-1, 1, self.size, self.size).float()
+        mean, std = x.mean(dim=(2, 3), keepdim=True), x.std(dim=(2, 3), keepdim=True)
+        x = (x - mean) / (std + 1.0)
+        for conv in self.convs:
+            x = nn.functional.elu(conv(x))
+        return self.head(x.flatten(1)).reshape(*lead, -1)
+
+
 class VideoFaceNet(nn.Module):
-    """(B, T, 478, 5) vertex features + (B, T, 8) frame features → units (B, T, U) (unbounded: clamp to
-    0..1 to use them) and a head rotation correction (B, T, 3), axis-angle in the camera frame."""
+    """(B, T, 478, 5) vertex features + (B, T, 8) frame features (+ (B, T, S, S) uint8 face crops when
+    ``config.face_crop``) → units (B, T, U) (unbounded: clamp to 0..1 to use them) and a head rotation
+    correction (B, T, 3), axis-angle in the camera frame."""
 
     def __init__(self, config: VideoModelConfig = VideoModelConfig()):
         super().__init__()
@@ -159,7 +190,8 @@ class VideoFaceNet(nn.Module):
         self.register_buffer("frame_mean", torch.zeros(FRAME_CHANNELS))
         self.register_buffer("frame_std", torch.ones(FRAME_CHANNELS))
         self.encoder = MeshEncoder(VERTEX_CHANNELS, config.mesh_channels, config.embedding, config.spiral_length)
-        self.inp = nn.Linear(config.embedding + FRAME_CHANNELS, config.hidden)
+        self.crops = FaceCropEncoder(CROP_FEATURES, config.face_crop) if config.face_crop else None
+        self.inp = nn.Linear(config.embedding + FRAME_CHANNELS + (CROP_FEATURES if config.face_crop else 0), config.hidden)
         self.blocks = nn.ModuleList(
             nn.Conv1d(config.hidden, config.hidden, config.kernel, dilation=d, padding=d * (config.kernel - 1) // 2)
             for d in config.dilations)
@@ -179,10 +211,14 @@ class VideoFaceNet(nn.Module):
             self.frame_mean.copy_(torch.from_numpy(frame.mean(axis=0)))
             self.frame_std.copy_(torch.from_numpy(np.maximum(frame.std(axis=0), 1e-3)))
 
-    def encode(self, vertex: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
+    def encode(self, vertex: torch.Tensor, frame: torch.Tensor, crops: torch.Tensor | None = None) -> torch.Tensor:
         """Per-frame embedding (..., hidden) — no temporal context yet."""
-        h = self.encoder((vertex - self.vertex_mean) / self.vertex_std)
-        return self.inp(torch.cat([h, (frame - self.frame_mean) / self.frame_std], dim=-1))
+        parts = [self.encoder((vertex - self.vertex_mean) / self.vertex_std), (frame - self.frame_mean) / self.frame_std]
+        if self.crops is not None:
+            if crops is None:
+                raise VideoModelError("this video model reads face crops; the track has none (track the video again)")
+            parts.append(self.crops(crops))
+        return self.inp(torch.cat(parts, dim=-1))
 
     def temporal(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, hidden) embeddings → unbounded units (B, T, U) and the rotation correction (B, T, 3).
@@ -196,8 +232,26 @@ class VideoFaceNet(nn.Module):
             h = h + self.context(h.mean(dim=1, keepdim=True))
         return self.units(h), self.rotation(h)
 
-    def forward(self, vertex: torch.Tensor, frame: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.temporal(self.encode(vertex, frame))
+    def forward(self, vertex: torch.Tensor, frame: torch.Tensor,
+                crops: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.temporal(self.encode(vertex, frame, crops))
+
+
+def with_face_crops(net: VideoFaceNet) -> VideoFaceNet:
+    """A copy of a key-points-only net with a face-crop encoder added, predicting exactly what it did: the
+    crop features enter ``inp`` through zero weights, so fine-tuning starts from the old model's output."""
+    import copy
+
+    config = copy.deepcopy(net.config)
+    config.face_crop = CROP_SIZE
+    grown = VideoFaceNet(config)
+    state = net.state_dict()
+    weight = state["inp.weight"]
+    state["inp.weight"] = torch.cat([weight, weight.new_zeros(weight.shape[0], CROP_FEATURES)], dim=1)
+    missing, unexpected = grown.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith("crops.") for k in missing):
+        raise VideoModelError(f"cannot add face crops to this net (missing {missing}, unexpected {unexpected})")
+    return grown
 
 
 def corrected_rotation(tracker_rotvec: torch.Tensor, correction: torch.Tensor) -> torch.Tensor:
@@ -228,6 +282,8 @@ def save_face_model(net: VideoFaceNet, folder: str | Path, unit_names: tuple[str
               "topology": {"vertices": N_POINTS, "spiral_length": net.config.spiral_length,
                            "digest": topology_digest(net.config.spiral_length)},
               "unit_names": list(unit_names), **(extra or {})}
+    if net.config.face_crop:
+        config["face_crop"] = {"size": net.config.face_crop, "margin": MARGIN}
     (folder / MODEL_CONFIG).write_text(json.dumps(config, indent=2))
     return weights
 
@@ -253,6 +309,9 @@ def load_net(folder: str | Path) -> tuple[VideoFaceNet, dict]:
     if topo != expected:
         raise VideoModelError(f"{folder}: the model was made for another face-mesh topology ({topo}, this "
                               f"LatticeTalk has {expected}); retrain it with 'python -m lattice_talk video train'")
+    if model_config.face_crop and config.get("face_crop") != {"size": CROP_SIZE, "margin": MARGIN}:
+        raise VideoModelError(f"{folder}: the model reads face crops {config.get('face_crop')}, this LatticeTalk's "
+                              f"tracker cuts {CROP_SIZE} px at margin {MARGIN}; retrain it with 'python -m lattice_talk video train'")
     if len(config.get("unit_names", ())) != model_config.n_units:
         raise VideoModelError(f"{folder}: {len(config.get('unit_names', ()))} unit names for {model_config.n_units} units")
     net = VideoFaceNet(model_config)
@@ -294,9 +353,12 @@ class LearnedFaceModel:
         from ..rotations import matrix_to_rotvec
 
         vertex, frame = track_features(track)
+        crops = getattr(track, "face_crops", None)
         with torch.no_grad():
             v, f = torch.from_numpy(vertex), torch.from_numpy(frame)
-            h = torch.cat([self.net.encode(v[i:i + self.chunk], f[i:i + self.chunk])
+            c = torch.from_numpy(np.ascontiguousarray(crops)) if crops is not None else None
+            h = torch.cat([self.net.encode(v[i:i + self.chunk], f[i:i + self.chunk],
+                                           None if c is None else c[i:i + self.chunk])
                            for i in range(0, len(v), self.chunk)])
             units, correction = self.net.temporal(h[None])
             rotation = corrected_rotation(f[None, :, :3], correction)[0]

@@ -28,7 +28,7 @@ from ..lbs import rodrigues_np
 from .track_arrays import TRACK_ARRAYS, TrackArrays, mirror_rotation, mirror_track, unit_mirror
 
 TRACK_SUFFIX = ".track.npz"
-TRACK_FORMAT = "lattice_talk.video_track_cache/2"  # 2: tracked with the mirror pass
+TRACK_FORMAT = "lattice_talk.video_track_cache/3"  # 2: tracked with the mirror pass; 3: with face crops
 VALIDATION_SHARE = 0.15
 
 
@@ -38,6 +38,7 @@ VALIDATION_SHARE = 0.15
 def save_track(track, path: str | Path, video: Path) -> Path:
     stat = video.stat()
     arrays = {name: np.asarray(getattr(track, name), np.float32) for name in TRACK_ARRAYS}
+    arrays["face_crops"] = np.asarray(track.face_crops, np.uint8)
     meta = {"format": TRACK_FORMAT, "source": video.name, "fps": float(track.fps), "width": int(track.width),
             "height": int(track.height), "video_bytes": stat.st_size, "video_mtime": stat.st_mtime}
     path = Path(path)
@@ -50,11 +51,11 @@ def save_track(track, path: str | Path, video: Path) -> Path:
 def load_track(path: str | Path) -> TrackArrays:
     with np.load(path, allow_pickle=False) as data:
         meta = json.loads(str(data["meta"]))
-        arrays = {name: data[name] for name in TRACK_ARRAYS}
+        arrays = {name: data[name] for name in (*TRACK_ARRAYS, "face_crops") if name in data}
     if meta.get("format") != TRACK_FORMAT:
         if str(meta.get("format", "")).startswith(TRACK_FORMAT.rsplit("/", 1)[0]):
             raise LatticeTalkError(f"{path}: tracked by an older LatticeTalk ({meta['format']}, without the mirror "
-                                   "pass); re-track the corpus with 'python -m lattice_talk video track --corpus DIR'")
+                                   "pass or face crops); re-track the corpus with 'python -m lattice_talk video track --corpus DIR'")
         raise LatticeTalkError(f"{path}: not a LatticeTalk track cache ({meta.get('format')!r})")
     return TrackArrays(source=meta["source"], fps=meta["fps"], width=meta["width"], height=meta["height"], **arrays)
 
@@ -177,7 +178,8 @@ def _trim(track: TrackArrays, n: int) -> TrackArrays:
     if track.n_frames == n:
         return track
     return TrackArrays(track.source, track.fps, track.width, track.height,
-                       *(getattr(track, name)[:n] for name in TRACK_ARRAYS))
+                       *(getattr(track, name)[:n] for name in TRACK_ARRAYS),
+                       face_crops=None if track.face_crops is None else track.face_crops[:n])
 
 
 def is_validation(index: int, share: float = VALIDATION_SHARE) -> bool:
@@ -202,6 +204,7 @@ class _Arrays:
     frame: np.ndarray  # (T, 8)
     units: np.ndarray  # (T, U)
     rotation: np.ndarray  # (T, 3)
+    crops: np.ndarray | None  # (T, S, S) uint8
 
 
 def _arrays(examples: list[VideoExample], mirror: bool = False) -> list[_Arrays]:
@@ -214,11 +217,12 @@ def _arrays(examples: list[VideoExample], mirror: bool = False) -> list[_Arrays]
     out = []
     for ex in examples:
         vertex, frame = track_features(ex.track)
-        out.append(_Arrays(vertex, frame, ex.units, ex.rotation))
+        out.append(_Arrays(vertex, frame, ex.units, ex.rotation, ex.track.face_crops))
         if mirror:
-            vertex, frame = track_features(mirror_track(ex.track))
+            mirrored = mirror_track(ex.track)
+            vertex, frame = track_features(mirrored)
             swap = unit_mirror(ex.unit_names)
-            out.append(_Arrays(vertex, frame, ex.units[:, swap], mirror_rotation(ex.rotation)))
+            out.append(_Arrays(vertex, frame, ex.units[:, swap], mirror_rotation(ex.rotation), mirrored.face_crops))
     return out
 
 
@@ -242,7 +246,7 @@ def landmark_basis(unit_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]
 def _batch(data: list[_Arrays], rng: np.random.Generator, size: int, window: int, noise: float = 0.0):
     import torch
 
-    vs, fs, us, rs = [], [], [], []
+    vs, fs, us, rs, cs = [], [], [], [], []
     for i in rng.integers(0, len(data), size):
         a = data[i]
         start = int(rng.integers(0, max(1, len(a.units) - window + 1)))
@@ -251,7 +255,9 @@ def _batch(data: list[_Arrays], rng: np.random.Generator, size: int, window: int
         if noise:
             vertex = vertex + rng.normal(0, noise, vertex.shape).astype(np.float32) * (1.0, 1.0, 1.0, 0.2, 0.2)
         vs.append(vertex), fs.append(a.frame[sl]), us.append(a.units[sl]), rs.append(a.rotation[sl])
-    return tuple(torch.from_numpy(np.stack(x).astype(np.float32)) for x in (vs, fs, us, rs))
+        cs.append(None if a.crops is None else a.crops[sl])
+    crops = None if any(c is None for c in cs) else torch.from_numpy(np.stack(cs))
+    return (*(torch.from_numpy(np.stack(x).astype(np.float32)) for x in (vs, fs, us, rs)), crops)
 
 
 def video_loss(net, batch, basis, weights: LossWeights = LossWeights()):
@@ -261,8 +267,8 @@ def video_loss(net, batch, basis, weights: LossWeights = LossWeights()):
     from ..lbs import rodrigues_torch
     from .video_model import corrected_rotation, rotation_angle
 
-    vertex, frame, units, rotation = batch
-    pred_units, correction = net(vertex, frame)
+    vertex, frame, units, rotation, crops = batch
+    pred_units, correction = net(vertex, frame, crops)
     # RMSE, not L1: most units are 0 most of the time, and L1 pulls every unit to that median
     l_units = torch.sqrt(((pred_units - units) ** 2).mean() + 1e-8)
     delta = torch.einsum("btu,upc->btpc", pred_units - units, basis)
@@ -276,27 +282,30 @@ def video_loss(net, batch, basis, weights: LossWeights = LossWeights()):
 def _validation_batches(data: list[_Arrays]):
     import torch
 
-    return [tuple(torch.from_numpy(x[None].astype(np.float32))
-                  for x in (a.vertex, a.frame, a.units, a.rotation))
+    return [(*(torch.from_numpy(x[None].astype(np.float32)) for x in (a.vertex, a.frame, a.units, a.rotation)),
+             None if a.crops is None else torch.from_numpy(np.ascontiguousarray(a.crops[None])))
             for a in data]
 
 
 def train_video_model(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 40, steps_per_epoch: int = 60,
                       batch_size: int = 8, window: int = 24, lr: float = 2e-3, seed: int = 0, patience: int = 8,
                       config=None, weights: LossWeights = LossWeights(), noise: float = 0.003, mirror: bool = True,
-                      minutes: float | None = None, init_from: str | Path | None = None,
+                      minutes: float | None = None, init_from: str | Path | None = None, face_crops: bool = True,
                       progress: Callable[[int, dict], None] | None = None) -> dict:
     """Train on the corpus's ``train`` entries (a validation subset of them for early stopping), keep the best
     validation checkpoint in ``out_dir`` as the shipped format, resume if a run is there; returns the history.
 
     ``minutes`` stops after that long (at an epoch end, checkpointed): run again to continue. ``init_from``: a
     model folder to fine-tune (its architecture, weights and feature normalisation; a fresh optimizer and
-    schedule over ``epochs``), e.g. the shipped model on a larger corpus."""
+    schedule over ``epochs``), e.g. the shipped model on a larger corpus. ``face_crops``: the net also reads the
+    tracker's face crops (a key-points-only ``init_from`` model gets the crop encoder added, starting from its
+    own predictions: :func:`~.video_model.with_face_crops`)."""
     import torch
     from safetensors.torch import load_file, save_file
 
     from ..training import optimizer_step
-    from .video_model import VideoFaceNet, VideoModelConfig, load_net, save_face_model, state_tensors
+    from .video_model import (CROP_SIZE, VideoFaceNet, VideoModelConfig, load_net, save_face_model, state_tensors,
+                              with_face_crops)
 
     start_time = time.perf_counter()
     torch.manual_seed(seed)
@@ -322,10 +331,14 @@ def train_video_model(corpus_dir: str | Path, out_dir: str | Path, epochs: int =
         net, init_config = load_net(init_from)
         if tuple(init_config["unit_names"]) != names:
             raise LatticeTalkError(f"{init_from}: the model's units differ from the corpus's; train from scratch")
+        if face_crops and not net.config.face_crop:
+            net = with_face_crops(net)
         config = net.config
     else:
         config = config or VideoModelConfig()
         config.n_units = len(names)
+        if not resume:
+            config.face_crop = CROP_SIZE if face_crops else 0
         net = VideoFaceNet(config)  # a resumed run's normalisation comes back with its weights below
         net.set_normalisation(np.concatenate([a.vertex for a in train]), np.concatenate([a.frame for a in train]))
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)

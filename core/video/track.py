@@ -1,7 +1,8 @@
 """Track a reference video: ``track_video(path, progress, should_stop) → VideoTrack``.
 
 One pass over the frames (decoded on a reader thread): MediaPipe face mesh, then DIS optical flow from
-the previous frame inside the face box, sampled at the previous frame's points. Then, over the whole
+the previous frame inside the face box, sampled at the previous frame's points; a grey crop of the face (the learned model's image
+cue). Then, over the whole
 video: frames placed on the regular frame grid (dropped frames found from the time stamps), head pose
 fitted per frame, lost and dropped frames interpolated, pose smoothed, eyes and blinks, confidence.
 """
@@ -21,6 +22,7 @@ from ..rotations import matrix_to_rotvec
 from . import eyes, gaps, head_pose
 from .decode import analysis_size, check_video_path, frame_grid, open_video, read_audio_track, read_frames
 from .errors import MissingDependencyError, NoFaceError, VideoError
+from .face_crop import CROP_SIZE, crop_box, face_crop
 from .flow import FaceFlow
 from .landmarks import N_POINTS, FaceMesh
 
@@ -52,6 +54,7 @@ class VideoTrack:
     head_rotation: np.ndarray  # (T, 3) float32 axis-angle, canonical head frame → camera frame (= AnimationClip.global_rotation), smoothed
     head_translation: np.ndarray  # (T, 3) float32 metres, head origin in camera frame (camera at 0 looking down −Z; depth from a nominal focal length), smoothed
     flow: np.ndarray  # (T, 478, 2) float32 image-normalised displacement of each point from frame t−1 to t (optical flow; row 0 is 0)
+    face_crops: np.ndarray  # (T, S, S) uint8 grey face crop (face_crop.CROP_SIZE); a lost face's last box, dropped frames repeat the previous
     eye_closure: np.ndarray  # (T, 2) float32 0 open .. 1 closed, columns (left, right) of the subject
     blinks: list[eyes.Blink]
     confidence: np.ndarray  # (T,) float32 0..1; 0 on interpolated frames
@@ -121,6 +124,7 @@ def track_video(
     stamps: list[float] = []
     found: list[np.ndarray | None] = []
     moved: list[np.ndarray] = []  # flow in pixels of the analysis size
+    crops: list[np.ndarray] = []
     report("tracking the face", 0.0)
     with FaceMesh(mirror_pass) as mesh:
         flow = FaceFlow(flow_preset)
@@ -129,7 +133,7 @@ def track_video(
         expected = max(info.declared_frames, 1)
         frames = read_frames(cap, max_size)
         try:
-            prev_gray, anchor = None, None
+            prev_gray, anchor, box = None, None, None
             for i, frame in enumerate(clock.each("decode", frames)):
                 if i % CHECK_EVERY == 0:
                     if stop():
@@ -140,6 +144,9 @@ def track_video(
                 with clock("flow"):
                     shift = (flow(prev_gray, frame.gray, anchor) if prev_gray is not None and anchor is not None
                              else np.zeros((N_POINTS, 2), np.float32))
+                with clock("crop"):
+                    box = crop_box(pts, width, height) if pts is not None else box
+                    crops.append(face_crop(frame.gray, box) if box is not None else np.zeros((CROP_SIZE, CROP_SIZE), np.uint8))
                 # Sample the next flow at this frame's points; through a lost face, carry them along the flow.
                 anchor = pts[:, :2] * (width, height) if pts is not None else (None if anchor is None else anchor + shift)
                 stamps.append(frame.timestamp)
@@ -165,7 +172,7 @@ def track_video(
 
     report("head pose and eyes", 0.95)
     with clock("post"):
-        track = _assemble(info, width, height, stamps, found, moved, present)
+        track = _assemble(info, width, height, stamps, found, moved, crops, present)
     if info.declared_frames and len(found) < 0.9 * info.declared_frames:
         track.warnings.append(f"{info.path.name}: decoding stopped after {len(found)} of the {info.declared_frames} "
                               "frames the file declares; it may be truncated")
@@ -176,7 +183,7 @@ def track_video(
     return track
 
 
-def _assemble(info, width, height, stamps, found, moved, present) -> VideoTrack:
+def _assemble(info, width, height, stamps, found, moved, crops, present) -> VideoTrack:
     fps, slots, dropped = frame_grid(np.asarray(stamps, np.float64), info.fps)
     n = int(slots[-1]) + 1
     known = np.zeros(n, bool)
@@ -189,6 +196,8 @@ def _assemble(info, width, height, stamps, found, moved, present) -> VideoTrack:
     for j in range(1, len(slots)):
         gap = int(slots[j] - slots[j - 1])
         flow_px[slots[j - 1] + 1 : slots[j] + 1] = moved[j] / gap
+    # A dropped frame shows the last decoded picture.
+    face_crops = np.stack(crops)[np.searchsorted(slots, np.arange(n), side="right") - 1]
 
     fit = head_pose.fit_pose(raw[known], width, height)
     metric = np.zeros_like(raw)
@@ -210,6 +219,7 @@ def _assemble(info, width, height, stamps, found, moved, present) -> VideoTrack:
         source=str(info.path), fps=float(fps), width=info.width, height=info.height,
         points=points, points_metric=metric.astype(np.float32), head_rotation=rotvec.astype(np.float32),
         head_translation=translation.astype(np.float32), flow=flow_px / np.array([width, height], np.float32),
+        face_crops=face_crops,
         eye_closure=closure, blinks=eyes.blinks(closure, fps),
         confidence=_confidence(raw, flow_px, residual, known, width, height),
         lost_frames=lost, dropped_frames=[int(d) for d in dropped],
