@@ -434,7 +434,7 @@ def _cmd_video_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .core.motion.video_model import VideoModelConfig
-    from .core.motion.video_train import build_track_cache, train_video_model
+    from .core.motion.video_train import LossWeights, build_track_cache, train_video_model
 
     torch.set_num_threads(args.threads)
     build_track_cache(args.corpus)
@@ -448,6 +448,7 @@ def _cmd_video_train(args: argparse.Namespace) -> int:
                                     batch_size=args.batch_size, window=args.window, lr=args.lr, seed=args.seed,
                                     patience=args.patience, config=VideoModelConfig(video_context=args.video_context),
                                     mirror=not args.no_mirror, minutes=args.minutes, init_from=args.init_from,
+                                    face_crops=not args.no_face_crops, weights=LossWeights() if args.pose_weight is None else LossWeights(rotation_deg=args.pose_weight),
                                     progress=progress)
     print(f"best validation loss {history['best']:.4f} at epoch {history['best_epoch']} "
           f"({history.get('stopped', 'all epochs')}); model in {args.out}")
@@ -654,6 +655,10 @@ def build_parser() -> argparse.ArgumentParser:
     vtrain.add_argument("--window", type=int, default=24, help="frames per training window (default: 24)")
     vtrain.add_argument("--video-context", action="store_true", help="add a whole-clip context vector to every frame")
     vtrain.add_argument("--no-mirror", action="store_true", help="no left-right mirror augmentation")
+    vtrain.add_argument("--no-face-crops", action="store_true",
+                        help="read the key points only, not the tracker's face crops (the pose's image cue)")
+    vtrain.add_argument("--pose-weight", type=float, default=None,
+                        help="loss weight per degree of head-pose error (default: 0.05, LossWeights.rotation_deg)")
     vtrain.add_argument("--lr", type=float, default=2e-3)
     vtrain.add_argument("--patience", type=int, default=8, help="epochs without validation gain before stopping")
     vtrain.add_argument("--init-from", default=None, metavar="MODEL_DIR",

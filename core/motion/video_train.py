@@ -14,6 +14,7 @@ classifier on the recovered units, and error growth under a lighting change.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -335,10 +336,9 @@ def train_video_model(corpus_dir: str | Path, out_dir: str | Path, epochs: int =
             net = with_face_crops(net)
         config = net.config
     else:
-        config = config or VideoModelConfig()
-        config.n_units = len(names)
-        if not resume:
-            config.face_crop = CROP_SIZE if face_crops else 0
+        if not resume:  # a copy: the caller's config stays as given
+            config = dataclasses.replace(config or VideoModelConfig(), n_units=len(names),
+                                         face_crop=CROP_SIZE if face_crops else 0)
         net = VideoFaceNet(config)  # a resumed run's normalisation comes back with its weights below
         net.set_normalisation(np.concatenate([a.vertex for a in train]), np.concatenate([a.frame for a in train]))
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
