@@ -437,6 +437,7 @@ def _cmd_video_train(args: argparse.Namespace) -> int:
     from .core.motion.video_train import LossWeights, build_track_cache, train_video_model
 
     torch.set_num_threads(args.threads)
+    weights = LossWeights() if args.pose_weight is None else LossWeights(rotation_deg=args.pose_weight)
     build_track_cache(args.corpus)
     with tqdm(total=args.epochs, unit="epoch", disable=args.quiet) as bar:
         def progress(epoch: int, losses: dict) -> None:
@@ -448,7 +449,7 @@ def _cmd_video_train(args: argparse.Namespace) -> int:
                                     batch_size=args.batch_size, window=args.window, lr=args.lr, seed=args.seed,
                                     patience=args.patience, config=VideoModelConfig(video_context=args.video_context),
                                     mirror=not args.no_mirror, minutes=args.minutes, init_from=args.init_from,
-                                    face_crops=not args.no_face_crops, weights=LossWeights() if args.pose_weight is None else LossWeights(rotation_deg=args.pose_weight),
+                                    face_crops=not args.no_face_crops, weights=weights,
                                     progress=progress)
     print(f"best validation loss {history['best']:.4f} at epoch {history['best_epoch']} "
           f"({history.get('stopped', 'all epochs')}); model in {args.out}")

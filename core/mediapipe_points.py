@@ -3,6 +3,8 @@ space, the metrics and retargeting. Indices follow MediaPipe's canonical face mo
 
 from __future__ import annotations
 
+N_FACE_POINTS = 468  # the face mesh; 478 with the two irises' 5 points each
+
 LIPS_OUTER = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185)
 LIPS_INNER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191)
 LIPS = LIPS_OUTER + LIPS_INNER

@@ -20,10 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..mediapipe_points import EYES
+from ..mediapipe_points import EYES, N_FACE_POINTS
 
 TESSELLATION_PATH = Path(__file__).resolve().parents[2] / "vendor_models" / "face_mesh" / "tessellation.npz"
-N_FACE_POINTS = 468
 N_POINTS = 478
 RIGHT_EYE_CONTOUR, LEFT_EYE_CONTOUR = EYES[:16], EYES[16:]  # cyclic, the subject's right and left eye
 # Iris centre and ring; the ring runs +X side (subject's left), top, −X side, bottom — checked on MediaPipe

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..mediapipe_points import N_FACE_POINTS
 from .decode import import_cv2
 
 CROP_SIZE = 96  # pixels
 MARGIN = 1.25  # crop side / longer side of the face points' box
-N_FACE_POINTS = 468
 
 
 def crop_box(points: np.ndarray, width: int, height: int) -> tuple[float, float, float]:
