@@ -172,6 +172,15 @@ def test_training_runs_checkpoints_and_resumes(tmp_path, corpus):
     assert config["training"]["train_videos"] >= 1 and config["epoch"] == second["best_epoch"]
     face = model.predict(vt.load_video_examples(corpus)[0].track)
     assert np.isfinite(face.units).all() and np.isfinite(face.head_rotation).all()
+    assert model.net.config.face_crop == vm.CROP_SIZE and TINY.face_crop == 0  # crops by default; TINY untouched
+
+
+def test_training_without_face_crops_makes_a_key_points_model(tmp_path, corpus):
+    torch.set_num_threads(1)
+    vt.train_video_model(corpus, tmp_path, epochs=1, steps_per_epoch=1, batch_size=2, window=8, config=TINY,
+                         face_crops=False)
+    model = vm.load_face_model(tmp_path)
+    assert model.net.crops is None and "face_crop" not in json.loads((tmp_path / "video_model.json").read_text())
 
 
 def test_fine_tuning_starts_from_the_given_model(tmp_path, corpus):
