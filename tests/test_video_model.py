@@ -86,6 +86,27 @@ def test_a_mirrored_video_gives_the_mirrored_face_and_pose(corpus, net_config):
             assert unit_gap > 1e-3 and pose_gap > 0.01, (unit_gap, pose_gap)
 
 
+def test_pose_smoothing_from_the_model_file_smooths_the_mirror_averaged_pose(corpus):
+    from lattice_talk.core.motion.track_arrays import mirror_rotation, mirror_track
+    from lattice_talk.core.video.head_pose import smooth
+
+    from lattice_talk.core.motion.track_arrays import TrackArrays
+
+    clip = vt.load_video_examples(corpus)[0].track
+    track = TrackArrays(**{**clip.__dict__, "fps": 10.0})  # 8 frames: a 0.3 s window needs the slower rate
+    net = _tiny_model(seed=2)
+    with torch.no_grad():
+        net.rotation.weight.normal_(0, 0.3)  # a jittery pose correction
+    raw = vm.LearnedFaceModel(net, {"unit_names": list(_names())}).predict_arrays(track)[1]
+    smoothed_model = vm.LearnedFaceModel(net, {"unit_names": list(_names()), "pose_smoothing_s": 0.3})
+    smoothed = smoothed_model.predict_arrays(track)[1]
+    np.testing.assert_allclose(smoothed, smooth(raw, track.fps, 0.3), atol=1e-6)
+    steps = [vt.pose_error_deg(r[1:], r[:-1]).mean() for r in (raw, smoothed)]
+    assert steps[1] < 0.8 * steps[0], steps
+    mirrored = smoothed_model.predict_arrays(mirror_track(track))[1]  # smoothing keeps the mirror symmetry
+    assert vt.pose_error_deg(mirrored, mirror_rotation(smoothed)).max() < 1e-3
+
+
 def test_untrained_pose_is_the_trackers(corpus):
     track = vt.load_video_examples(corpus)[0].track
     net = vm.VideoFaceNet(TINY).eval()  # correction layer starts at zero
@@ -173,6 +194,11 @@ def test_training_runs_checkpoints_and_resumes(tmp_path, corpus):
     face = model.predict(vt.load_video_examples(corpus)[0].track)
     assert np.isfinite(face.units).all() and np.isfinite(face.head_rotation).all()
     assert model.net.config.face_crop == vm.CROP_SIZE and TINY.face_crop == 0  # crops by default; TINY untouched
+    # the pose smoothing is picked on the validation videos, written into the file, and used
+    errors = config["pose_smoothing_validation_deg"]
+    assert set(errors) == {f"{w:g}" for w in vt.POSE_SMOOTHING_CHOICES}
+    assert config["pose_smoothing_s"] == second["pose_smoothing_s"] and errors[f"{config['pose_smoothing_s']:g}"] == min(errors.values())
+    assert model.pose_smoothing == config["pose_smoothing_s"]
 
 
 def test_training_without_face_crops_makes_a_key_points_model(tmp_path, corpus):
@@ -192,7 +218,8 @@ def test_fine_tuning_starts_from_the_given_model(tmp_path, corpus):
     tuned = tmp_path / "tuned"
     history = vt.train_video_model(corpus, tuned, epochs=1, steps_per_epoch=1, batch_size=2, window=8, lr=1e-12,
                                    init_from=start)
-    after = vm.load_face_model(tuned).predict(track)  # a vanishing learning rate: the same model comes back
+    # a vanishing learning rate: the same net comes back (its pose smoothing, picked after training, left out)
+    after = vm.LearnedFaceModel(*vm.load_net(tuned), pose_smoothing=0.0).predict(track)
     np.testing.assert_allclose(after.units, before.units, atol=2e-3)
     np.testing.assert_allclose(after.head_rotation, before.head_rotation, atol=2e-3)
     assert json.loads((tuned / "video_model.json").read_text())["training"]["init_from"] == str(start)

@@ -326,8 +326,11 @@ def load_net(folder: str | Path) -> tuple[VideoFaceNet, dict]:
 class LearnedFaceModel:
     """:class:`~core.motion.face_models.VideoFaceModel` backed by :class:`VideoFaceNet`."""
 
-    def __init__(self, net: VideoFaceNet, config: dict, chunk: int = 256, mirror_average: bool = True):
+    def __init__(self, net: VideoFaceNet, config: dict, chunk: int = 256, mirror_average: bool = True,
+                 pose_smoothing: float | None = None):
         self.net, self.config, self.chunk, self.mirror_average = net, config, chunk, mirror_average
+        # seconds of Savitzky–Golay smoothing of the predicted pose; training picks it on the validation videos
+        self.pose_smoothing = float(config.get("pose_smoothing_s", 0.0)) if pose_smoothing is None else pose_smoothing
         self.unit_names = tuple(config["unit_names"])
         self.model_id = f"video-meshconv/{config.get('model_id', 'untrained')}"
 
@@ -347,6 +350,10 @@ class LearnedFaceModel:
             mirrored_units, mirrored_rotation = self._run(mirror_track(track))
             units = (units + mirrored_units[:, unit_mirror(self.unit_names)]) / 2
             rotation = mean_rotation(rotation, mirror_rotation(mirrored_rotation)).astype(np.float32)
+        if self.pose_smoothing > 0:  # the crop is read frame by frame: its noise is jitter the head does not have
+            from ..video.head_pose import smooth
+
+            rotation = smooth(rotation, float(track.fps), self.pose_smoothing).astype(np.float32)
         return units, rotation
 
     def _run(self, track) -> tuple[np.ndarray, np.ndarray]:

@@ -391,7 +391,28 @@ def train_video_model(corpus_dir: str | Path, out_dir: str | Path, epochs: int =
         if minutes is not None and time.perf_counter() - start_time > minutes * 60:
             history["stopped"] = f"time limit ({minutes} min); run again to resume"
             break
+    history["pose_smoothing_s"] = choose_pose_smoothing(out_dir, val_ex)
     return history
+
+
+POSE_SMOOTHING_CHOICES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)  # seconds
+
+
+def choose_pose_smoothing(model_dir: str | Path, examples: list[VideoExample]) -> float:
+    """Pick the smoothing window of the saved model's pose (``POSE_SMOOTHING_CHOICES``) with the least mean pose
+    error on ``examples`` (the validation videos) and write it into its ``video_model.json``; returns it."""
+    from ..video.head_pose import smooth
+    from .video_model import MODEL_CONFIG, LearnedFaceModel, load_net
+
+    net, config = load_net(model_dir)
+    model = LearnedFaceModel(net, config, pose_smoothing=0.0)
+    raw = [(model.predict_arrays(ex.track)[1], ex) for ex in examples]
+    errors = {w: float(np.concatenate([pose_error_deg(smooth(r, ex.track.fps, w) if w else r, ex.rotation)
+                                       for r, ex in raw]).mean()) for w in POSE_SMOOTHING_CHOICES}
+    best = min(errors, key=errors.get)
+    config.update(pose_smoothing_s=best, pose_smoothing_validation_deg={f"{w:g}": round(e, 4) for w, e in errors.items()})
+    (Path(model_dir) / MODEL_CONFIG).write_text(json.dumps(config, indent=2))
+    return best
 
 
 # ------------------------------------------------------------------------------------------ evaluation
