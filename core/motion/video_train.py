@@ -391,7 +391,8 @@ def train_video_model(corpus_dir: str | Path, out_dir: str | Path, epochs: int =
         if minutes is not None and time.perf_counter() - start_time > minutes * 60:
             history["stopped"] = f"time limit ({minutes} min); run again to resume"
             break
-    history["pose_smoothing_s"] = choose_pose_smoothing(out_dir, val_ex)
+    if history["best_epoch"] >= 0:  # a model was saved
+        history["pose_smoothing_s"] = choose_pose_smoothing(out_dir, val_ex)
     return history
 
 

@@ -1,8 +1,8 @@
 """Track a reference video: ``track_video(path, progress, should_stop) → VideoTrack``.
 
 One pass over the frames (decoded on a reader thread): MediaPipe face mesh, then DIS optical flow from
-the previous frame inside the face box, sampled at the previous frame's points; a grey crop of the face (the learned model's image
-cue). Then, over the whole
+the previous frame inside the face box, sampled at the previous frame's points; a grey crop of the face (the
+learned model's image cue). Then, over the whole
 video: frames placed on the regular frame grid (dropped frames found from the time stamps), head pose
 fitted per frame, lost and dropped frames interpolated, pose smoothed, eyes and blinks, confidence.
 """
