@@ -180,6 +180,19 @@ def test_retarget_baseline_on_the_real_clip(real_clip):
     assert neutral.shape == (478, 3) and face.meta["retarget_residual_mm"] < 3.0
 
 
+def test_face_crops_are_cut_only_for_a_model_that_reads_them(real_clip):
+    from lattice_talk.core.motion.face_models import LEARNED_VIDEO_MODEL_DIR
+    from lattice_talk.core.motion.fusion import track_reference_video
+    from lattice_talk.core.motion.video_model import load_face_model
+
+    learned = load_face_model(LEARNED_VIDEO_MODEL_DIR)
+    assert learned.reads_face_crops and not RetargetFaceModel.reads_face_crops
+    for model, cut in ((RetargetFaceModel(), False), (learned, True)):
+        video, _ = track_reference_video(real_clip.video, lambda stage, f: None, lambda: False, model)
+        assert (video.track.face_crops is not None) == cut
+        assert video.face.model_id == model.model_id and np.isfinite(video.face.units).all()
+
+
 def test_the_learned_model_is_chosen_when_its_weights_exist(tmp_path, monkeypatch):
     assert isinstance(video_face_model(tmp_path), RetargetFaceModel)
     (tmp_path / VIDEO_MODEL_WEIGHTS).write_bytes(b"weights")

@@ -45,6 +45,7 @@ class VideoFaceModel(Protocol):
     """Turns a tracked video into the default head's ARKit units, head rotation and per-frame confidence."""
 
     model_id: str  # recorded in a take's provenance
+    reads_face_crops: bool  # the tracker cuts its face crops only for a model that reads them
 
     def predict(self, track) -> VideoFace:  # track: core.video.track.VideoTrack
         ...
@@ -86,6 +87,7 @@ class RetargetFaceModel:
     eyeBlink units from the tracker's eye closure; head rotation and confidence from the tracker."""
 
     model_id = "retarget-baseline/1"
+    reads_face_crops = False
 
     def __init__(self):
         self._retargeter = None

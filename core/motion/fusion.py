@@ -163,8 +163,9 @@ def track_reference_video(path: str | os.PathLike[str], progress, should_stop,
     from ..video.track import track_video
 
     share = VIDEO_PROGRESS_SHARE
-    track = track_video(path, lambda stage, f: progress(f"video: {stage}", share * f), should_stop)
-    model = model or video_face_model()
+    model = model or video_face_model()  # first: a model folder that cannot load fails before the tracking
+    track = track_video(path, lambda stage, f: progress(f"video: {stage}", share * f), should_stop,
+                        face_crops=getattr(model, "reads_face_crops", True))
     progress("video: face model", share)
     face = model.predict(track)
     with open(path, "rb") as fh:

@@ -333,6 +333,7 @@ class LearnedFaceModel:
         self.pose_smoothing = float(config.get("pose_smoothing_s", 0.0)) if pose_smoothing is None else pose_smoothing
         self.unit_names = tuple(config["unit_names"])
         self.model_id = f"video-meshconv/{config.get('model_id', 'untrained')}"
+        self.reads_face_crops = bool(net.config.face_crop)
 
     def predict_arrays(self, track) -> tuple[np.ndarray, np.ndarray]:
         """Units (T, U) and head rotation (T, 3) axis-angle for a tracked video.

@@ -54,7 +54,7 @@ class VideoTrack:
     head_rotation: np.ndarray  # (T, 3) float32 axis-angle, canonical head frame → camera frame (= AnimationClip.global_rotation), smoothed
     head_translation: np.ndarray  # (T, 3) float32 metres, head origin in camera frame (camera at 0 looking down −Z; depth from a nominal focal length), smoothed
     flow: np.ndarray  # (T, 478, 2) float32 image-normalised displacement of each point from frame t−1 to t (optical flow; row 0 is 0)
-    face_crops: np.ndarray  # (T, S, S) uint8 grey face crop (face_crop.CROP_SIZE); a lost face's last box, dropped frames repeat the previous
+    face_crops: np.ndarray | None  # (T, S, S) uint8 grey face crop (face_crop.CROP_SIZE); a lost face's last box, dropped frames repeat the previous; None: not cut
     eye_closure: np.ndarray  # (T, 2) float32 0 open .. 1 closed, columns (left, right) of the subject
     blinks: list[eyes.Blink]
     confidence: np.ndarray  # (T,) float32 0..1; 0 on interpolated frames
@@ -104,6 +104,7 @@ def track_video(
     with_audio: bool = True,
     min_face_fraction: float = 0.5,
     mirror_pass: bool = True,
+    face_crops: bool = True,
     timings: dict[str, float] | None = None,
 ) -> VideoTrack:
     """Track the face in a video file.
@@ -114,7 +115,8 @@ def track_video(
     raised. Raises :class:`VideoError` for a missing, empty, unreadable or still-image file or one with
     fewer than 2 frames, and :class:`NoFaceError` when a face is found in fewer than
     ``min_face_fraction`` of the frames. ``mirror_pass`` also reads each frame mirrored and averages the two
-    readings (see :mod:`.landmarks`; off: ~40 % faster, expressions read less well). ``timings``, when given, receives seconds spent per stage."""
+    readings (see :mod:`.landmarks`; off: ~40 % faster, expressions read less well). ``face_crops`` cuts the
+    face crops (:mod:`.face_crop`) only a learned model reads (off: ``VideoTrack.face_crops`` is None). ``timings``, when given, receives seconds spent per stage."""
     from ..pipeline import Cancelled
 
     report = progress or (lambda stage, fraction: None)
@@ -144,9 +146,11 @@ def track_video(
                 with clock("flow"):
                     shift = (flow(prev_gray, frame.gray, anchor) if prev_gray is not None and anchor is not None
                              else np.zeros((N_POINTS, 2), np.float32))
-                with clock("crop"):
-                    box = crop_box(pts, width, height) if pts is not None else box
-                    crops.append(face_crop(frame.gray, box) if box is not None else np.zeros((CROP_SIZE, CROP_SIZE), np.uint8))
+                if face_crops:
+                    with clock("crop"):
+                        box = crop_box(pts, width, height) if pts is not None else box
+                        crops.append(face_crop(frame.gray, box) if box is not None
+                                     else np.zeros((CROP_SIZE, CROP_SIZE), np.uint8))
                 # Sample the next flow at this frame's points; through a lost face, carry them along the flow.
                 anchor = pts[:, :2] * (width, height) if pts is not None else (None if anchor is None else anchor + shift)
                 stamps.append(frame.timestamp)
@@ -197,7 +201,7 @@ def _assemble(info, width, height, stamps, found, moved, crops, present) -> Vide
         gap = int(slots[j] - slots[j - 1])
         flow_px[slots[j - 1] + 1 : slots[j] + 1] = moved[j] / gap
     # A dropped frame shows the last decoded picture.
-    face_crops = np.stack(crops)[np.searchsorted(slots, np.arange(n), side="right") - 1]
+    face_crops = np.stack(crops)[np.searchsorted(slots, np.arange(n), side="right") - 1] if crops else None
 
     fit = head_pose.fit_pose(raw[known], width, height)
     metric = np.zeros_like(raw)
