@@ -105,6 +105,7 @@ def test_smoothing_keeps_a_quadratic_and_removes_jitter():
     assert np.allclose(smooth(quadratic, 25.0), quadratic)
     noisy = quadratic + np.random.default_rng(1).normal(0, 0.1, quadratic.shape)
     assert np.std(smooth(noisy, 25.0) - quadratic) < 0.8 * np.std(noisy - quadratic)
+    np.testing.assert_array_equal(smooth(noisy, 25.0, window_seconds=0.0), noisy)  # 0 s: off
 
 
 # ------------------------------------------------------------------------------------------ the real clip

@@ -240,11 +240,9 @@ class VideoFaceNet(nn.Module):
 def with_face_crops(net: VideoFaceNet) -> VideoFaceNet:
     """A copy of a key-points-only net with a face-crop encoder added, predicting exactly what it did: the
     crop features enter ``inp`` through zero weights, so fine-tuning starts from the old model's output."""
-    import copy
+    import dataclasses
 
-    config = copy.deepcopy(net.config)
-    config.face_crop = CROP_SIZE
-    grown = VideoFaceNet(config)
+    grown = VideoFaceNet(dataclasses.replace(net.config, face_crop=CROP_SIZE))
     state = net.state_dict()
     weight = state["inp.weight"]
     state["inp.weight"] = torch.cat([weight, weight.new_zeros(weight.shape[0], CROP_FEATURES)], dim=1)
@@ -309,7 +307,8 @@ def load_net(folder: str | Path) -> tuple[VideoFaceNet, dict]:
     if topo != expected:
         raise VideoModelError(f"{folder}: the model was made for another face-mesh topology ({topo}, this "
                               f"LatticeTalk has {expected}); retrain it with 'python -m lattice_talk video train'")
-    if model_config.face_crop and config.get("face_crop") != {"size": CROP_SIZE, "margin": MARGIN}:
+    crop = {"size": CROP_SIZE, "margin": MARGIN}
+    if model_config.face_crop and (model_config.face_crop != CROP_SIZE or config.get("face_crop") != crop):
         raise VideoModelError(f"{folder}: the model reads face crops {config.get('face_crop')}, this LatticeTalk's "
                               f"tracker cuts {CROP_SIZE} px at margin {MARGIN}; retrain it with 'python -m lattice_talk video train'")
     if len(config.get("unit_names", ())) != model_config.n_units:
@@ -352,11 +351,9 @@ class LearnedFaceModel:
             mirrored_units, mirrored_rotation = self._run(mirror_track(track))
             units = (units + mirrored_units[:, unit_mirror(self.unit_names)]) / 2
             rotation = mean_rotation(rotation, mirror_rotation(mirrored_rotation)).astype(np.float32)
-        if self.pose_smoothing > 0:  # the crop is read frame by frame: its noise is jitter the head does not have
-            from ..video.head_pose import smooth
+        from ..video.head_pose import smooth  # the crop is read frame by frame: its noise is jitter the head lacks
 
-            rotation = smooth(rotation, float(track.fps), self.pose_smoothing).astype(np.float32)
-        return units, rotation
+        return units, smooth(rotation, float(track.fps), self.pose_smoothing).astype(np.float32)
 
     def _run(self, track) -> tuple[np.ndarray, np.ndarray]:
         from ..rotations import matrix_to_rotvec

@@ -408,8 +408,8 @@ def choose_pose_smoothing(model_dir: str | Path, examples: list[VideoExample]) -
     net, config = load_net(model_dir)
     model = LearnedFaceModel(net, config, pose_smoothing=0.0)
     raw = [(model.predict_arrays(ex.track)[1], ex) for ex in examples]
-    errors = {w: float(np.concatenate([pose_error_deg(smooth(r, ex.track.fps, w) if w else r, ex.rotation)
-                                       for r, ex in raw]).mean()) for w in POSE_SMOOTHING_CHOICES}
+    errors = {w: float(np.concatenate([pose_error_deg(smooth(r, ex.track.fps, w), ex.rotation) for r, ex in raw]).mean())
+              for w in POSE_SMOOTHING_CHOICES}
     best = min(errors, key=errors.get)
     config.update(pose_smoothing_s=best, pose_smoothing_validation_deg={f"{w:g}": round(e, 4) for w, e in errors.items()})
     (Path(model_dir) / MODEL_CONFIG).write_text(json.dumps(config, indent=2))

@@ -80,12 +80,13 @@ def head_translation(fit: PoseFit, width: int, height: int, focal_px: float | No
 def smooth(track: np.ndarray, fps: float, window_seconds: float = 0.2, order: int = 2) -> np.ndarray:
     """Zero-phase Savitzky–Golay smoothing along time of a (T, ...) track: a degree-``order`` polynomial
     fitted to an odd window of ~``window_seconds`` around each frame (at the ends, to the first/last
-    window, like scipy's ``mode="interp"``). Tracks shorter than the window are returned unchanged.
+    window, like scipy's ``mode="interp"``). Tracks shorter than the window, and ``window_seconds`` ≤ 0, return
+    the track unchanged.
     numpy only: ``scipy.signal`` alone takes ~0.8 s to import."""
     half = max(int(round(window_seconds * fps)) // 2, order // 2 + 1)
     window = 2 * half + 1
     track = np.asarray(track, np.float64)
-    if track.shape[0] < window:
+    if window_seconds <= 0 or track.shape[0] < window:
         return track.copy()
     design = np.vander(np.arange(-half, half + 1, dtype=np.float64), order + 1, increasing=True)  # (window, order+1)
     fit = np.linalg.pinv(design)  # polynomial coefficients from a window of samples
