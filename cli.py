@@ -450,6 +450,7 @@ def _cmd_video_train(args: argparse.Namespace) -> int:
                                     patience=args.patience, config=VideoModelConfig(video_context=args.video_context),
                                     mirror=not args.no_mirror, minutes=args.minutes, init_from=args.init_from,
                                     face_crops=not args.no_face_crops, weights=weights,
+                                    splits=("train", "heldout") if args.include_heldout else ("train",),
                                     progress=progress)
     print(f"best validation loss {history['best']:.4f} at epoch {history['best_epoch']} "
           f"({history.get('stopped', 'all epochs')}); model in {args.out}")
@@ -469,8 +470,11 @@ def _cmd_video_eval(args: argparse.Namespace) -> int:
     models = {"learned": load_face_model(args.model)}
     if not args.no_baseline:
         models["baseline (retarget)"] = RetargetFaceModel()
-    results = evaluate_models(models, args.corpus)
+    results = evaluate_models(models, args.corpus, centroids_from=args.centroids_from)
     print(format_results(results))
+    if any("expression_accuracy" not in row for row in results["models"].values()):
+        print(f"no 7-class accuracy: {results['centroids_from']} has no tracked training expression clips for the "
+              "class centroids (an all-held-out corpus: add --centroids-from CORPUS)")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2))
@@ -660,6 +664,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="read the key points only, not the tracker's face crops (the pose's image cue)")
     vtrain.add_argument("--pose-weight", type=float, default=None,
                         help="loss weight per degree of head-pose error (default: 0.05, LossWeights.rotation_deg)")
+    vtrain.add_argument("--include-heldout", action="store_true",
+                        help="train on the held-out entries too (a final model whose test numbers come from another "
+                             "corpus, rendered with --heldout-share 1)")
     vtrain.add_argument("--lr", type=float, default=2e-3)
     vtrain.add_argument("--patience", type=int, default=8, help="epochs without validation gain before stopping")
     vtrain.add_argument("--init-from", default=None, metavar="MODEL_DIR",
@@ -673,6 +680,9 @@ def build_parser() -> argparse.ArgumentParser:
     veval.add_argument("--model", required=True, help="model folder (video_model.safetensors + video_model.json)")
     veval.add_argument("--corpus", required=True)
     veval.add_argument("--json", default=None)
+    veval.add_argument("--centroids-from", default=None, metavar="CORPUS",
+                       help="take the 7-class centroids from this corpus's training clips (for a corpus rendered with "
+                            "--heldout-share 1; default: --corpus)")
     veval.add_argument("--no-baseline", action="store_true", help="skip the non-learned retarget baseline (slow)")
     veval.add_argument("--threads", type=int, default=1)
     veval.set_defaults(func=_cmd_video_eval)

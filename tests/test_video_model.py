@@ -264,22 +264,65 @@ def test_nearest_centroid_separates_separable_classes():
     assert vt.nearest_centroid(train, labels, test) == truth
 
 
-def test_evaluation_reports_every_metric(tmp_path, corpus):
-    """The evaluation's bookkeeping on a corpus: held-out videos scored, table printed."""
+def _relabelled(corpus, folder, split_of):
+    """A copy of the corpus (links to its files) whose manifest gives entry i the split ``split_of(i)``."""
     from lattice_talk.core.data.video_clips import MANIFEST
 
     manifest = json.loads((corpus / MANIFEST).read_text())
-    for entry in manifest["clips"][:1]:
-        entry["split"] = "heldout"  # one held-out video, the rest train (centroids)
-    held = tmp_path / "corpus"
-    held.mkdir()
+    for i, entry in enumerate(manifest["clips"]):
+        entry["split"] = split_of(i)
+    folder.mkdir()
     for item in corpus.iterdir():
-        (held / item.name).symlink_to(item)
-    (held / MANIFEST).unlink()
-    (held / MANIFEST).write_text(json.dumps(manifest))
+        if item.name != MANIFEST:
+            (folder / item.name).symlink_to(item)
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    return folder
+
+
+def test_evaluation_reports_every_metric(tmp_path, corpus):
+    """The evaluation's bookkeeping on a corpus: held-out videos scored, table printed."""
+    held = _relabelled(corpus, tmp_path / "corpus", lambda i: "heldout" if i == 0 else "train")  # rest: centroids
     model = vm.LearnedFaceModel(_tiny_model(), {"unit_names": list(_names())})
     results = vt.evaluate_models({"tiny": model}, held)
     row = results["models"]["tiny"]
     assert row["videos"] == 1 and row["frames"] >= 2 and np.isfinite(row["pose_error_deg_mean"])
     assert row["landmark_rmse_mm"] > 0
     assert "head pose error, mean" in vt.format_results(results)
+
+
+def test_an_all_heldout_corpus_takes_its_class_centroids_from_another(tmp_path, corpus):
+    """A test corpus rendered with heldout_share=1 has no training clips: the 7-class centroids come from the
+    training corpus's expression clips, or the accuracy is left out."""
+    manifest = json.loads((corpus / "manifest.json").read_text())
+    expression = [i for i, e in enumerate(manifest["clips"]) if e["kind"] == "expression" and e.get("label")]
+    assert expression, "the tiny corpus needs an expression clip"
+    test = _relabelled(corpus, tmp_path / "test", lambda i: "heldout")
+    model = vm.LearnedFaceModel(_tiny_model(), {"unit_names": list(_names())})
+    alone = vt.evaluate_models({"tiny": model}, test)["models"]["tiny"]
+    assert "expression_accuracy" not in alone and alone["videos"] == len(manifest["clips"])
+    results = vt.evaluate_models({"tiny": model}, test, centroids_from=corpus)
+    row = results["models"]["tiny"]
+    assert row["expression_train_clips"] == len(expression) and row["expression_clips"] == len(expression)
+    assert row["pose_error_deg_mean"] == alone["pose_error_deg_mean"]
+    assert results["centroids_from"] == str(corpus.resolve())
+    # the same from the command line
+    from lattice_talk.cli import main
+
+    vm.save_face_model(_tiny_model(), tmp_path / "model", _names())
+    assert main(["video", "eval", "--model", str(tmp_path / "model"), "--corpus", str(test), "--centroids-from",
+                 str(corpus), "--no-baseline", "--json", str(tmp_path / "eval.json")]) == 0
+    assert json.loads((tmp_path / "eval.json").read_text())["models"]["learned"]["expression_train_clips"] == len(expression)
+
+
+def test_training_on_the_heldout_entries_only_when_asked(tmp_path, corpus):
+    torch.set_num_threads(1)
+    test = _relabelled(corpus, tmp_path / "test", lambda i: "heldout")
+    with pytest.raises(vt.LatticeTalkError, match="no tracked videos in train"):
+        vt.train_video_model(test, tmp_path / "none", epochs=1, steps_per_epoch=1, config=TINY)
+    from lattice_talk.cli import main
+
+    assert main(["video", "train", "--corpus", str(test), "--out", str(tmp_path / "all"), "--epochs", "1",
+                 "--steps-per-epoch", "1", "--batch-size", "2", "--window", "8", "--include-heldout", "--quiet"]) == 0
+    facts = json.loads((tmp_path / "all" / "video_model.json").read_text())["training"]
+    assert facts["splits"] == ["train", "heldout"]
+    assert facts["train_videos"] + facts["validation_videos"] >= len(vt.load_video_examples(test, ("heldout",)))

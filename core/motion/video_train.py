@@ -292,15 +292,18 @@ def train_video_model(corpus_dir: str | Path, out_dir: str | Path, epochs: int =
                       batch_size: int = 8, window: int = 24, lr: float = 2e-3, seed: int = 0, patience: int = 8,
                       config=None, weights: LossWeights = LossWeights(), noise: float = 0.003, mirror: bool = True,
                       minutes: float | None = None, init_from: str | Path | None = None, face_crops: bool = True,
+                      splits: tuple[str, ...] = ("train",),
                       progress: Callable[[int, dict], None] | None = None) -> dict:
-    """Train on the corpus's ``train`` entries (a validation subset of them for early stopping), keep the best
-    validation checkpoint in ``out_dir`` as the shipped format, resume if a run is there; returns the history.
+    """Train on the corpus's entries in ``splits`` (a validation subset of them for early stopping), keep the
+    best validation checkpoint in ``out_dir`` as the shipped format, resume if a run is there; returns the history.
 
     ``minutes`` stops after that long (at an epoch end, checkpointed): run again to continue. ``init_from``: a
     model folder to fine-tune (its architecture, weights and feature normalisation; a fresh optimizer and
     schedule over ``epochs``), e.g. the shipped model on a larger corpus. ``face_crops``: the net also reads the
     tracker's face crops (a key-points-only ``init_from`` model gets the crop encoder added, starting from its
-    own predictions: :func:`~.video_model.with_face_crops`)."""
+    own predictions: :func:`~.video_model.with_face_crops`). ``splits=("train", "heldout")`` trains on the
+    held-out entries too: for a final model whose test numbers come from another corpus (one rendered with
+    ``heldout_share=1``, scored with ``evaluate_models(..., centroids_from=...)``)."""
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -311,9 +314,9 @@ def train_video_model(corpus_dir: str | Path, out_dir: str | Path, epochs: int =
     start_time = time.perf_counter()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    examples = load_video_examples(corpus_dir, ("train",))
+    examples = load_video_examples(corpus_dir, splits)
     if not examples:
-        raise LatticeTalkError(f"{corpus_dir}: no tracked training videos; run 'python -m lattice_talk video track' "
+        raise LatticeTalkError(f"{corpus_dir}: no tracked videos in {'/'.join(splits)}; run 'python -m lattice_talk video track' "
                                "(or 'video train', which tracks first)")
     train_ex = [e for e in examples if not is_validation(e.index)] or examples  # a tiny corpus may be all validation
     val_ex = [e for e in examples if is_validation(e.index)] or train_ex[-1:]
@@ -355,7 +358,7 @@ def train_video_model(corpus_dir: str | Path, out_dir: str | Path, epochs: int =
         rng = np.random.default_rng(seed + start_epoch)
     val_batches = _validation_batches(val)
     facts = {"corpus": str(Path(corpus_dir).resolve()), "train_videos": len(train_ex), "validation_videos": len(val_ex),
-             "train_frames": int(sum(len(a.units) for a in train)), "seed": seed, "lr": lr, "batch_size": batch_size,
+             "train_frames": int(sum(len(a.units) for a in train)), "splits": list(splits), "seed": seed, "lr": lr, "batch_size": batch_size,
              "window": window, "steps_per_epoch": steps_per_epoch, "epochs": epochs, "noise": noise, "mirror": mirror,
              "loss_weights": weights.__dict__, "init_from": str(init_from) if init_from is not None else None}
     for epoch in range(start_epoch, epochs):
@@ -476,11 +479,15 @@ def _score(model, ex: VideoExample, rig_points: Callable[[np.ndarray], np.ndarra
 
 
 def evaluate_models(models: dict[str, object], corpus_dir: str | Path,
-                    progress: Callable[[str, int, int], None] | None = None) -> dict:
+                    progress: Callable[[str, int, int], None] | None = None,
+                    centroids_from: str | Path | None = None) -> dict:
     """Held-out metrics of each model (name → VideoFaceModel) on the corpus's held-out videos; the classifier's
-    centroids come from each model's own recovered units on the training expression clips."""
+    centroids come from each model's own recovered units on the training expression clips of ``centroids_from``
+    (default: the same corpus; a corpus rendered all held out takes them from another; without any, the 7-class
+    accuracy is left out)."""
     heldout = load_video_examples(corpus_dir, ("heldout",))
-    train_expr = [e for e in load_video_examples(corpus_dir, ("train",), kinds=("expression",)) if not e.relit]
+    centroid_corpus = corpus_dir if centroids_from is None else centroids_from
+    train_expr = [e for e in load_video_examples(centroid_corpus, ("train",), kinds=("expression",)) if not e.relit]
     if not heldout:
         raise LatticeTalkError(f"{corpus_dir}: no tracked held-out videos")
     rest, basis = landmark_basis(heldout[0].unit_names)
@@ -488,7 +495,8 @@ def evaluate_models(models: dict[str, object], corpus_dir: str | Path,
     def rig_points(units: np.ndarray) -> np.ndarray:  # (T, U) → (T, 468, 3) mm
         return rest + np.einsum("tu,upc->tpc", units, basis)
 
-    results: dict = {"corpus": str(Path(corpus_dir).resolve()), "heldout_videos": len(heldout), "models": {}}
+    results: dict = {"corpus": str(Path(corpus_dir).resolve()), "heldout_videos": len(heldout),
+                     "centroids_from": str(Path(centroid_corpus).resolve()), "models": {}}
     for name, model in models.items():
         scores = []
         for i, ex in enumerate(heldout):
