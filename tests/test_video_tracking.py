@@ -228,6 +228,30 @@ def test_mirror_pass_makes_the_reading_of_a_mirrored_clip_the_mirror_image():
     np.testing.assert_allclose(of_mirrored, mirror_rotation(rotvec), atol=1e-6)
 
 
+def test_a_failed_mirror_graph_closes_the_first_one(monkeypatch):
+    """MediaPipe graphs hold threads: when the second graph cannot start, the first is closed, not leaked."""
+    needs_video_stack()
+    from mediapipe.python.solutions import face_mesh
+
+    from lattice_talk.core.video.landmarks import FaceMesh
+
+    made, closed = [], []
+
+    class Graph:
+        def __init__(self, **settings):
+            if made:
+                raise RuntimeError("no second graph")
+            made.append(self)
+
+        def close(self):
+            closed.append(self)
+
+    monkeypatch.setattr(face_mesh, "FaceMesh", Graph)
+    with pytest.raises(RuntimeError, match="no second graph"):
+        FaceMesh(mirror_pass=True)
+    assert closed == made and len(made) == 1
+
+
 def test_sound_track_is_the_mean_of_its_channels_at_its_own_rate(tmp_path):
     """Stereo 44.1 kHz AAC with different levels per channel: mono is their mean (FFmpeg's own downmix
     would be √2 louder), the rate is kept, the length is right."""

@@ -46,7 +46,11 @@ class FaceMesh:
             )
 
         self._mesh = graph()
-        self._mirrored = graph() if mirror_pass else None  # its own graph: it tracks the mirrored stream
+        try:
+            self._mirrored = graph() if mirror_pass else None  # its own graph: it tracks the mirrored stream
+        except BaseException:
+            self._mesh.close()  # its threads would outlive the failed start
+            raise
         # The mirrored reading runs on a worker thread while this one reads the frame as is (MediaPipe lets go
         # of the GIL): ~6.3 instead of ~9.1 ms a frame for both on 2 cores.
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="mirror-pass") if mirror_pass else None
