@@ -232,6 +232,17 @@ def test_fine_tuning_starts_from_the_given_model(tmp_path, corpus):
         vt.train_video_model(corpus, tmp_path / "other", epochs=1, steps_per_epoch=1, init_from=start)
 
 
+def test_training_mirror_images_read_the_mirrored_tracks_crops_without_a_copy(corpus):
+    from lattice_talk.core.motion.track_arrays import mirror_track
+
+    ex = vt.load_video_examples(corpus)[0]
+    original, mirrored = vt._arrays([ex], mirror=True)
+    expected = mirror_track(ex.track)
+    np.testing.assert_array_equal(mirrored.crops, expected.face_crops)
+    assert np.shares_memory(mirrored.crops, original.crops)  # a view of the crops the original holds
+    np.testing.assert_array_equal(mirrored.vertex, vm.track_features(expected)[0])
+
+
 def test_pose_error_on_constructed_rotations():
     rng = np.random.default_rng(0)
     truth = rng.normal(0, 0.3, (50, 3))
