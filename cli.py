@@ -457,19 +457,6 @@ def _cmd_video_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_video_average(args: argparse.Namespace) -> int:
-    """Average the weights of runs fine-tuned from one start into one model; pick its pose smoothing."""
-    import torch
-
-    from .core.motion.video_train import average_models
-
-    torch.set_num_threads(args.threads)
-    config = average_models(args.models, args.out, args.corpus,
-                            splits=("train", "heldout") if args.include_heldout else ("train",))
-    print(f"averaged {len(args.models)} models into {args.out} (pose smoothing {config['pose_smoothing_s']:g} s)")
-    return EXIT_OK
-
-
 def _cmd_video_eval(args: argparse.Namespace) -> int:
     """Held-out metrics of the learned model (and the non-learned baseline) on a rendered corpus."""
     import torch
@@ -689,14 +676,6 @@ def build_parser() -> argparse.ArgumentParser:
     vtrain.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
     vtrain.add_argument("--quiet", action="store_true")
     vtrain.set_defaults(func=_cmd_video_train)
-    vavg = video_sub.add_parser("average", help="average the weights of runs fine-tuned from one model into one model")
-    vavg.add_argument("--models", nargs="+", required=True, metavar="MODEL_DIR",
-                      help="two or more model folders trained with the same --init-from")
-    vavg.add_argument("--out", required=True, help="new model folder")
-    vavg.add_argument("--corpus", required=True, help="the runs' corpus: its validation videos choose the pose smoothing")
-    vavg.add_argument("--include-heldout", action="store_true", help="the runs were trained with --include-heldout")
-    vavg.add_argument("--threads", type=int, default=1)
-    vavg.set_defaults(func=_cmd_video_average)
     veval = video_sub.add_parser("eval", help="held-out metrics (pose, units, landmarks, 7 classes, lighting) vs the baseline")
     veval.add_argument("--model", required=True, help="model folder (video_model.safetensors + video_model.json)")
     veval.add_argument("--corpus", required=True)

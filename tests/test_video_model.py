@@ -243,31 +243,6 @@ def test_training_mirror_images_read_the_mirrored_tracks_crops_without_a_copy(co
     np.testing.assert_array_equal(mirrored.vertex, vm.track_features(expected)[0])
 
 
-def test_runs_fine_tuned_from_one_start_average_into_one_model(tmp_path, corpus):
-    torch.set_num_threads(1)
-    from lattice_talk.cli import main
-
-    start = tmp_path / "start"
-    vm.save_face_model(_tiny_model(seed=5), start, _names())
-    runs = [tmp_path / "a", tmp_path / "b"]
-    for seed, run in enumerate(runs):
-        vt.train_video_model(corpus, run, epochs=1, steps_per_epoch=2, batch_size=2, window=8, lr=1e-2, seed=seed,
-                             init_from=start)
-    assert main(["video", "average", "--models", *map(str, runs), "--out", str(tmp_path / "soup"),
-                 "--corpus", str(corpus)]) == 0
-    soup, config = vm.load_net(tmp_path / "soup")
-    (a, _), (b, _) = vm.load_net(runs[0]), vm.load_net(runs[1])
-    assert (a.units.weight - b.units.weight).abs().max() > 1e-2  # the runs differ ...
-    mean = ((a.units.weight + b.units.weight) / 2).detach()
-    np.testing.assert_allclose(soup.units.weight.detach(), mean, atol=1e-3)  # ... the soup is their mean
-    assert config["averaged_from"] == ["a-e0", "b-e0"] and "pose_smoothing_s" in config
-    # a model trained from another start is refused
-    vt.train_video_model(corpus, tmp_path / "other", epochs=1, steps_per_epoch=1, batch_size=2, window=8, config=TINY)
-    with pytest.raises(vt.LatticeTalkError, match="not fine-tuned from the same model"):
-        vt.average_models([runs[0], tmp_path / "other"], tmp_path / "bad", corpus)
-    assert not (tmp_path / "bad").exists()
-
-
 def test_pose_error_on_constructed_rotations():
     rng = np.random.default_rng(0)
     truth = rng.normal(0, 0.3, (50, 3))

@@ -189,13 +189,6 @@ def is_validation(index: int, share: float = VALIDATION_SHARE) -> bool:
     return bool(u < share)
 
 
-def split_validation(examples: list[VideoExample]) -> tuple[list[VideoExample], list[VideoExample]]:
-    """(training, validation) examples by :func:`is_validation`; a tiny corpus with no validation entry
-    validates on its last training video, one that is all validation trains on all of it."""
-    train = [e for e in examples if not is_validation(e.index)] or examples
-    return train, [e for e in examples if is_validation(e.index)] or train[-1:]
-
-
 # ------------------------------------------------------------------------------------------ training
 
 
@@ -328,7 +321,8 @@ def train_video_model(corpus_dir: str | Path, out_dir: str | Path, epochs: int =
     if not examples:
         raise LatticeTalkError(f"{corpus_dir}: no tracked videos in {'/'.join(splits)}; run 'python -m lattice_talk video track' "
                                "(or 'video train', which tracks first)")
-    train_ex, val_ex = split_validation(examples)
+    train_ex = [e for e in examples if not is_validation(e.index)] or examples  # a tiny corpus may be all validation
+    val_ex = [e for e in examples if is_validation(e.index)] or train_ex[-1:]
     names = examples[0].unit_names
     train, val = _arrays(train_ex, mirror), _arrays(val_ex)
     _, basis_np = landmark_basis(names)
@@ -406,40 +400,6 @@ def train_video_model(corpus_dir: str | Path, out_dir: str | Path, epochs: int =
     if history["best_epoch"] >= 0:  # a model was saved
         history["pose_smoothing_s"] = choose_pose_smoothing(out_dir, val_ex)
     return history
-
-
-def average_models(model_dirs: list[str | Path], out_dir: str | Path, corpus_dir: str | Path,
-                   splits: tuple[str, ...] = ("train",)) -> dict:
-    """A model whose weights are the mean of ``model_dirs``' weights: runs fine-tuned from one start (the same
-    ``--init-from``, so one architecture and one feature normalisation) averaged into one net ("model soup",
-    Wortsman et al. 2022), which costs one model's time to run. Its pose smoothing is then chosen on the
-    validation videos of ``corpus_dir`` (entries in ``splits``, as the runs were trained). Returns its config."""
-    import torch
-
-    from .video_model import MODEL_CONFIG, load_net, save_face_model
-
-    if len(model_dirs) < 2:
-        raise LatticeTalkError("averaging needs two or more models")
-    loaded = [load_net(d) for d in model_dirs]
-    (net, config) = loaded[0]
-    start = (config.get("training") or {}).get("init_from")
-    for folder, (other, other_config) in zip(model_dirs, loaded):
-        if start is None or (other_config.get("training") or {}).get("init_from") != start:
-            raise LatticeTalkError(f"{folder}: not fine-tuned from the same model as the others (training.init_from); "
-                                   "only runs fine-tuned from one start (--init-from) can be averaged")
-        if other.config != net.config or other_config["unit_names"] != config["unit_names"]:
-            raise LatticeTalkError(f"{folder}: another architecture or other units than {model_dirs[0]}")
-    states = [n.state_dict() for n, _ in loaded]
-    net.load_state_dict({k: torch.stack([s[k] for s in states]).mean(0) if v.is_floating_point() else v
-                         for k, v in states[0].items()})
-    save_face_model(net.eval(), out_dir, tuple(config["unit_names"]), extra={
-        "model_id": Path(out_dir).name, "averaged_from": [c.get("model_id", str(d)) for d, (_, c) in zip(model_dirs, loaded)],
-        "training": config["training"]})
-    examples = load_video_examples(corpus_dir, splits)
-    if not examples:
-        raise LatticeTalkError(f"{corpus_dir}: no tracked videos in {'/'.join(splits)} to choose the pose smoothing on")
-    choose_pose_smoothing(out_dir, split_validation(examples)[1])
-    return json.loads((Path(out_dir) / MODEL_CONFIG).read_text())
 
 
 POSE_SMOOTHING_CHOICES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)  # seconds
