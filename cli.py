@@ -472,7 +472,7 @@ def _cmd_video_eval(args: argparse.Namespace) -> int:
         models["baseline (retarget)"] = RetargetFaceModel()
     results = evaluate_models(models, args.corpus, centroids_from=args.centroids_from)
     print(format_results(results))
-    if any("expression_accuracy" not in row for row in results["models"].values()):
+    if not results["centroid_clips"]:
         print(f"no 7-class accuracy: {results['centroids_from']} has no tracked training expression clips for the "
               "class centroids (an all-held-out corpus: add --centroids-from CORPUS)")
     if args.json:

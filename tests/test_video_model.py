@@ -309,8 +309,10 @@ def test_an_all_heldout_corpus_takes_its_class_centroids_from_another(tmp_path, 
     assert expression, "the tiny corpus needs an expression clip"
     test = _relabelled(corpus, tmp_path / "test", lambda i: "heldout")
     model = vm.LearnedFaceModel(_tiny_model(), {"unit_names": list(_names())})
-    alone = vt.evaluate_models({"tiny": model}, test)["models"]["tiny"]
-    assert "expression_accuracy" not in alone and alone["videos"] == len(manifest["clips"])
+    without = vt.evaluate_models({"tiny": model}, test)
+    alone = without["models"]["tiny"]
+    assert without["centroid_clips"] == 0 and "expression_accuracy" not in alone
+    assert alone["videos"] == len(manifest["clips"])
     results = vt.evaluate_models({"tiny": model}, test, centroids_from=corpus)
     row = results["models"]["tiny"]
     assert row["expression_train_clips"] == len(expression) and row["expression_clips"] == len(expression)

@@ -319,8 +319,8 @@ def train_video_model(corpus_dir: str | Path, out_dir: str | Path, epochs: int =
     rng = np.random.default_rng(seed)
     examples = load_video_examples(corpus_dir, splits)
     if not examples:
-        raise LatticeTalkError(f"{corpus_dir}: no tracked videos in {'/'.join(splits)}; run 'python -m lattice_talk video track' "
-                               "(or 'video train', which tracks first)")
+        raise LatticeTalkError(f"{corpus_dir}: no tracked videos in {'/'.join(splits)}; run 'python -m lattice_talk "
+                               "video track' (or 'video train', which tracks first)")
     train_ex = [e for e in examples if not is_validation(e.index)] or examples  # a tiny corpus may be all validation
     val_ex = [e for e in examples if is_validation(e.index)] or train_ex[-1:]
     names = examples[0].unit_names
@@ -361,8 +361,8 @@ def train_video_model(corpus_dir: str | Path, out_dir: str | Path, epochs: int =
         rng = np.random.default_rng(seed + start_epoch)
     val_batches = _validation_batches(val)
     facts = {"corpus": str(Path(corpus_dir).resolve()), "train_videos": len(train_ex), "validation_videos": len(val_ex),
-             "train_frames": int(sum(len(a.units) for a in train)), "splits": list(splits), "seed": seed, "lr": lr, "batch_size": batch_size,
-             "window": window, "steps_per_epoch": steps_per_epoch, "epochs": epochs, "noise": noise, "mirror": mirror,
+             "train_frames": int(sum(len(a.units) for a in train)), "splits": list(splits), "seed": seed, "lr": lr,
+             "batch_size": batch_size, "window": window, "steps_per_epoch": steps_per_epoch, "epochs": epochs, "noise": noise, "mirror": mirror,
              "loss_weights": weights.__dict__, "init_from": str(init_from) if init_from is not None else None}
     for epoch in range(start_epoch, epochs):
         epoch_start = time.perf_counter()
@@ -499,7 +499,7 @@ def evaluate_models(models: dict[str, object], corpus_dir: str | Path,
         return rest + np.einsum("tu,upc->tpc", units, basis)
 
     results: dict = {"corpus": str(Path(corpus_dir).resolve()), "heldout_videos": len(heldout),
-                     "centroids_from": str(Path(centroid_corpus).resolve()), "models": {}}
+                     "centroids_from": str(Path(centroid_corpus).resolve()), "centroid_clips": len(train_expr), "models": {}}
     for name, model in models.items():
         scores = []
         for i, ex in enumerate(heldout):
