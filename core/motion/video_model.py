@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -240,9 +240,7 @@ class VideoFaceNet(nn.Module):
 def with_face_crops(net: VideoFaceNet) -> VideoFaceNet:
     """A copy of a key-points-only net with a face-crop encoder added, predicting exactly what it did: the
     crop features enter ``inp`` through zero weights, so fine-tuning starts from the old model's output."""
-    import dataclasses
-
-    grown = VideoFaceNet(dataclasses.replace(net.config, face_crop=CROP_SIZE))
+    grown = VideoFaceNet(replace(net.config, face_crop=CROP_SIZE))
     state = net.state_dict()
     weight = state["inp.weight"]
     state["inp.weight"] = torch.cat([weight, weight.new_zeros(weight.shape[0], CROP_FEATURES)], dim=1)

@@ -218,15 +218,12 @@ def _arrays(examples: list[VideoExample], mirror: bool = False) -> list[_Arrays]
     out = []
     for ex in examples:
         vertex, frame = track_features(ex.track)
-        crops = ex.track.face_crops
-        out.append(_Arrays(vertex, frame, ex.units, ex.rotation, crops))
+        out.append(_Arrays(vertex, frame, ex.units, ex.rotation, ex.track.face_crops))
         if mirror:
-            # the mirror's crops as a flipped view of the originals, not mirror_track's copy (~450 MB for 1280 entries)
-            mirrored = mirror_track(dataclasses.replace(ex.track, face_crops=None))
+            mirrored = mirror_track(ex.track)
             vertex, frame = track_features(mirrored)
             swap = unit_mirror(ex.unit_names)
-            out.append(_Arrays(vertex, frame, ex.units[:, swap], mirror_rotation(ex.rotation),
-                               None if crops is None else crops[..., ::-1]))
+            out.append(_Arrays(vertex, frame, ex.units[:, swap], mirror_rotation(ex.rotation), mirrored.face_crops))
     return out
 
 
@@ -362,7 +359,8 @@ def train_video_model(corpus_dir: str | Path, out_dir: str | Path, epochs: int =
     val_batches = _validation_batches(val)
     facts = {"corpus": str(Path(corpus_dir).resolve()), "train_videos": len(train_ex), "validation_videos": len(val_ex),
              "train_frames": int(sum(len(a.units) for a in train)), "splits": list(splits), "seed": seed, "lr": lr,
-             "batch_size": batch_size, "window": window, "steps_per_epoch": steps_per_epoch, "epochs": epochs, "noise": noise, "mirror": mirror,
+             "batch_size": batch_size, "window": window, "steps_per_epoch": steps_per_epoch, "epochs": epochs,
+             "noise": noise, "mirror": mirror,
              "loss_weights": weights.__dict__, "init_from": str(init_from) if init_from is not None else None}
     for epoch in range(start_epoch, epochs):
         epoch_start = time.perf_counter()
