@@ -199,6 +199,40 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_data_real(args: argparse.Namespace) -> int:
+    """One speaker's real talking-face videos (+ GRID word alignments) → training shards in the corpus format."""
+    from tqdm import tqdm
+
+    from .core.real_av.shards import build_real_corpus, read_grid_words
+
+    videos = sorted(p for p in Path(args.videos).iterdir() if p.suffix.lower() in (".mpg", ".mp4", ".mov", ".avi"))
+    if args.limit:
+        videos = videos[:args.limit]
+    if not videos:
+        raise LatticeTalkError(f"{args.videos}: no videos (.mpg/.mp4/.mov/.avi)")
+    alignments = Path(args.alignments)
+
+    def words_of(video: Path) -> list[str]:
+        path = alignments / f"{video.stem}.align"
+        if not path.is_file():
+            raise LatticeTalkError(f"{path}: no word alignment for {video.name}")
+        return read_grid_words(path)
+
+    bar = tqdm(total=2 * len(videos), unit="video")
+
+    def progress(stage: str, fraction: float) -> None:
+        bar.set_description(stage)
+        bar.update(1)
+
+    summary = build_real_corpus(videos, words_of, args.speaker, args.out, args.cache or Path(args.out) / "tracks",
+                                heldout_share=args.heldout_share, progress=progress)
+    bar.close()
+    print(json.dumps({k: summary[k] for k in ("utterances", "hours")}))
+    for line in summary["failed"]:
+        print(f"left out: {line}", file=sys.stderr)
+    return EXIT_OK
+
+
 def _cmd_data_plot(args: argparse.Namespace) -> int:
     """Mouth targets (visemes) and one sentence's curves, to check the articulation by eye."""
     from .core.data.plots import plot_visemes
@@ -415,6 +449,29 @@ def _cmd_speech_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_speech_eval_real(args: argparse.Namespace) -> int:
+    """Speech models against real talking faces no training read (the held-out manifest), loudness beside them."""
+    from .core.real_av.evaluate import evaluate_real, format_summary, write_report
+    from .core.real_av.manifest import load_manifest
+
+    clips = load_manifest(args.manifest)
+    if args.clips:
+        clips = [c for c in clips if any(c.name.startswith(prefix) for prefix in args.clips)]
+    from .core.speech.pipeline import MODEL_DIR
+
+    models = {"shipped": MODEL_DIR} if not args.model else {Path(m).name: m for m in args.model}
+    result = evaluate_real(clips, args.data, models, cache_dir=args.cache or Path(args.out) / "tracks",
+                           progress=lambda stage: print(stage, file=sys.stderr))
+    print(format_summary(result["summary"]))
+    print(f"wrote {write_report(result, args.out)}")
+    if args.figures:
+        from .core.real_av.plots import plot_clips
+
+        for path in plot_clips(result, Path(args.out) / "figures"):
+            print(f"wrote {path}")
+    return EXIT_OK
+
+
 def _cmd_video_track(args: argparse.Namespace) -> int:
     """Track every video of a rendered corpus once and cache its arrays next to it (vNNNNN.track.npz)."""
     from tqdm import tqdm
@@ -569,6 +626,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start this many utterances into the seed's stream (extend a corpus: its utterance total)")
     synth.add_argument("--quiet", action="store_true")
     synth.set_defaults(func=_cmd_data_synth)
+    real_data = data_sub.add_parser("real", help="one speaker's real talking-face videos + word alignments → training "
+                                    "shards (targets from the tracked face; reads a local folder, downloads nothing)")
+    real_data.add_argument("--videos", required=True, help="folder of one speaker's videos with sound (e.g. GRID s1 .mpg)")
+    real_data.add_argument("--alignments", required=True, help="folder of GRID-style NAME.align word timings")
+    real_data.add_argument("--speaker", required=True, help="speaker id (held-out manifests must not contain it)")
+    real_data.add_argument("--out", required=True, help="corpus folder to write (shards + corpus.json)")
+    real_data.add_argument("--cache", default=None, help="folder for face tracks (default: OUT/tracks)")
+    real_data.add_argument("--heldout-share", type=float, default=0.05, help="videos kept for early stopping (default 0.05)")
+    real_data.add_argument("--limit", type=int, default=None, help="only the first N videos (smoke tests)")
+    real_data.set_defaults(func=_cmd_data_real)
     plot = data_sub.add_parser("plot", help="draw the mouth targets and one sentence's curves")
     plot.add_argument("--out", default="out/data_plots")
     plot.add_argument("--text", default="Bob brought my mother a maple pie before the bumpy bus ride.")
@@ -643,6 +710,18 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", default=None)
     ev.add_argument("--sheet", default=None, help="PNG contact sheet: each real clip at its loudest and quietest frame")
     ev.set_defaults(func=_cmd_speech_eval)
+    real = speech_sub.add_parser("eval-real", help="lip sync against real talking faces (held-out manifest), with the "
+                                 "loudness envelope as a baseline")
+    real.add_argument("--data", required=True, help="folder holding the manifest's files (see datasets/README.md)")
+    real.add_argument("--manifest", default=str(Path(__file__).resolve().parent / "datasets" / "real_speech_heldout.json"),
+                      help="clip manifest (default: the held-out set in datasets/)")
+    real.add_argument("--model", action="append", default=None,
+                      help="speech model folder; repeat to compare several (default: the shipped model)")
+    real.add_argument("--clips", nargs="*", default=None, help="only clips whose names start with these")
+    real.add_argument("--out", default="reports/real_speech", help="folder for real_speech.json, tracks and figures")
+    real.add_argument("--cache", default=None, help="folder for tracked lips (default: OUT/tracks)")
+    real.add_argument("--figures", action="store_true", help="draw real vs predicted vs loudness per clip (PNG)")
+    real.set_defaults(func=_cmd_speech_eval_real)
 
     video = sub.add_parser("video", help="learned video face model: tracking cache, training, evaluation")
     video_sub = video.add_subparsers(dest="video_command", required=True, metavar="VIDEO_COMMAND")

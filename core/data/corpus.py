@@ -62,6 +62,7 @@ class CorpusUtterance:
     jaw: np.ndarray  # (T,)
     head_rotation: np.ndarray  # (T, 3)
     meta: dict = field(default_factory=dict)
+    confidence: np.ndarray | None = None  # (T,) 0..1 how far each frame's targets are trusted (real recordings); None: all
 
     def articulation(self) -> Articulation:
         return Articulation(self.fps, self.unit_names, self.units, self.jaw, self.head_rotation,
@@ -160,6 +161,8 @@ def write_shard(path: Path, utterances: list[CorpusUtterance]) -> Path:
         "units": np.concatenate([u.units for u in utterances]).astype(np.float16),
         "jaw": np.concatenate([u.jaw for u in utterances]).astype(np.float32),
         "head_rotation": np.concatenate([u.head_rotation for u in utterances]).astype(np.float16),
+        "confidence": np.concatenate([np.ones(len(u.jaw), np.float16) if u.confidence is None else u.confidence
+                                      for u in utterances]).astype(np.float16),
         "phoneme_offsets": np.cumsum([0] + [len(u.phonemes) for u in utterances]),
         "phoneme_labels": np.array([p.phoneme for u in utterances for p in u.phonemes], dtype="<U4"),
         "phoneme_times": np.array([(p.start, p.end) for u in utterances for p in u.phonemes], np.float64).reshape(-1, 2),
@@ -191,7 +194,8 @@ def read_shard(path: Path) -> list[CorpusUtterance]:
         out.append(CorpusUtterance(meta["id"], a["audio"][a0:a1].astype(np.float32) / 32767.0, int(header["sample_rate"]),
                                    phonemes, float(header["fps"]), tuple(header["unit_names"]),
                                    a["units"][f0:f1].astype(np.float32), a["jaw"][f0:f1],
-                                   a["head_rotation"][f0:f1].astype(np.float32), meta))
+                                   a["head_rotation"][f0:f1].astype(np.float32), meta,
+                                   a["confidence"][f0:f1].astype(np.float32) if "confidence" in a else None))
     return out
 
 

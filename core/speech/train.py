@@ -35,6 +35,7 @@ class Example:
     closure: np.ndarray  # (T,) 0..1: the articulation's seal channel (the decoder's closure target)
     mouth_class: np.ndarray  # (T,) int64: index into MOUTH_CLASSES of the phoneme spoken at each frame
     utterance: object  # the CorpusUtterance, for evaluation
+    weight: np.ndarray  # (T,) float32 0..1: how far the frame's targets are trusted (a real tracker's confidence)
 
 
 def load_examples(corpus_dir: str | Path, split: str, features: Callable[[np.ndarray], np.ndarray] = log_mel,
@@ -54,8 +55,9 @@ def load_examples(corpus_dir: str | Path, split: str, features: Callable[[np.nda
             if event.phoneme in BILABIALS:
                 bilabial |= (times >= event.start) & (times <= event.end)
         closure = closure_curve(utterance.phonemes, times, utterance.fps).astype(np.float32)
+        weight = np.ones(len(times), np.float32) if utterance.confidence is None else utterance.confidence
         out.append(Example(utterance.id, features(utterance.audio), utterance.units, utterance.jaw, bilabial, closure,
-                           mouth_class, utterance))
+                           mouth_class, utterance, weight.astype(np.float32)))
         if limit is not None and len(out) >= limit:
             break
     if not out:
@@ -90,7 +92,7 @@ def _batch(examples: list[Example], rng: np.random.Generator, size: int, perturb
     import torch
 
     n50, n30 = int(WINDOW_SECONDS * FEATURE_RATE), int(WINDOW_SECONDS * FPS)
-    feats, units, jaws, masks, closures, classes = [], [], [], [], [], []
+    feats, units, jaws, masks, closures, classes, weights = [], [], [], [], [], [], []
     for _ in range(size):
         ex = examples[int(rng.integers(len(examples)))]
         steps = max(1, int((len(ex.jaw) / FPS - WINDOW_SECONDS) / 0.1))
@@ -101,12 +103,13 @@ def _batch(examples: list[Example], rng: np.random.Generator, size: int, perturb
             f = np.concatenate([perturb_voice(f[:, :N_MELS].astype(np.float32), rng), f[:, N_MELS:]], axis=1)
         feats.append(np.pad(f, ((0, n50 - len(f)), (0, 0))))
         for store, arr in ((units, ex.units), (jaws, ex.jaw), (masks, ex.bilabial), (closures, ex.closure),
-                           (classes, ex.mouth_class)):
+                           (classes, ex.mouth_class), (weights, ex.weight)):
             a = arr[t0:t0 + n30]
             store.append(np.pad(a, ((0, n30 - len(a)),) + ((0, 0),) * (a.ndim - 1), mode="edge" if len(a) else "constant"))
     return (torch.from_numpy(np.stack(feats).astype(np.float32, copy=False)), torch.from_numpy(np.stack(units).astype(np.float32)),
             torch.from_numpy(np.stack(jaws).astype(np.float32)), torch.from_numpy(np.stack(masks)),
-            torch.from_numpy(np.stack(closures)), torch.from_numpy(np.stack(classes)))
+            torch.from_numpy(np.stack(closures)), torch.from_numpy(np.stack(classes)),
+            torch.from_numpy(np.stack(weights).astype(np.float32)))
 
 
 @dataclass(frozen=True)
@@ -115,8 +118,9 @@ class LossWeights:
     mouth_class: float = 0.3
 
 
-def lip_vertex_error_mm(lip_rig, units, jaw, ref_units, ref_jaw) -> "torch.Tensor":
-    """Mean over frames of the largest lip point distance (mm) between two (B, T) parameter sequences."""
+def lip_vertex_error_mm(lip_rig, units, jaw, ref_units, ref_jaw, frame_weight=None) -> "torch.Tensor":
+    """Mean over frames (weighted by ``frame_weight`` (B, T) when given) of the largest lip point distance (mm)
+    between two (B, T) parameter sequences."""
     import torch
 
     def points(u, j):
@@ -126,24 +130,30 @@ def lip_vertex_error_mm(lip_rig, units, jaw, ref_units, ref_jaw) -> "torch.Tenso
 
     with torch.no_grad():
         ref = points(ref_units, ref_jaw)
-    return (1000.0 * (points(units, jaw) - ref).norm(dim=-1)).amax(-1).mean()
+    worst = (1000.0 * (points(units, jaw) - ref).norm(dim=-1)).amax(-1)
+    if frame_weight is None:
+        return worst.mean()
+    w = frame_weight.reshape(-1)
+    return (worst * w).sum() / w.sum().clamp_min(1e-6)
 
 
 def decoder_loss(model, batch, mouth_mask, lip_rig=None, weights: LossWeights = LossWeights()) -> "torch.Tensor":
     import torch
 
-    features, units, jaw, bilabial, closure, mouth_class = batch
+    features, units, jaw, bilabial, closure, mouth_class, trust = batch
     pred_units, pred_jaw, closure_logit, class_logits = model(features, units.shape[1])
     unit_weight = 1.0 + 2.0 * mouth_mask  # (U,)
-    frame_weight = 1.0 + 4.0 * bilabial.float()  # (B, T)
+    frame_weight = (1.0 + 4.0 * bilabial.float()) * trust  # (B, T); trust: 0 where a real face was not tracked
     err_units = ((pred_units - units).abs() * unit_weight).mean(-1)
     err_jaw = (pred_jaw - jaw).abs() / 0.05  # 0.05 rad ≈ 4 mm at the lips: same scale as a unit
-    vel = ((pred_units.diff(dim=1) - units.diff(dim=1)).abs() * unit_weight).mean(-1).mean() + \
-        ((pred_jaw.diff(dim=1) - jaw.diff(dim=1)).abs() / 0.05).mean()
-    seal = torch.nn.functional.binary_cross_entropy_with_logits(closure_logit, closure, pos_weight=torch.tensor(3.0))
+    step_trust = trust[:, 1:] * trust[:, :-1]
+    vel = (((pred_units.diff(dim=1) - units.diff(dim=1)).abs() * unit_weight).mean(-1) * step_trust).mean() + \
+        ((pred_jaw.diff(dim=1) - jaw.diff(dim=1)).abs() / 0.05 * step_trust).mean()
+    seal = (torch.nn.functional.binary_cross_entropy_with_logits(closure_logit, closure, pos_weight=torch.tensor(3.0),
+                                                                 reduction="none") * trust).mean()
     loss = ((err_units + err_jaw) * frame_weight).mean() + 0.5 * vel + seal
     if lip_rig is not None and weights.lip_mm:
-        loss = loss + weights.lip_mm * lip_vertex_error_mm(lip_rig, pred_units, pred_jaw, units, jaw)
+        loss = loss + weights.lip_mm * lip_vertex_error_mm(lip_rig, pred_units, pred_jaw, units, jaw, trust)
     if class_logits is not None and weights.mouth_class:
         loss = loss + weights.mouth_class * torch.nn.functional.cross_entropy(class_logits.transpose(1, 2), mouth_class)
     return loss

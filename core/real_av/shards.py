@@ -1,0 +1,159 @@
+"""Training shards from real talking-face recordings: the sound, and the mouth the speaker really made.
+
+For each video of one speaker: the face is tracked (cached by the video's sha256), the speaker's rest face is
+the median of the closed-mouth frames over *all* their videos (one short clip has too few), and
+``core.retarget`` solves the default head's ARKit units and jaw that reproduce the tracked points relative to
+it (with the lip-contact term, so lips that touch on the speaker touch on the head). Units the audio path does
+not drive (brows, eyes) are zeroed, as in the synthetic corpus. Phones come from forced alignment of the
+clip's words. Each frame keeps the tracker's confidence, which weights it in training. The shards have the
+synthetic corpus's format, so the decoder trains on a folder mixing both."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from ..data.corpus import CORPUS_FILE, FPS, SAMPLE_RATE, SHARD_SECONDS, CorpusUtterance, write_shard
+from ..errors import LatticeTalkError
+from .manifest import sha256_of
+
+TRACK_FORMAT = "lattice_talk.real_face_track/1"
+GRID_TIME_UNIT = 1 / 25000  # GRID .align files count 1000 per 25 fps video frame
+
+
+@dataclass
+class TrackedFace:
+    fps: float
+    points: np.ndarray  # (T, 478, 3) pose-free metres (VideoTrack.points_metric)
+    confidence: np.ndarray  # (T,)
+    audio_offset: float
+
+
+def track_face(video: Path, cache_dir: Path) -> TrackedFace:
+    """The tracker's pose-free points for a video, from ``cache_dir`` when it has this file's track."""
+    cache = cache_dir / f"{sha256_of(video)}.face.npz"
+    if cache.is_file():
+        with np.load(cache, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            if meta.get("format") == TRACK_FORMAT:
+                return TrackedFace(meta["fps"], data["points"].astype(np.float32), data["confidence"], meta["audio_offset"])
+    from ..video.track import track_video
+
+    track = track_video(video, face_crops=False, with_audio=False, min_face_fraction=0.3)
+    face = TrackedFace(float(track.fps), track.points_metric.astype(np.float32), track.confidence.astype(np.float32),
+                       float(track.audio_offset))
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    meta = {"format": TRACK_FORMAT, "video": video.name, "fps": face.fps, "audio_offset": face.audio_offset}
+    tmp = cache.with_name(f".{cache.name}.tmp.npz")
+    np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), points=face.points.astype(np.float16),
+                        confidence=face.confidence)
+    tmp.replace(cache)
+    return face
+
+
+def read_grid_words(path: Path) -> list[str]:
+    """The spoken words of a GRID ``.align`` file (``start end word`` lines; ``sil`` and ``sp`` are pauses)."""
+    words = [line.split()[2] for line in path.read_text().splitlines() if len(line.split()) == 3]
+    return [w for w in words if w not in ("sil", "sp")]
+
+
+def speaker_neutral(faces: Iterable[TrackedFace]) -> np.ndarray:
+    """The speaker's rest face over all their videos (see ``face_models.neutral_face``)."""
+    from ..motion.face_models import neutral_face
+
+    faces = list(faces)
+    points = np.concatenate([f.points for f in faces])
+    reliable = np.concatenate([f.confidence > 0.5 for f in faces])
+    return neutral_face(points, reliable)
+
+
+def real_utterance(utterance_id: str, video: Path, words: list[str], face: TrackedFace, neutral: np.ndarray,
+                   retargeter, split: str, speaker: str) -> CorpusUtterance:
+    """One video → a corpus utterance at the corpus's frame rate (the tracked face resampled to FPS)."""
+    from ..audio import load_audio
+    from ..data.articulation import mouth_unit_mask
+    from ..motion_file import MotionTrack
+    from ..speech.alignment import align_words, phone_events
+
+    audio = load_audio(video)
+    if audio.sample_rate != SAMPLE_RATE:
+        raise LatticeTalkError(f"{video}: audio at {audio.sample_rate} Hz, the corpus needs {SAMPLE_RATE} Hz")
+    phones = [p for p in phone_events(align_words(audio.samples, audio.sample_rate, " ".join(words)))]
+    motion = MotionTrack(fps=face.fps, points=face.points, point_ids=np.arange(face.points.shape[1]), neutral=neutral)
+    result = retargeter.retarget(motion)
+    # Video frames → corpus frames on the sound's clock (a sound that starts late is shifted to match).
+    n = max(1, int(round(audio.duration * FPS)))
+    times = np.arange(n) / FPS + face.audio_offset
+    video_times = np.arange(len(result.jaw)) / face.fps
+
+    def resample(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float32).reshape(len(video_times), -1)
+        return np.stack([np.interp(times, video_times, x[:, k]) for k in range(x.shape[1])], axis=1).astype(np.float32)
+
+    names = tuple(result.expression_names)
+    units = np.clip(resample(result.expression), 0.0, 1.0)
+    units[:, ~mouth_unit_mask(names)] = 0.0
+    jaw = resample(result.jaw)[:, 0]
+    confidence = resample(face.confidence)[:, 0]
+    confidence[(times < 0) | (times > video_times[-1])] = 0.0
+    meta = {"id": utterance_id, "split": split, "speaker": speaker, "source": video.name, "text": " ".join(words),
+            "engine": "real", "voice": speaker}
+    return CorpusUtterance(utterance_id, audio.samples.astype(np.float32), SAMPLE_RATE, phones, FPS, names, units, jaw,
+                           np.zeros((n, 3), np.float32), meta, confidence=confidence)
+
+
+def build_real_corpus(videos: list[Path], words_of: Callable[[Path], list[str]], speaker: str, out: str | Path,
+                      cache_dir: str | Path, heldout_share: float = 0.05, seed: int = 0,
+                      progress: Callable[[str, float], None] = lambda stage, fraction: None) -> dict:
+    """Shards of one speaker's videos in ``out`` (corpus format, ``engine`` "real"); a ``heldout_share`` of the
+    videos, drawn with ``seed``, is the early-stopping split (the same speaker: it is a validation set, not a test)."""
+    from ..heads import create
+    from ..retarget import Retargeter
+
+    out, cache_dir = Path(out), Path(cache_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    faces = {}
+    for k, video in enumerate(videos):
+        progress("tracking", k / len(videos))
+        faces[video] = track_face(video, cache_dir)
+    neutral = speaker_neutral(faces.values())
+    retargeter = Retargeter(create("default"))
+    rng = np.random.default_rng(seed)
+    heldout = set(rng.choice(len(videos), size=max(1, int(round(heldout_share * len(videos)))), replace=False).tolist())
+    pending: dict[str, list[CorpusUtterance]] = {"train": [], "heldout": []}
+    counts = {"train": 0, "heldout": 0}
+    seconds = {"train": 0.0, "heldout": 0.0}
+    shard_index = {"train": 0, "heldout": 0}
+    failed = []
+
+    def flush(split: str) -> None:
+        if pending[split]:
+            write_shard(out / f"{split}-real-{speaker}-{shard_index[split]:04d}.npz", pending[split])
+            shard_index[split] += 1
+            pending[split] = []
+
+    for k, video in enumerate(videos):
+        progress("targets", k / len(videos))
+        split = "heldout" if k in heldout else "train"
+        try:
+            utterance = real_utterance(f"{speaker}-{video.stem}", video, words_of(video), faces[video], neutral,
+                                       retargeter, split, speaker)
+        except LatticeTalkError as exc:  # a clip the aligner cannot follow is left out, and listed
+            failed.append(f"{video.name}: {exc}")
+            continue
+        pending[split].append(utterance)
+        counts[split] += 1
+        seconds[split] += len(utterance.audio) / SAMPLE_RATE
+        if sum(len(u.audio) for u in pending[split]) / SAMPLE_RATE >= SHARD_SECONDS:
+            flush(split)
+    for split in pending:
+        flush(split)
+    summary = {"real": True, "speaker": speaker, "fps": FPS, "sample_rate": SAMPLE_RATE, "utterances": counts,
+               "hours": {s: round(v / 3600, 4) for s, v in seconds.items()}, "failed": failed,
+               "voices": {"train": [speaker], "heldout": [speaker]}}
+    (out / CORPUS_FILE).write_text(json.dumps(summary, indent=2))
+    return summary

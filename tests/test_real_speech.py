@@ -1,0 +1,246 @@
+"""Real speech as the measure and the training signal (core.real_av, core.speech.alignment).
+
+Real inputs the tests make: English speech from flite's slt voice, built from recordings of a real speaker
+(its own phoneme timing is the truth for the aligner; espeak-ng's formant voices are too unlike real speech
+for a real-speech recogniser), and a talking-head video of the default head rendered by Blender from that speech's articulation
+(whose posed lips are the truth for the tracked "real" lips). Scoring is checked on signals with a known lag
+and known closures."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lattice_talk.core.data.phonemes import BILABIALS, PhonemeEvent
+from lattice_talk.core.errors import LatticeTalkError
+from lattice_talk.core.real_av.real_lips import RealLips, loudness_envelope, opening_ratio
+from lattice_talk.core.real_av.score import Prediction, closure_scores, score_clip, summarize
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+SENTENCE = "bob paid my mum a big bonus"  # 8 bilabials: b b p m m m b b
+
+
+def speak(text: str):
+    pytest.importorskip("pocketsphinx", reason="the 'align' extra (pocketsphinx==5.1.1)")
+    from lattice_talk.core.data import tts
+
+    return tts.synthesize(text, "flite", "slt")  # flite is a Debian package (.ci/run installs it)
+
+
+# ------------------------------------------------------------------------------------------ alignment
+def test_alignment_finds_every_word_and_bilabial_where_the_synthesizer_spoke_it():
+    from lattice_talk.core.speech.alignment import align_words, phone_events
+
+    utterance = speak(SENTENCE)
+    words = align_words(utterance.audio, utterance.sample_rate, SENTENCE)
+    assert [w.word for w in words] == SENTENCE.split()
+    assert all(a.end <= b.start + 1e-9 for a, b in zip(words, words[1:]))
+    aligned = [p for p in phone_events(words) if p.phoneme in BILABIALS]
+    truth = [p for p in utterance.phonemes if p.phoneme in BILABIALS]
+    assert [p.phoneme for p in aligned] == [p.phoneme for p in truth] and len(truth) == 8
+    # The synthesizer's own phoneme times are exact: the real-speech aligner lands within 50 ms of each centre.
+    centres = lambda events: np.array([(p.start + p.end) / 2 for p in events])  # noqa: E731
+    assert np.abs(centres(aligned) - centres(truth)).max() < 0.05
+
+
+def test_alignment_names_unknown_words_and_refuses_a_transcript_of_other_speech():
+    from lattice_talk.core.speech.alignment import AlignmentError, align_words, transcript_words
+
+    utterance = speak(SENTENCE)
+    assert transcript_words("Bob's 2 cats, 10!") == ["bob's", "two", "cats", "one", "zero"]
+    with pytest.raises(AlignmentError, match="does not know: qwzrtx"):
+        align_words(utterance.audio, utterance.sample_rate, "bob paid qwzrtx")
+    with pytest.raises(AlignmentError, match="does not match the audio"):
+        align_words(utterance.audio, utterance.sample_rate, " ".join(["seventeen extraordinary"] * 12))
+    with pytest.raises(AlignmentError, match="16000 Hz"):
+        align_words(utterance.audio, 22050, SENTENCE)
+
+
+# ------------------------------------------------------------------------------------------ scoring
+def _lips(opening: np.ndarray, phones: list[PhonemeEvent], fps: float = 25.0) -> RealLips:
+    n = len(opening)
+    return RealLips("clip", "spk", fps, opening, np.ones(n, bool), np.ones(n, bool), phones, np.zeros(n),
+                    Path("x.wav"), 0.0, None)
+
+
+def test_opening_ratio_and_loudness_window_are_exact():
+    points = np.zeros((2, 4, 3))
+    points[:, 0, 1], points[:, 1, 1] = [0.01, 0.0], [-0.01, 0.0]  # lips 2 cm apart, then touching
+    points[:, 2, 0], points[:, 3, 0] = -0.05, 0.05  # eye corners 10 cm apart
+    assert np.allclose(opening_ratio(points), [0.2, 0.0])
+    rate = 1000
+    samples = np.zeros(2000)
+    samples[1000:] = 0.5
+    env = loudness_envelope(samples, rate, np.array([0.5, 1.0, 1.5, 5.0]))
+    assert np.allclose(env, [0.0, 0.5 * np.sqrt(0.5), 0.5, 0.0], atol=0.01)  # 60 ms window; 0 past the end
+
+
+def test_the_lag_of_a_late_prediction_is_found_and_the_shared_lag_reported():
+    rng = np.random.default_rng(0)
+    real = np.convolve(rng.normal(size=300), np.ones(5) / 5, mode="same")
+    late = np.roll(real, 3)  # 3 frames = 120 ms late at 25 fps
+    row = score_clip(Prediction(late), _lips(real, []))
+    assert row["best_lag_s"] == pytest.approx(0.12) and row["r_best_lag"] > 0.99 and row["r_lag0"] < 0.9
+    summary = summarize([row, score_clip(Prediction(real), _lips(real, []))])
+    assert summary["clips"] == 2 and summary["r_best_lag"] > 0.99 and abs(summary["shared_lag_s"]) <= 0.12
+
+
+def test_closures_count_phones_the_speakers_own_closures_and_closures_where_the_lips_were_open():
+    fps = 25.0
+    real = np.full(100, 0.3)
+    real[20:23] = 0.0  # the speaker closes here (a "b") ...
+    real[60:62] = 0.0  # ... and here, where the prediction stays open
+    gap = np.full(100, 5.0)
+    gap[21] = 0.5  # closed within the first phone
+    gap[80:83] = 0.2  # a closure where the speaker's lips are open
+    phones = [PhonemeEvent("b", 20 / fps, 23 / fps), PhonemeEvent("m", 60 / fps, 62 / fps), PhonemeEvent("aa", 0.0, 0.5)]
+    row = closure_scores(gap, _lips(real, phones, fps))
+    assert (row["pbm"], row["pbm_closed"], row["pbm_missed_at_s"]) == (2, 1, [2.4])
+    assert (row["own_closures"], row["own_closures_made"]) == (2, 1)
+    assert (row["predicted_closures"], row["closures_where_open"]) == (2, 1)
+
+
+# ------------------------------------------------------------------------------------------ rendered "real" face
+@pytest.fixture(scope="module")
+def spoken_video(tmp_path_factory):
+    """A folder with a rendered talking head (video), its speech (wav), a manifest and a GRID-style alignment;
+    and the clip the head was animated with (the truth)."""
+    pytest.importorskip("bpy", reason="scene tests need the bpy wheel")
+    pytest.importorskip("mediapipe", reason="the 'video' extra")
+    import soundfile
+
+    from lattice_talk.core.clip import AnimationClip
+    from lattice_talk.core.data.articulation import articulate
+    from lattice_talk.core.data.video_clips import HEAD_ID, RenderConditions
+    from lattice_talk.core.heads import create
+    from lattice_talk.core.real_av.manifest import MANIFEST_FORMAT, sha256_of
+    from lattice_talk.scene.video_render import render_clip_video
+
+    utterance = speak(SENTENCE)
+    folder = tmp_path_factory.mktemp("real")
+    names = create("default").expression_names
+    art = articulate(utterance.phonemes, names, 25.0, utterance.audio, utterance.sample_rate, blinks=False, head_motion=0.0)
+    jaw = np.zeros((art.n_frames, 3), np.float32)
+    jaw[:, 0] = art.jaw
+    clip = AnimationClip(fps=25.0, start_frame=1, head_id=HEAD_ID, expression=art.units, expression_names=names,
+                         jaw=jaw)
+    conditions = RenderConditions(seed=1, width=256, height=256, fps=25.0, camera_distance=0.5)
+    render_clip_video(clip, conditions, folder / "head.mp4")
+    soundfile.write(folder / "head.wav", utterance.audio, utterance.sample_rate)
+    entry = {"name": "rendered_head", "video": "head.mp4", "sha256": sha256_of(folder / "head.mp4"),
+             "speaker": "default_head", "source": "rendered by the test", "license": "CC0", "audio": "head.wav",
+             "audio_sha256": sha256_of(folder / "head.wav"), "transcript": SENTENCE, "transcript_source": "given"}
+    (folder / "manifest.json").write_text(json.dumps({"format": MANIFEST_FORMAT, "clips": [entry]}))
+    return folder, clip, utterance
+
+
+@pytest.mark.blender
+def test_tracked_lips_of_a_rendered_speaker_follow_the_lips_it_was_animated_with(spoken_video, tmp_path):
+    from lattice_talk.core.real_av.evaluate import HeadLips
+    from lattice_talk.core.real_av.manifest import load_manifest
+    from lattice_talk.core.real_av.real_lips import load_real_lips
+
+    folder, truth, _ = spoken_video
+    clip = load_manifest(folder / "manifest.json")[0]
+    lips = load_real_lips(clip, folder, tmp_path / "cache")
+    assert lips.fps == 25.0 and lips.valid.mean() > 0.9 and len(lips.bilabials) == 8
+    opening, gap = HeadLips()(truth)
+    row = score_clip(Prediction(opening, gap), lips)
+    assert row["r_lag0"] > 0.8 and abs(row["best_lag_s"]) <= 0.04, row
+    assert row["pbm"] == 8 and row["pbm_closed"] >= 7
+    # The cache gives the same measurement without tracking again.
+    again = load_real_lips(clip, folder, tmp_path / "cache")
+    assert np.array_equal(again.opening, lips.opening)
+
+
+@pytest.mark.blender
+def test_eval_real_command_scores_a_model_beside_loudness_and_checks_the_files(spoken_video, tmp_path, capsys):
+    from pipeline_fixtures import save_tiny_decoder
+
+    from lattice_talk.cli import main
+
+    folder, _, _ = spoken_video
+    (tmp_path / "tiny").mkdir()
+    model = save_tiny_decoder(tmp_path / "tiny")
+    code = main(["speech", "eval-real", "--data", str(folder), "--manifest", str(folder / "manifest.json"),
+                 "--model", str(model), "--out", str(tmp_path / "report"), "--figures"])
+    assert code == 0
+    report = json.loads((tmp_path / "report" / "real_speech.json").read_text())
+    assert set(report["summary"]) == {"tiny", "loudness envelope"}
+    assert report["summary"]["tiny"]["pbm"] == 8 and "pbm" not in report["summary"]["loudness envelope"]
+    assert (tmp_path / "report" / "figures" / "rendered_head.png").stat().st_size > 10_000
+    assert "loudness envelope" in capsys.readouterr().out
+    # A file that is not the manifest's is named, with where to take it from.
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    for name in ("head.mp4", "manifest.json"):
+        (damaged / name).write_bytes((folder / name).read_bytes())
+    (damaged / "head.wav").write_bytes(b"RIFF0000")
+    with pytest.raises(LatticeTalkError, match=r"head\.wav differs from the manifest's .*rendered by the test"):
+        from lattice_talk.core.real_av.manifest import check_folder, load_manifest
+
+        check_folder(load_manifest(damaged / "manifest.json"), damaged)
+
+
+@pytest.mark.blender
+def test_real_shards_carry_the_tracked_mouth_with_confidence_and_train_the_decoder(spoken_video, tmp_path):
+    from lattice_talk.core.data.corpus import Corpus
+    from lattice_talk.core.real_av.evaluate import HeadLips
+    from lattice_talk.core.real_av.shards import build_real_corpus
+    from lattice_talk.core.speech.train import LossWeights, load_examples, train_decoder
+
+    folder, truth, _ = spoken_video
+    video = tmp_path / "videos" / "head.mp4"
+    video.parent.mkdir()
+    # The rendered video has no sound track; the shard builder reads the sound from the video file, so mux it.
+    _mux(folder / "head.mp4", folder / "head.wav", video)
+    summary = build_real_corpus([video, video], lambda v: SENTENCE.split(), "rendered", tmp_path / "corpus",
+                                tmp_path / "tracks", heldout_share=0.5)
+    assert summary["utterances"] == {"train": 1, "heldout": 1} and summary["failed"] == []
+    utterance = next(Corpus(tmp_path / "corpus").utterances("train"))
+    assert utterance.confidence is not None and np.median(utterance.confidence) > 0.85
+    assert sum(p.phoneme in BILABIALS for p in utterance.phonemes) == 8
+    # The targets reproduce the animated mouth: their opening on the default head follows the truth's.
+    from lattice_talk.core.clip import AnimationClip
+
+    jaw = np.zeros((len(utterance.jaw), 3), np.float32)
+    jaw[:, 0] = utterance.jaw
+    target = AnimationClip(fps=30.0, start_frame=1, head_id=truth.head_id, expression=utterance.units,
+                           expression_names=utterance.unit_names, jaw=jaw)
+    head_lips = HeadLips()
+    got, truth_open = head_lips(target)[0], head_lips(truth)[0]
+    truth_at_30 = np.interp(np.arange(len(got)) / 30.0, np.arange(len(truth_open)) / 25.0, truth_open)
+    assert np.corrcoef(got, truth_at_30)[0, 1] > 0.8
+    examples = load_examples(tmp_path / "corpus", "train")
+    assert examples[0].weight.shape == examples[0].jaw.shape and examples[0].weight.max() <= 1.0
+    history = train_decoder(tmp_path / "corpus", tmp_path / "model", epochs=1, steps_per_epoch=2, batch_size=2,
+                            hidden=16, dilations=(1,), weights=LossWeights(lip_mm=0.0))
+    assert np.isfinite(history["heldout"][0])
+
+
+def _mux(video: Path, wav: Path, out: Path) -> None:
+    """Copy the video stream and add the WAV as AAC (PyAV)."""
+    import av
+    import soundfile
+
+    samples, rate = soundfile.read(wav, dtype="float32")
+    with av.open(str(video)) as src, av.open(str(out), "w") as dst:
+        vin = src.streams.video[0]
+        vout = dst.add_stream_from_template(vin)
+        aout = dst.add_stream("aac", rate=rate)
+        aout.layout = "mono"
+        for packet in src.demux(vin):
+            if packet.dts is not None:
+                packet.stream = vout
+                dst.mux(packet)
+        frame = av.AudioFrame.from_ndarray(samples[None, :], format="flt", layout="mono")
+        frame.sample_rate = rate
+        for packet in aout.encode(frame):
+            dst.mux(packet)
+        for packet in aout.encode(None):
+            dst.mux(packet)
