@@ -59,6 +59,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     items = plan_outputs(expand_inputs(args.inputs), Path(args.out), args.format)
     if args.video and len(items) > 1 and not Path(args.video).is_dir():
         raise LatticeTalkError(f"{args.video}: several inputs need --video to be a folder of videos named like the audio files")
+    if args.transcript is not None and len(items) > 1:
+        raise LatticeTalkError("--transcript is the text of one line; for a batch put each line's text in a .txt "
+                               "file beside its audio (line.wav → line.txt)")
     if args.render and len(items) > 1 and Path(args.render).suffix:
         raise LatticeTalkError(f"{args.render}: several inputs render several previews; give a folder")
     if args.render and not all(Path(i.output).suffix == ".blend" for i in items):
@@ -96,8 +99,11 @@ def _generate_one(args: argparse.Namespace, pipeline, head, item, progress) -> N
         settings=GenerateSettings(intensity=args.intensity, head_motion=args.head_motion, blinks=not args.no_blinks,
                                   fps=args.fps, seed=args.seed),
         video_model=Path(args.video_model) if args.video_model else None,
+        transcript=_transcript(args.transcript, Path(item.input)),
     )
     clip = run_sync(pipeline, request, progress)
+    if "error" in clip.provenance.get("transcript", {}):
+        print(f"warning: {item.input}: transcript not used: {clip.provenance['transcript']['error']}", file=sys.stderr)
     out = Path(item.output)
     if out.suffix.lower() in (".npz", ".json"):
         clip.save(out)
@@ -113,6 +119,19 @@ def _generate_one(args: argparse.Namespace, pipeline, head, item, progress) -> N
     if args.render:
         render = Path(args.render)
         render_preview(objects, render if render.suffix else render / f"{out.stem}.mp4")
+
+
+def _transcript(given: str | None, audio: Path) -> str | None:
+    """``--transcript`` when given (one input), else the text of ``<audio stem>.txt`` beside the audio, if any."""
+    if given is not None:
+        return given
+    beside = audio.with_suffix(".txt")
+    if beside.is_file():
+        try:
+            return beside.read_text(encoding="utf-8").strip() or None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise LatticeTalkError(f"{beside}: cannot read the transcript ({exc}); save it as UTF-8 text") from exc
+    return None
 
 
 def _reference_video(video: str | None, audio: Path) -> Path | None:
@@ -461,7 +480,7 @@ def _cmd_speech_eval_real(args: argparse.Namespace) -> int:
 
     models = {"shipped": MODEL_DIR} if not args.model else {Path(m).name: m for m in args.model}
     result = evaluate_real(clips, args.data, models, cache_dir=args.cache or Path(args.out) / "tracks",
-                           progress=lambda stage: print(stage, file=sys.stderr))
+                           progress=lambda stage: print(stage, file=sys.stderr), transcript_mode=args.transcript_mode)
     print(format_summary(result["summary"]))
     print(f"wrote {write_report(result, args.out)}")
     if args.figures:
@@ -577,6 +596,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--pipeline", default=None, help="installed pipeline to use (default: the speech model)")
     gen.add_argument("--speech-model", default=None, help="speech model folder made by 'speech train' (default: the "
                                                           "shipped vendor_models/speech)")
+    gen.add_argument("--transcript", default=None,
+                     help="the line's words (English): forced alignment times the p/b/m closures; in a batch, a "
+                     "line.txt beside line.wav does the same (needs the 'align' extra)")
     gen.add_argument("--take", default=None)
     gen.add_argument("--fps", type=float, default=30.0)
     gen.add_argument("--seed", type=int, default=0)
@@ -721,6 +743,8 @@ def build_parser() -> argparse.ArgumentParser:
     real.add_argument("--out", default="reports/real_speech", help="folder for real_speech.json, tracks and figures")
     real.add_argument("--cache", default=None, help="folder for tracked lips (default: OUT/tracks)")
     real.add_argument("--figures", action="store_true", help="draw real vs predicted vs loudness per clip (PNG)")
+    real.add_argument("--transcript-mode", action="store_true",
+                      help="also score each model given the clips' transcripts (generate --transcript)")
     real.set_defaults(func=_cmd_speech_eval_real)
 
     video = sub.add_parser("video", help="learned video face model: tracking cache, training, evaluation")

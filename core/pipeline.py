@@ -43,6 +43,7 @@ class GenerateRequest:
     video_path: Path | None = None
     settings: GenerateSettings = field(default_factory=GenerateSettings)
     video_model: Path | None = None  # video face model folder (video_model.safetensors) for the video; None: the installed one
+    transcript: str | None = None  # the line's words: forced alignment times its p/b/m closures (the audio still drives the rest)
 
 
 class Pipeline(Protocol):

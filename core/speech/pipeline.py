@@ -99,6 +99,12 @@ class SpeechPipeline:
         n_frames = max(1, int(round(audio.duration * fps)))
         units, jaw = self._decode(audio.samples, n_frames, fps, progress, should_stop)
         names = tuple(self._config["unit_names"])
+        transcript_report = None
+        if request.transcript:
+            from .transcript import seal_transcript_bilabials
+
+            progress("aligning the transcript", 0.9)
+            units, jaw, transcript_report = seal_transcript_bilabials(units, jaw, names, audio, request.transcript, fps)
         mouth = mouth_unit_mask(names)
         units[:, mouth] = np.clip(units[:, mouth] * settings.intensity, 0.0, 1.0)
         jaw = jaw * settings.intensity
@@ -110,6 +116,8 @@ class SpeechPipeline:
         provenance = {"pipeline": self.name, "model": str(self.model_dir.name), "model_sha256": self._weights_sha256,
                       "features": self._config.get("features"), "audio_sha256": audio.sha256,
                       "settings": settings.as_dict()}
+        if transcript_report is not None:
+            provenance["transcript"] = transcript_report
         if video is not None:  # upper face and head pose from the video, lips from the audio
             from ..motion.fusion import fuse_reference_video
 

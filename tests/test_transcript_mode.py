@@ -1,0 +1,101 @@
+"""Transcript mode: the line's words time its p/b/m closures (generate --transcript, line.txt in a batch).
+
+Real inputs: a sentence spoken by flite's slt voice (built from a real speaker's recordings) and a tiny
+random-init decoder saved like trained weights, so the closures seen come from the transcript, not the model."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lattice_talk.core.data.phonemes import BILABIALS
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+SENTENCE = "bob paid my mum a big bonus"
+
+
+@pytest.fixture(scope="module")
+def line(tmp_path_factory):
+    pytest.importorskip("pocketsphinx", reason="the 'align' extra (pocketsphinx==5.1.1)")
+    pytest.importorskip("torch")
+    import soundfile
+
+    from pipeline_fixtures import save_tiny_decoder
+
+    from lattice_talk.core.data import tts
+
+    folder = tmp_path_factory.mktemp("line")
+    utterance = tts.synthesize(SENTENCE, "flite", "slt")
+    soundfile.write(folder / "line.wav", utterance.audio, utterance.sample_rate)
+    (folder / "model").mkdir()
+    return folder, save_tiny_decoder(folder / "model"), utterance
+
+
+def _generate(model, wav, transcript):
+    from lattice_talk.core.heads import create
+    from lattice_talk.core.jobs import run_sync
+    from lattice_talk.core.pipeline import GenerateRequest, GenerateSettings
+    from lattice_talk.core.speech.pipeline import SpeechPipeline
+
+    request = GenerateRequest(audio_path=wav, head=create("default"), settings=GenerateSettings(fps=30.0),
+                              transcript=transcript)
+    return run_sync(SpeechPipeline(model), request)
+
+
+def _closed_bilabials(clip, utterance) -> int:
+    from lattice_talk.core.metrics import event_frames
+    from lattice_talk.core.real_av.evaluate import HeadLips
+
+    gap = HeadLips()(clip)[1]
+    closed = 0
+    for phone in (p for p in utterance.phonemes if p.phoneme in BILABIALS):
+        frames = event_frames(phone, clip.fps, clip.n_frames)
+        closed += bool((gap[max(0, frames[0] - 1):frames[-1] + 2] < 1.0).any())
+    return closed
+
+
+def test_the_transcript_closes_every_bilabial_the_audio_alone_does_not(line):
+    folder, model, utterance = line
+    plain = _generate(model, folder / "line.wav", None)
+    with_text = _generate(model, folder / "line.wav", SENTENCE)
+    assert "transcript" not in plain.provenance
+    report = with_text.provenance["transcript"]
+    assert report["bilabials"] == 8 and [w[0] for w in report["words"]] == SENTENCE.split()
+    # Measured against the synthesizer's own phone times, not the aligner's.
+    assert _closed_bilabials(with_text, utterance) == 8 > _closed_bilabials(plain, utterance)
+    # Away from the bilabials the take is the audio's: the transcript changes only the closures.
+    assert np.allclose(with_text.expression[:3], plain.expression[:3])
+
+
+def test_unusable_words_leave_the_take_to_the_audio_and_say_which(line):
+    folder, model, _ = line
+    plain = _generate(model, folder / "line.wav", None)
+    clip = _generate(model, folder / "line.wav", "bob paid my qwzrtx")
+    assert "qwzrtx" in clip.provenance["transcript"]["error"] and "audio alone" in clip.provenance["transcript"]["error"]
+    assert np.array_equal(clip.expression, plain.expression)
+
+
+def test_cli_transcript_option_and_batch_text_files(line, tmp_path, capsys):
+    from lattice_talk.cli import main
+    from lattice_talk.core.clip import load_clip
+
+    folder, model, _ = line
+    code = main(["generate", str(folder / "line.wav"), "--out", str(tmp_path / "one.npz"), "--speech-model", str(model),
+                 "--transcript", "bob paid my qwzrtx", "--quiet"])
+    assert code == 0 and "transcript not used" in capsys.readouterr().err
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    for name in ("a", "b"):
+        (batch / f"{name}.wav").write_bytes((folder / "line.wav").read_bytes())
+    (batch / "a.txt").write_text(SENTENCE + "\n")
+    assert main(["generate", str(batch), "--out", str(tmp_path / "takes"), "--speech-model", str(model), "--quiet"]) == 0
+    assert load_clip(tmp_path / "takes" / "a.npz").provenance["transcript"]["bilabials"] == 8
+    assert "transcript" not in load_clip(tmp_path / "takes" / "b.npz").provenance
+    capsys.readouterr()
+    assert main(["generate", str(batch), "--out", str(tmp_path / "x"), "--speech-model", str(model),
+                 "--transcript", SENTENCE]) == 2
+    assert "line.txt" in capsys.readouterr().err and not (tmp_path / "x").exists()
