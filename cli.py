@@ -474,6 +474,8 @@ def _cmd_speech_eval_real(args: argparse.Namespace) -> int:
     from .core.real_av.manifest import load_manifest
 
     clips = load_manifest(args.manifest)
+    if args.split != "all":
+        clips = [c for c in clips if c.split == args.split]
     if args.clips:
         clips = [c for c in clips if any(c.name.startswith(prefix) for prefix in args.clips)]
     from .core.speech.pipeline import MODEL_DIR
@@ -739,6 +741,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="clip manifest (default: the held-out set in datasets/)")
     real.add_argument("--model", action="append", default=None,
                       help="speech model folder; repeat to compare several (default: the shipped model)")
+    real.add_argument("--split", choices=("dev", "test", "all"), default="all",
+                      help="dev: the clips choices may read; test: the clips read once for the published figures")
     real.add_argument("--clips", nargs="*", default=None, help="only clips whose names start with these")
     real.add_argument("--out", default="reports/real_speech", help="folder for real_speech.json, tracks and figures")
     real.add_argument("--cache", default=None, help="folder for tracked lips (default: OUT/tracks)")

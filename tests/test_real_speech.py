@@ -133,7 +133,7 @@ def spoken_video(tmp_path_factory):
     render_clip_video(clip, conditions, folder / "head.mp4")
     soundfile.write(folder / "head.wav", utterance.audio, utterance.sample_rate)
     entry = {"name": "rendered_head", "video": "head.mp4", "sha256": sha256_of(folder / "head.mp4"),
-             "speaker": "default_head", "source": "rendered by the test", "license": "CC0", "audio": "head.wav",
+             "speaker": "default_head", "split": "test", "source": "rendered by the test", "license": "CC0", "audio": "head.wav",
              "audio_sha256": sha256_of(folder / "head.wav"), "transcript": SENTENCE, "transcript_source": "given"}
     (folder / "manifest.json").write_text(json.dumps({"format": MANIFEST_FORMAT, "clips": [entry]}))
     return folder, clip, utterance
@@ -244,3 +244,16 @@ def _mux(video: Path, wav: Path, out: Path) -> None:
             dst.mux(packet)
         for packet in aout.encode(None):
             dst.mux(packet)
+
+
+def test_a_manifest_never_puts_one_speaker_in_both_splits_and_the_shipped_one_is_well_formed(tmp_path):
+    from lattice_talk.core.real_av.manifest import MANIFEST_FORMAT, load_manifest
+
+    entry = {"video": "a.mp4", "sha256": "0" * 64, "speaker": "ann", "source": "s", "license": "l"}
+    clips = [{**entry, "name": "a", "split": "dev"}, {**entry, "name": "b", "split": "test"}]
+    (tmp_path / "m.json").write_text(json.dumps({"format": MANIFEST_FORMAT, "clips": clips}))
+    with pytest.raises(LatticeTalkError, match=r"\['ann'\] are in both"):
+        load_manifest(tmp_path / "m.json")
+    shipped = load_manifest(Path(__file__).resolve().parents[1] / "datasets" / "real_speech_heldout.json")
+    assert len(shipped) >= 25 and all(c.transcript or c.phone_labels for c in shipped)
+    assert not any(c.speaker == "grid_s1" or c.video.endswith("bbaf2n.mpg") for c in shipped)  # the training speaker

@@ -24,6 +24,7 @@ class RealClip:
     video: str  # file name inside the data folder
     sha256: str  # of the video file
     speaker: str  # one id per person: a split never puts one speaker on both sides
+    split: str  # "dev": model and setting choices may read it; "test": read once, for the figures a model ships with
     source: str  # repository and path it was taken from
     license: str
     language: str = "en"
@@ -50,6 +51,9 @@ def load_manifest(path: str | Path) -> list[RealClip]:
     names = [c.name for c in clips]
     if len(set(names)) != len(names):
         raise LatticeTalkError(f"{path}: clip names repeat")
+    dev, test = ({c.speaker for c in clips if c.split == s} for s in ("dev", "test"))
+    if dev & test:
+        raise LatticeTalkError(f"{path}: speakers {sorted(dev & test)} are in both the dev and the test split")
     return clips
 
 
