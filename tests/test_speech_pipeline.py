@@ -73,7 +73,7 @@ def test_other_heads_get_the_motion_through_retargeting(model_dir, tmp_path):
     other = replace(create("default"), head_id="someone_else")  # any head that is not the decoder's own
     clip = run_sync(SpeechPipeline(model_dir, threads=1), GenerateRequest(audio_path=wav, head=other))
     assert clip.head_id == "someone_else" and clip.n_frames == 60
-    assert clip.provenance["retargeted_from"] == "lattice_talk:default_head"
+    assert clip.provenance["converted_from"] == "lattice_talk:default_head"
     assert clip.expression.shape == (60, other.n_expression) and clip.expression.min() >= 0.0
 
 

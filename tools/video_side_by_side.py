@@ -67,7 +67,7 @@ def render_heads(clip, frames: list[int], folder: Path) -> list[np.ndarray]:
     from lattice_talk.scene.take_writer import write_take
 
     head = create("default")
-    objects = new_head_scene("default", clip.fps)
+    objects = new_head_scene(head, "default", clip.fps)
     scene = bpy.context.scene
     write_take(clip, objects, scene, "reference")
     assign_materials(objects.mesh, np.concatenate([head.regions.get("eye_L", []), head.regions.get("eye_R", [])]).astype(int))
