@@ -14,6 +14,15 @@ whose joint regressor is a scipy ``csc_matrix``, made without chumpy (stand-in c
 
     python tools/flame_test_head.py --out out/flame_test_head   # generic_model.pkl, generic_model.npz,
                                                                # mediapipe_landmark_embedding.npz
+    python tools/flame_test_head.py --out out/flame_test_head --corpus CORPUS   # and the measurement below
+
+The measurement (:func:`measure_conversion`): the shipped speech model on a corpus's held-out utterances (from
+``python -m lattice_talk data synth``), its default-head clip converted to this head through the motion space as
+every surface does (``core.head_convert.convert_clip``), posed on this head's mesh and compared with the exact
+reference (the corpus's own units mapped through :attr:`FlameTestHead.units_to_expression`); beside it the same
+prediction on the default head against the corpus motion. Both are read at the default head's 478 MediaPipe
+points, which lie on either mesh (the same vertices): lip vertex error over the lip points, p/b/m closure from
+the inner-lip gap.
 """
 
 from __future__ import annotations
@@ -214,12 +223,73 @@ def build_flame_test_head() -> FlameTestHead:
     return FlameTestHead(arrays, embedding, units_to_expression.astype(np.float32))
 
 
+def measure_conversion(corpus_dir: str | Path, test_head: FlameTestHead, model_file: str | Path,
+                       limit: int | None = None) -> dict[str, dict[str, float]]:
+    """Held-out lip vertex error (mm) and p/b/m closure of the shipped speech model on the default head and,
+    converted through the motion space, on this FLAME-format head loaded from ``model_file`` (see the module
+    docstring)."""
+    from lattice_talk.core import metrics
+    from lattice_talk.core.clip import AnimationClip
+    from lattice_talk.core.head_convert import convert_clip
+    from lattice_talk.core.heads import create
+    from lattice_talk.core.lbs import barycentric_points
+    from lattice_talk.core.mediapipe_points import LIPS
+    from lattice_talk.core.motion_file import MotionTrack
+    from lattice_talk.core.speech.features import decoder_features
+    from lattice_talk.core.speech.pipeline import MODEL_DIR
+    from lattice_talk.core.speech.train import apply_seal, decode, load_decoder, load_examples, seal_window
+
+    default, flame = create("default"), create(model_file)
+    points = default.landmarks
+
+    def posed(head, expression: np.ndarray, jaw: np.ndarray, utterance) -> MotionTrack:
+        pose = np.zeros((len(jaw), 5, 3), np.float32)
+        pose[:, 2, 0] = jaw
+        vertices = head.forward(expression=np.asarray(expression, np.float32), pose=pose).vertices
+        return MotionTrack(fps=utterance.fps, point_ids=points.mediapipe_index, phonemes=utterance.phonemes,
+                           points=barycentric_points(vertices, head.faces, points.face_index, points.barycentric))
+
+    model, config = load_decoder(MODEL_DIR)
+    examples = load_examples(corpus_dir, "heldout", decoder_features(config, MODEL_DIR), limit=limit)
+    errors: dict[str, list[float]] = {"default_head": [], "flame_test_head": []}
+    closed = {name: [0, 0] for name in errors}
+    for example in examples:
+        u = example.utterance
+        units, jaw = apply_seal(*decode(model, example.features, len(u.jaw)), u.unit_names, seal_window(config))
+        jaw_rotvec = np.zeros((len(jaw), 3), np.float32)
+        jaw_rotvec[:, 0] = jaw
+        clip = AnimationClip(fps=u.fps, start_frame=1, head_id=default.head_id, expression=units.astype(np.float32),
+                             expression_names=tuple(u.unit_names), jaw=jaw_rotvec)
+        converted = convert_clip(clip, default, flame)
+        pairs = {
+            "default_head": (posed(default, units, jaw, u), posed(default, u.units, u.jaw, u)),
+            "flame_test_head": (posed(flame, converted.expression, converted.jaw[:, 0], u),
+                                posed(flame, u.units @ test_head.units_to_expression.T, u.jaw, u)),
+        }
+        for name, (pred, ref) in pairs.items():
+            errors[name].append(metrics.lip_vertex_error(pred.select(LIPS), ref.select(LIPS)).mm)
+            closure = metrics.bilabial_closure_rate(pred)
+            closed[name][0] += closure.count - len(closure.missed)
+            closed[name][1] += closure.count
+    return {name: {"lip_vertex_error_mm": float(np.mean(errors[name])), "bilabial_closure_rate": hit / max(total, 1),
+                   "bilabials": total, "utterances": len(examples)}
+            for name, (hit, total) in closed.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="out/flame_test_head", help="folder for the model and embedding files")
+    parser.add_argument("--corpus", default=None, help="a corpus from 'data synth': measure conversion on its held-out split")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many held-out utterances")
     args = parser.parse_args(argv)
-    for kind, path in build_flame_test_head().write(args.out).items():
+    test_head = build_flame_test_head()
+    files = test_head.write(args.out)
+    for kind, path in files.items():
         print(f"wrote {kind}: {path}")
+    if args.corpus:
+        import json
+
+        print(json.dumps(measure_conversion(args.corpus, test_head, files["pkl"], args.limit), indent=2))
     return 0
 
 
