@@ -318,7 +318,9 @@ def _cmd_build_extension(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_benchmark
 
-    run_benchmark(args.name, Path(args.json) if args.json else None)
+    if args.device != "cpu" and args.name != "speech":
+        raise LatticeTalkError(f"--device is for 'bench speech'; 'bench {args.name}' runs no model on a device")
+    run_benchmark(args.name, Path(args.json) if args.json else None, args.device)
     return EXIT_OK
 
 
@@ -738,6 +740,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="run a benchmark, print a table and write JSON")
     bench.add_argument("name", choices=["head", "scene", "corpus", "speech", "video", "video-model"])
     bench.add_argument("--json", default=None, help="where to write the JSON (default: out/bench_<name>.json)")
+    bench.add_argument("--device", choices=DEVICE_CHOICES, default="cpu",
+                       help="speech: the torch device the model runs on (cuda falls back to the CPU with a notice)")
     bench.set_defaults(func=_cmd_bench)
     return parser
 
