@@ -45,11 +45,10 @@ class LATTICETALK_OT_add_head(bpy.types.Operator):
         self.embedding_path = self.embedding_path or settings.flame_embedding_path
 
     def invoke(self, context, event):
-        if self.source == "FLAME":
+        if self.source == "FLAME":  # the file browser opens on the preferences' model, with their embedding filled in
             self._fill_from_preferences(context)
-            if not self.filepath:
-                context.window_manager.fileselect_add(self)
-                return {"RUNNING_MODAL"}
+            context.window_manager.fileselect_add(self)
+            return {"RUNNING_MODAL"}
         return self.execute(context)
 
     def execute(self, context):
