@@ -62,13 +62,12 @@ def test_bench_device_is_only_for_the_speech_benchmark(capsys):
     assert "--device is for 'bench speech'" in capsys.readouterr().err
 
 
-def test_compute_device_preference_picks_the_pipelines_device(no_cuda):
+def test_compute_device_preference_picks_the_pipelines_device(no_cuda, addon):
     """Enabled as an add-on: *Compute device* reaches the pipeline the sidebar's Generate runs."""
-    bpy = pytest.importorskip("bpy", reason="the preference lives in Blender")
+    import bpy
+
     from lattice_talk.operators.generate import chosen_pipeline
 
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    lattice_talk.register()
     addons = bpy.context.preferences.addons
     entry = addons.new()
     entry.module = "lattice_talk"
@@ -81,7 +80,6 @@ def test_compute_device_preference_picks_the_pipelines_device(no_cuda):
         assert len(reports) == 1 and reports[0][0] == {"WARNING"} and "running on the CPU" in reports[0][1]
     finally:
         addons.remove(addons["lattice_talk"])
-        lattice_talk.unregister()
 
 
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and a CUDA build of torch")

@@ -44,14 +44,6 @@ def default_clip_file(tmp_path_factory) -> Path:
     return make_clip(create("default"), seconds=2.0).save(tmp_path_factory.mktemp("clip") / "line.npz")
 
 
-@pytest.fixture
-def addon():
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    lattice_talk.register()
-    yield
-    lattice_talk.unregister()
-
-
 def scene_head():
     return find_head(next(o for o in bpy.context.scene.objects if HEAD_ID_PROP in o))
 
