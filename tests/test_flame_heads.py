@@ -228,3 +228,15 @@ def test_cli_flame_head_without_an_embedding_fails_before_any_work(flame_files, 
     err = capsys.readouterr().err
     assert EMBEDDING_FILE_NAME in err and str(flame_files["alone"].parent) in err and "--embedding" in err
     assert not (tmp_path / out).exists()
+
+
+def test_cli_convert_onto_a_flame_head_without_an_embedding_names_the_file(flame_files, default_clip_file, tmp_path,
+                                                                           capsys):
+    out = tmp_path / "flame.npz"
+    assert main(["convert", str(default_clip_file), "--target", str(flame_files["alone"]), "--out", str(out)]) \
+        == EXIT_BAD_INPUT
+    assert f"put it beside generic_model.pkl (in {flame_files['alone'].parent})" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["convert", str(default_clip_file), "--target", str(flame_files["alone"]), "--embedding",
+                 str(flame_files["embedding"]), "--out", str(out)]) == EXIT_OK
+    assert load_clip(out).head_id == FLAME_ID
