@@ -330,7 +330,7 @@ BENCHMARKS: dict[str, Callable[[], list[dict]]] = {"head": bench_head, "scene": 
 
 
 def run_benchmark(name: str, json_path: Path | None, device: str = "cpu") -> list[dict]:
-    """Run benchmark ``name``; ``device`` is the torch device of the one that runs a model on one (``speech``)."""
+    """Run benchmark ``name`` and write its JSON; ``device``: the torch device of ``speech`` (the one that runs a model)."""
     rows = bench_speech(device) if name == "speech" else BENCHMARKS[name]()
     width = max(len(r["metric"]) for r in rows)
     print(f"{'metric':<{width}}  {'value':>12}  unit  target")

@@ -171,8 +171,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
             raise LatticeTalkError(f"{out}: --format {args.format} needs a file name ending in .{args.format}")
         head = _head_for(args, clip)
         clip = clip_for_head(clip, head.head_id, lambda: head)
-        if conversion_summary(clip):
-            print(conversion_summary(clip))
+        summary = conversion_summary(clip)
+        if summary:
+            print(summary)
         clip.save(out)
     else:
         import bpy

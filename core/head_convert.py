@@ -22,9 +22,9 @@ COPIED_CHANNELS = ("neck", "global_rotation", "global_translation", "eye_L", "ey
 
 def convert_clip(clip: AnimationClip, source: HeadModel, target: HeadModel) -> AnimationClip:
     """``clip`` (made for ``source``) as a clip for ``target``; its provenance records the conversion."""
+    from .heads import require_landmarks
     from .landmark_rig import LandmarkRig
     from .motion_file import MotionTrack
-    from .heads import require_landmarks
     from .retarget import Retargeter, to_clip
 
     if clip.head_id != source.head_id:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-from ..core.heads import DEFAULT_HEAD
 from ..core.head_model import JOINT_NAMES, HeadModel, LandmarkEmbedding
+from ..core.heads import DEFAULT_HEAD
 
 Y_UP_TO_Z_UP = (math.pi / 2, 0.0, 0.0)  # object rotation_euler
 BONE_LENGTH = 0.03  # metres; bones point along the head's +Y so their rest roll is simple
