@@ -173,23 +173,22 @@ def test_add_head_flame_opens_with_the_preferences(addon, flame_files, tmp_path)
 
 
 def test_cli_generate_onto_a_flame_head(flame_files, tmp_path, capsys):
-    out = tmp_path / "line.blend"
-    assert main(["generate", str(SPEECH), "--head", str(flame_files["alone"]), "--embedding",
-                 str(flame_files["embedding"]), "--out", str(out), "--quiet"]) == EXIT_OK
-    assert "converted from head lattice_talk:default_head" in capsys.readouterr().out
-    bpy.ops.wm.open_mainfile(filepath=str(out))
-    assert_face_and_jaw_move(scene_head(), "line")
-    # .npz output: the conversion happens in core, for the head beside its embedding; batches the same.
+    out = tmp_path / "line.npz"  # .npz output: the conversion happens in core, for the head beside its embedding
+    assert main(["generate", str(SPEECH), "--head", str(flame_files["npz"]), "--out", str(out), "--quiet"]) == EXIT_OK
+    clip = load_clip(out)
+    assert clip.head_id == FLAME_ID and clip.expression.shape[1] == 100 and np.ptp(clip.expression) > 0.1
+    assert clip.provenance["converted_from"] == "lattice_talk:default_head"
+    # A batch of .blend takes, the embedding given explicitly: each take through the one clip → take function.
     lines = tmp_path / "lines"
     lines.mkdir()
     for name in ("a", "b"):
         shutil.copyfile(SPEECH, lines / f"{name}.wav")
-    assert main(["generate", str(lines), "--head", str(flame_files["npz"]), "--out", str(tmp_path / "clips"),
-                 "--quiet"]) == EXIT_OK
+    assert main(["generate", str(lines), "--head", str(flame_files["alone"]), "--embedding",
+                 str(flame_files["embedding"]), "--format", "blend", "--out", str(tmp_path / "takes"), "--quiet"]) == EXIT_OK
+    assert capsys.readouterr().out.count("converted from head lattice_talk:default_head") == 2
     for name in ("a", "b"):
-        clip = load_clip(tmp_path / "clips" / f"{name}.npz")
-        assert clip.head_id == FLAME_ID and clip.expression.shape[1] == 100 and np.ptp(clip.expression) > 0.1
-        assert clip.provenance["converted_from"] == "lattice_talk:default_head"
+        bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "takes" / f"{name}.blend"))
+        assert_face_and_jaw_move(scene_head(), name)
 
 
 def flame_head_args(flame_files) -> list[str]:
