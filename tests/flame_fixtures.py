@@ -1,8 +1,10 @@
-"""Synthetic FLAME files for tests: small random arrays, written the way FLAME's releases store them.
+"""Synthetic FLAME files for tests: small random arrays, and the realistic FLAME-format test head, written the way
+FLAME's releases store them.
 
 FLAME's ``.pkl`` files are Python 2 pickles whose arrays are chumpy ``Ch`` objects and whose joint
-regressor is a scipy CSC matrix. :func:`write_flame_pkl` reproduces that layout without chumpy: it pickles
-stand-in classes that carry the pickled names ``chumpy.ch.Ch`` and ``scipy.sparse.csc.csc_matrix``.
+regressor is a scipy CSC matrix. :func:`write_flame_pkl` (from ``tools/flame_test_head.py``) reproduces that
+layout without chumpy: it pickles stand-in classes that carry the pickled names ``chumpy.ch.Ch`` and
+``scipy.sparse.csc.csc_matrix``.
 """
 
 from __future__ import annotations
