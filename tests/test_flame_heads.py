@@ -65,11 +65,13 @@ def moving_curves(objects, take: str) -> dict[str, set[str]]:
     return moving
 
 
-def assert_face_and_jaw_move(objects, take: str) -> None:
+def assert_face_jaw_and_head_move(objects, take: str, bones=("jaw", "root")) -> None:
+    """The take moves the FLAME head's PCA expression keys and the ``bones`` (jaw; head pose on the root)."""
     moving = moving_curves(objects, take)
     expressions = {p for p in moving[FACE] if p.startswith('key_blocks["exp')}
     assert len(expressions) >= 20, moving[FACE]  # the PCA expression keys carry the mouth
-    assert 'pose.bones["jaw"].rotation_euler' in moving[HEAD], moving[HEAD]
+    for bone in bones:
+        assert f'pose.bones["{bone}"].rotation_euler' in moving[HEAD], moving[HEAD]
 
 
 # ------------------------------------------------------------------------------------ the test head itself
@@ -119,9 +121,9 @@ def test_add_flame_head_then_generate_and_apply_clip(addon, flame_files, default
     objects = scene_head()
     assert objects.mesh[HEAD_ID_PROP] == FLAME_ID and HEAD_LANDMARKS_PROP in objects.mesh  # found beside the model
     assert bpy.ops.lattice_talk.generate_from_audio(audio_path=str(SPEECH), take_name="Spoken") == {"FINISHED"}
-    assert_face_and_jaw_move(objects, "Spoken")
+    assert_face_jaw_and_head_move(objects, "Spoken")
     assert bpy.ops.lattice_talk.apply_clip(filepath=str(default_clip_file), take_name="Applied") == {"FINISHED"}
-    assert_face_and_jaw_move(objects, "Applied")  # a default-head clip converted, not dropped
+    assert_face_jaw_and_head_move(objects, "Applied", ("jaw", "root", "neck"))  # a default-head clip converted, not dropped
 
 
 def test_add_head_with_an_explicit_embedding_and_a_reopened_blend_elsewhere(addon, flame_files, tmp_path):
@@ -137,7 +139,7 @@ def test_add_head_with_an_explicit_embedding_and_a_reopened_blend_elsewhere(addo
     embedding.unlink()  # the scene carries the embedding as data, not as a path
     bpy.ops.wm.open_mainfile(filepath=str(blend))
     assert bpy.ops.lattice_talk.generate_from_audio(audio_path=str(SPEECH), take_name="Again") == {"FINISHED"}
-    assert_face_and_jaw_move(scene_head(), "Again")
+    assert_face_jaw_and_head_move(scene_head(), "Again")
 
 
 def test_flame_file_without_an_embedding_adds_but_takes_fail_first_with_the_file_to_get(addon, flame_files,
@@ -188,7 +190,7 @@ def test_cli_generate_onto_a_flame_head(flame_files, tmp_path, capsys):
     assert capsys.readouterr().out.count("converted from head lattice_talk:default_head") == 2
     for name in ("a", "b"):
         bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "takes" / f"{name}.blend"))
-        assert_face_and_jaw_move(scene_head(), name)
+        assert_face_jaw_and_head_move(scene_head(), name)
 
 
 def flame_head_args(flame_files) -> list[str]:
@@ -209,7 +211,7 @@ def test_cli_apply_and_export_json_convert_a_default_head_clip(flame_files, defa
     assert main(["apply", str(default_clip_file), *head, "--out", str(out)]) == EXIT_OK
     assert "converted from head lattice_talk:default_head to flame2020:generic_model" in capsys.readouterr().out
     bpy.ops.wm.open_mainfile(filepath=str(out))
-    assert_face_and_jaw_move(scene_head(), "line")
+    assert_face_jaw_and_head_move(scene_head(), "line", ("jaw", "root", "neck"))
     converted = tmp_path / "flame_line.json"
     assert main(["export", str(default_clip_file), "--format", "json", *head, "--out", str(converted)]) == EXIT_OK
     clip = load_clip(converted)
