@@ -91,7 +91,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     if args.render and not all(Path(i.output).suffix == ".blend" for i in items):
         raise LatticeTalkError("--render needs .blend outputs (--out take.blend, or --format blend)")
     device = torch_device(args.device, notice=lambda line: print(line, file=sys.stderr))
-    pipeline = get_pipeline(args.pipeline, speech_model=args.speech_model, device=device)  # no pipeline → one clear message before any work
+    # no pipeline → one clear message before any work
+    pipeline = get_pipeline(args.pipeline, speech_model=args.speech_model, device=device)
     head = _head_for(args)  # generating always reaches the head through its landmark embedding
     out_dir = Path(items[0].output).parent
     manifest = out_dir / "manifest.json" if len(items) > 1 else None
@@ -136,7 +137,8 @@ def _generate_one(args: argparse.Namespace, pipeline, head, item, progress) -> N
     from .scene.session import new_head_scene, render_preview, save_blend
 
     objects = new_head_scene(head, args.head, args.fps)
-    _print_take(write_take_on_target(clip, objects, bpy.context.scene, args.take or out.stem, sound_path=request.audio_path))
+    _print_take(write_take_on_target(clip, objects, bpy.context.scene, args.take or out.stem,
+                                     sound_path=request.audio_path))
     save_blend(out)
     if args.render:
         render = Path(args.render)
