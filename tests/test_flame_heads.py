@@ -97,6 +97,16 @@ def test_flame_test_head_is_the_default_head_in_flame_files(flame_files):
     assert np.abs(on_default - on_flame).max() < 1e-6  # metres
 
 
+def test_an_explicit_embedding_comes_before_the_file_beside_the_model(flame_files, tmp_path):
+    from flame_fixtures import make_embedding_arrays, write_embedding_npz
+
+    from lattice_talk.core.errors import HeadModelError
+
+    other = write_embedding_npz(tmp_path / "other.npz", **make_embedding_arrays(seed=1, n_faces=10**6))
+    with pytest.raises(HeadModelError, match=f"{other}: does not fit generic_model.pkl"):
+        create(flame_files["pkl"], landmark_embedding=other)  # not silently replaced by the one beside it
+
+
 def test_lip_error_and_closure_after_conversion_match_the_default_head(flame_files, tmp_path):
     """Synthetic held-out speech: the shipped model's take converted to the FLAME-format head through the motion
     space, against the exact reference on its mesh, is within 0.3 mm of the default head's lip error."""
