@@ -176,12 +176,14 @@ def bench_corpus() -> list[dict]:
     return rows
 
 
-def bench_speech() -> list[dict]:
-    """The shipped speech pipeline: speed after load on 60 s, a fresh `generate` on 10 s, memory on 10 min."""
+def bench_speech(device: str = "cpu") -> list[dict]:
+    """The shipped speech pipeline on ``device`` ("cpu" or "cuda"): speed after load on 60 s, a fresh `generate`
+    on 10 s, memory on 10 min."""
     import tempfile
 
     import soundfile as sf
 
+    from .core.device import torch_device
     from .core.heads import create
     from .core.jobs import run_sync
     from .core.pipeline import GenerateRequest
@@ -195,21 +197,24 @@ def bench_speech() -> list[dict]:
         for seconds in (10, 60, 600):
             paths[seconds] = Path(tmp) / f"speech_{seconds}s.wav"
             sf.write(paths[seconds], np.resize(speech, int(seconds * rate)), rate)
-        pipeline = SpeechPipeline()
+        device = torch_device(device, notice=print)
+        pipeline = SpeechPipeline(device=device)
         pipeline.prepare()
         head = create()
         t0 = time.perf_counter()
         run_sync(pipeline, GenerateRequest(audio_path=paths[60], head=head))
-        rows.append({"metric": "generate 60 s of audio after load (default head)", "value": 60 / (time.perf_counter() - t0),
+        rows.append({"metric": f"generate 60 s of audio after load (default head, {device})", "value": 60 / (time.perf_counter() - t0),
                      "unit": "× real time", "target": "≥ 50"})
-        cmd = [sys.executable, "-m", "lattice_talk", "generate", str(paths[10]), "--out", str(Path(tmp) / "t.npz"), "--quiet"]
+        cmd = [sys.executable, "-m", "lattice_talk", "generate", str(paths[10]), "--out", str(Path(tmp) / "t.npz"), "--quiet",
+               "--device", device]
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, capture_output=True)
         rows.append({"metric": "fresh process: `generate` 10 s → .npz (imports + load + run)", "value": time.perf_counter() - t0,
                      "unit": "s", "target": "< 5"})
-        code = ("import resource, sys; from lattice_talk.cli import main; main(['generate', sys.argv[1], '--out', sys.argv[2], '--quiet']); "
+        code = ("import resource, sys; from lattice_talk.cli import main; "
+                "main(['generate', sys.argv[1], '--out', sys.argv[2], '--quiet', '--device', sys.argv[3]]); "
                 "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
-        out = subprocess.run([sys.executable, "-c", code, str(paths[600]), str(Path(tmp) / "long.npz")], check=True,
+        out = subprocess.run([sys.executable, "-c", code, str(paths[600]), str(Path(tmp) / "long.npz"), device], check=True,
                              capture_output=True, text=True).stdout.split()[-1]
         rows.append({"metric": "peak memory, `generate` on 10 min of audio (chunked)", "value": int(out) / 1024, "unit": "MB",
                      "target": "< 1536"})
@@ -324,15 +329,17 @@ BENCHMARKS: dict[str, Callable[[], list[dict]]] = {"head": bench_head, "scene": 
                                                    "video-model": bench_video_model}
 
 
-def run_benchmark(name: str, json_path: Path | None) -> list[dict]:
-    rows = BENCHMARKS[name]()
+def run_benchmark(name: str, json_path: Path | None, device: str = "cpu") -> list[dict]:
+    """Run benchmark ``name`` and write its JSON; ``device``: the torch device of ``speech`` (the one that runs a model)."""
+    rows = bench_speech(device) if name == "speech" else BENCHMARKS[name]()
     width = max(len(r["metric"]) for r in rows)
     print(f"{'metric':<{width}}  {'value':>12}  unit  target")
     for r in rows:
         print(f"{r['metric']:<{width}}  {r['value']:>12.4g}  {r['unit']:<4}  {r['target']}")
     json_path = json_path or Path("out") / f"bench_{name}.json"
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    machine = {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count()}
+    machine = {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
+               "device": device}
     json_path.write_text(json.dumps({"benchmark": name, "machine": machine, "rows": rows}, indent=2))
     print(f"wrote {json_path}")
     return rows

@@ -11,6 +11,9 @@ from pathlib import Path
 from .core.errors import LatticeTalkError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EMBEDDING_HELP = ("FLAME's mediapipe_landmark_embedding.npz for a FLAME head (default: the file of that name beside "
+                  "the model)")
+DEVICE_CHOICES = ("cpu", "cuda")
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -26,21 +29,45 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _head_for(args: argparse.Namespace, clip=None):
+    """``--head`` with its landmark embedding (``--embedding``, else the file beside the model). With ``clip``:
+    refused now, before any work, when the clip must be converted to the head and the head has no embedding."""
+    from .core.heads import create, require_landmarks
+
+    head = create(args.head, landmark_embedding=args.embedding)
+    if clip is None or clip.head_id != head.head_id:
+        require_landmarks(head)
+    return head
+
+
+def _print_take(result) -> None:
+    """What the one clip → take function reports: conversion and warnings."""
+    if result.conversion:
+        print(f"take '{result.name}': {result.conversion}")
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if result.unmatched_expressions:
+        print(f"warning: {len(result.unmatched_expressions)} channels have no shape key: "
+              + ", ".join(result.unmatched_expressions[:8]), file=sys.stderr)
+
+
 def _cmd_apply(args: argparse.Namespace) -> int:
     """An AnimationClip file → a take in a .blend (a new scene with a head, or --scene base.blend)."""
     from .core.clip import load_clip
+    from .scene.character import write_take_on_target
     from .scene.session import new_head_scene, open_scene_head, render_preview, save_blend
-    from .scene.take_writer import write_take
 
     clip = load_clip(args.clip)  # all input checks before any scene work
     sound = _existing_file(args.sound, "sound") if args.sound else None
-    objects = open_scene_head(Path(args.scene)) if args.scene else new_head_scene(args.head, clip.fps)
+    if args.scene:
+        objects = open_scene_head(Path(args.scene))
+    else:
+        objects = new_head_scene(_head_for(args, clip), args.head, clip.fps)
     import bpy
 
-    result = write_take(clip, objects, bpy.context.scene, args.take or Path(args.clip).stem,
-                        key_tolerance=args.key_tolerance, sound_path=sound)
-    for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+    result = write_take_on_target(clip, objects, bpy.context.scene, args.take or Path(args.clip).stem,
+                                  key_tolerance=args.key_tolerance, sound_path=sound)
+    _print_take(result)
     out = save_blend(Path(args.out))
     print(f"wrote {out}: take '{result.name}', frames {result.frame_start}-{result.frame_end}, {result.keys} keys")
     if args.render:
@@ -53,7 +80,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .core.batch import expand_inputs, plan_outputs, run_batch
-    from .core.heads import create
+    from .core.device import torch_device
     from .core.pipeline import get_pipeline
 
     items = plan_outputs(expand_inputs(args.inputs), Path(args.out), args.format)
@@ -66,8 +93,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         raise LatticeTalkError(f"{args.render}: several inputs render several previews; give a folder")
     if args.render and not all(Path(i.output).suffix == ".blend" for i in items):
         raise LatticeTalkError("--render needs .blend outputs (--out take.blend, or --format blend)")
-    pipeline = get_pipeline(args.pipeline, speech_model=args.speech_model)  # no pipeline → one clear message before any work
-    head = create(args.head)
+    device = torch_device(args.device, notice=lambda line: print(line, file=sys.stderr))
+    # no pipeline → one clear message before any work
+    pipeline = get_pipeline(args.pipeline, speech_model=args.speech_model, device=device)
+    head = _head_for(args)  # generating always reaches the head through its landmark embedding
     out_dir = Path(items[0].output).parent
     manifest = out_dir / "manifest.json" if len(items) > 1 else None
     log_path = out_dir / "batch.log"
@@ -110,11 +139,12 @@ def _generate_one(args: argparse.Namespace, pipeline, head, item, progress) -> N
         return
     import bpy
 
+    from .scene.character import write_take_on_target
     from .scene.session import new_head_scene, render_preview, save_blend
-    from .scene.take_writer import write_take
 
-    objects = new_head_scene(args.head, args.fps)
-    write_take(clip, objects, bpy.context.scene, args.take or out.stem, sound_path=request.audio_path)
+    objects = new_head_scene(head, args.head, args.fps)
+    _print_take(write_take_on_target(clip, objects, bpy.context.scene, args.take or out.stem,
+                                     sound_path=request.audio_path))
     save_blend(out)
     if args.render:
         render = Path(args.render)
@@ -156,8 +186,15 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
         write_livelink_csv(clip, out)
     elif args.format in ("npz", "json"):
+        from .core.head_convert import clip_for_head, conversion_summary
+
         if out.suffix.lower() != f".{args.format}":
             raise LatticeTalkError(f"{out}: --format {args.format} needs a file name ending in .{args.format}")
+        head = _head_for(args, clip)
+        clip = clip_for_head(clip, head.head_id, lambda: head)
+        summary = conversion_summary(clip)
+        if summary:
+            print(summary)
         clip.save(out)
     else:
         import bpy
@@ -171,10 +208,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
                                    + " or ".join(SCENE_FORMATS[args.format]))
         if bool(args.scene) != bool(args.target):
             raise LatticeTalkError("--scene and --target go together: the .blend and the name of the mesh to drive")
-        objects = open_scene_target(Path(args.scene), args.target) if args.scene else new_head_scene(args.head, clip.fps)
+        if args.scene:
+            objects = open_scene_target(Path(args.scene), args.target)
+        else:
+            objects = new_head_scene(_head_for(args, clip), args.head, clip.fps)
         take = args.take or Path(args.clip).stem
         out.parent.mkdir(parents=True, exist_ok=True)
-        write_take_on_target(clip, objects, bpy.context.scene, take)
+        _print_take(write_take_on_target(clip, objects, bpy.context.scene, take))
         export_take(objects, take, out, args.format)
     print(f"wrote {out}")
     return EXIT_OK
@@ -334,7 +374,9 @@ def _cmd_build_extension(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_benchmark
 
-    run_benchmark(args.name, Path(args.json) if args.json else None)
+    if args.device != "cpu" and args.name != "speech":
+        raise LatticeTalkError(f"--device is for 'bench speech'; 'bench {args.name}' runs no model on a device")
+    run_benchmark(args.name, Path(args.json) if args.json else None, args.device)
     return EXIT_OK
 
 
@@ -572,7 +614,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("head-info", help="describe a head: default, a FLAME .pkl/.npz or a LatticeTalk head .npz")
     info.add_argument("head", nargs="?", default="default")
-    info.add_argument("--embedding", default=None, help="FLAME's mediapipe_landmark_embedding.npz")
+    info.add_argument("--embedding", default=None, help=EMBEDDING_HELP)
     info.set_defaults(func=_cmd_head_info)
 
     apply = sub.add_parser("apply", help="apply an AnimationClip (.npz/.json) as a take and save a .blend")
@@ -580,6 +622,7 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--out", required=True, help="the .blend to write")
     apply.add_argument("--scene", default=None, help="start from this .blend (with one LatticeTalk head) instead of a new scene")
     apply.add_argument("--head", default="default", help="head for a new scene: 'default' or a FLAME/LatticeTalk head file")
+    apply.add_argument("--embedding", default=None, help=EMBEDDING_HELP)
     apply.add_argument("--take", default=None, help="take name (default: the clip file's name)")
     apply.add_argument("--sound", default=None, help="audio to place at the take's start")
     apply.add_argument("--key-tolerance", type=float, default=0.0, help="reduce keys within this tolerance (0: every frame)")
@@ -595,6 +638,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--video-model", default=None, help="video face model folder for --video, e.g. the opt-in learned "
                      "vendor_models/video/meshconv (default: the installed one, else the retarget baseline)")
     gen.add_argument("--head", default="default", help="'default' or a FLAME .pkl/.npz")
+    gen.add_argument("--embedding", default=None, help=EMBEDDING_HELP)
+    gen.add_argument("--device", choices=DEVICE_CHOICES, default="cpu",
+                     help="where the speech and video models run: cpu, or cuda (falls back to the CPU with a notice "
+                          "where CUDA is unavailable)")
     gen.add_argument("--pipeline", default=None, help="installed pipeline to use (default: the speech model)")
     gen.add_argument("--speech-model", default=None, help="speech model folder made by 'speech train' (default: the "
                                                           "shipped vendor_models/speech)")
@@ -616,7 +663,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("clip", help="AnimationClip (.npz/.json)")
     exp.add_argument("--format", required=True, choices=("livelink", "gltf", "fbx", "npz", "json"))
     exp.add_argument("--out", required=True, help="file to write (.csv, .glb/.gltf, .fbx, .npz, .json)")
-    exp.add_argument("--head", default="default", help="gltf/fbx without --scene: the head to build ('default' or a head file)")
+    exp.add_argument("--head", default="default", help="without --scene: the head to build (gltf/fbx) or to convert "
+                                                       "the clip to (npz/json): 'default' or a head file")
+    exp.add_argument("--embedding", default=None, help=EMBEDDING_HELP)
     exp.add_argument("--scene", default=None, help="gltf/fbx: a .blend holding your character")
     exp.add_argument("--target", default=None, help="with --scene: the name of the mesh (or head) to drive")
     exp.add_argument("--take", default=None, help="take name (default: the clip file's name)")
@@ -626,7 +675,7 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("clip", help="AnimationClip (.npz/.json)")
     conv.add_argument("--source", default="default", help="the head the clip was made for ('default' or a head file)")
     conv.add_argument("--target", required=True, help="the head to convert to ('default' or a head file)")
-    conv.add_argument("--embedding", default=None, help="FLAME's mediapipe_landmark_embedding.npz (for a FLAME head)")
+    conv.add_argument("--embedding", default=None, help=EMBEDDING_HELP)
     conv.add_argument("--out", required=True, help="the converted clip (.npz/.json)")
     conv.set_defaults(func=_cmd_convert)
 
@@ -801,6 +850,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="run a benchmark, print a table and write JSON")
     bench.add_argument("name", choices=["head", "scene", "corpus", "speech", "video", "video-model"])
     bench.add_argument("--json", default=None, help="where to write the JSON (default: out/bench_<name>.json)")
+    bench.add_argument("--device", choices=DEVICE_CHOICES, default="cpu",
+                       help="speech: the torch device the model runs on (cuda falls back to the CPU with a notice)")
     bench.set_defaults(func=_cmd_bench)
     return parser
 

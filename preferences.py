@@ -34,7 +34,8 @@ VIDEO_MODEL_SOURCES = (
 )
 COMPUTE_DEVICES = (
     ("CPU", "CPU", "Run the models on the CPU"),
-    ("CUDA", "CUDA GPU", "Run the models on an NVIDIA GPU; falls back to the CPU when CUDA is unavailable"),
+    ("CUDA", "CUDA GPU", "Run the speech and video models on an NVIDIA GPU (Install Dependencies then installs the CUDA "
+     "build of torch); falls back to the CPU with a notice when CUDA is unavailable"),
 )
 
 
@@ -51,12 +52,14 @@ class LATTICETALK_AddonPreferences(bpy.types.AddonPreferences):
     flame_path: StringProperty(
         name="FLAME model",
         subtype="FILE_PATH",
-        description="Your FLAME 2020/2023 model file (generic_model.pkl, flame2023.pkl or .npz), used by Add Head › FLAME",
+        description="Your FLAME 2020/2023 model file (generic_model.pkl, flame2023.pkl or .npz): what Add Head › FLAME "
+                    "opens with",
     )
     flame_embedding_path: StringProperty(
         name="Landmark embedding",
         subtype="FILE_PATH",
-        description="FLAME's mediapipe_landmark_embedding.npz: where MediaPipe's face-mesh points sit on the FLAME mesh",
+        description="FLAME's mediapipe_landmark_embedding.npz: where MediaPipe's face-mesh points sit on the FLAME mesh; "
+                    "what Add Head › FLAME opens with (empty: the file of that name beside the model)",
     )
     speech_model_source: EnumProperty(
         name="Speech model",
@@ -84,7 +87,8 @@ class LATTICETALK_AddonPreferences(bpy.types.AddonPreferences):
         name="Device",
         items=COMPUTE_DEVICES,
         default="CPU",
-        description="Where the models run; CUDA falls back to the CPU when it is unavailable",
+        description="Where the speech and video models run when generating; CUDA falls back to the CPU with a notice "
+                    "when it is unavailable",
     )
     torch_threads: IntProperty(
         name="Threads",

@@ -22,6 +22,7 @@ COPIED_CHANNELS = ("neck", "global_rotation", "global_translation", "eye_L", "ey
 
 def convert_clip(clip: AnimationClip, source: HeadModel, target: HeadModel) -> AnimationClip:
     """``clip`` (made for ``source``) as a clip for ``target``; its provenance records the conversion."""
+    from .heads import require_landmarks
     from .landmark_rig import LandmarkRig
     from .motion_file import MotionTrack
     from .retarget import Retargeter, to_clip
@@ -30,6 +31,8 @@ def convert_clip(clip: AnimationClip, source: HeadModel, target: HeadModel) -> A
         raise ClipError(f"the clip drives head {clip.head_id!r}, not {source.head_id!r}; give the head it was made for")
     if clip.expression is None and clip.jaw is None:
         raise ClipError("the clip has neither expression nor jaw channels; there is no face motion to convert")
+    require_landmarks(source)
+    require_landmarks(target)
     n = clip.n_frames
     expression = np.zeros((n, source.n_expression), np.float32)
     if clip.expression is not None:
@@ -52,6 +55,17 @@ def convert_clip(clip: AnimationClip, source: HeadModel, target: HeadModel) -> A
     converted.provenance = {**clip.provenance, "converted_from": clip.head_id, **converted.provenance}
     converted.validate()
     return converted
+
+
+def conversion_summary(clip: AnimationClip) -> str | None:
+    """What a converted clip's provenance says was converted, in one line for reports; None when it was not."""
+    source = clip.provenance.get("converted_from")
+    if source is None:
+        return None
+    channels = [f"{len(clip.expression_names)} expression channels"] if clip.expression is not None else []
+    channels += ["jaw"] if clip.jaw is not None else []
+    return (f"converted from head {source} to {clip.head_id} through the MediaPipe motion space: "
+            f"{' and '.join(channels)} solved for this head; head pose, neck, eyes and blinks copied")
 
 
 def clip_for_head(clip: AnimationClip, head_id: str, load_head: Callable[[], HeadModel]) -> AnimationClip:

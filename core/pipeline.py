@@ -68,7 +68,8 @@ def unregister_pipeline(name: str) -> None:
     _FACTORIES.pop(name, None)
 
 
-def _factories(speech_model: Path | None = None, threads: int | None = None) -> dict[str, Callable[[], Pipeline]]:
+def _factories(speech_model: Path | None = None, threads: int | None = None,
+               device: str = "cpu") -> dict[str, Callable[[], Pipeline]]:
     """Registered pipelines, plus the speech model (the shipped one, or ``speech_model``) when its weights are
     there (checked each time: a cheap file test, and nothing heavy is imported until the pipeline is prepared)."""
     from .speech.pipeline import MODEL_DIR, SpeechPipeline, weights_installed
@@ -76,7 +77,7 @@ def _factories(speech_model: Path | None = None, threads: int | None = None) -> 
     model_dir = Path(speech_model) if speech_model is not None else MODEL_DIR
     builtin: dict[str, Callable[[], Pipeline]] = {}
     if weights_installed(model_dir):
-        builtin["speech"] = lambda: SpeechPipeline(model_dir, threads=threads)
+        builtin["speech"] = lambda: SpeechPipeline(model_dir, threads=threads, device=device)
     return {**builtin, **_FACTORIES}
 
 
@@ -84,16 +85,18 @@ def available_pipelines() -> list[str]:
     return sorted(_FACTORIES)
 
 
-def get_pipeline(name: str | None = None, speech_model: str | Path | None = None, threads: int | None = None) -> Pipeline:
+def get_pipeline(name: str | None = None, speech_model: str | Path | None = None, threads: int | None = None,
+                 device: str = "cpu") -> Pipeline:
     """The named pipeline (default: the only or ``"speech"`` one). ``speech_model``: a folder made by
-    ``speech train`` instead of the shipped model; ``threads``: torch CPU threads for it."""
+    ``speech train`` instead of the shipped model; ``threads``: torch CPU threads for it; ``device``: the torch
+    device its models run on (see core.device.torch_device)."""
     if speech_model is not None and name in (None, "speech"):
         from .speech.pipeline import weights_installed
 
         if not weights_installed(Path(speech_model)):
             raise LatticeTalkError(f"{speech_model}: no trained speech model there (decoder.safetensors + decoder.json); "
                                    "pass a folder made by 'python -m lattice_talk speech train'")
-    factories = _factories(speech_model, threads)
+    factories = _factories(speech_model, threads, device)
     if not factories:
         raise LatticeTalkError(
             "no speech model is installed in this build of LatticeTalk, so audio cannot be turned into "
@@ -108,7 +111,11 @@ def get_pipeline(name: str | None = None, speech_model: str | Path | None = None
 
 def check_request(request: GenerateRequest) -> None:
     """Cheap checks every pipeline shares, run before any work: files exist and are files, a video is not a
-    still image (the tracker's own check; a video without a face is found when it is tracked)."""
+    still image (the tracker's own check; a video without a face is found when it is tracked), the head has the
+    landmark embedding the motion reaches it through."""
+    from .heads import require_landmarks
+
+    require_landmarks(request.head)
     for label, path in (("audio", request.audio_path), ("video", request.video_path)):
         if path is None:
             continue

@@ -33,11 +33,10 @@ def _on_load_pre(*_args) -> None:
 def build_request(context, audio_path: str, video_path: str):
     """Everything a pipeline needs, checked before any work starts (raises LatticeTalkError)."""
     from ..core.errors import LatticeTalkError
-    from ..core.heads import create
     from ..core.pipeline import GenerateRequest, GenerateSettings, check_request
     from ..preferences import get_settings
     from ..scene.character import check_take_target
-    from ..scene.head_builder import HEAD_SOURCE_PROP
+    from ..scene.head_builder import scene_head
     from ..scene.take_writer import scene_fps
 
     objects = resolve_head(context)
@@ -50,7 +49,7 @@ def build_request(context, audio_path: str, video_path: str):
     video_model = get_settings(context).video_model if video_path else None
     request = GenerateRequest(
         audio_path=Path(bpy.path.abspath(audio_path)),
-        head=create(objects.mesh.get(HEAD_SOURCE_PROP, "default")),
+        head=scene_head(objects),
         video_path=Path(bpy.path.abspath(video_path)) if video_path else None,
         video_model=Path(video_model) if video_model else None,
         settings=GenerateSettings(intensity=settings.intensity, head_motion=settings.head_motion, blinks=settings.blinks,
@@ -60,15 +59,18 @@ def build_request(context, audio_path: str, video_path: str):
     return objects, request
 
 
-def chosen_pipeline(context, name: str):
-    """The named pipeline, or the speech model chosen in the preferences, on their torch threads."""
+def chosen_pipeline(context, name: str, report):
+    """The named pipeline, or the speech model chosen in the preferences, on their torch threads and the compute
+    device of the preferences (``report`` gets the notice when CUDA is chosen but unavailable)."""
+    from ..core.device import torch_device
     from ..core.pipeline import get_pipeline
     from ..preferences import get_settings
 
     settings = get_settings(context)
+    device = torch_device(settings.compute_device, notice=lambda line: report({"WARNING"}, line))
     if name:  # a named pipeline: the speech-model preference is not its business
-        return get_pipeline(name, threads=settings.resolved_torch_threads)
-    return get_pipeline(speech_model=settings.speech_model, threads=settings.resolved_torch_threads)
+        return get_pipeline(name, threads=settings.resolved_torch_threads, device=device)
+    return get_pipeline(speech_model=settings.speech_model, threads=settings.resolved_torch_threads, device=device)
 
 
 def write_result(context, objects, clip, take_name: str, audio_path: Path, report) -> bool:
@@ -122,7 +124,7 @@ class LATTICETALK_OT_generate_from_audio(bpy.types.Operator):
         audio, video, take = self._inputs(context)
         try:
             objects, request = build_request(context, audio, video)
-            clip = run_sync(chosen_pipeline(context, self.pipeline), request)
+            clip = run_sync(chosen_pipeline(context, self.pipeline, self.report), request)
         except LatticeTalkError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
@@ -139,7 +141,7 @@ class LATTICETALK_OT_generate_from_audio(bpy.types.Operator):
         audio, video, self._take = self._inputs(context)
         try:
             self._objects, request = build_request(context, audio, video)
-            self._job = GenerationJob(chosen_pipeline(context, self.pipeline), request).start()
+            self._job = GenerationJob(chosen_pipeline(context, self.pipeline, self.report), request).start()
         except LatticeTalkError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}

@@ -28,6 +28,8 @@ def report_take(result, report) -> None:
     """Tell the user what a written take holds and what it could not place."""
     for warning in result.warnings:
         report({"WARNING"}, warning)
+    if result.conversion:
+        report({"INFO"}, f"Take '{result.name}': {result.conversion}")
     if result.unmatched_expressions:
         report({"WARNING"}, f"{len(result.unmatched_expressions)} channels have no shape key: "
                             + ", ".join(result.unmatched_expressions[:8]))

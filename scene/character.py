@@ -15,7 +15,7 @@ import bpy
 import numpy as np
 
 from ..core.character_map import PRESETS_ENV, CharacterMap, ChannelMap, auto_map, character_curves, user_presets_dir
-from .head_builder import HEAD_ID_PROP, HEAD_SOURCE_PROP, HeadObjects, find_head
+from .head_builder import HEAD_ID_PROP, HeadObjects, find_head, scene_head
 from .take_writer import FACE, HEAD, Curve, Planner, TakeResult, write_take
 
 ROTATION_PATHS = {"QUATERNION": "rotation_quaternion", "XYZ": "rotation_euler"}
@@ -126,15 +126,20 @@ def find_target(obj: bpy.types.Object | None) -> HeadObjects | None:
 
 
 def write_take_on_target(clip, objects: HeadObjects, scene: bpy.types.Scene, take: str, **kwargs) -> TakeResult:
-    """``write_take`` on a LatticeTalk head (a default-head clip converted to it first, e.g. for a FLAME head),
-    :func:`write_character_take` on a character."""
-    if HEAD_ID_PROP in objects.mesh:
-        from ..core.head_convert import clip_for_head
-        from ..core.heads import create
+    """The one way a clip becomes a take, whatever the surface (sidebar Generate and Apply Clip, scripts, the
+    CLI's generate, apply and export, batches): ``write_take`` on a LatticeTalk head, a clip made for the default
+    head converted to it first through the motion space (with the landmark embedding stored on the head), so no
+    channel is dropped; :func:`write_character_take` on a character. ``TakeResult.conversion`` says what was
+    converted, here or by the pipeline that made the clip."""
+    from ..core.head_convert import clip_for_head, conversion_summary
 
-        clip = clip_for_head(clip, objects.mesh[HEAD_ID_PROP], lambda: create(objects.mesh.get(HEAD_SOURCE_PROP, "default")))
-        return write_take(clip, objects, scene, take, **kwargs)
-    return write_character_take(clip, objects, scene, take, **kwargs)
+    if HEAD_ID_PROP in objects.mesh:
+        clip = clip_for_head(clip, objects.mesh[HEAD_ID_PROP], lambda: scene_head(objects))
+        result = write_take(clip, objects, scene, take, **kwargs)
+    else:
+        result = write_character_take(clip, objects, scene, take, **kwargs)
+    result.conversion = conversion_summary(clip)
+    return result
 
 
 def check_take_target(objects: HeadObjects) -> None:

@@ -13,13 +13,17 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-from ..core.head_model import JOINT_NAMES, HeadModel
+from ..core.head_model import JOINT_NAMES, HeadModel, LandmarkEmbedding
+from ..core.heads import DEFAULT_HEAD
 
 Y_UP_TO_Z_UP = (math.pi / 2, 0.0, 0.0)  # object rotation_euler
 BONE_LENGTH = 0.03  # metres; bones point along the head's +Y so their rest roll is simple
 HEAD_ID_PROP = "lattice_talk_head_id"
 HEAD_SOURCE_PROP = "lattice_talk_head_source"  # what core.heads.create() needs to load this head again
 HEAD_BETAS_PROP = "lattice_talk_betas"  # identity shape baked into the rest mesh
+# A FLAME head's MediaPipe landmark embedding, stored as data so that a .blend moved elsewhere (or a machine
+# without the embedding file) still carries takes onto the head; the default head's ships inside its file.
+HEAD_LANDMARKS_PROP = "lattice_talk_landmarks"
 
 
 @dataclass
@@ -144,11 +148,28 @@ def build_head(head: HeadModel, name: str = "LatticeTalk Head", betas: np.ndarra
     obj[HEAD_ID_PROP] = head.head_id
     obj[HEAD_SOURCE_PROP] = source
     obj[HEAD_BETAS_PROP] = betas.tolist()
+    if source != DEFAULT_HEAD and head.landmarks is not None:
+        obj[HEAD_LANDMARKS_PROP] = {"face_index": head.landmarks.face_index.tolist(),
+                                    "barycentric": head.landmarks.barycentric.ravel().tolist(),
+                                    "mediapipe_index": head.landmarks.mediapipe_index.tolist()}
     _add_shape_keys(obj, head, rest, betas)
     arm = _add_armature(obj, head, joints, collection) if with_armature else None
     if arm is not None:
         _add_pose_correctives(obj, arm, head, rest)
     return HeadObjects(mesh=obj, armature=arm)
+
+
+def scene_head(objects: HeadObjects) -> HeadModel:
+    """The head model a scene head (or a character: the default head) was built from, with the landmark
+    embedding stored on it."""
+    from ..core.heads import create
+
+    stored = objects.mesh.get(HEAD_LANDMARKS_PROP)
+    landmarks = None if stored is None else LandmarkEmbedding(
+        face_index=np.array(stored["face_index"], np.int64),
+        barycentric=np.array(stored["barycentric"], np.float32).reshape(-1, 3),
+        mediapipe_index=np.array(stored["mediapipe_index"], np.int64))
+    return create(objects.mesh.get(HEAD_SOURCE_PROP, DEFAULT_HEAD), landmark_embedding=landmarks)
 
 
 def find_head(obj: bpy.types.Object | None) -> HeadObjects | None:

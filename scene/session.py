@@ -8,21 +8,21 @@ from pathlib import Path
 import bpy
 
 from ..core.errors import LatticeTalkError
-from ..core.heads import create
-from .head_builder import HEAD_ID_PROP, HEAD_SOURCE_PROP, HeadObjects, build_head, find_head
+from ..core.head_model import HeadModel
+from ..core.heads import DEFAULT_HEAD
+from .head_builder import HEAD_ID_PROP, HeadObjects, build_head, find_head, scene_head
 from .preview import front_view
 from .render import assign_materials, setup_front_render
 
 PREVIEW_RESOLUTION = 384
 
 
-def new_head_scene(head_source: str, fps: float) -> HeadObjects:
-    """Empty the session and add one head (``"default"`` or a FLAME/LatticeTalk head file)."""
-    head = create(head_source)  # fails before the session is emptied
+def new_head_scene(head: HeadModel, source: str, fps: float) -> HeadObjects:
+    """Empty the session and add one head: ``head``, loaded from ``source`` (``"default"`` or a head file)."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = _fps_pair(fps)
-    return build_head(head, source=str(head_source))
+    return build_head(head, source=source if source == DEFAULT_HEAD else str(Path(source).resolve()))
 
 
 def open_scene_head(blend: Path) -> HeadObjects:
@@ -49,7 +49,7 @@ def save_blend(path: Path) -> Path:
 def render_preview(objects: HeadObjects, out: Path, resolution: int = PREVIEW_RESOLUTION) -> Path:
     """Workbench front-view video of the scene's frame range (with the sound strip when present)."""
     scene = bpy.context.scene
-    head = create(objects.mesh.get(HEAD_SOURCE_PROP, "default"))
+    head = scene_head(objects)
     setup_front_render(scene, front_view(head, resolution))
     assign_materials(objects.mesh)
     scene.render.engine = "BLENDER_WORKBENCH"  # seconds per second of animation, headless

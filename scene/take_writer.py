@@ -50,6 +50,7 @@ class TakeResult:
     keys: int
     unmatched_expressions: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    conversion: str | None = None  # what was converted from another head's clip, for the report
 
 
 def track_name(take: str, layer: str) -> str:

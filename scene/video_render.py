@@ -30,7 +30,7 @@ from ..core.head_model import HeadModel
 from ..core.heads import create
 from .head_builder import HeadObjects, build_head
 from .render import skin_material
-from .take_writer import write_take
+from .character import write_take_on_target
 
 HEAD_NAME = "LatticeTalk Video Head"
 CAMERA_NAME = "LatticeTalk Video Camera"
@@ -272,7 +272,7 @@ def render_clip_video(clip: AnimationClip, conditions: RenderConditions, out_mp4
     vs = video_scene(head_source)
     scene = bpy.context.scene
     apply_conditions(vs, conditions)
-    write_take(clip, vs.objects, scene, TAKE)  # resampled to the scene's fps; sets the frame range
+    write_take_on_target(clip, vs.objects, scene, TAKE)  # resampled to the scene's fps; sets the frame range
     expected = scene.frame_end - scene.frame_start + 1
     if encoder == "blender":
         return _render_with_ffmpeg(scene, out_mp4, expected, conditions)

@@ -198,7 +198,7 @@ def test_the_learned_model_is_chosen_when_its_weights_exist(tmp_path, monkeypatc
     (tmp_path / VIDEO_MODEL_WEIGHTS).write_bytes(b"weights")
     learned = types.SimpleNamespace(model_id="meshconv/test")
     fake = types.ModuleType("lattice_talk.core.motion.video_model")
-    fake.load_face_model = lambda folder: learned if folder == tmp_path else None
+    fake.load_face_model = lambda folder, device: learned if (folder, device) == (tmp_path, "cpu") else None
     monkeypatch.setitem(sys.modules, "lattice_talk.core.motion.video_model", fake)
     assert video_face_model(tmp_path) is learned
 

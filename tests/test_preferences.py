@@ -182,16 +182,19 @@ def test_generate_uses_the_speech_model_and_threads_from_the_preferences(as_addo
     from lattice_talk.operators.generate import chosen_pipeline
     from pipeline_fixtures import save_tiny_decoder
 
+    def report(kind, message):
+        pytest.fail(f"unexpected report {kind}: {message}")
+
     as_addon.torch_threads = 2
-    shipped = chosen_pipeline(bpy.context, "")
+    shipped = chosen_pipeline(bpy.context, "", report)
     assert (shipped.model_dir, shipped.threads) == (MODEL_DIR, 2)
     as_addon.speech_model_source = "LOCAL"
     as_addon.speech_model_path = str(save_tiny_decoder(tmp_path))
-    chosen = chosen_pipeline(bpy.context, "")
+    chosen = chosen_pipeline(bpy.context, "", report)
     assert (chosen.model_dir, chosen.threads) == (tmp_path, 2)
     as_addon.speech_model_path = str(tmp_path / "missing")
     with pytest.raises(LatticeTalkError, match="missing: no trained speech model there"):
-        chosen_pipeline(bpy.context, "")
+        chosen_pipeline(bpy.context, "", report)
 
 
 def test_auto_torch_threads():

@@ -17,14 +17,6 @@ from ui_fixtures import Layout  # noqa: E402
 pytestmark = pytest.mark.blender
 
 
-@pytest.fixture
-def addon():
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    lattice_talk.register()
-    yield
-    lattice_talk.unregister()
-
-
 def draw(panel_cls) -> list:
     log: list = []
     panel_cls.draw(types.SimpleNamespace(layout=Layout(log)), bpy.context)

@@ -67,14 +67,14 @@ def test_long_audio_goes_in_chunks_and_cancels_between_them(model_dir, tmp_path)
 
 
 def test_other_heads_get_the_motion_through_retargeting(model_dir, tmp_path):
-    from dataclasses import replace
+    from flame_fixtures import build_flame_test_head
 
     wav = speech(tmp_path / "line.wav", 2.0)
-    other = replace(create("default"), head_id="someone_else")  # any head that is not the decoder's own
-    clip = run_sync(SpeechPipeline(model_dir, threads=1), GenerateRequest(audio_path=wav, head=other))
-    assert clip.head_id == "someone_else" and clip.n_frames == 60
-    assert clip.provenance["retargeted_from"] == "lattice_talk:default_head"
-    assert clip.expression.shape == (60, other.n_expression) and clip.expression.min() >= 0.0
+    flame = create(build_flame_test_head().write(tmp_path)["npz"])  # FLAME's schema: 100 PCA expressions
+    clip = run_sync(SpeechPipeline(model_dir, threads=1), GenerateRequest(audio_path=wav, head=flame))
+    assert clip.head_id == flame.head_id and clip.n_frames == 60
+    assert clip.provenance["converted_from"] == "lattice_talk:default_head"
+    assert clip.expression.shape == (60, 100) and np.abs(clip.expression).max() <= 3.0
 
 
 def test_missing_torch_is_one_clear_message(model_dir, monkeypatch):

@@ -64,12 +64,12 @@ def render_heads(clip, frames: list[int], folder: Path) -> list[np.ndarray]:
     from lattice_talk.scene.preview import front_view
     from lattice_talk.scene.render import assign_materials, render_still, setup_front_render
     from lattice_talk.scene.session import new_head_scene
-    from lattice_talk.scene.take_writer import write_take
+    from lattice_talk.scene.character import write_take_on_target
 
     head = create("default")
-    objects = new_head_scene("default", clip.fps)
+    objects = new_head_scene(head, "default", clip.fps)
     scene = bpy.context.scene
-    write_take(clip, objects, scene, "reference")
+    write_take_on_target(clip, objects, scene, "reference")
     assign_materials(objects.mesh, np.concatenate([head.regions.get("eye_L", []), head.regions.get("eye_R", [])]).astype(int))
     setup_front_render(scene, front_view(head, TILE), samples=16, denoise=True)
     tiles = []

@@ -51,14 +51,15 @@ class VideoFaceModel(Protocol):
         ...
 
 
-def video_face_model(model_dir: str | Path | None = None) -> VideoFaceModel:
-    """The learned mesh-convolution model when its weights (``<model_dir>/video_model.safetensors``, default
-    ``vendor_models/video/``) are installed, otherwise the non-learned :class:`RetargetFaceModel`."""
+def video_face_model(model_dir: str | Path | None = None, device: str = "cpu") -> VideoFaceModel:
+    """The learned mesh-convolution model (on the torch ``device``) when its weights
+    (``<model_dir>/video_model.safetensors``, default ``vendor_models/video/``) are installed, otherwise the
+    non-learned :class:`RetargetFaceModel`."""
     model_dir = Path(model_dir) if model_dir is not None else VIDEO_MODEL_DIR
     if (model_dir / VIDEO_MODEL_WEIGHTS).is_file():
         from .video_model import load_face_model  # torch; the learned model implements VideoFaceModel
 
-        return load_face_model(model_dir)
+        return load_face_model(model_dir, device)
     return RetargetFaceModel()
 
 

@@ -358,15 +358,17 @@ class LearnedFaceModel:
 
         vertex, frame = track_features(track)
         crops = getattr(track, "face_crops", None)
+        device = next(self.net.parameters()).device
         with torch.no_grad():
-            v, f = torch.from_numpy(vertex), torch.from_numpy(frame)
-            c = torch.from_numpy(np.ascontiguousarray(crops)) if crops is not None else None
+            v, f = torch.from_numpy(vertex).to(device), torch.from_numpy(frame).to(device)
+            c = torch.from_numpy(np.ascontiguousarray(crops)).to(device) if crops is not None else None
             h = torch.cat([self.net.encode(v[i:i + self.chunk], f[i:i + self.chunk],
                                            None if c is None else c[i:i + self.chunk])
                            for i in range(0, len(v), self.chunk)])
             units, correction = self.net.temporal(h[None])
             rotation = corrected_rotation(f[None, :, :3], correction)[0]
-        return units[0].clamp(0.0, 1.0).numpy().astype(np.float32), matrix_to_rotvec(rotation.double().numpy()).astype(np.float32)
+        return (units[0].clamp(0.0, 1.0).cpu().numpy().astype(np.float32),
+                matrix_to_rotvec(rotation.double().cpu().numpy()).astype(np.float32))
 
     def predict(self, track) -> VideoFace:
         units, rotation = self.predict_arrays(track)
@@ -375,9 +377,11 @@ class LearnedFaceModel:
                          model_id=self.model_id)
 
 
-def load_face_model(folder: str | Path) -> LearnedFaceModel:
-    """What ``core.motion.face_models.video_face_model`` calls when ``video_model.safetensors`` is installed."""
+def load_face_model(folder: str | Path, device: str = "cpu") -> LearnedFaceModel:
+    """What ``core.motion.face_models.video_face_model`` calls when ``video_model.safetensors`` is installed; the
+    net runs on the torch ``device``."""
     net, config = load_net(folder)
+    net.to(device)
     from ..heads import create
 
     names = create("default").expression_names

@@ -49,23 +49,23 @@ LOG_MEL_AND_SSL_FEATURES = "log_mel_80_and_ssl_hidden_states"
 ENCODER_FEATURES = (SSL_FEATURES, LOG_MEL_AND_SSL_FEATURES)
 
 
-def ssl_features(encoder_dir: str | Path, with_log_mel: bool = False):
+def ssl_features(encoder_dir: str | Path, with_log_mel: bool = False, device: str = "cpu"):
     """audio → (ceil(N / 320), n_states × hidden) features from the SSL encoder in ``encoder_dir``: the
     decoder's first layer learns how to mix the encoder's layers (a superset of SUPERB's weighted sum).
-    ``with_log_mel``: the 80 log-mel bands first, then the states.
+    ``with_log_mel``: the 80 log-mel bands first, then the states. ``device``: where the encoder runs.
 
     The states are interpolated to log-mel's frame centres (frame k at k · 20 ms): the encoder's frame k is
     centred half a window later (12.5 ms, 0.4 of a 30 fps frame) and it makes two frames fewer, while the
     decoder's resampling to the video frames assumes frame k at k · 20 ms."""
     from .encoder import load_encoder
 
-    encoder = load_encoder(encoder_dir, layer="weighted")
+    encoder = load_encoder(encoder_dir, layer="weighted", device=device)
 
     def features(samples: np.ndarray) -> np.ndarray:
         x = np.asarray(samples, np.float32)
         states = encoder.hidden_states(x)  # (S, T, H)
         flat = encoder.frames_at(states.permute(1, 0, 2).reshape(states.shape[1], -1), n_feature_frames(len(x)),
-                                 FEATURE_RATE).numpy()
+                                 FEATURE_RATE).cpu().numpy()
         # Standardised per dimension over the input like log_mel: the pre-LN transformer's residual stream
         # grows layer by layer, and unscaled states slow the decoder's training (measured: held-out loss
         # 2.29 vs log-mel's 1.75 after 14 epochs). fp16, as the decoder's inputs are read (train._batch,
@@ -76,8 +76,9 @@ def ssl_features(encoder_dir: str | Path, with_log_mel: bool = False):
     return features
 
 
-def decoder_features(config: dict, model_dir: str | Path):
-    """The feature function a trained decoder was trained on (``decoder.json`` "features" / "encoder")."""
+def decoder_features(config: dict, model_dir: str | Path, device: str = "cpu"):
+    """The feature function a trained decoder was trained on (``decoder.json`` "features" / "encoder"); an
+    encoder runs on ``device``."""
     from ..errors import LatticeTalkError
 
     kind = config.get("features", LOG_MEL_FEATURES)
@@ -89,5 +90,6 @@ def decoder_features(config: dict, model_dir: str | Path):
         if not folder.is_dir() and (Path(reference).is_absolute() or "/" not in reference):
             raise LatticeTalkError(f"{model_dir}: the speech encoder its decoder.json names ({reference}) is not there; "
                                    "copy the encoder folder back (or train the decoder again)")
-        return ssl_features(folder if folder.is_dir() else reference, with_log_mel=kind == LOG_MEL_AND_SSL_FEATURES)
+        return ssl_features(folder if folder.is_dir() else reference, with_log_mel=kind == LOG_MEL_AND_SSL_FEATURES,
+                            device=device)
     raise LatticeTalkError(f"{model_dir}: decoder features {kind!r} are not known to this LatticeTalk; update it")

@@ -29,9 +29,10 @@ def weights_installed(model_dir: Path | None = None) -> bool:
 class SpeechPipeline:
     name = "speech"
 
-    def __init__(self, model_dir: str | Path = MODEL_DIR, threads: int | None = None):
+    def __init__(self, model_dir: str | Path = MODEL_DIR, threads: int | None = None, device: str = "cpu"):
         self.model_dir = Path(model_dir)
         self.threads = threads
+        self.device = device  # a torch device that core.device.torch_device chose: "cpu" or "cuda"
         self._model = None
         self._config: dict = {}
         self._features = None  # audio → decoder input (log-mel or an SSL encoder's states), set by prepare()
@@ -56,7 +57,8 @@ class SpeechPipeline:
         torch.set_num_threads(self.threads or max(1, min(4, (os.cpu_count() or 2) - 1)))
         if self._model is None:
             self._model, self._config = load_decoder(self.model_dir)
-            self._features = decoder_features(self._config, self.model_dir)
+            self._model.to(self.device)
+            self._features = decoder_features(self._config, self.model_dir, self.device)
             self._weights_sha256 = hashlib.sha256((self.model_dir / DECODER_FILE).read_bytes()).hexdigest()
 
     def _decode(self, samples: np.ndarray, n_frames: int, fps: float, progress: ProgressFn, should_stop: StopFn):
@@ -94,7 +96,7 @@ class SpeechPipeline:
             from ..motion.fusion import track_reference_video
 
             video, progress = track_reference_video(request.video_path, progress, should_stop,
-                                                    video_face_model(request.video_model))
+                                                    video_face_model(request.video_model, self.device))
         fps = settings.fps
         n_frames = max(1, int(round(audio.duration * fps)))
         units, jaw = self._decode(audio.samples, n_frames, fps, progress, should_stop)
@@ -114,6 +116,7 @@ class SpeechPipeline:
                                     settings.head_motion, settings.blinks)
         progress("head motion and take", 0.92)
         provenance = {"pipeline": self.name, "model": str(self.model_dir.name), "model_sha256": self._weights_sha256,
+                      "device": self.device,
                       "features": self._config.get("features"), "audio_sha256": audio.sha256,
                       "settings": settings.as_dict()}
         if transcript_report is not None:
@@ -134,6 +137,4 @@ class SpeechPipeline:
         from ..head_convert import convert_clip
         from ..heads import create
 
-        converted = convert_clip(clip, create("default"), request.head)  # through the MediaPipe motion space
-        converted.provenance = {**provenance, "retargeted_from": default_id}
-        return converted
+        return convert_clip(clip, create("default"), request.head)  # through the MediaPipe motion space

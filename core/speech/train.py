@@ -323,9 +323,10 @@ def decode(model, features: np.ndarray, n_frames: int) -> tuple[np.ndarray, np.n
     """The decoder's raw output: units (T, U), jaw (T,) and the p/b/m closure probability (T,)."""
     import torch
 
+    device = next(model.parameters()).device
     with torch.no_grad():
-        units, jaw, closure_logit, _ = model(torch.from_numpy(np.asarray(features, np.float32))[None], n_frames)
-    return units[0].numpy(), jaw[0].numpy(), torch.sigmoid(closure_logit[0]).numpy()
+        units, jaw, closure_logit, _ = model(torch.from_numpy(np.asarray(features, np.float32))[None].to(device), n_frames)
+    return units[0].cpu().numpy(), jaw[0].cpu().numpy(), torch.sigmoid(closure_logit[0]).cpu().numpy()
 
 
 def apply_seal(units: np.ndarray, jaw: np.ndarray, closure_probability: np.ndarray, unit_names: tuple[str, ...],
