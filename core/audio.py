@@ -28,7 +28,7 @@ CLIP_LEVEL = 0.999  # |x| at or above this counts as clipped (full scale after i
 PEAK_LIMIT = 0.99  # normalise() never lets the peak exceed this
 
 # libsndfile reads none of these containers: their sound track is decoded with PyAV (core.video.decode).
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg")
 
 _BLOCK_FRAMES = 1 << 20  # mix down block by block: a long multichannel file is never held whole as float32
 
