@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,6 +98,23 @@ def test_generate_one_file_to_blend_with_preview(replay, tmp_path):
     assert out.exists() and preview.exists() and preview.stat().st_size > 1000
     bpy.ops.wm.open_mainfile(filepath=str(out))
     assert list_takes(scene_head()) == ["line"]
+
+
+def test_the_sound_of_a_blend_made_from_a_relative_path_plays_from_any_folder(replay, tmp_path, monkeypatch):
+    """`generate lines/line.wav --out takes/line.blend` run in one folder; the .blend opened from another."""
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    (work / "lines").mkdir(parents=True)
+    elsewhere.mkdir()
+    write_wav(work / "lines" / "line.wav")
+    monkeypatch.chdir(work)
+    assert main(["generate", "lines/line.wav", "--out", "takes/line.blend", "--quiet"]) == EXIT_OK
+    monkeypatch.chdir(elsewhere)
+    bpy.ops.wm.open_mainfile(filepath=str(work / "takes" / "line.blend"))
+    editor = bpy.context.scene.sequence_editor
+    strips = list(editor.strips if hasattr(editor, "strips") else editor.sequences)
+    assert [s.name for s in strips] == ["line"]
+    sound = Path(bpy.path.abspath(strips[0].sound.filepath))
+    assert sound.is_file() and sound.samefile(work / "lines" / "line.wav")
 
 
 def test_generate_without_pipeline_is_a_clear_usage_error(tmp_path, capsys, monkeypatch):
