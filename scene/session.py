@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Callable
 
 import bpy
 
 from ..core.errors import LatticeTalkError
 from ..core.heads import create
+from ..core.rerun import RUN_KEY
 from .head_builder import HEAD_ID_PROP, HEAD_SOURCE_PROP, HeadObjects, build_head, find_head
 from .preview import front_view
 from .render import assign_materials, setup_front_render
@@ -46,8 +49,23 @@ def save_blend(path: Path) -> Path:
     return path
 
 
-def render_preview(objects: HeadObjects, out: Path, resolution: int = PREVIEW_RESOLUTION) -> Path:
-    """Workbench front-view video of the scene's frame range (with the sound strip when present)."""
+def record_run(run: dict) -> None:
+    """Keep the run that made this scene on it (core.rerun), for a later ``generate`` to compare with."""
+    bpy.context.scene[RUN_KEY] = json.dumps(run)
+
+
+def recorded_run(blend: Path) -> dict | None:
+    """Open ``blend`` and return the run it records (None: it records none). A file Blender cannot read raises
+    RuntimeError."""
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    text = bpy.context.scene.get(RUN_KEY)
+    return json.loads(text) if isinstance(text, str) else None
+
+
+def render_preview(objects: HeadObjects, out: Path, resolution: int = PREVIEW_RESOLUTION,
+                   progress: Callable[[int, int], None] | None = None) -> Path:
+    """Workbench front-view video of the scene's frame range (with the sound strip when present);
+    ``progress(frames done, frames)`` after each frame."""
     scene = bpy.context.scene
     head = create(objects.mesh.get(HEAD_SOURCE_PROP, "default"))
     setup_front_render(scene, front_view(head, resolution))
@@ -67,7 +85,18 @@ def render_preview(objects: HeadObjects, out: Path, resolution: int = PREVIEW_RE
     else:  # numbered PNG frames next to the requested name
         settings.file_format = "PNG"
         scene.render.filepath = str(out.with_suffix("")) + "_"
-    bpy.ops.render.render(animation=True, scene=scene.name)
+    frames = scene.frame_end - scene.frame_start + 1
+
+    def frame_done(rendered_scene, _depsgraph=None) -> None:
+        progress(rendered_scene.frame_current - scene.frame_start + 1, frames)
+
+    if progress is not None:
+        bpy.app.handlers.render_post.append(frame_done)
+    try:
+        bpy.ops.render.render(animation=True, scene=scene.name)
+    finally:
+        if progress is not None:
+            bpy.app.handlers.render_post.remove(frame_done)
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -88,6 +89,8 @@ def test_generate_batch_skips_finished_and_reports_failures(replay, tmp_path, ca
     statuses = [i["status"] for i in json.loads((out / "manifest.json").read_text())["items"]]
     assert statuses == ["skipped", "skipped", "skipped", "failed"]
     assert "3 failed" not in capsys.readouterr().out
+    log = (out / "batch.log").read_text().splitlines()
+    assert len(log) == 8 and log[-1].startswith("failed") and "up to date" in log[-2]
 
 
 def test_generate_one_file_to_blend_with_preview(replay, tmp_path):
@@ -122,3 +125,135 @@ def test_generate_without_pipeline_is_a_clear_usage_error(tmp_path, capsys, monk
     wav = write_wav(tmp_path / "line.wav")
     assert main(["generate", str(wav), "--out", str(tmp_path / "x.npz")]) == EXIT_BAD_INPUT
     assert "no speech model is installed" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------ re-runs
+def generate(*argv: str) -> int:
+    return main(["generate", *argv, "--quiet"])
+
+
+def recorded(path):
+    from lattice_talk.core.rerun import RUN_KEY
+
+    return load_clip(path).provenance[RUN_KEY]
+
+
+def test_a_single_file_is_kept_only_while_it_records_this_run(replay, tmp_path, capsys, monkeypatch):
+    wav, out = write_wav(tmp_path / "line.wav"), tmp_path / "line.npz"
+    assert generate(str(wav), "--out", str(out)) == EXIT_OK
+    first = out.read_bytes()
+    run = recorded(out)
+    assert run["inputs"] == {"audio": hashlib.sha256(wav.read_bytes()).hexdigest(), "video": None}
+    assert run["settings"]["intensity"] == 1.0 and run["take"] == "line" and run["head"] == "default"
+    capsys.readouterr()
+
+    def rerun(*extra: str) -> str:
+        assert generate(str(wav), "--out", str(out), *extra) == EXIT_OK
+        return capsys.readouterr().out
+
+    said = rerun()
+    assert "up to date" in said and said.rstrip().endswith("wrote nothing") and out.read_bytes() == first
+    said = rerun("--intensity", "0.3")  # a changed setting: made again, and the new run recorded
+    assert "made again: settings changed: intensity 1.0 → 0.3" in said and said.rstrip().endswith(f"wrote {out}")
+    assert recorded(out)["settings"]["intensity"] == 0.3
+    assert "up to date" in rerun("--intensity", "0.3")
+    assert "take name changed (line → other)" in rerun("--intensity", "0.3", "--take", "other")
+    assert "up to date" not in rerun("--intensity", "0.3", "--take", "other", "--force")  # --force redoes it
+    write_wav(wav, freq=300.0)  # new bytes under the same name
+    assert "made again: the audio changed" in rerun("--intensity", "0.3", "--take", "other")
+    monkeypatch.setattr("lattice_talk.__version__", "9.9.9")
+    assert "made by LatticeTalk 0.1.0, this is 9.9.9" in rerun("--intensity", "0.3", "--take", "other")
+    out.write_bytes(b"junk from an interrupted copy")
+    assert "made again: it cannot be read or records no run" in rerun("--intensity", "0.3", "--take", "other")
+    assert recorded(out)["version"] == "9.9.9"
+
+
+def test_a_changed_model_file_or_head_changes_the_run(tmp_path):
+    import shutil
+
+    from lattice_talk.cli import _model_identity, build_parser
+    from lattice_talk.core.pipeline import get_pipeline
+    from lattice_talk.core.rerun import run_record, what_changed
+    from lattice_talk.core.speech.pipeline import MODEL_DIR
+
+    model = shutil.copytree(MODEL_DIR, tmp_path / "model")
+    args = build_parser().parse_args(["generate", "x.wav", "--out", "x.npz", "--speech-model", str(model)])
+    wav = write_wav(tmp_path / "line.wav")
+
+    def run(head="default"):
+        return run_record({"audio": wav, "video": None}, _model_identity(get_pipeline(None, speech_model=model), args),
+                          {"fps": 30.0}, head, "line")
+
+    before = run()
+    (model / "MODEL_CARD.md").write_text("edited")  # documentation is not the model
+    assert what_changed(before, run()) is None
+    config = model / "decoder.json"
+    config.write_text(config.read_text().replace("}", ', "note": 1}', 1))
+    assert what_changed(before, run()) == "the model changed"
+    head_file = create("default").save(tmp_path / "head.npz")
+    assert what_changed(run(), run(str(head_file))) == "the head changed"
+
+
+def test_an_up_to_date_blend_is_only_rendered(replay, tmp_path, capsys):
+    from lattice_talk.core.rerun import RUN_KEY
+
+    wav, out, preview = write_wav(tmp_path / "line.wav"), tmp_path / "line.blend", tmp_path / "line.mp4"
+    assert generate(str(wav), "--out", str(out)) == EXIT_OK and not preview.exists()
+    blend_bytes = out.read_bytes()
+    capsys.readouterr()
+    assert generate(str(wav), "--out", str(out), "--render", str(preview)) == EXIT_OK
+    said = capsys.readouterr().out
+    assert "up to date; rendering its preview only" in said and said.rstrip().endswith(f"wrote {preview.resolve()}")
+    assert preview.stat().st_size > 1000 and out.read_bytes() == blend_bytes
+    assert generate(str(wav), "--out", str(out), "--render", str(preview)) == EXIT_OK  # preview newer: nothing to do
+    assert capsys.readouterr().out.rstrip().endswith("wrote nothing")
+    bpy.ops.wm.open_mainfile(filepath=str(out))
+    assert json.loads(bpy.context.scene[RUN_KEY])["take"] == "line"
+    out.write_bytes(b"not a blend")
+    assert generate(str(wav), "--out", str(out)) == EXIT_OK
+    assert "made again: it cannot be read" in capsys.readouterr().out
+    bpy.ops.wm.open_mainfile(filepath=str(out))
+    assert list_takes(scene_head()) == ["line"]
+
+
+# ------------------------------------------------------------------------------------------ what it prints
+def test_a_run_prints_its_stages_and_the_files_written_and_no_third_party_noise(replay, tmp_path, capfd):
+    wav, out, preview = write_wav(tmp_path / "line.wav"), tmp_path / "takes" / "line.blend", tmp_path / "line.mp4"
+    assert main(["generate", str(wav), "--out", str(out), "--render", str(preview)]) == EXIT_OK
+    said = capfd.readouterr()
+    lines = said.out.strip().splitlines()
+    assert lines[-1] == f"wrote {out.resolve()}, {preview.resolve()}"
+    bar = said.err.replace("\r", "\n")
+    for stage in ("chunk 1/10", "writing line.blend", "rendering the preview, frame 30/30", "finished"):
+        assert stage in bar, stage
+    for noise in ("Saved copy", "Video append", "EGL", "Info:"):
+        assert noise not in said.out + said.err, noise
+    assert not (out.parent / "batch.log").exists()  # a log is for batches
+
+
+def test_quiet_drops_the_bar_and_verbose_lets_blender_speak(replay, tmp_path, capfd):
+    wav, out = write_wav(tmp_path / "line.wav"), tmp_path / "line.blend"
+    assert main(["generate", str(wav), "--out", str(out), "--quiet"]) == EXIT_OK
+    said = capfd.readouterr()
+    assert said.err == "" and said.out.strip().splitlines()[-1] == f"wrote {out.resolve()}"
+    assert main(["generate", str(wav), "--out", str(out), "--quiet", "--verbose", "--force"]) == EXIT_OK
+    assert "Saved copy as" in capfd.readouterr().out
+
+
+def test_every_option_of_every_command_has_help():
+    import argparse
+
+    from lattice_talk.cli import build_parser
+
+    missing = []
+
+    def walk(parser, name):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub_name, sub in action.choices.items():
+                    walk(sub, f"{name} {sub_name}")
+            elif not action.help:
+                missing.append(f"{name} {'/'.join(action.option_strings) or action.dest}")
+
+    walk(build_parser(), "lattice_talk")
+    assert missing == []
