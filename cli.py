@@ -30,7 +30,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_apply(args: argparse.Namespace) -> int:
     """An AnimationClip file → a take in a .blend (a new scene with a head, or --scene base.blend)."""
     from .core.clip import load_clip
-    from .scene.session import new_head_scene, open_scene_head, render_preview, save_blend
+    from .scene.session import new_head_scene, open_scene_head, render_preview, save_blend, setup_preview
     from .scene.take_writer import write_take
 
     clip = load_clip(args.clip)  # all input checks before any scene work
@@ -42,7 +42,10 @@ def _cmd_apply(args: argparse.Namespace) -> int:
                         key_tolerance=args.key_tolerance, sound_path=sound)
     for warning in result.warnings:
         print(f"warning: {warning}", file=console.stderr())
-    out = save_blend(Path(args.out))
+    out = Path(args.out)
+    if not args.scene:  # a new scene gets the preview's camera and settings; a shot of your own keeps its own
+        setup_preview(objects, Path(args.render) if args.render else out.with_suffix(".mp4"))
+    out = save_blend(out)
     print(f"wrote {out}: take '{result.name}', frames {result.frame_start}-{result.frame_end}, {result.keys} keys",
           file=console.stdout())
     if args.render:
@@ -196,12 +199,13 @@ def _generate_one(args: argparse.Namespace, pipeline, head, model: dict, item, p
         return "done", [out]
     import bpy
 
-    from .scene.session import new_head_scene, record_run, save_blend
+    from .scene.session import new_head_scene, record_run, save_blend, setup_preview
     from .scene.take_writer import write_take
 
     progress(f"writing {out.name}", share)
     objects = new_head_scene(args.head, args.fps)
     write_take(clip, objects, bpy.context.scene, take, sound_path=request.audio_path)
+    setup_preview(objects, render or out.with_suffix(".mp4"))  # F12 / Ctrl+F12 in the .blend give the preview
     record_run(run)
     files = [save_blend(out)]
     if render is not None:
@@ -805,7 +809,8 @@ def build_parser() -> argparse.ArgumentParser:
     ext.set_defaults(func=_cmd_build_extension)
 
     bench = sub.add_parser("bench", help="run a benchmark, print a table and write JSON")
-    bench.add_argument("name", choices=["head", "scene", "corpus", "speech", "video", "video-model"], help="which benchmark: head, scene, corpus, speech, video or video-model")
+    bench.add_argument("name", choices=["head", "scene", "preview", "corpus", "speech", "video", "video-model"],
+                       help="which benchmark (preview: the speed of generate --render's preview)")
     bench.add_argument("--json", default=None, help="where to write the JSON (default: out/bench_<name>.json)")
     bench.set_defaults(func=_cmd_bench)
     return parser

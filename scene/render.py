@@ -90,6 +90,8 @@ def setup_front_render(scene: bpy.types.Scene, view: FrontView, samples: int = 1
     scene.cycles.seed = 0
     scene.render.resolution_x = scene.render.resolution_y = view.resolution
     scene.render.resolution_percentage = 100
+    if hasattr(scene.render.image_settings, "media_type"):  # Blender 5.0: a video output refuses image formats
+        scene.render.image_settings.media_type = "IMAGE"
     scene.render.image_settings.file_format = "PNG"
     scene.render.film_transparent = False
 

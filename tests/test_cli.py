@@ -127,6 +127,32 @@ def test_generate_without_pipeline_is_a_clear_usage_error(tmp_path, capsys, monk
     assert "no speech model is installed" in capsys.readouterr().err
 
 
+def test_a_generated_blend_renders_its_preview_with_f12(replay, tmp_path):
+    """The .blend keeps the preview's camera (framing the face) and render settings: F12 gives the preview picture."""
+    from bpy_extras.object_utils import world_to_camera_view
+    from mathutils import Vector
+
+    wav, out = write_wav(tmp_path / "line.wav"), tmp_path / "line.blend"
+    assert main(["generate", str(wav), "--out", str(out), "--quiet"]) == EXIT_OK
+    bpy.ops.wm.open_mainfile(filepath=str(out))
+    scene = bpy.context.scene
+    assert scene.render.engine == "BLENDER_WORKBENCH" and scene.camera is not None
+    assert (scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage) == (384, 384, 100)
+    assert Path(scene.render.filepath) == out.with_suffix(".mp4").resolve()  # Ctrl+F12 writes the preview beside it
+    mesh = scene_head().mesh
+    face = np.concatenate([create("default").regions[name] for name in ("eye_L", "eye_R", "teeth")])
+    seen = np.array([tuple(world_to_camera_view(scene, scene.camera, mesh.matrix_world @ mesh.data.vertices[int(i)].co))[:2]
+                     for i in face])
+    assert np.all((seen > 0.2) & (seen < 0.8))  # eyes and mouth well inside the picture
+    scene.render.filepath = str(tmp_path / "f12.png")
+    if hasattr(scene.render.image_settings, "media_type"):  # Blender 5.0
+        scene.render.image_settings.media_type = "IMAGE"
+    scene.render.image_settings.file_format = "PNG"
+    bpy.ops.render.render(write_still=True)
+    pixels = np.array(bpy.data.images.load(str(tmp_path / "f12.png")).pixels[:]).reshape(384, 384, 4)[..., :3]
+    assert pixels[192, 192].mean() > pixels[5, 5].mean() + 0.2  # the lit face in the middle, the dark backdrop at a corner
+
+
 # ------------------------------------------------------------------------------------------ re-runs
 def generate(*argv: str) -> int:
     return main(["generate", *argv, "--quiet"])
