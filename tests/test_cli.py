@@ -151,6 +151,15 @@ def test_a_generated_blend_renders_its_preview_with_f12(replay, tmp_path):
     bpy.ops.render.render(write_still=True)
     pixels = np.array(bpy.data.images.load(str(tmp_path / "f12.png")).pixels[:]).reshape(384, 384, 4)[..., :3]
     assert pixels[192, 192].mean() > pixels[5, 5].mean() + 0.2  # the lit face in the middle, the dark backdrop at a corner
+    # Eyes with iris and pupil, teeth and tongue, in colours Workbench shows.
+    used = {mesh.data.materials[i].name for i in {p.material_index for p in mesh.data.polygons}}
+    assert {"LatticeTalk Skin", "LatticeTalk Sclera", "LatticeTalk Iris", "LatticeTalk Pupil", "LatticeTalk Teeth",
+            "LatticeTalk Tongue"} <= used
+    rig = scene_head().armature
+    for eye in ("eye_L", "eye_R"):
+        u, v = tuple(world_to_camera_view(scene, scene.camera, rig.matrix_world @ rig.pose.bones[eye].head))[:2]
+        pupil = pixels[round(v * 383), round(u * 383)]  # image rows run bottom-up in Blender
+        assert pupil.mean() < 0.5 * pixels[192, 192].mean(), (eye, pupil)  # dark against the skin
 
 
 # ------------------------------------------------------------------------------------------ re-runs
