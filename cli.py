@@ -196,7 +196,7 @@ def _generate_one(args: argparse.Namespace, pipeline, head, model: dict, item, p
     if not blend:
         clip.provenance[RUN_KEY] = run
         clip.save(out)
-        return "done", [out]
+        return "done", [out.resolve()]
     import bpy
 
     from .scene.session import new_head_scene, record_run, save_blend, setup_preview
