@@ -8,17 +8,15 @@ from pathlib import Path
 from typing import Callable
 
 import bpy
-import numpy as np
 
 from ..core.errors import LatticeTalkError
 from ..core.heads import create
 from ..core.rerun import RUN_KEY
 from .head_builder import HEAD_ID_PROP, HEAD_SOURCE_PROP, HeadObjects, build_head, find_head
 from .preview import front_view
-from .render import SKIN_RGBA, setup_front_render, skin_material
+from .render import assign_head_materials, setup_front_render
 
 PREVIEW_RESOLUTION = 384
-TEETH_RGBA, TONGUE_RGBA = (0.9, 0.88, 0.8, 1.0), (0.6, 0.25, 0.25, 1.0)
 # Workbench's default 8 anti-aliasing samples cost ~6× the render time at 384² on a 2-core CPU (4 vs 26 fps,
 # `bench scene`); H.264 softens the edges anyway.
 PREVIEW_ANTIALIASING = "OFF"
@@ -74,7 +72,7 @@ def setup_preview(objects: HeadObjects, out: Path, resolution: int = PREVIEW_RES
     scene = bpy.context.scene
     head = create(objects.mesh.get(HEAD_SOURCE_PROP, "default"))
     setup_front_render(scene, front_view(head, resolution))
-    assign_preview_materials(objects, head)
+    assign_head_materials(objects.mesh, head)
     scene.render.engine = "BLENDER_WORKBENCH"  # seconds per second of animation, headless
     scene.display.render_aa = PREVIEW_ANTIALIASING
     out = Path(out).resolve()
@@ -89,24 +87,6 @@ def setup_preview(objects: HeadObjects, out: Path, resolution: int = PREVIEW_RES
         scene.render.filepath = str(out)
     else:  # numbered PNG frames next to the requested name (setup_front_render chose PNG)
         scene.render.filepath = str(out.with_suffix("")) + "_"
-
-
-def assign_preview_materials(objects: HeadObjects, head) -> None:
-    """Skin, eyes with sclera, iris and pupil (as in the video corpus), teeth and tongue — the head's regions that
-    have them — in the colours Workbench shows (a material's viewport colour)."""
-    from .video_render import assign_eye_materials
-
-    mesh = objects.mesh.data
-    index = assign_eye_materials(objects.mesh, head)
-    mesh.materials[0].diffuse_color = SKIN_RGBA
-    for name, rgba, region in (("LatticeTalk Teeth", TEETH_RGBA, "teeth"), ("LatticeTalk Tongue", TONGUE_RGBA, "tongue")):
-        if len(head.regions.get(region, ())):
-            material = skin_material(name, rgba)
-            material.diffuse_color = rgba
-            mesh.materials.append(material)
-            index[np.isin(head.faces, head.regions[region]).all(axis=1)] = len(mesh.materials) - 1
-    mesh.polygons.foreach_set("material_index", index)  # build_head makes one polygon per head face
-    mesh.update()
 
 
 def render_preview(objects: HeadObjects, out: Path, resolution: int = PREVIEW_RESOLUTION,

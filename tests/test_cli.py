@@ -139,11 +139,17 @@ def test_a_generated_blend_renders_its_preview_with_f12(replay, tmp_path):
     assert scene.render.engine == "BLENDER_WORKBENCH" and scene.camera is not None
     assert (scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage) == (384, 384, 100)
     assert Path(scene.render.filepath) == out.with_suffix(".mp4").resolve()  # Ctrl+F12 writes the preview beside it
-    mesh = scene_head().mesh
-    face = np.concatenate([create("default").regions[name] for name in ("eye_L", "eye_R", "teeth")])
-    seen = np.array([tuple(world_to_camera_view(scene, scene.camera, mesh.matrix_world @ mesh.data.vertices[int(i)].co))[:2]
-                     for i in face])
-    assert np.all((seen > 0.2) & (seen < 0.8))  # eyes and mouth well inside the picture
+    mesh, head = scene_head().mesh, create("default")
+
+    def seen(vertices) -> np.ndarray:  # (u, v) in the picture, 0..1, v up
+        return np.array([tuple(world_to_camera_view(scene, scene.camera, mesh.matrix_world @ mesh.data.vertices[int(i)].co))[:2]
+                         for i in vertices])
+
+    features = seen(np.concatenate([head.regions[name] for name in ("eye_L", "eye_R", "teeth")]))
+    assert np.all((features > 0.1) & (features < 0.9))  # eyes and mouth well inside the picture
+    height = head.v_template[:, 1]
+    assert 0.9 < seen([height.argmax()])[0, 1] < 0.98  # a margin over the skull
+    assert seen([height.argmin()])[0, 1] < 0.0  # the neck's open end below the picture
     scene.render.filepath = str(tmp_path / "f12.png")
     if hasattr(scene.render.image_settings, "media_type"):  # Blender 5.0
         scene.render.image_settings.media_type = "IMAGE"
