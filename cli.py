@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from .core import console
 from .core.errors import LatticeTalkError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -25,7 +26,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     png = render_expression_sheet(head, out / "default_head.png", resolution=args.resolution, samples=args.samples,
                                   blend_path=out / "default_head.blend")
-    print(f"wrote {out / 'default_head.blend'} and {png}")
+    print(f"wrote {out / 'default_head.blend'} and {png}", file=console.stdout())
     return EXIT_OK
 
 
@@ -55,7 +56,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     """An AnimationClip file → a take in a .blend (a new scene with a head, or --scene base.blend)."""
     from .core.clip import load_clip
     from .scene.character import write_take_on_target
-    from .scene.session import new_head_scene, open_scene_head, render_preview, save_blend
+    from .scene.session import new_head_scene, open_scene_head, render_preview, save_blend, setup_preview
 
     clip = load_clip(args.clip)  # all input checks before any scene work
     sound = _existing_file(args.sound, "sound") if args.sound else None
@@ -68,15 +69,22 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     result = write_take_on_target(clip, objects, bpy.context.scene, args.take or Path(args.clip).stem,
                                   key_tolerance=args.key_tolerance, sound_path=sound)
     _print_take(result)
-    out = save_blend(Path(args.out))
-    print(f"wrote {out}: take '{result.name}', frames {result.frame_start}-{result.frame_end}, {result.keys} keys")
+    out = Path(args.out)
+    if not args.scene:  # a new scene gets the preview's camera and settings; a shot of your own keeps its own
+        setup_preview(objects, Path(args.render) if args.render else out.with_suffix(".mp4"))
+    out = save_blend(out)
+    print(f"wrote {out}: take '{result.name}', frames {result.frame_start}-{result.frame_end}, {result.keys} keys",
+          file=console.stdout())
     if args.render:
-        print(f"wrote {render_preview(objects, Path(args.render))}")
+        print(f"wrote {render_preview(objects, Path(args.render))}", file=console.stdout())
     return EXIT_OK
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    """Audio file(s) → take(s): .npz/.json clips without Blender, or .blend scenes; folders and globs batch."""
+    """Audio file(s) → take(s): .npz/.json clips without Blender, or .blend scenes; folders and globs batch.
+    An existing output is kept only when it records this very run (core.rerun); otherwise it is made again."""
+    from contextlib import ExitStack
+
     from tqdm import tqdm
 
     from .core.batch import expand_inputs, plan_outputs, run_batch
@@ -93,62 +101,162 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         raise LatticeTalkError(f"{args.render}: several inputs render several previews; give a folder")
     if args.render and not all(Path(i.output).suffix == ".blend" for i in items):
         raise LatticeTalkError("--render needs .blend outputs (--out take.blend, or --format blend)")
-    device = torch_device(args.device, notice=lambda line: print(line, file=sys.stderr))
+    device = torch_device(args.device, notice=lambda line: print(line, file=console.stderr()))
     # no pipeline → one clear message before any work
     pipeline = get_pipeline(args.pipeline, speech_model=args.speech_model, device=device)
     head = _head_for(args)  # generating always reaches the head through its landmark embedding
+    model = _model_identity(pipeline, args)
     out_dir = Path(items[0].output).parent
-    manifest = out_dir / "manifest.json" if len(items) > 1 else None
-    log_path = out_dir / "batch.log"
+    batch = len(items) > 1
+    manifest = out_dir / "manifest.json" if batch else None
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "a") as log_file, tqdm(total=len(items), unit="file", disable=args.quiet) as bar:
-        def log(line: str) -> None:
-            log_file.write(line + "\n")
-            log_file.flush()
+    written: list[Path] = []
+    with ExitStack() as stack:
+        log = None
+        if batch:  # one file's story is told on screen; a batch's is kept beside its outputs
+            log_file = stack.enter_context(open(out_dir / "batch.log", "a"))
 
-        def work(item) -> None:
-            _generate_one(args, pipeline, head, item, lambda stage, f: bar.set_postfix_str(f"{Path(item.input).name}: {stage}"))
+            def log(line: str) -> None:
+                log_file.write(line + "\n")
+                log_file.flush()
 
-        results = run_batch(items, work, manifest=manifest, force=args.force, on_item=lambda _: bar.update(1), log=log)
+        bar = stack.enter_context(tqdm(total=len(items), disable=args.quiet, bar_format=PROGRESS_FORMAT, desc="starting",
+                                             file=console.stderr()))
+
+        def work(item) -> str:
+            index = items.index(item)
+
+            def progress(stage: str, fraction: float) -> None:
+                bar.n = index + min(max(fraction, 0.0), 1.0)
+                bar.set_description_str(f"{Path(item.input).name}: {stage}" if batch else stage)
+
+            status, files = _generate_one(args, pipeline, head, model, item, progress)
+            if item.note:
+                bar.write(f"{item.output}: {item.note}", file=console.stdout())
+            written.extend(files)
+            return status
+
+        def item_finished(item) -> None:
+            bar.n = items.index(item) + 1
+            bar.refresh()
+
+        results = run_batch(items, work, manifest=manifest, on_item=item_finished, log=log)
+        bar.set_description_str("finished")
     failed = [i for i in results if i.status == "failed"]
-    summary = {s: sum(i.status == s for i in results) for s in ("done", "skipped", "failed")}
-    print(f"{summary['done']} done, {summary['skipped']} skipped (already there), {summary['failed']} failed"
-          + (f"; manifest {manifest}" if manifest else ""))
+    labels = {"done": "generated", "rendered": "rendered from an up-to-date .blend", "skipped": "up to date", "failed": "failed"}
+    counts = [f"{n} {label}" for status, label in labels.items() if (n := sum(i.status == status for i in results))]
+    print(", ".join(counts) + (f"; manifest {manifest}" if manifest else ""), file=console.stdout())
     for item in failed:
-        print(f"failed: {item.input}: {item.error}", file=sys.stderr)
+        print(f"failed: {item.input}: {item.error}", file=console.stderr())
+    print("wrote " + ", ".join(str(p) for p in written) if written else "wrote nothing", file=console.stdout())
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def _generate_one(args: argparse.Namespace, pipeline, head, item, progress) -> None:
+PROGRESS_FORMAT = "{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]"
+
+
+def _model_identity(pipeline, args: argparse.Namespace) -> dict:
+    """What a re-run compares about the models: the pipeline, its model folder's digest, and with --video the
+    video face model's weights (or the non-learned baseline when none are installed)."""
+    from .core.motion.face_models import VIDEO_MODEL_DIR, VIDEO_MODEL_WEIGHTS
+    from .core.rerun import file_sha256, folder_sha256
+
+    model_dir = getattr(pipeline, "model_dir", None)
+    identity = {"pipeline": pipeline.name, "sha256": folder_sha256(model_dir) if model_dir is not None else None}
+    if args.video:
+        weights = Path(args.video_model or VIDEO_MODEL_DIR) / VIDEO_MODEL_WEIGHTS
+        identity["video_model_sha256"] = file_sha256(weights) if weights.is_file() else "retarget-baseline"
+    return identity
+
+
+def _recorded_run(out: Path) -> dict | None:
+    """The run an existing output records; None when it cannot be read or records none."""
+    from .core.clip import load_clip
+    from .core.rerun import RUN_KEY
+
+    try:
+        if out.suffix.lower() == ".blend":
+            from .scene.session import recorded_run
+
+            return recorded_run(out)
+        return load_clip(out).provenance.get(RUN_KEY)
+    except (LatticeTalkError, RuntimeError, ValueError):  # a damaged clip; a file Blender cannot open; bad JSON
+        return None
+
+
+def _generate_one(args: argparse.Namespace, pipeline, head, model: dict, item, progress) -> tuple[str, list[Path]]:
+    """One input → its output (and preview), or nothing when the output already records this run.
+    Returns the item's status and the files written."""
     from .core.jobs import run_sync
     from .core.pipeline import GenerateRequest, GenerateSettings
+    from .core.rerun import RUN_KEY, run_record, what_changed
 
-    request = GenerateRequest(
-        audio_path=Path(item.input), head=head, video_path=_reference_video(args.video, Path(item.input)),
-        settings=GenerateSettings(intensity=args.intensity, head_motion=args.head_motion, blinks=not args.no_blinks,
-                                  fps=args.fps, seed=args.seed),
-        video_model=Path(args.video_model) if args.video_model else None,
-        transcript=_transcript(args.transcript, Path(item.input)),
-    )
-    clip = run_sync(pipeline, request, progress)
-    if "error" in clip.provenance.get("transcript", {}):
-        print(f"warning: {item.input}: transcript not used: {clip.provenance['transcript']['error']}", file=sys.stderr)
     out = Path(item.output)
-    if out.suffix.lower() in (".npz", ".json"):
+    render = Path(args.render) if args.render else None
+    if render is not None and not render.suffix:
+        render = render / f"{out.stem}.mp4"
+    blend = out.suffix.lower() == ".blend"
+    video = _reference_video(args.video, Path(item.input))
+    settings = GenerateSettings(intensity=args.intensity, head_motion=args.head_motion, blinks=not args.no_blinks,
+                                fps=args.fps, seed=args.seed)
+    take = args.take or out.stem
+    inputs = {"audio": Path(item.input), "video": video}
+    transcript = _transcript(args.transcript, Path(item.input))
+
+    def this_run() -> dict:
+        return run_record(inputs, model, settings.as_dict(), args.head, take, texts={"transcript": transcript})
+
+    run = None
+    # A missing input is left to the pipeline, whose check names it.
+    if out.exists() and not args.force and all(p is None or p.is_file() for p in inputs.values()):
+        progress("checking the existing output", 0.0)
+        run = this_run()
+        reason = what_changed(_recorded_run(out), run)
+        if reason is None:
+            if render is not None and (not render.exists() or render.stat().st_mtime < out.stat().st_mtime):
+                from .scene.session import open_scene_head
+
+                item.note = "up to date; rendering its preview only"
+                return "rendered", [_render(open_scene_head(out), render, progress, 0.0)]
+            item.note = "up to date (same inputs, model, settings, head, take and version); kept — --force redoes it"
+            return "skipped", []
+        item.note = f"made again: {reason}"
+    request = GenerateRequest(audio_path=Path(item.input), head=head, video_path=video, settings=settings,
+                              video_model=Path(args.video_model) if args.video_model else None, transcript=transcript)
+    share = 0.2 if render is not None else 0.95  # of the item's progress; the rest saves (and renders)
+    clip = run_sync(pipeline, request, lambda stage, f: progress(stage, share * f))
+    if "error" in clip.provenance.get("transcript", {}):
+        print(f"warning: {item.input}: transcript not used: {clip.provenance['transcript']['error']}",
+              file=console.stderr())
+    run = run or this_run()
+    if not blend:
+        clip.provenance[RUN_KEY] = run
         clip.save(out)
-        return
+        return "done", [out.resolve()]
     import bpy
 
     from .scene.character import write_take_on_target
-    from .scene.session import new_head_scene, render_preview, save_blend
+    from .scene.session import new_head_scene, record_run, save_blend, setup_preview
 
+    progress(f"writing {out.name}", share)
     objects = new_head_scene(head, args.head, args.fps)
-    _print_take(write_take_on_target(clip, objects, bpy.context.scene, args.take or out.stem,
-                                     sound_path=request.audio_path))
-    save_blend(out)
-    if args.render:
-        render = Path(args.render)
-        render_preview(objects, render if render.suffix else render / f"{out.stem}.mp4")
+    _print_take(write_take_on_target(clip, objects, bpy.context.scene, take, sound_path=request.audio_path))
+    setup_preview(objects, render or out.with_suffix(".mp4"))  # F12 / Ctrl+F12 in the .blend give the preview
+    record_run(run)
+    files = [save_blend(out)]
+    if render is not None:
+        files.append(_render(objects, render, progress, share))
+    return "done", files
+
+
+def _render(objects, render: Path, progress, start: float) -> Path:
+    from .scene.session import render_preview
+
+    def frame_done(done: int, frames: int) -> None:
+        progress(f"rendering the preview, frame {done}/{frames}", start + (1.0 - start) * done / frames)
+
+    progress("rendering the preview", start)
+    return render_preview(objects, render, progress=frame_done)
 
 
 def _transcript(given: str | None, audio: Path) -> str | None:
@@ -608,17 +716,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="render the default head (neutral + expressions) and save a .blend")
     demo.add_argument("--out", default="out", help="output folder (default: out)")
     demo.add_argument("--head", default="default", help="'default' or a head file")
-    demo.add_argument("--resolution", type=int, default=320)
-    demo.add_argument("--samples", type=int, default=16)
+    demo.add_argument("--resolution", type=int, default=320, help="pixels per side of each picture (default: 320)")
+    demo.add_argument("--samples", type=int, default=16, help="Cycles samples per pixel (default: 16)")
+    demo.add_argument("--verbose", action="store_true", help="also show Blender's own output")
     demo.set_defaults(func=_cmd_demo)
 
     info = sub.add_parser("head-info", help="describe a head: default, a FLAME .pkl/.npz or a LatticeTalk head .npz")
-    info.add_argument("head", nargs="?", default="default")
+    info.add_argument("head", nargs="?", default="default",
+                      help="'default' (the bundled head), a FLAME .pkl/.npz or a LatticeTalk head .npz (default: default)")
     info.add_argument("--embedding", default=None, help=EMBEDDING_HELP)
     info.set_defaults(func=_cmd_head_info)
 
     apply = sub.add_parser("apply", help="apply an AnimationClip (.npz/.json) as a take and save a .blend")
-    apply.add_argument("clip")
+    apply.add_argument("clip", help="AnimationClip (.npz/.json)")
     apply.add_argument("--out", required=True, help="the .blend to write")
     apply.add_argument("--scene", default=None, help="start from this .blend (with one LatticeTalk head) instead of a new scene")
     apply.add_argument("--head", default="default", help="head for a new scene: 'default' or a FLAME/LatticeTalk head file")
@@ -627,6 +737,7 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--sound", default=None, help="audio to place at the take's start")
     apply.add_argument("--key-tolerance", type=float, default=0.0, help="reduce keys within this tolerance (0: every frame)")
     apply.add_argument("--render", default=None, help="also render a preview video (.mp4) or PNG frames")
+    apply.add_argument("--verbose", action="store_true", help="also show Blender's own output")
     apply.set_defaults(func=_cmd_apply)
 
     gen = sub.add_parser("generate", help="speech → take: one file, a folder or a glob (batch with manifest)")
@@ -648,20 +759,26 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--transcript", default=None,
                      help="the line's words (English): forced alignment times the p/b/m closures; in a batch, a "
                      "line.txt beside line.wav does the same (needs the 'align' extra)")
-    gen.add_argument("--take", default=None)
-    gen.add_argument("--fps", type=float, default=30.0)
-    gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--intensity", type=float, default=1.0)
-    gen.add_argument("--head-motion", type=float, default=1.0)
-    gen.add_argument("--no-blinks", action="store_true")
-    gen.add_argument("--force", action="store_true", help="redo inputs whose output already exists")
-    gen.add_argument("--render", default=None, help="also render a preview video per .blend")
+    gen.add_argument("--take", default=None, help="take name (default: the output file's name)")
+    gen.add_argument("--fps", type=float, default=30.0, help="frames per second of the take (default: 30)")
+    gen.add_argument("--seed", type=int, default=0, help="seed of the head motion and blinks (default: 0)")
+    gen.add_argument("--intensity", type=float, default=1.0,
+                     help="scale of the mouth motion, 0-3 (0: still, 1: as predicted; default: 1)")
+    gen.add_argument("--head-motion", type=float, default=1.0,
+                     help="scale of the head motion, 0-3 (0: still, 1: as predicted; default: 1)")
+    gen.add_argument("--no-blinks", action="store_true", help="no blinks")
+    gen.add_argument("--force", action="store_true", help="make every output again, even one that is up to date "
+                     "(by default an output is kept only when it records the same inputs, models, settings, head, "
+                     "take name and LatticeTalk version)")
+    gen.add_argument("--render", default=None, help="also render a preview video per .blend (a file, or a folder for "
+                     "several inputs); an up-to-date .blend is only rendered")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    gen.add_argument("--verbose", action="store_true", help="also show what Blender, MediaPipe and TensorFlow Lite print")
     gen.set_defaults(func=_cmd_generate)
 
     exp = sub.add_parser("export", help="a clip → Live Link Face CSV, glTF 2.0 or FBX (head or your character), npz/json")
     exp.add_argument("clip", help="AnimationClip (.npz/.json)")
-    exp.add_argument("--format", required=True, choices=("livelink", "gltf", "fbx", "npz", "json"))
+    exp.add_argument("--format", required=True, choices=("livelink", "gltf", "fbx", "npz", "json"), help="livelink (CSV), gltf, fbx, npz or json")
     exp.add_argument("--out", required=True, help="file to write (.csv, .glb/.gltf, .fbx, .npz, .json)")
     exp.add_argument("--head", default="default", help="without --scene: the head to build (gltf/fbx) or to convert "
                                                        "the clip to (npz/json): 'default' or a head file")
@@ -688,16 +805,16 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="synthetic training data: corpus generation and plots")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
     synth = data_sub.add_parser("synth", help="speak sentences with many voices and write speech + motion shards")
-    synth.add_argument("--hours", type=float, required=True)
-    synth.add_argument("--out", required=True)
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1))
-    synth.add_argument("--languages", nargs="+", default=["en"])
+    synth.add_argument("--hours", type=float, required=True, help="hours of speech to synthesize")
+    synth.add_argument("--out", required=True, help="corpus folder (created)")
+    synth.add_argument("--seed", type=int, default=0, help="seed of sentences, voices and rates (default: 0)")
+    synth.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1), help="parallel synthesis processes (default: every CPU)")
+    synth.add_argument("--languages", nargs="+", default=["en"], help="espeak-ng language codes (default: en)")
     synth.add_argument("--recombine", type=float, default=0.5,
                        help="share of training utterances that speak training words in new orders (0 = sentences only)")
     synth.add_argument("--skip", type=int, default=0,
                        help="start this many utterances into the seed's stream (extend a corpus: its utterance total)")
-    synth.add_argument("--quiet", action="store_true")
+    synth.add_argument("--quiet", action="store_true", help="no progress bar")
     synth.set_defaults(func=_cmd_data_synth)
     real_data = data_sub.add_parser("real", help="one speaker's real talking-face videos + word alignments → training "
                                     "shards (targets from the tracked face; reads a local folder, downloads nothing)")
@@ -710,20 +827,20 @@ def build_parser() -> argparse.ArgumentParser:
     real_data.add_argument("--limit", type=int, default=None, help="only the first N videos (smoke tests)")
     real_data.set_defaults(func=_cmd_data_real)
     plot = data_sub.add_parser("plot", help="draw the mouth targets and one sentence's curves")
-    plot.add_argument("--out", default="out/data_plots")
-    plot.add_argument("--text", default="Bob brought my mother a maple pie before the bumpy bus ride.")
-    plot.add_argument("--engine", default="espeak-ng")
-    plot.add_argument("--voice", default="en-us")
-    plot.add_argument("--seed", type=int, default=0)
+    plot.add_argument("--out", default="out/data_plots", help="folder for visemes.png and sentence.png (default: out/data_plots)")
+    plot.add_argument("--text", default="Bob brought my mother a maple pie before the bumpy bus ride.", help="the sentence to speak")
+    plot.add_argument("--engine", default="espeak-ng", help="speech synthesizer: espeak-ng, festival or flite (default: espeak-ng)")
+    plot.add_argument("--voice", default="en-us", help="the synthesizer's voice (default: en-us)")
+    plot.add_argument("--seed", type=int, default=0, help="seed of the articulation's variation (default: 0)")
     plot.set_defaults(func=_cmd_data_plot)
     videos = data_sub.add_parser("render-videos", help="render ground-truth videos of the default head (clip + manifest; resumable)")
     videos.add_argument("--count", type=int, required=True, help="corpus entries (some also get a relit video)")
-    videos.add_argument("--out", required=True)
-    videos.add_argument("--seed", type=int, default=0)
+    videos.add_argument("--out", required=True, help="corpus folder (resumed if it holds one)")
+    videos.add_argument("--seed", type=int, default=0, help="seed of the expressions, head motion and lighting (default: 0)")
     videos.add_argument("--frames", type=int, default=60, help="frames per clip at 30 fps (default: 60)")
-    videos.add_argument("--heldout-share", type=float, default=0.2)
+    videos.add_argument("--heldout-share", type=float, default=0.2, help="share of entries held out for evaluation (default: 0.2)")
     videos.add_argument("--relit-share", type=float, default=0.25, help="share of entries rendered again under another lighting")
-    videos.add_argument("--quiet", action="store_true")
+    videos.add_argument("--quiet", action="store_true", help="no progress bar")
     videos.set_defaults(func=_cmd_data_render_videos)
 
     speech = sub.add_parser("speech", help="speech model: encoder pretraining, decoder training, evaluation")
@@ -735,7 +852,7 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--batch-seconds", type=float, default=32.0, help="seconds of audio per batch (default: 32)")
     pre.add_argument("--crop-seconds", type=float, default=4.0, help="length of each crop (default: 4)")
     pre.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (default: 5e-4)")
-    pre.add_argument("--seed", type=int, default=0)
+    pre.add_argument("--seed", type=int, default=0, help="seed of the crops, masks and initial weights (default: 0)")
     pre.add_argument("--save-every", type=int, default=200, help="checkpoint every N steps (default: 200)")
     pre.add_argument("--minutes", type=float, default=None, help="stop after M minutes and checkpoint (resume later)")
     pre.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -750,18 +867,18 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="new folder, e.g. inside the decoder's folder: models/speech/encoder")
     export.set_defaults(func=_cmd_speech_export_encoder)
     train = speech_sub.add_parser("train", help="train the decoder on a corpus (resumes from --out)")
-    train.add_argument("--corpus", required=True)
-    train.add_argument("--out", required=True)
-    train.add_argument("--epochs", type=int, default=30)
-    train.add_argument("--steps-per-epoch", type=int, default=150)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--lr", type=float, default=2e-3)
+    train.add_argument("--corpus", required=True, help="corpus folder from 'data synth'")
+    train.add_argument("--out", required=True, help="decoder folder (resumed if it holds a run)")
+    train.add_argument("--epochs", type=int, default=30, help="most epochs (default: 30; stops early without held-out gain)")
+    train.add_argument("--steps-per-epoch", type=int, default=150, help="training steps per epoch (default: 150)")
+    train.add_argument("--seed", type=int, default=0, help="seed of the batches and initial weights (default: 0)")
+    train.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default: 2e-3)")
     train.add_argument("--hidden", type=int, default=160, help="decoder width (ignored with --init-from)")
     train.add_argument("--dilations", type=int, nargs="+", default=[1, 2, 4, 8, 1, 2],
                        help="one residual block per dilation (ignored with --init-from)")
     train.add_argument("--init-from", default=None, help="trained decoder folder to fine-tune")
     train.add_argument("--no-voice-perturbation", action="store_true", help="train on the features as they are")
-    train.add_argument("--quiet", action="store_true")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--encoder", default=None,
                        help="SSL encoder folder (from 'speech pretrain' or a transformers checkpoint): its hidden states "
                             "join the log-mel bands as features")
@@ -777,10 +894,10 @@ def build_parser() -> argparse.ArgumentParser:
     cal.set_defaults(func=_cmd_speech_calibrate)
     ev = speech_sub.add_parser("eval", help="held-out metrics on the default head (+ proxy checks on real clips)")
     ev.add_argument("--model", required=True, help="decoder folder")
-    ev.add_argument("--corpus", required=True)
+    ev.add_argument("--corpus", required=True, help="corpus folder whose held-out split is scored")
     ev.add_argument("--limit", type=int, default=None, help="at most this many held-out utterances")
     ev.add_argument("--real", default=None, help="folder of real speech clips (*.wav) for the proxy checks")
-    ev.add_argument("--json", default=None)
+    ev.add_argument("--json", default=None, help="also write the report here")
     ev.add_argument("--sheet", default=None, help="PNG contact sheet: each real clip at its loudest and quietest frame")
     ev.set_defaults(func=_cmd_speech_eval)
     real = speech_sub.add_parser("eval-real", help="lip sync against real talking faces (held-out manifest), with the "
@@ -805,13 +922,13 @@ def build_parser() -> argparse.ArgumentParser:
     vtrack = video_sub.add_parser("track", help="track a rendered corpus's videos once and cache the arrays")
     vtrack.add_argument("--corpus", required=True, help="folder from 'data render-videos'")
     vtrack.add_argument("--refresh", action="store_true", help="track again even where a cache exists")
-    vtrack.add_argument("--quiet", action="store_true")
+    vtrack.add_argument("--quiet", action="store_true", help="no progress bar")
     vtrack.set_defaults(func=_cmd_video_track)
     vtrain = video_sub.add_parser("train", help="train on a rendered corpus (resumes from --out)")
     vtrain.add_argument("--corpus", required=True, help="folder from 'data render-videos'")
     vtrain.add_argument("--out", required=True, help="model/checkpoint folder (resumed if it holds a run)")
-    vtrain.add_argument("--epochs", type=int, default=40)
-    vtrain.add_argument("--steps-per-epoch", type=int, default=60)
+    vtrain.add_argument("--epochs", type=int, default=40, help="most epochs (default: 40; stops early without validation gain)")
+    vtrain.add_argument("--steps-per-epoch", type=int, default=60, help="training steps per epoch (default: 60)")
     vtrain.add_argument("--batch-size", type=int, default=8, help="windows per step (default: 8)")
     vtrain.add_argument("--window", type=int, default=24, help="frames per training window (default: 24)")
     vtrain.add_argument("--video-context", action="store_true", help="add a whole-clip context vector to every frame")
@@ -823,24 +940,24 @@ def build_parser() -> argparse.ArgumentParser:
     vtrain.add_argument("--include-heldout", action="store_true",
                         help="train on the held-out entries too (a final model whose test numbers come from another "
                              "corpus, rendered with --heldout-share 1)")
-    vtrain.add_argument("--lr", type=float, default=2e-3)
+    vtrain.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default: 2e-3)")
     vtrain.add_argument("--patience", type=int, default=8, help="epochs without validation gain before stopping")
     vtrain.add_argument("--init-from", default=None, metavar="MODEL_DIR",
                         help="fine-tune this model (its architecture and weights) instead of starting from scratch")
-    vtrain.add_argument("--seed", type=int, default=0)
+    vtrain.add_argument("--seed", type=int, default=0, help="seed of the windows and initial weights (default: 0)")
     vtrain.add_argument("--minutes", type=float, default=None, help="stop after M minutes, checkpointed (run again to resume)")
     vtrain.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
-    vtrain.add_argument("--quiet", action="store_true")
+    vtrain.add_argument("--quiet", action="store_true", help="no progress bar")
     vtrain.set_defaults(func=_cmd_video_train)
     veval = video_sub.add_parser("eval", help="held-out metrics (pose, units, landmarks, 7 classes, lighting) vs the baseline")
     veval.add_argument("--model", required=True, help="model folder (video_model.safetensors + video_model.json)")
-    veval.add_argument("--corpus", required=True)
-    veval.add_argument("--json", default=None)
+    veval.add_argument("--corpus", required=True, help="corpus folder from 'data render-videos' whose held-out entries are scored")
+    veval.add_argument("--json", default=None, help="also write the results here")
     veval.add_argument("--centroids-from", default=None, metavar="CORPUS",
                        help="take the 7-class centroids from this corpus's training clips (for a corpus rendered with "
                             "--heldout-share 1; default: --corpus)")
     veval.add_argument("--no-baseline", action="store_true", help="skip the non-learned retarget baseline (slow)")
-    veval.add_argument("--threads", type=int, default=1)
+    veval.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
     veval.set_defaults(func=_cmd_video_eval)
 
     ext = sub.add_parser("build-extension", help="validate blender_manifest.toml and build the installable extension zip")
@@ -848,7 +965,8 @@ def build_parser() -> argparse.ArgumentParser:
     ext.set_defaults(func=_cmd_build_extension)
 
     bench = sub.add_parser("bench", help="run a benchmark, print a table and write JSON")
-    bench.add_argument("name", choices=["head", "scene", "corpus", "speech", "video", "video-model"])
+    bench.add_argument("name", choices=["head", "scene", "preview", "corpus", "speech", "video", "video-model"],
+                       help="which benchmark (preview: the speed of generate --render's preview)")
     bench.add_argument("--json", default=None, help="where to write the JSON (default: out/bench_<name>.json)")
     bench.add_argument("--device", choices=DEVICE_CHOICES, default="cpu",
                        help="speech: the torch device the model runs on (cuda falls back to the CPU with a notice)")
@@ -859,7 +977,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with console.third_party_output_silenced(active=not getattr(args, "verbose", True)):  # commands that run Blender
+            return args.func(args)
     except LatticeTalkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

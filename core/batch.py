@@ -1,8 +1,8 @@
 """Batches over many inputs: expand folders/globs, plan outputs, skip finished work, keep a manifest.
 
 A pipeline TD runs hundreds of files; one bad file must not stop the rest, and a re-run after an
-interruption must pick up where it stopped. The manifest (JSON, rewritten after every item) records
-each input's status, output, error and time.
+interruption must pick up where it stopped (the work decides what is up to date: core.rerun). The manifest
+(JSON, rewritten after every item) records each input's status, output, note, error and time.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ OUTPUT_SUFFIXES = (".npz", ".json", ".blend")
 class BatchItem:
     input: str
     output: str
-    status: str = "pending"  # pending | done | skipped | failed
+    status: str = "pending"  # pending | done | rendered (an up-to-date .blend's preview only) | skipped | failed
+    note: str = ""  # why it was skipped or made again
     error: str = ""
     seconds: float = 0.0
 
@@ -67,28 +68,24 @@ def write_manifest(items: list[BatchItem], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def run_batch(items: list[BatchItem], work: Callable[[BatchItem], None], manifest: Path | None = None,
-              force: bool = False, on_item: Callable[[BatchItem], None] | None = None,
+def run_batch(items: list[BatchItem], work: Callable[[BatchItem], str], manifest: Path | None = None,
+              on_item: Callable[[BatchItem], None] | None = None,
               log: Callable[[str], None] | None = None) -> list[BatchItem]:
-    """Run ``work`` on each item; finished outputs are skipped unless ``force``; failures are recorded
+    """Run ``work`` on each item (it returns the item's status and may set its note); failures are recorded
     and the batch goes on. The manifest is rewritten after every item."""
     for item in items:
         start = time.monotonic()
-        if not force and Path(item.output).exists():
-            item.status = "skipped"
-        else:
-            try:
-                work(item)
-                item.status = "done"
-            except LatticeTalkError as exc:
-                item.status, item.error = "failed", str(exc)
-            except Exception as exc:  # a bug: keep going, keep the traceback in the log
-                item.status, item.error = "failed", f"unexpected error: {exc!r}"
-                if log is not None:
-                    log(traceback.format_exc())
+        try:
+            item.status = work(item)
+        except LatticeTalkError as exc:
+            item.status, item.error = "failed", str(exc)
+        except Exception as exc:  # a bug: keep going, keep the traceback in the log
+            item.status, item.error = "failed", f"unexpected error: {exc!r}"
+            if log is not None:
+                log(traceback.format_exc())
         item.seconds = round(time.monotonic() - start, 3)
         if log is not None:
-            log(f"{item.status:8s} {item.input} -> {item.output} {item.error}".rstrip())
+            log(" ".join(filter(None, (f"{item.status:8s}", item.input, "->", item.output, item.note, item.error))))
         if manifest is not None:
             write_manifest(items, manifest)
         if on_item is not None:

@@ -11,7 +11,7 @@ import numpy as np
 from ..core.clip import AnimationClip
 from ..core.head_model import HeadModel
 from .head_builder import HeadObjects, build_head
-from .render import FrontView, assign_materials, render_still, setup_front_render
+from .render import FrontView, assign_head_materials, render_still, setup_front_render
 
 # Neutral + six expressions that exercise lips, jaw, eyes and brows (ARKit unit names of the default head).
 PREVIEW_EXPRESSIONS: tuple[tuple[str, dict[str, float]], ...] = (
@@ -26,9 +26,11 @@ PREVIEW_EXPRESSIONS: tuple[tuple[str, dict[str, float]], ...] = (
 
 
 def front_view(head: HeadModel, resolution: int) -> FrontView:
-    """Frame the face: centred a little below the eyes, 25 cm across."""
-    eye_height = float(np.mean(head.j_regressor[3:5] @ head.v_template[:, 1]))
-    return FrontView(centre=(0.0, 0.0, eye_height - 0.035), size=0.25, resolution=resolution)
+    """Frame the head from a margin over the skull down to the neck, whose open cut end stays out of the picture."""
+    height = head.v_template[:, 1]
+    top, bottom = float(height.max()), float(height.min())
+    high, low = top + 0.06 * (top - bottom), bottom + 0.1 * (top - bottom)
+    return FrontView(centre=(0.0, 0.0, (high + low) / 2), size=high - low, resolution=resolution)
 
 
 def set_expression(objects: HeadObjects, values: dict[str, float]) -> None:
@@ -46,7 +48,7 @@ def render_expression_sheet(head: HeadModel, out_png: Path, resolution: int = 32
     objects = build_head(head)
     subdivision = objects.mesh.modifiers.new("Subdivision", "SUBSURF")
     subdivision.levels, subdivision.render_levels = 0, 1  # viewport stays fast for playback
-    assign_materials(objects.mesh, np.concatenate([head.regions.get("eye_L", []), head.regions.get("eye_R", [])]).astype(int))
+    assign_head_materials(objects.mesh, head)
     setup_front_render(scene, front_view(head, resolution), samples=samples, denoise=True)
     wanted = [(label, vals) for label, vals in PREVIEW_EXPRESSIONS if all(k in head.expression_names for k in vals)]
     tiles = []
@@ -73,7 +75,7 @@ def render_clip_frames(head: HeadModel, shots: list[tuple[AnimationClip, int]], 
     objects = build_head(head)
     subdivision = objects.mesh.modifiers.new("Subdivision", "SUBSURF")
     subdivision.levels, subdivision.render_levels = 0, 1
-    assign_materials(objects.mesh, np.concatenate([head.regions.get("eye_L", []), head.regions.get("eye_R", [])]).astype(int))
+    assign_head_materials(objects.mesh, head)
     setup_front_render(scene, front_view(head, resolution), samples=samples, denoise=True)
     out_png = Path(out_png)
     tiles = []

@@ -10,6 +10,7 @@ import numpy as np
 
 SKIN_RGBA = (0.8, 0.6, 0.5, 1.0)
 EYE_RGBA = (0.9, 0.9, 0.88, 1.0)
+TEETH_RGBA, TONGUE_RGBA = (0.9, 0.88, 0.8, 1.0), (0.6, 0.25, 0.25, 1.0)
 CAMERA_NAME = "LatticeTalk Camera"
 
 
@@ -54,6 +55,24 @@ def assign_materials(obj: bpy.types.Object, eye_vertices: np.ndarray | None = No
     mesh.polygons.foreach_set("material_index", is_eye.astype(np.int32))
 
 
+def assign_head_materials(obj: bpy.types.Object, head) -> None:
+    """Skin, eyes with sclera, iris and pupil (the video corpus's split), teeth and tongue — the head's regions that
+    have them — each in one colour for Cycles (base colour) and Workbench (viewport colour)."""
+    from .video_render import assign_eye_materials
+
+    mesh = obj.data
+    index = assign_eye_materials(obj, head)
+    mesh.materials[0].diffuse_color = SKIN_RGBA
+    for name, rgba, region in (("LatticeTalk Teeth", TEETH_RGBA, "teeth"), ("LatticeTalk Tongue", TONGUE_RGBA, "tongue")):
+        if len(head.regions.get(region, ())):
+            material = skin_material(name, rgba)
+            material.diffuse_color = rgba
+            mesh.materials.append(material)
+            index[np.isin(head.faces, head.regions[region]).all(axis=1)] = len(mesh.materials) - 1
+    mesh.polygons.foreach_set("material_index", index)  # build_head makes one polygon per head face
+    mesh.update()
+
+
 def setup_front_render(scene: bpy.types.Scene, view: FrontView, samples: int = 16, denoise: bool = False) -> None:
     """Camera, three-point lights and Cycles settings for a deterministic front render."""
     cam_data = bpy.data.cameras.get(CAMERA_NAME) or bpy.data.cameras.new(CAMERA_NAME)
@@ -90,6 +109,8 @@ def setup_front_render(scene: bpy.types.Scene, view: FrontView, samples: int = 1
     scene.cycles.seed = 0
     scene.render.resolution_x = scene.render.resolution_y = view.resolution
     scene.render.resolution_percentage = 100
+    if hasattr(scene.render.image_settings, "media_type"):  # Blender 5.0: a video output refuses image formats
+        scene.render.image_settings.media_type = "IMAGE"
     scene.render.image_settings.file_format = "PNG"
     scene.render.film_transparent = False
 

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Callable
 
 import bpy
 
 from ..core.errors import LatticeTalkError
 from ..core.head_model import HeadModel
 from ..core.heads import DEFAULT_HEAD
+from ..core.rerun import RUN_KEY
 from .head_builder import HEAD_ID_PROP, HeadObjects, build_head, find_head, scene_head
 from .preview import front_view
-from .render import assign_materials, setup_front_render
+from .render import assign_head_materials, setup_front_render
 
 PREVIEW_RESOLUTION = 384
+# Workbench's default 8 anti-aliasing samples cost ~6× the render time at 384² on a 2-core CPU (4 vs 26 fps,
+# `bench scene`); H.264 softens the edges anyway.
+PREVIEW_ANTIALIASING = "OFF"
 
 
 def new_head_scene(head: HeadModel, source: str, fps: float) -> HeadObjects:
@@ -46,15 +52,30 @@ def save_blend(path: Path) -> Path:
     return path
 
 
-def render_preview(objects: HeadObjects, out: Path, resolution: int = PREVIEW_RESOLUTION) -> Path:
-    """Workbench front-view video of the scene's frame range (with the sound strip when present)."""
+def record_run(run: dict) -> None:
+    """Keep the run that made this scene on it (core.rerun), for a later ``generate`` to compare with."""
+    bpy.context.scene[RUN_KEY] = json.dumps(run)
+
+
+def recorded_run(blend: Path) -> dict | None:
+    """Open ``blend`` and return the run it records (None: it records none). A file Blender cannot read raises
+    RuntimeError."""
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    text = bpy.context.scene.get(RUN_KEY)
+    return json.loads(text) if isinstance(text, str) else None
+
+
+def setup_preview(objects: HeadObjects, out: Path, resolution: int = PREVIEW_RESOLUTION) -> None:
+    """The preview's camera framing the head, lights, materials and Workbench settings, writing the scene's
+    frame range to ``out`` (an .mp4/.mkv/.mov video with the sound strip, otherwise numbered PNG frames).
+    Saved with a .blend, they make F12 render what the preview showed."""
     scene = bpy.context.scene
     head = scene_head(objects)
     setup_front_render(scene, front_view(head, resolution))
-    assign_materials(objects.mesh)
+    assign_head_materials(objects.mesh, head)
     scene.render.engine = "BLENDER_WORKBENCH"  # seconds per second of animation, headless
+    scene.display.render_aa = PREVIEW_ANTIALIASING
     out = Path(out).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
     settings = scene.render.image_settings
     if out.suffix.lower() in (".mp4", ".mkv", ".mov") and bpy.app.build_options.codec_ffmpeg:
         if hasattr(settings, "media_type"):  # Blender 5.0 splits images and video
@@ -64,10 +85,30 @@ def render_preview(objects: HeadObjects, out: Path, resolution: int = PREVIEW_RE
         scene.render.ffmpeg.codec = "H264"
         scene.render.ffmpeg.audio_codec = "AAC" if bpy.app.build_options.audaspace else "NONE"
         scene.render.filepath = str(out)
-    else:  # numbered PNG frames next to the requested name
-        settings.file_format = "PNG"
+    else:  # numbered PNG frames next to the requested name (setup_front_render chose PNG)
         scene.render.filepath = str(out.with_suffix("")) + "_"
-    bpy.ops.render.render(animation=True, scene=scene.name)
+
+
+def render_preview(objects: HeadObjects, out: Path, resolution: int = PREVIEW_RESOLUTION,
+                   progress: Callable[[int, int], None] | None = None) -> Path:
+    """Workbench front-view video of the scene's frame range (with the sound strip when present), as set up by
+    :func:`setup_preview`; ``progress(frames done, frames)`` after each frame."""
+    scene = bpy.context.scene
+    setup_preview(objects, out, resolution)
+    out = Path(out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frames = scene.frame_end - scene.frame_start + 1
+
+    def frame_done(rendered_scene, _depsgraph=None) -> None:
+        progress(rendered_scene.frame_current - scene.frame_start + 1, frames)
+
+    if progress is not None:
+        bpy.app.handlers.render_post.append(frame_done)
+    try:
+        bpy.ops.render.render(animation=True, scene=scene.name)
+    finally:
+        if progress is not None:
+            bpy.app.handlers.render_post.remove(frame_done)
     return out
 
 

@@ -242,7 +242,8 @@ def write_take(clip: AnimationClip, objects: HeadObjects, scene: bpy.types.Scene
     sound = None
     if sound_path is not None:
         if bpy.app.build_options.audaspace:
-            sound = _add_sound(scene, Path(sound_path), frame_start)
+            # Absolute: Blender reads a plain relative path against whatever folder it later runs in.
+            sound = _add_sound(scene, Path(sound_path).absolute(), frame_start)
         else:
             warnings.append("this Blender build has no audio support (Audaspace); the take has no sound strip")
     remove_take(objects, take, scene)

@@ -96,7 +96,7 @@ def video_scene(head_source: str = "default") -> VideoScene:
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     objects = build_head(head, name=HEAD_NAME, source=head_source)
-    eye_part = _assign_video_materials(objects.mesh, head)
+    eye_part = assign_eye_materials(objects.mesh, head)
     paint = _face_paint(objects.mesh, head, eye_part)
     cam = bpy.data.objects.new(CAMERA_NAME, bpy.data.cameras.new(CAMERA_NAME))
     scene.collection.objects.link(cam)
@@ -107,9 +107,9 @@ def video_scene(head_source: str = "default") -> VideoScene:
     return _cache
 
 
-def _assign_video_materials(obj: bpy.types.Object, head: HeadModel) -> np.ndarray:
+def assign_eye_materials(obj: bpy.types.Object, head: HeadModel) -> np.ndarray:
     """Skin everywhere, sclera/iris/pupil on the eyeballs (by angle from each eye joint's gaze axis); returns
-    each face's material index (0 skin, 1 sclera, 2 iris, 3 pupil)."""
+    each face's material index (0 skin, 1 sclera, 2 iris, 3 pupil). The video corpus and the preview use it."""
     mesh = obj.data
     mesh.materials.clear()
     for name, rgba in (("LatticeTalk Skin", None), ("LatticeTalk Sclera", SCLERA_RGBA),

@@ -1,5 +1,5 @@
-"""Speech audio: decoding formats and rates, resampling, the shared real clips, every rejected input,
-clipping report, normalisation and overlapping chunks."""
+"""Speech audio: decoding formats and rates, resampling, the shipped real clips (GRID, tests/data/grid_s1) and
+their sound written in other containers, every rejected input, clipping report, normalisation and overlapping chunks."""
 
 from __future__ import annotations
 
@@ -13,13 +13,11 @@ import pytest
 
 from lattice_talk.core.audio import CLIP_LEVEL, PEAK_LIMIT, Audio, iter_chunks, load_audio, normalise
 from lattice_talk.core.errors import AudioError, LatticeTalkError
+from real_media import REAL_CLIPS, TALKING_HEAD
 
 sf = pytest.importorskip("soundfile")
 
-REAL_SPEECH = Path(__file__).resolve().parents[2] / "shared" / "assets" / "real_speech"
-# README: the radio and news clips are 8 s; the WAVE_FORMAT_EXTENSIBLE ones are 6-10 s (their header says).
-REAL_CLIPS_8S = ("RD_Radio34_002.wav", "RD_Radio36_000.wav", "RD_Radio40_000.wav", "chinese_news.wav")
-REAL_CLIPS_EXTENSIBLE = ("deyu.wav", "fayu.wav", "eluosi.wav")
+REAL_SECONDS = 131328 / 44100  # each GRID clip's sound track: 131,328 samples at 44.1 kHz (PyAV's count)
 
 
 def tone(rate: int, seconds: float = 1.0, freq: float = 440.0, amplitude: float = 0.5) -> np.ndarray:
@@ -90,21 +88,68 @@ def test_sha256_is_the_hash_of_the_file_bytes(tmp_path):
     assert load_audio(path).sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.mark.parametrize("name", REAL_CLIPS_8S + REAL_CLIPS_EXTENSIBLE)
-def test_real_speech_clips_load(name):
-    path = REAL_SPEECH / name
-    assert path.is_file(), f"{path} missing: CI checks out shared/ beside the clone"
+def real_sound(clip: Path) -> tuple[np.ndarray, int]:
+    """A shipped clip's sound track, mono at its own rate (44.1 kHz)."""
+    pytest.importorskip("av")
+    from lattice_talk.core.video.decode import read_audio_track
+
+    sound = read_audio_track(clip)
+    return sound.samples, sound.sample_rate
+
+
+def _as_recorded(tmp_path, clip):
+    return clip
+
+
+def _wav_16k_stereo(tmp_path, clip):
+    import scipy.signal
+
+    mono, rate = real_sound(clip)
+    at_16k = scipy.signal.resample_poly(mono, 160, 441).astype(np.float32)
+    return write(tmp_path / "16k.wav", np.stack([at_16k, 0.5 * at_16k], axis=1), 16000, subtype="PCM_16")
+
+
+def _wav_48k_stereo_float(tmp_path, clip):
+    import scipy.signal
+
+    mono, rate = real_sound(clip)
+    at_48k = scipy.signal.resample_poly(mono, 160, 147).astype(np.float32)
+    return write(tmp_path / "48k.wav", np.stack([0.5 * at_48k, at_48k], axis=1), 48000, subtype="FLOAT")
+
+
+def _wave_extensible(tmp_path, clip):
+    """WAVE_FORMAT_EXTENSIBLE headers (as many recorders write them; the stdlib ``wave`` module cannot read them)."""
+    mono, rate = real_sound(clip)
+    return write(tmp_path / "wavex.wav", mono, rate, format="WAVEX", subtype="PCM_24")
+
+
+def _flac(tmp_path, clip):
+    mono, rate = real_sound(clip)
+    return write(tmp_path / "speech.flac", mono, rate)
+
+
+@pytest.mark.parametrize("clip", REAL_CLIPS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("container", [_as_recorded, _wav_16k_stereo, _wav_48k_stereo_float, _wave_extensible, _flac],
+                         ids=lambda f: f.__name__.strip("_"))
+def test_real_speech_loads_from_every_container(tmp_path, clip, container):
+    pytest.importorskip("av")
+    path = container(tmp_path, clip)
     audio = load_audio(path)
-    info = sf.info(str(path))
     assert audio.sample_rate == 16000 and audio.samples.dtype == np.float32 and audio.samples.ndim == 1
-    assert audio.duration == pytest.approx(info.frames / info.samplerate, abs=1 / 16000)
-    if name in REAL_CLIPS_8S:
-        assert audio.duration == pytest.approx(8.0, abs=1e-3)
-    else:
-        assert info.format == "WAVEX" and 6.0 < audio.duration < 10.0
+    assert audio.duration == pytest.approx(REAL_SECONDS, abs=1 / 16000 + (0.002 if path.suffix == ".wav" else 0.0))
+    if path.suffix != ".mpg":
+        info = sf.info(str(path))
+        assert audio.duration == pytest.approx(info.frames / info.samplerate, abs=1 / 16000)
+        if container is _wave_extensible:
+            assert info.format == "WAVEX"
     assert audio.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     assert -40.0 < audio.rms_db < 0.0 and audio.peak > 0.05  # speech, not silence or noise floor
     assert 0.0 <= audio.clipped_fraction < 0.01
+    # Every container holds the same speech: the 16 kHz signal matches the recording's own decode.
+    reference = load_audio(clip).samples
+    n = min(reference.size, audio.samples.size)
+    scale = 0.75 if "stereo" in container.__name__ else 1.0  # the stereo files carry a half-level channel
+    assert np.corrcoef(audio.samples[:n], scale * reference[:n])[0, 1] > 0.99
 
 
 # ---------------------------------------------------------------------------------------------- errors
@@ -197,9 +242,8 @@ def test_too_long_names_the_fix(tmp_path):
 
 def test_a_video_file_gives_its_sound_track():
     pytest.importorskip("av")
-    path = REAL_SPEECH / "WDA_AlexandriaOcasioCortez_000.mp4"
-    audio = load_audio(path)
-    assert audio.sample_rate == 16000 and audio.duration == pytest.approx(8.0, abs=0.05)
+    audio = load_audio(TALKING_HEAD)
+    assert audio.sample_rate == 16000 and audio.duration == pytest.approx(3.0, abs=0.05)
     assert len(audio.sha256) == 64 and audio.rms_db > -40
 
 
@@ -305,12 +349,13 @@ def test_iter_chunks_cover_every_sample_with_the_given_overlap(n, chunk_s, overl
 
 
 def test_iter_chunks_is_deterministic_on_real_speech():
-    audio = load_audio(REAL_SPEECH / "deyu.wav")
-    first = list(iter_chunks(audio, chunk_seconds=2.0, overlap_seconds=0.25))
-    second = list(iter_chunks(load_audio(REAL_SPEECH / "deyu.wav"), chunk_seconds=2.0, overlap_seconds=0.25))
-    assert [s for s, _ in first] == [s for s, _ in second] == list(range(0, audio.samples.size - 4000, 28000))
-    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(first, second))
-    assert len(list(iter_chunks(audio))) == 1  # default 20 s windows: one chunk for a 9 s clip
+    pytest.importorskip("av")
+    audio = load_audio(TALKING_HEAD)
+    first = list(iter_chunks(audio, chunk_seconds=1.0, overlap_seconds=0.25))
+    second = list(iter_chunks(load_audio(TALKING_HEAD), chunk_seconds=1.0, overlap_seconds=0.25))
+    assert [s for s, _ in first] == [s for s, _ in second] == list(range(0, audio.samples.size - 4000, 12000))
+    assert len(first) == 4 and all(np.array_equal(a, b) for (_, a), (_, b) in zip(first, second))
+    assert len(list(iter_chunks(audio))) == 1  # default 20 s windows: one chunk for a 3 s clip
 
 
 @pytest.mark.parametrize("chunk_s, overlap_s", [(0.0, 0.0), (1.0, 1.0), (1.0, 2.0), (1.0, -0.1)])

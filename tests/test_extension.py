@@ -6,11 +6,9 @@ import subprocess
 import sys
 import tomllib
 import zipfile
-from pathlib import Path
 
 from lattice_talk.cli import blender_extension_tool, main
-
-REPO = Path(__file__).resolve().parents[1]
+from repo_files import REPO, model_files
 
 
 def test_manifest_passes_blenders_validator():
@@ -25,5 +23,6 @@ def test_build_extension_zip(tmp_path):
     assert main(["build-extension", "--out", str(tmp_path)]) == 0
     (zip_path,) = tmp_path.glob("lattice_talk-*.zip")
     names = set(zipfile.ZipFile(zip_path).namelist())
-    assert {"blender_manifest.toml", "__init__.py", "core/heads.py", "vendor_models/default_head/default_head.npz"} <= names
-    assert not any(n.startswith(("tests/", "tools/", ".ci/", ".venv")) for n in names)
+    assert {"blender_manifest.toml", "__init__.py", "core/heads.py", "vendor_models/speech/encoder/model.safetensors"} <= names
+    assert set(model_files()) <= names  # every model file, at any depth
+    assert not any(n.startswith(("tests/", "tools/", ".ci/", ".venv")) or n in ("setup.py", "pyproject.toml") for n in names)

@@ -21,11 +21,12 @@ from lattice_talk.core.rotations import matrix_to_rotvec
 from lattice_talk.core.video import NoFaceError, VideoError
 from lattice_talk.core.video.canonical import POSE_POINTS, canonical_points
 from lattice_talk.core.video.head_pose import fit_pose, smooth, umeyama
+from real_media import TALKING_HEAD
 
-REAL_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "assets" / "real_speech" / "WDA_AlexandriaOcasioCortez_000.mp4"
-# Checked by eye on the clip's frames: eyes shut at these frames, wide open at the others.
-EYES_SHUT = (10, 34, 57, 81, 97, 111)
-EYES_OPEN = (5, 20, 40, 45, 70, 90, 104)
+REAL_VIDEO = TALKING_HEAD
+# Checked by eye on the clip's frames (tests/data/grid_s1/README.md): eyes shut at these frames, open at the others.
+EYES_SHUT = (9, 20, 28, 35)
+EYES_OPEN = (5, 15, 25, 45, 60, 70)
 
 
 def needs_video_stack():
@@ -40,7 +41,7 @@ def real_frames(n: int) -> list[np.ndarray]:
     frames = []
     while len(frames) < n:
         ok, frame = cap.read()
-        assert ok, "the shared real video is shorter than expected"
+        assert ok, "the shipped real video is shorter than expected"
         frames.append(frame)
     cap.release()
     return frames
@@ -111,10 +112,10 @@ def test_smoothing_keeps_a_quadratic_and_removes_jitter():
 # ------------------------------------------------------------------------------------------ the real clip
 def test_real_video_every_frame_tracked_with_high_confidence(real_track):
     track, _ = real_track
-    assert (track.n_frames, track.fps, track.image_size) == (200, 25.0, (512, 512))  # README: 8 s, 25 fps, 512²
+    assert (track.n_frames, track.fps, track.image_size) == (75, 25.0, (360, 288))  # its data card: 3 s, 25 fps
     assert track.lost_frames == [] and track.dropped_frames == [] and track.warnings == []
-    assert track.points.shape == track.points_metric.shape == (200, 478, 3)
-    assert track.flow.shape == (200, 478, 2) and track.eye_closure.shape == (200, 2)
+    assert track.points.shape == track.points_metric.shape == (75, 478, 3)
+    assert track.flow.shape == (75, 478, 2) and track.eye_closure.shape == (75, 2)
     assert track.confidence.min() > 0.7 and np.median(track.confidence) > 0.85
     assert np.all((track.points[..., :2] > 0) & (track.points[..., :2] < 1))
     # Pose removed and metric: the inter-ocular distance is an adult's (canonical face: 8.9 cm) and steady.
@@ -130,12 +131,12 @@ def test_real_video_face_crops_are_cut_where_the_points_say(real_track):
     from lattice_talk.core.video.face_crop import CROP_SIZE, crop_box, face_crop
 
     track, _ = real_track
-    assert track.face_crops.shape == (200, CROP_SIZE, CROP_SIZE) and track.face_crops.dtype == np.uint8
+    assert track.face_crops.shape == (75, CROP_SIZE, CROP_SIZE) and track.face_crops.dtype == np.uint8
     cap, _ = open_video(REAL_VIDEO)
     frames = read_frames(cap)
     try:
         for i, frame in enumerate(frames):
-            if i % 40 == 0:
+            if i % 15 == 0:
                 again = face_crop(frame.gray, crop_box(track.points[i], track.width, track.height))
                 np.testing.assert_array_equal(track.face_crops[i], again)
     finally:
@@ -148,7 +149,7 @@ def test_real_video_head_pose_is_plausible_and_smooth(real_track):
     track, _ = real_track
     degrees = np.degrees(track.head_rotation)
     assert np.abs(degrees).max() < 30.0
-    assert np.ptp(degrees, axis=0).max() > 5.0  # a speaking head moves
+    assert np.ptp(degrees, axis=0).max() > 2.0  # a speaking head moves (GRID's speakers sit still: 3° here)
     assert np.abs(np.diff(degrees, n=2, axis=0)).mean() < 1.0  # degrees per frame², after smoothing
     # Signs against what the image shows: nose right of the eyes' midpoint ↔ +yaw (toward the subject's
     # left), nose lower ↔ +pitch (nose down), the subject's left eye higher ↔ +roll.
@@ -157,14 +158,46 @@ def test_real_video_head_pose_is_plausible_and_smooth(real_track):
     nose = (p[:, 4, :2] - (p[:, 33, :2] + p[:, 263, :2]) / 2) / iod[:, None]
     left_eye_up = (p[:, 33, 1] - p[:, 263, 1]) / iod
     for axis, image_cue in ((0, nose[:, 1]), (1, nose[:, 0]), (2, left_eye_up)):
-        assert np.corrcoef(track.head_rotation[:, axis], image_cue)[0, 1] > 0.8
+        # GRID's speaker turns 3° (pitch), 1° (yaw) and 0.6° (roll) in this clip, close to the image cues' own
+        # noise: measured r 0.63, 0.36, 0.70. The sign is what this checks; the roll is checked to size below.
+        assert np.corrcoef(track.head_rotation[:, axis], image_cue)[0, 1] > 0.3
     depth = -track.head_translation[:, 2]
     assert np.all((0.1 < depth) & (depth < 2.0)) and np.ptp(track.head_translation[:, :2], axis=0).max() < 0.1
 
 
-def test_real_video_optical_flow_follows_the_mesh(real_track):
-    """Two independent measures of the same motion: the flow (pixels) and the mesh (a per-frame fit)."""
-    track, _ = real_track
+def test_a_known_camera_roll_is_measured_to_a_degree(tmp_path):
+    """The real frames turned in the image plane by a known ±8° (a camera roll): the fitted roll follows it."""
+    needs_video_stack()
+    import cv2
+
+    from lattice_talk.core.video.track import track_video
+
+    frames = real_frames(75)
+    roll = 8.0 * np.sin(2 * np.pi * np.arange(len(frames)) / 50)
+    height, width = frames[0].shape[:2]
+    # A positive OpenCV angle turns the picture counter-clockwise: the subject's left eye (image right) goes up.
+    turned = [cv2.warpAffine(f, cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0), (width, height),
+                             borderMode=cv2.BORDER_REPLICATE) for f, angle in zip(frames, roll)]
+    plain, rolled = track_video(write_video(tmp_path / "plain.mp4", frames)), track_video(write_video(tmp_path / "rolled.mp4", turned))
+    measured = np.degrees(rolled.head_rotation[:, 2] - plain.head_rotation[:, 2])
+    assert np.abs(measured - roll).max() < 1.5 and np.corrcoef(measured, roll)[0, 1] > 0.98
+
+
+def test_real_video_optical_flow_follows_the_mesh(tmp_path):
+    """Two independent measures of the same motion: the flow (pixels) and the mesh (a per-frame fit). The
+    speaker barely moves, so the real frames are panned by a known few pixels per frame (a camera move)
+    to give the whole-face motion something to follow; the lips move on their own."""
+    needs_video_stack()
+    import cv2
+
+    from lattice_talk.core.video.track import track_video
+
+    frames = real_frames(75)
+    t = np.arange(len(frames))
+    shifts = np.stack([8.0 * np.sin(2 * np.pi * t / 30), 5.0 * np.cos(2 * np.pi * t / 22)], axis=1)
+    panned = [cv2.warpAffine(f, np.float32([[1, 0, dx], [0, 1, dy]]), f.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
+              for f, (dx, dy) in zip(frames, shifts)]
+    track = track_video(write_video(tmp_path / "panned.mp4", panned))
     assert np.all(track.flow[0] == 0)
     mesh_motion = np.diff(track.points[..., :2], axis=0)
     head = [np.corrcoef(mesh_motion.mean(axis=1)[:, k], track.flow[1:].mean(axis=1)[:, k])[0, 1] for k in (0, 1)]
@@ -181,23 +214,23 @@ def test_real_video_blinks_are_the_ones_on_screen(real_track):
         assert min(abs(frame - p) for p in peaks) <= 2, f"no blink found around frame {frame}: {peaks}"
     assert track.eye_closure[list(EYES_OPEN)].max() < 0.3
     assert track.eye_closure[list(EYES_SHUT)].mean(axis=1).min() > 0.7
-    assert 6 <= len(track.blinks) <= 12  # she blinks often (~1 per second), not at every frame
+    assert len(track.blinks) == len(EYES_SHUT)  # each blink once, not at every frame
 
 
 def test_real_video_sound_track_and_motion_export(real_track):
     track, _ = real_track
-    assert track.sample_rate == 16000 and track.audio.dtype == np.float32 and track.audio.ndim == 1
+    assert track.sample_rate == 44100 and track.audio.dtype == np.float32 and track.audio.ndim == 1  # its own rate
     assert track.audio.size / track.sample_rate == pytest.approx(track.duration, abs=0.05)
     assert track.audio_offset == pytest.approx(0.0, abs=0.05) and np.abs(track.audio).max() > 0.05
     motion = track.to_motion()
-    assert motion.points.shape == (200, 478, 3) and motion.head_rotation.shape == (200, 3) and motion.audio.size
+    assert motion.points.shape == (75, 478, 3) and motion.head_rotation.shape == (75, 3) and motion.audio.size
 
 
 def test_progress_runs_from_zero_to_one(real_track):
     _, calls = real_track
     fractions_seen = [f for _, f in calls]
     assert fractions_seen[0] == 0.0 and fractions_seen[-1] == 1.0 and fractions_seen == sorted(fractions_seen)
-    assert len(calls) > 20
+    assert len(calls) > 10  # at least every tenth of the clip
 
 
 def test_mirror_pass_makes_the_reading_of_a_mirrored_clip_the_mirror_image():
@@ -310,7 +343,8 @@ def test_dropped_frames_are_found_from_time_stamps(tmp_path):
     path = tmp_path / "gaps.mp4"
     with av.open(str(path), "w") as out:
         stream = out.add_stream("mpeg4", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 512, 512, "yuv420p"
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
         stream.time_base = fractions.Fraction(1, 25)
         for i, image in enumerate(frames):
             if i in (20, 21, 40):
@@ -356,8 +390,9 @@ def test_unusable_files_give_one_clear_error(tmp_path, kind):
         path.write_bytes(cv2.imencode(".png", image)[1].tobytes())
     elif kind == "garbage":
         path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40)
-    elif kind == "truncated":
-        path.write_bytes(REAL_VIDEO.read_bytes()[: REAL_VIDEO.stat().st_size // 3])
+    elif kind == "truncated":  # an MP4 cut short loses its index (a cut MPEG-1 stream would still play)
+        whole = write_video(tmp_path / "whole.mp4", real_frames(25)).read_bytes()
+        path.write_bytes(whole[: len(whole) // 3])
     elif kind == "empty":
         path.write_bytes(b"")
     elif kind == "folder":
