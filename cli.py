@@ -44,12 +44,12 @@ def _head_for(args: argparse.Namespace, clip=None):
 def _print_take(result) -> None:
     """What the one clip → take function reports: conversion and warnings."""
     if result.conversion:
-        print(f"take '{result.name}': {result.conversion}")
+        print(f"take '{result.name}': {result.conversion}", file=console.stdout())
     for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        print(f"warning: {warning}", file=console.stderr())
     if result.unmatched_expressions:
         print(f"warning: {len(result.unmatched_expressions)} channels have no shape key: "
-              + ", ".join(result.unmatched_expressions[:8]), file=sys.stderr)
+              + ", ".join(result.unmatched_expressions[:8]), file=console.stderr())
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:

@@ -184,7 +184,7 @@ def test_a_single_file_is_kept_only_while_it_records_this_run(replay, tmp_path, 
     assert generate(str(wav), "--out", str(out)) == EXIT_OK
     first = out.read_bytes()
     run = recorded(out)
-    assert run["inputs"] == {"audio": hashlib.sha256(wav.read_bytes()).hexdigest(), "video": None}
+    assert run["inputs"] == {"audio": hashlib.sha256(wav.read_bytes()).hexdigest(), "transcript": None, "video": None}
     assert run["settings"]["intensity"] == 1.0 and run["take"] == "line" and run["head"] == "default"
     capsys.readouterr()
 
@@ -198,6 +198,8 @@ def test_a_single_file_is_kept_only_while_it_records_this_run(replay, tmp_path, 
     assert "made again: settings changed: intensity 1.0 → 0.3" in said and said.rstrip().endswith(f"wrote {out}")
     assert recorded(out)["settings"]["intensity"] == 0.3
     assert "up to date" in rerun("--intensity", "0.3")
+    assert "made again: the transcript changed" in rerun("--intensity", "0.3", "--transcript", "hello")
+    assert "made again: the transcript changed" in rerun("--intensity", "0.3")  # and back to none
     assert "take name changed (line → other)" in rerun("--intensity", "0.3", "--take", "other")
     assert "up to date" not in rerun("--intensity", "0.3", "--take", "other", "--force")  # --force redoes it
     write_wav(wav, freq=300.0)  # new bytes under the same name
