@@ -1,4 +1,4 @@
-"""Reference video + speech (core.motion.fusion): the audio/video offset recovered on the real clip, the
+"""Reference video + speech (core.motion.fusion; the audio/video offset is test_av_offset.py): the
 confidence-weighted blend (lost frames give the audio-only values exactly, bounded cross-fades), the length
 rule, the speech pipeline with a video (head pose from the tracker, mouth from the audio), the CLI's --video,
 bad videos and cancel during tracking. Real inputs: the first 3 s of the shared talking-head clip and its
@@ -18,7 +18,7 @@ from lattice_talk.core.motion.face_models import (
     VIDEO_MODEL_WEIGHTS, RetargetFaceModel, VideoFace, neutral_face, video_face_model,
 )
 from lattice_talk.core.motion.fusion import (
-    FADE_SECONDS, estimate_offset, fuse, resample_face, video_mouth_opening, video_weight,
+    FADE_SECONDS, fuse, resample_face, video_weight,
 )
 
 REAL_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "assets" / "real_speech" / "WDA_AlexandriaOcasioCortez_000.mp4"
@@ -80,26 +80,6 @@ def synthetic_face(n: int, fps: float, seed: int = 0, confidence: float = 0.9) -
 def audio_only(n: int, seed: int = 1):
     rng = np.random.default_rng(seed)
     return rng.uniform(0, 1, (n, len(NAMES))).astype(np.float32), rng.normal(0, 0.05, (n, 3)).astype(np.float32)
-
-
-# ------------------------------------------------------------------------------------------ offset
-def test_offset_recovers_a_constructed_shift_on_the_real_clip(real_clip):
-    mouth, fps, hop = video_mouth_opening(real_clip.track), real_clip.track.fps, real_clip.rate / real_clip.track.fps
-    assert estimate_offset(mouth, real_clip.audio, real_clip.rate, fps).frames == 0  # recorded in sync
-    rng = np.random.default_rng(0)
-    for k in (-9, -4, -1, 2, 5, 11):
-        if k > 0:  # the sound starts k frames in: against it the video is k frames late
-            audio = real_clip.audio[int(k * hop):]
-        else:  # k frames of room tone before the sound: the video is early
-            audio = np.concatenate([1e-3 * rng.normal(size=int(-k * hop)), real_clip.audio])
-        estimate = estimate_offset(mouth, audio, real_clip.rate, fps)
-        assert estimate.reliable and estimate.frames == k and estimate.seconds == pytest.approx(k / fps)
-
-
-def test_no_evidence_means_no_offset():
-    rng = np.random.default_rng(0)
-    estimate = estimate_offset(np.full(75, 3.0), rng.normal(size=48000), 16000, 25.0)
-    assert estimate == type(estimate)(0, 0.0, estimate.correlation, False)
 
 
 # ------------------------------------------------------------------------------------------ blend
