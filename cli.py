@@ -553,6 +553,24 @@ def _cmd_video_eval_offset(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_video_eval_real(args: argparse.Namespace) -> int:
+    """Takes made with real speakers' videos against the tracked speakers: pose, brows, lids, blinks; audio only beside."""
+    from .core.real_av.manifest import load_manifest
+    from .core.real_av.video_consistency import evaluate_video_consistency, format_consistency, write_consistency
+
+    clips = [c for c in load_manifest(args.manifest) if args.split == "all" or c.split == args.split]
+    if args.clips:
+        clips = [c for c in clips if any(c.name.startswith(prefix) for prefix in args.clips)]
+    if not clips:
+        raise LatticeTalkError(f"{args.manifest}: no clips in split {args.split!r}" +
+                               (f" starting with {args.clips}" if args.clips else ""))
+    models = {"default": None, **{Path(m).name: m for m in args.model or ()}}
+    result = evaluate_video_consistency(clips, args.real, models, progress=lambda stage: print(stage, file=sys.stderr))
+    print(format_consistency(result["summary"]))
+    print(f"wrote {write_consistency(result, args.out)}")
+    return EXIT_OK
+
+
 def _cmd_video_track(args: argparse.Namespace) -> int:
     """Track every video of a rendered corpus once and cache its arrays next to it (vNNNNN.track.npz)."""
     from tqdm import tqdm
@@ -861,6 +879,16 @@ def build_parser() -> argparse.ArgumentParser:
     veval.add_argument("--threads", type=int, default=1)
     veval.set_defaults(func=_cmd_video_eval)
 
+    vreal = video_sub.add_parser("eval-real", help="takes made with real speakers' videos against the tracked speakers "
+                                 "(pose, brows, lids, blinks), the audio-only take as the floor")
+    vreal.add_argument("--real", required=True, help="folder holding the manifest's files (see datasets/README.md)")
+    vreal.add_argument("--manifest", default=str(Path(__file__).resolve().parent / "datasets" / "real_speech_heldout.json"))
+    vreal.add_argument("--split", choices=("dev", "test", "all"), default="test")
+    vreal.add_argument("--clips", nargs="*", default=None, help="only clips whose names start with these")
+    vreal.add_argument("--model", action="append", default=None,
+                       help="a video model folder to compare with the default (repeat for several)")
+    vreal.add_argument("--out", default="reports/video_real/video_real.json")
+    vreal.set_defaults(func=_cmd_video_eval_real)
     voff = video_sub.add_parser("eval-offset", help="the audio/video offset estimate on real clips: their own sound "
                                 "and known shifts (±3, ±7 frames)")
     voff.add_argument("--data", required=True, help="folder holding the manifest's files (see datasets/README.md)")
