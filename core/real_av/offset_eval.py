@@ -9,7 +9,6 @@ when it is trusted and further off — the one outcome that must not happen."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Callable
 
@@ -98,9 +97,3 @@ def format_offsets(summary: dict) -> str:
         lines.append(f"{name:<16} {c['cases']:>6} {c['right']:>10} {c['declined']:>10} {c['wrong']:>7}")
     return "\n".join(lines)
 
-
-def write_offsets(result: dict, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1))
-    return path

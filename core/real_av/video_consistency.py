@@ -17,7 +17,6 @@ not that it is true; its brows come from the same points too."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Callable
 
@@ -148,7 +147,7 @@ def evaluate_video_consistency(clips: list[RealClip], folder: str | Path, video_
                    "matched_blinks": match_blinks(take_blinks, real_blinks)}
             if with_video:
                 info = take.provenance["video"]
-                row.update(model=info["model"], offset_frames=info["offset_frames"])
+                row.update(model=info["model"], offset_frames=info["offset_frames"], fused_share=info["fused_share"])
             rows[name].append(row)
     return {"clips": rows, "summary": {name: summarize_consistency(r) for name, r in rows.items()}}
 
@@ -172,9 +171,3 @@ def format_consistency(summary: dict) -> str:
                      + f"{b['precision']:>9.2f} / {b['recall']:.2f} ({b['matched']}/{b['take']}/{b['real']})")
     return "\n".join(lines)
 
-
-def write_consistency(result: dict, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1))
-    return path
