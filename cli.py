@@ -538,7 +538,7 @@ def _cmd_speech_eval_real(args: argparse.Namespace) -> int:
 def _cmd_video_eval_offset(args: argparse.Namespace) -> int:
     """The A/V offset estimate on real clips with their own sound and with known shifts: right, declined or wrong."""
     from .core.real_av.manifest import load_manifest
-    from .core.real_av.offset_eval import evaluate_offsets, format_offsets, write_offsets
+    from .core.real_av.offset_eval import evaluate_offsets, format_offsets
 
     clips = [c for c in load_manifest(args.manifest) if args.split == "all" or c.split == args.split]
     if not args.with_separate_sound:
@@ -549,14 +549,22 @@ def _cmd_video_eval_offset(args: argparse.Namespace) -> int:
     result = evaluate_offsets(clips, args.data, args.model, cache_dir=args.cache or Path(args.out).parent / "tracks",
                               progress=lambda stage: print(stage, file=sys.stderr))
     print(format_offsets(result["summary"]))
-    print(f"wrote {write_offsets(result, args.out)}")
+    print(f"wrote {_write_report(result, args.out)}")
     return EXIT_OK
+
+
+def _write_report(result: dict, path: str) -> Path:
+    """``result`` as indented JSON at ``path`` (its folder made if needed)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    return out
 
 
 def _cmd_video_eval_real(args: argparse.Namespace) -> int:
     """Takes made with real speakers' videos against the tracked speakers: pose, brows, lids, blinks; audio only beside."""
     from .core.real_av.manifest import load_manifest
-    from .core.real_av.video_consistency import evaluate_video_consistency, format_consistency, write_consistency
+    from .core.real_av.video_consistency import evaluate_video_consistency, format_consistency
 
     clips = [c for c in load_manifest(args.manifest) if args.split == "all" or c.split == args.split]
     if args.clips:
@@ -567,7 +575,7 @@ def _cmd_video_eval_real(args: argparse.Namespace) -> int:
     models = {"default": None, **{Path(m).name: m for m in args.model or ()}}
     result = evaluate_video_consistency(clips, args.real, models, progress=lambda stage: print(stage, file=sys.stderr))
     print(format_consistency(result["summary"]))
-    print(f"wrote {write_consistency(result, args.out)}")
+    print(f"wrote {_write_report(result, args.out)}")
     return EXIT_OK
 
 

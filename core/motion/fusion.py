@@ -6,7 +6,9 @@ What comes from where:
   :class:`~.face_models.VideoFaceModel`, weighted per frame by the tracker's confidence. Where the video has
   no say (confidence 0: lost or dropped frames, or outside the video) the take has exactly the audio-only
   prediction (``articulation.add_prosody``: brows on pitch accents, random blinks, prosodic head motion);
-  the weight never changes faster than from 1 to 0 in FADE_SECONDS, so nothing jumps.
+  the weight never changes faster than from 1 to 0 in FADE_SECONDS, so nothing jumps. The video is placed
+  (:func:`place_reference_video`) before the audio-only blinks are drawn, so none is drawn where the video has any
+  say, its fades included: half a blink would show through a fade.
 
 Audio/video offset (:func:`estimate_offset`): the video's mouth opening (inner-lip midpoints over the eye-corner
 distance, pose-free) is cross-correlated over ±MAX_OFFSET_SECONDS with three audio-side curves — the speech model's own
@@ -46,7 +48,8 @@ from .face_models import VideoFace, VideoFaceModel, video_face_model
 FADE_SECONDS = 0.3  # video weight 1 → 0 (and back) at most this fast
 MAX_OFFSET_SECONDS = 0.5  # the offset search window, either way
 MOUTH_LEAD_SECONDS = 0.12  # the mouth opens this much before the sound (the real talking-head clip: 3 frames at 25 fps)
-OFFSET_MIN_CORRELATION = 0.4  # the evidence's peak (mean r of its curves) under this: declined
+OFFSET_MIN_CORRELATION = 0.4  # the evidence's peak (mean r of its curves) under this: declined (real clips whose
+# mouth leads its sound by 3-6 frames more than the speech model's peak at 0.2-0.38: `video eval-offset`)
 OFFSET_SECOND_PEAK_RATIO = 0.8  # a lag OFFSET_PEAK_SEPARATION+ frames away reaching this share of the peak: declined
 OFFSET_PEAK_SEPARATION = 3  # frames: nearer lags belong to the peak itself (the curves are smooth over ~2 frames)
 OFFSET_MIN_AGREEING = 2  # evidence curves whose own peak lies within a frame of the chosen lag, at least
