@@ -643,6 +643,50 @@ def _cmd_speech_eval_real(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_video_eval_offset(args: argparse.Namespace) -> int:
+    """The A/V offset estimate on real clips with their own sound and with known shifts: right, declined or wrong."""
+    from .core.real_av.manifest import load_manifest
+    from .core.real_av.offset_eval import evaluate_offsets, format_offsets
+
+    clips = [c for c in load_manifest(args.manifest) if args.split == "all" or c.split == args.split]
+    if not args.with_separate_sound:
+        clips = [c for c in clips if c.audio is None]
+    if not clips:
+        raise LatticeTalkError(f"{args.manifest}: no clips with their own sound in split {args.split!r} "
+                               "(add --with-separate-sound or choose another --split)")
+    result = evaluate_offsets(clips, args.data, args.model, cache_dir=args.cache or Path(args.out).parent / "tracks",
+                              progress=lambda stage: print(stage, file=sys.stderr))
+    print(format_offsets(result["summary"]))
+    print(f"wrote {_write_report(result, args.out)}")
+    return EXIT_OK
+
+
+def _write_report(result: dict, path: str) -> Path:
+    """``result`` as indented JSON at ``path`` (its folder made if needed)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    return out
+
+
+def _cmd_video_eval_real(args: argparse.Namespace) -> int:
+    """Takes made with real speakers' videos against the tracked speakers: pose, brows, lids, blinks; audio only beside."""
+    from .core.real_av.manifest import load_manifest
+    from .core.real_av.video_consistency import evaluate_video_consistency, format_consistency
+
+    clips = [c for c in load_manifest(args.manifest) if args.split == "all" or c.split == args.split]
+    if args.clips:
+        clips = [c for c in clips if any(c.name.startswith(prefix) for prefix in args.clips)]
+    if not clips:
+        raise LatticeTalkError(f"{args.manifest}: no clips in split {args.split!r}" +
+                               (f" starting with {args.clips}" if args.clips else ""))
+    models = {"default": None, **{Path(m).name: m for m in args.model or ()}}
+    result = evaluate_video_consistency(clips, args.real, models, progress=lambda stage: print(stage, file=sys.stderr))
+    print(format_consistency(result["summary"]))
+    print(f"wrote {_write_report(result, args.out)}")
+    return EXIT_OK
+
+
 def _cmd_video_track(args: argparse.Namespace) -> int:
     """Track every video of a rendered corpus once and cache its arrays next to it (vNNNNN.track.npz)."""
     from tqdm import tqdm
@@ -959,6 +1003,28 @@ def build_parser() -> argparse.ArgumentParser:
     veval.add_argument("--no-baseline", action="store_true", help="skip the non-learned retarget baseline (slow)")
     veval.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
     veval.set_defaults(func=_cmd_video_eval)
+
+    vreal = video_sub.add_parser("eval-real", help="takes made with real speakers' videos against the tracked speakers "
+                                 "(pose, brows, lids, blinks), the audio-only take as the floor")
+    vreal.add_argument("--real", required=True, help="folder holding the manifest's files (see datasets/README.md)")
+    vreal.add_argument("--manifest", default=str(Path(__file__).resolve().parent / "datasets" / "real_speech_heldout.json"))
+    vreal.add_argument("--split", choices=("dev", "test", "all"), default="test")
+    vreal.add_argument("--clips", nargs="*", default=None, help="only clips whose names start with these")
+    vreal.add_argument("--model", action="append", default=None,
+                       help="a video model folder to compare with the default (repeat for several)")
+    vreal.add_argument("--out", default="reports/video_real/video_real.json")
+    vreal.set_defaults(func=_cmd_video_eval_real)
+    voff = video_sub.add_parser("eval-offset", help="the audio/video offset estimate on real clips: their own sound "
+                                "and known shifts (±3, ±7 frames)")
+    voff.add_argument("--data", required=True, help="folder holding the manifest's files (see datasets/README.md)")
+    voff.add_argument("--manifest", default=str(Path(__file__).resolve().parent / "datasets" / "real_speech_heldout.json"))
+    voff.add_argument("--split", choices=("dev", "test", "all"), default="all")
+    voff.add_argument("--with-separate-sound", action="store_true",
+                      help="also clips whose sound is a separate file (their sync is not known to be exact)")
+    voff.add_argument("--model", default=None, help="speech model folder (default: the shipped model)")
+    voff.add_argument("--out", default="reports/av_offset/av_offset.json")
+    voff.add_argument("--cache", default=None, help="folder for tracked mouths (default: beside --out, tracks/)")
+    voff.set_defaults(func=_cmd_video_eval_offset)
 
     ext = sub.add_parser("build-extension", help="validate blender_manifest.toml and build the installable extension zip")
     ext.add_argument("--out", default="dist", help="output folder (default: dist)")

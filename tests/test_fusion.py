@@ -1,4 +1,4 @@
-"""Reference video + speech (core.motion.fusion): the audio/video offset recovered on the real clip, the
+"""Reference video + speech (core.motion.fusion; the audio/video offset is test_av_offset.py): the
 confidence-weighted blend (lost frames give the audio-only values exactly, bounded cross-fades), the length
 rule, the speech pipeline with a video (head pose from the tracker, mouth from the audio), the CLI's --video,
 bad videos and cancel during tracking. Real inputs: a shipped GRID talking-head clip (3 s, tests/data/grid_s1) and
@@ -18,7 +18,7 @@ from lattice_talk.core.motion.face_models import (
     VIDEO_MODEL_WEIGHTS, RetargetFaceModel, VideoFace, neutral_face, video_face_model,
 )
 from lattice_talk.core.motion.fusion import (
-    FADE_SECONDS, estimate_offset, fuse, resample_face, video_mouth_opening, video_weight,
+    FADE_SECONDS, fuse, resample_face, video_weight,
 )
 from real_media import GRID_DIR
 
@@ -81,29 +81,6 @@ def synthetic_face(n: int, fps: float, seed: int = 0, confidence: float = 0.9) -
 def audio_only(n: int, seed: int = 1):
     rng = np.random.default_rng(seed)
     return rng.uniform(0, 1, (n, len(NAMES))).astype(np.float32), rng.normal(0, 0.05, (n, 3)).astype(np.float32)
-
-
-# ------------------------------------------------------------------------------------------ offset
-def test_offset_recovers_a_constructed_shift_on_the_real_clip(real_clip):
-    mouth, fps, hop = video_mouth_opening(real_clip.track), real_clip.track.fps, real_clip.rate / real_clip.track.fps
-    # As recorded, GRID's video runs 3 frames (0.12 s) ahead of its sound beyond the mouth's own lead: measured the
-    # same way on ten s1 clips, +3 frames on seven, +2 and +4 once each, one outlier at -12 (a 3 s clip is short).
-    recorded = estimate_offset(mouth, real_clip.audio, real_clip.rate, fps).frames
-    assert recorded == 3
-    rng = np.random.default_rng(0)
-    for k in (-9, -4, -1, 2, 5, 8):  # recorded + k inside the ±12-frame search window
-        if k > 0:  # the sound starts k frames in: against it the video is k frames late
-            audio = real_clip.audio[int(k * hop):]
-        else:  # k frames of room tone before the sound: the video is early
-            audio = np.concatenate([1e-3 * rng.normal(size=int(-k * hop)), real_clip.audio])
-        estimate = estimate_offset(mouth, audio, real_clip.rate, fps)
-        assert estimate.reliable and estimate.frames == recorded + k and estimate.seconds == pytest.approx((recorded + k) / fps)
-
-
-def test_no_evidence_means_no_offset():
-    rng = np.random.default_rng(0)
-    estimate = estimate_offset(np.full(75, 3.0), rng.normal(size=48000), 16000, 25.0)
-    assert estimate == type(estimate)(0, 0.0, estimate.correlation, False)
 
 
 # ------------------------------------------------------------------------------------------ blend

@@ -203,8 +203,10 @@ def _smooth(x: np.ndarray, fps: float, seconds: float) -> np.ndarray:
     return np.convolve(x, kernel / kernel.sum(), mode="same")
 
 
-def blink_curve(n: int, fps: float, pauses: list[float], rng: np.random.Generator, rate_per_s: float = 0.28) -> np.ndarray:
-    """0..1 eyelid closure: blinks about every 3.5 s (at least 1.2 s apart), drawn towards ``pauses`` (s)."""
+def blink_curve(n: int, fps: float, pauses: list[float], rng: np.random.Generator, rate_per_s: float = 0.28,
+                blink_free: np.ndarray | None = None) -> np.ndarray:
+    """0..1 eyelid closure: blinks about every 3.5 s (at least 1.2 s apart), drawn towards ``pauses`` (s). A blink
+    that would touch a frame where ``blink_free`` (n,) is True is left out (the draws stay the same)."""
     duration = n / fps
     curve = np.zeros(n)
     t = rng.exponential(1.0 / rate_per_s) * 0.5
@@ -215,7 +217,9 @@ def blink_curve(n: int, fps: float, pauses: list[float], rng: np.random.Generato
         times = np.arange(n) / fps - start
         close, open_ = 0.35 * length, 0.65 * length  # lids fall faster than they rise
         shape = np.where(times < close, times / close, 1.0 - (times - close) / open_)
-        curve = np.maximum(curve, np.clip(np.where((times >= 0) & (times <= length), shape, 0.0), 0.0, 1.0))
+        blink = np.clip(np.where((times >= 0) & (times <= length), shape, 0.0), 0.0, 1.0)
+        if blink_free is None or not blink_free[blink > 0.0].any():
+            curve = np.maximum(curve, blink)
         t = start + max(1.2, rng.exponential(1.0 / rate_per_s))
     return curve
 
@@ -234,8 +238,10 @@ def energy_pauses(audio: np.ndarray, sample_rate: int, fps: float, n_frames: int
 
 
 def add_prosody(units: np.ndarray, unit_names: tuple[str, ...], audio: np.ndarray, sample_rate: int, fps: float,
-                rng: np.random.Generator, pauses: list[float], head_motion: float = 1.0, blinks: bool = True) -> np.ndarray:
-    """Brows on pitch accents and blinks (in ``units``, in place); returns the head rotation (T, 3)."""
+                rng: np.random.Generator, pauses: list[float], head_motion: float = 1.0, blinks: bool = True,
+                blink_free: np.ndarray | None = None) -> np.ndarray:
+    """Brows on pitch accents and blinks (in ``units``, in place; none touching a frame where ``blink_free`` is True,
+    e.g. where a reference video has a say); returns the head rotation (T, 3)."""
     n = len(units)
     energy = frame_energy(audio, sample_rate, fps, n)
     pitch = frame_pitch(audio, sample_rate, fps, n)
@@ -252,7 +258,7 @@ def add_prosody(units: np.ndarray, unit_names: tuple[str, ...], audio: np.ndarra
     for side in ("Left", "Right"):
         units[:, index[f"browOuterUp{side}"]] = np.maximum(units[:, index[f"browOuterUp{side}"]], 0.25 * accent)
     if blinks:
-        blink = blink_curve(n, fps, pauses, rng)
+        blink = blink_curve(n, fps, pauses, rng, blink_free=blink_free)
         for side in ("Left", "Right"):
             units[:, index[f"eyeBlink{side}"]] = np.maximum(units[:, index[f"eyeBlink{side}"]], blink)
     return head_motion * np.stack([

@@ -6,13 +6,19 @@ What comes from where:
   :class:`~.face_models.VideoFaceModel`, weighted per frame by the tracker's confidence. Where the video has
   no say (confidence 0: lost or dropped frames, or outside the video) the take has exactly the audio-only
   prediction (``articulation.add_prosody``: brows on pitch accents, random blinks, prosodic head motion);
-  the weight never changes faster than from 1 to 0 in FADE_SECONDS, so nothing jumps.
+  the weight never changes faster than from 1 to 0 in FADE_SECONDS, so nothing jumps. The video is placed
+  (:func:`place_reference_video`) before the audio-only blinks are drawn, so none is drawn where the video has any
+  say, its fades included: half a blink would show through a fade.
 
-Audio/video offset: the video's mouth opening (inner-lip midpoints, pose-free) is cross-correlated with the
-speech's loudness envelope over ±MAX_OFFSET_SECONDS (:func:`estimate_offset`); the video is shifted by the
-lag of the best correlation. Mouths open a little before the sound they make, so the envelope is read
-MOUTH_LEAD_SECONDS ahead and a clip recorded in sync reads 0. A weak correlation (under
-MIN_OFFSET_CORRELATION, e.g. a silent or mumbled video) is not trusted: the offset stays 0.
+Audio/video offset (:func:`estimate_offset`): the video's mouth opening (inner-lip midpoints over the eye-corner
+distance, pose-free) is cross-correlated over ±MAX_OFFSET_SECONDS with three audio-side curves — the speech model's own
+predicted mouth opening (on the default head, before fusion), its onsets (the frame-to-frame change of both openings)
+and the loudness envelope read MOUTH_LEAD_SECONDS ahead (mouths open a little before the sound they make). The evidence
+is their mean correlation per lag. The video is shifted only when that evidence is unambiguous: its peak reaches
+OFFSET_MIN_CORRELATION, no lag OFFSET_PEAK_SEPARATION or more frames away reaches OFFSET_SECOND_PEAK_RATIO of the
+peak, and at least OFFSET_MIN_AGREEING of the curves peak within a frame of it. Otherwise the estimate declines and
+the offset stays 0: one loudness curve alone lets a laugh or a smile pick a lag several frames off, and a wrong shift
+makes every video-driven channel lag the speaker, which is worse than none.
 
 Length rule: the take always has the audio's length, at the take's fps. After the offset, the video's frames
 are resampled onto the take's frame times (linear for units, slerp for rotations; a video at another fps is
@@ -26,6 +32,7 @@ numpy only (the learned video model, when installed, imports torch itself).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from dataclasses import dataclass
@@ -34,23 +41,32 @@ from pathlib import Path
 import numpy as np
 
 from ..data.articulation import mouth_unit_mask
+from ..metrics import audio_envelope
 from ..rotations import slerp_track
 from .face_models import VideoFace, VideoFaceModel, video_face_model
 
 FADE_SECONDS = 0.3  # video weight 1 → 0 (and back) at most this fast
 MAX_OFFSET_SECONDS = 0.5  # the offset search window, either way
 MOUTH_LEAD_SECONDS = 0.12  # the mouth opens this much before the sound (the real talking-head clip: 3 frames at 25 fps)
-MIN_OFFSET_CORRELATION = 0.15  # under this peak correlation the offset estimate is not trusted (offset 0)
+OFFSET_MIN_CORRELATION = 0.4  # the evidence's peak (mean r of its curves) under this: declined (real clips whose
+# mouth leads its sound by 3-6 frames more than the speech model's peak at 0.2-0.38: `video eval-offset`)
+OFFSET_SECOND_PEAK_RATIO = 0.8  # a lag OFFSET_PEAK_SEPARATION+ frames away reaching this share of the peak: declined
+OFFSET_PEAK_SEPARATION = 3  # frames: nearer lags belong to the peak itself (the curves are smooth over ~2 frames)
+OFFSET_MIN_AGREEING = 2  # evidence curves whose own peak lies within a frame of the chosen lag, at least
 CONFIDENCE_RAMP = (0.2, 0.5)  # tracker confidence → video weight: 0 at or under the first, 1 from the second
 VIDEO_PROGRESS_SHARE = 0.6  # of the pipeline's progress bar, spent tracking the video
 
 
 @dataclass(frozen=True)
 class OffsetEstimate:
-    frames: int  # at the video's fps; positive: the video is late (its mouth moves after the sound)
+    frames: int  # at the video's fps; positive: the video is late (its mouth moves after the sound); 0 when declined
     seconds: float
-    correlation: float  # Pearson r at the chosen lag
-    reliable: bool  # False: correlation too weak, the offset was set to 0
+    correlation: float  # the evidence (mean r of its curves) at the best lag
+    reliable: bool  # False: the evidence was weak or ambiguous, the offset was set to 0
+    best_frames: int = 0  # the best lag whether trusted or not
+    second_peak: float = -1.0  # the evidence's highest value OFFSET_PEAK_SEPARATION+ frames from the best lag
+    agreeing: int = 0  # evidence curves peaking within a frame of the best lag
+    curves: tuple[str, ...] = ()  # the names of the evidence curves
 
 
 @dataclass(eq=False)
@@ -64,30 +80,90 @@ class ReferenceVideo:
 
 
 def video_mouth_opening(track) -> np.ndarray:
-    """(T,) inner-lip midpoint distance on the tracker's pose-free points, mm."""
-    from ..metrics import mouth_opening
-    from ..motion_file import MotionTrack
+    """(T,) inner-lip midpoint distance over the eye outer-corner distance, on the tracker's pose-free points."""
+    from ..real_av.real_lips import OPENING_POINTS, opening_ratio
 
-    points = track.points_metric
-    return mouth_opening(MotionTrack(fps=track.fps, points=points, point_ids=np.arange(points.shape[1])))
+    return opening_ratio(track.points_metric[:, list(OPENING_POINTS)])
 
 
-def estimate_offset(mouth_mm: np.ndarray, audio: np.ndarray, sample_rate: int, fps: float,
-                    max_seconds: float = MAX_OFFSET_SECONDS, lead_seconds: float = MOUTH_LEAD_SECONDS) -> OffsetEstimate:
-    """How late the video is against the audio: the lag maximising the correlation of the video's mouth
-    opening (at ``fps``) with the audio's RMS envelope read ``lead_seconds`` ahead, within ±``max_seconds``."""
-    from ..metrics import audio_envelope, lag_correlations
+@functools.lru_cache(maxsize=1)
+def _opening_rig():
+    from ..heads import create
+    from ..landmark_rig import LandmarkRig
+    from ..real_av.real_lips import OPENING_POINTS
 
-    mouth = np.asarray(mouth_mm, np.float64)
+    head = create("default")
+    return LandmarkRig(head, point_ids=OPENING_POINTS), head.expression_names
+
+
+def predicted_mouth_opening(units: np.ndarray, unit_names: tuple[str, ...], jaw: np.ndarray) -> np.ndarray:
+    """(T,) the default head's mouth opening, measured as :func:`video_mouth_opening` measures the video, for the
+    speech model's units (T, U) on the default head and jaw opening (T,) radians."""
+    from ..real_av.real_lips import opening_ratio
+
+    rig, head_names = _opening_rig()
+    column = {name: k for k, name in enumerate(unit_names)}
+    expression = np.zeros((len(units), len(head_names)), np.float32)
+    for k, name in enumerate(head_names):
+        if name in column:
+            expression[:, k] = units[:, column[name]]
+    pose = np.zeros((len(units), 5, 3), np.float32)
+    pose[:, 2, 0] = jaw
+    return opening_ratio(rig.points(expression, pose))
+
+
+def _lag_curve(video: np.ndarray, audio: np.ndarray, valid: np.ndarray, max_lag: int) -> np.ndarray:
+    """Pearson r of ``video[t]`` against ``audio[t − lag]`` for lag −max_lag…max_lag over the valid video frames both
+    cover (−1 where fewer than half the frames overlap or a side is flat)."""
+    n = min(len(video), len(audio))
+    curve = np.full(2 * max_lag + 1, -1.0)
+    for i, lag in enumerate(range(-max_lag, max_lag + 1)):
+        t = np.arange(max(0, lag), min(n, n + lag))
+        t = t[valid[t]]
+        if len(t) < n // 2:
+            continue
+        a, b = video[t], audio[t - lag]
+        if a.std() > 1e-12 and b.std() > 1e-12:
+            curve[i] = float(np.corrcoef(a, b)[0, 1])
+    return curve
+
+
+def _onsets(signal: np.ndarray) -> np.ndarray:
+    """Frame-to-frame change after a 3-frame smoothing: where a mouth opens and closes."""
+    smooth = np.convolve(signal, np.array([0.25, 0.5, 0.25]), mode="same")
+    return np.diff(smooth, prepend=smooth[:1])
+
+
+def estimate_offset(video_opening: np.ndarray, predicted_opening: np.ndarray, audio: np.ndarray, sample_rate: int,
+                    fps: float, valid: np.ndarray | None = None, max_seconds: float = MAX_OFFSET_SECONDS,
+                    lead_seconds: float = MOUTH_LEAD_SECONDS) -> OffsetEstimate:
+    """How late the video is against the audio (module docstring). ``video_opening`` (T,) is the video's mouth
+    opening at ``fps``, ``valid`` (T,) the frames whose face was seen; ``predicted_opening`` the speech model's for
+    ``audio``, already at ``fps`` from the audio's first sample."""
+    video = np.asarray(video_opening, np.float64)
+    valid = np.isfinite(video) if valid is None else np.asarray(valid, bool) & np.isfinite(video)
+    video = np.where(valid, video, 0.0)
+    predicted = np.asarray(predicted_opening, np.float64)
     ahead = np.asarray(audio, np.float64)[int(round(lead_seconds * sample_rate)):]
-    envelope = audio_envelope(ahead, sample_rate, fps, len(mouth))
-    lags, corr = lag_correlations(mouth, envelope, int(round(max_seconds * fps)))
-    corr = np.nan_to_num(corr, nan=-1.0)
-    best = int(np.argmax(corr - 1e-9 * np.abs(lags)))  # ties: the smallest shift
-    correlation = float(corr[best])
-    if correlation < MIN_OFFSET_CORRELATION:
-        return OffsetEstimate(0, 0.0, correlation, False)
-    return OffsetEstimate(int(lags[best]), float(lags[best] / fps), correlation, True)
+    envelope = audio_envelope(ahead, sample_rate, fps, len(predicted))
+    max_lag = int(round(max_seconds * fps))
+    onset_valid = valid & np.r_[False, valid[:-1]]
+    curves = {
+        "predicted mouth": _lag_curve(video, predicted, valid, max_lag),
+        "mouth onsets": _lag_curve(_onsets(video), _onsets(predicted), onset_valid, max_lag),
+        "loudness": _lag_curve(video, envelope, valid, max_lag),
+    }
+    lags = np.arange(-max_lag, max_lag + 1)
+    evidence = np.mean(list(curves.values()), axis=0)
+    best = int(np.argmax(evidence - 1e-9 * np.abs(lags)))  # ties: the smallest shift
+    far = np.abs(lags - lags[best]) >= OFFSET_PEAK_SEPARATION
+    second = float(evidence[far].max()) if far.any() else -1.0
+    agreeing = sum(abs(int(lags[int(np.argmax(c))]) - int(lags[best])) <= 1 for c in curves.values())
+    peak = float(evidence[best])
+    reliable = (peak >= OFFSET_MIN_CORRELATION and second < OFFSET_SECOND_PEAK_RATIO * peak
+                and agreeing >= OFFSET_MIN_AGREEING)
+    frames = int(lags[best]) if reliable else 0
+    return OffsetEstimate(frames, frames / fps, peak, reliable, int(lags[best]), second, agreeing, tuple(curves))
 
 
 def resample_face(face: VideoFace, n_frames: int, fps: float, offset_seconds: float):
@@ -173,10 +249,34 @@ def track_reference_video(path: str | os.PathLike[str], progress, should_stop,
     return ReferenceVideo(Path(path), sha256, track, face), lambda stage, f: progress(stage, share + (1.0 - share) * f)
 
 
-def fuse_reference_video(video: ReferenceVideo, audio: np.ndarray, sample_rate: int, units: np.ndarray,
-                         unit_names: tuple[str, ...], head_rotation: np.ndarray, fps: float, settings):
-    """Estimate the offset against the take's audio, then :func:`fuse` → (units, head_rotation, provenance)."""
-    offset = estimate_offset(video_mouth_opening(video.track), audio, sample_rate, video.face.fps)
+@dataclass(eq=False)
+class PlacedVideo:
+    """A reference video placed on the take's frames: its offset against the take's audio and its share per frame."""
+
+    video: ReferenceVideo
+    offset: OffsetEstimate
+    weight: np.ndarray  # (T,) the video's share per take frame (:func:`video_weight`); 0: the audio-only motion
+
+
+def place_reference_video(video: ReferenceVideo, audio: np.ndarray, sample_rate: int, units: np.ndarray,
+                          unit_names: tuple[str, ...], jaw: np.ndarray, fps: float) -> PlacedVideo:
+    """Estimate the offset from the speech model's mouth (``units`` (T, U) and ``jaw`` (T,) at the take's ``fps``)
+    against the video's, and where the video will have a say — before the audio-only events are drawn, so that
+    none falls where the video fades in or out."""
+    video_fps = video.face.fps
+    predicted = predicted_mouth_opening(units, unit_names, jaw)
+    audio_frames = max(1, int(round(len(audio) / sample_rate * video_fps)))
+    predicted = np.interp(np.arange(audio_frames) / video_fps, np.arange(len(units)) / fps, predicted)
+    offset = estimate_offset(video_mouth_opening(video.track), predicted, audio, sample_rate, video_fps,
+                             video.track.confidence > CONFIDENCE_RAMP[0])
+    _, _, confidence = resample_face(video.face, len(units), fps, offset.seconds)
+    return PlacedVideo(video, offset, video_weight(confidence, fps))
+
+
+def fuse_reference_video(placed: PlacedVideo, units: np.ndarray, unit_names: tuple[str, ...],
+                         head_rotation: np.ndarray, fps: float, settings):
+    """:func:`fuse` at the placed offset → (units, head_rotation, provenance)."""
+    video, offset = placed.video, placed.offset
     fused, rotation, weight = fuse(units, unit_names, head_rotation, video.face, fps, offset.seconds,
                                    settings.head_motion, settings.blinks)
     track = video.track
@@ -184,6 +284,8 @@ def fuse_reference_video(video: ReferenceVideo, audio: np.ndarray, sample_rate: 
         "file": video.path.name, "sha256": video.sha256, "model": video.face.model_id,
         "offset_seconds": offset.seconds, "offset_frames": offset.frames, "offset_fps": video.face.fps,
         "offset_correlation": round(offset.correlation, 4), "offset_reliable": offset.reliable,
+        "offset_best_frames": offset.best_frames, "offset_second_peak": round(offset.second_peak, 4),
+        "offset_agreeing": f"{offset.agreeing}/{len(offset.curves)}",
         "fused_share": round(float(weight.mean()), 4), "video_fps": float(track.fps), "video_frames": track.n_frames,
         "lost_frames": len(track.lost_frames), "dropped_frames": len(track.dropped_frames), "warnings": list(track.warnings),
     }

@@ -110,10 +110,17 @@ class SpeechPipeline:
         mouth = mouth_unit_mask(names)
         units[:, mouth] = np.clip(units[:, mouth] * settings.intensity, 0.0, 1.0)
         jaw = jaw * settings.intensity
-        rng = np.random.default_rng(settings.seed)
+        placed = None
+        if video is not None:  # where the video will have a say, so no audio-only blink falls inside its fades
+            from ..motion.fusion import place_reference_video
+
+            placed = place_reference_video(video, audio.samples, audio.sample_rate, units, names, jaw, fps)
+        # The audio's own digest joins the seed: two clips with one seed do not blink and nod on the same frames.
+        rng = np.random.default_rng([settings.seed, int(audio.sha256[:16], 16)])
         pauses = energy_pauses(audio.samples, audio.sample_rate, fps, n_frames)
         head_rotation = add_prosody(units, names, audio.samples, audio.sample_rate, fps, rng, pauses,
-                                    settings.head_motion, settings.blinks)
+                                    settings.head_motion, settings.blinks,
+                                    blink_free=None if placed is None else placed.weight > 0.0)
         progress("head motion and take", 0.92)
         provenance = {"pipeline": self.name, "model": str(self.model_dir.name), "model_sha256": self._weights_sha256,
                       "device": self.device,
@@ -121,11 +128,11 @@ class SpeechPipeline:
                       "settings": settings.as_dict()}
         if transcript_report is not None:
             provenance["transcript"] = transcript_report
-        if video is not None:  # upper face and head pose from the video, lips from the audio
+        if placed is not None:  # upper face and head pose from the video, lips from the audio
             from ..motion.fusion import fuse_reference_video
 
-            units, head_rotation, provenance["video"] = fuse_reference_video(
-                video, audio.samples, audio.sample_rate, units, names, head_rotation, fps, settings)
+            units, head_rotation, provenance["video"] = fuse_reference_video(placed, units, names, head_rotation, fps,
+                                                                             settings)
         jaw_rotvec = np.zeros((n_frames, 3), np.float32)
         jaw_rotvec[:, 0] = jaw
         default_id = self._config.get("head_id", "lattice_talk:default_head")

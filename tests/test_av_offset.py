@@ -1,0 +1,137 @@
+"""The audio/video offset estimate (core.motion.fusion.estimate_offset): right or declined, never a wrong shift.
+
+Real inputs the repo makes: flite speech and the default head rendered speaking it (spoken_head_fixtures), tracked
+by MediaPipe; the shipped speech model predicts the mouth from the sound. Known shifts are applied to the sound as
+the real-clip measurement applies them (core.real_av.offset_eval.shifted_sound)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lattice_talk.core.motion.fusion import estimate_offset
+
+TEXT = ("the quick brown fox jumps over the lazy dog while my mother bakes a big apple pie, "
+        "and we watch the boats move slowly across the open water")
+FPS = 25.0
+
+
+@pytest.fixture(scope="module")
+def spoken(tmp_path_factory):
+    pytest.importorskip("bpy", reason="rendering needs the bpy wheel")
+    pytest.importorskip("mediapipe", reason="the 'video' extra")
+    pytest.importorskip("torch", reason="the shipped speech model needs torch")
+    from spoken_head_fixtures import render_spoken_head
+
+    from lattice_talk.core.video.track import track_video
+
+    video, _, utterance = render_spoken_head(TEXT, tmp_path_factory.mktemp("spoken"), FPS)
+    return track_video(video, face_crops=False), utterance
+
+
+def predicted_opening(audio, sample_rate, folder):
+    """The shipped speech model's mouth opening for ``audio``, at FPS, as generate --video computes it."""
+    import soundfile
+
+    from lattice_talk.core.heads import create
+    from lattice_talk.core.jobs import run_sync
+    from lattice_talk.core.motion.fusion import predicted_mouth_opening
+    from lattice_talk.core.pipeline import GenerateRequest, GenerateSettings
+    from lattice_talk.core.speech.pipeline import SpeechPipeline
+
+    wav = folder / "sound.wav"
+    soundfile.write(wav, audio, sample_rate)
+    settings = GenerateSettings(fps=FPS, blinks=False, head_motion=0.0)
+    take = run_sync(SpeechPipeline(threads=1), GenerateRequest(audio_path=wav, head=create("default"), settings=settings))
+    return predicted_mouth_opening(take.expression, take.expression_names, take.jaw[:, 0])
+
+
+@pytest.mark.blender
+def test_known_shifts_of_a_rendered_speaker_are_recovered_or_declined_never_wrong(spoken, tmp_path):
+    from lattice_talk.core.motion.fusion import video_mouth_opening
+    from lattice_talk.core.real_av.offset_eval import shifted_sound
+
+    track, utterance = spoken
+    opening = video_mouth_opening(track)
+    outcomes = {}
+    for shift in (0, 3, -3, 7, -7):
+        audio = shifted_sound(utterance.audio, utterance.sample_rate, FPS, shift)
+        estimate = estimate_offset(opening, predicted_opening(audio, utterance.sample_rate, tmp_path),
+                                   audio, utterance.sample_rate, FPS, track.confidence > 0.2)
+        assert not estimate.reliable or abs(estimate.frames - shift) <= 1, (shift, estimate)
+        assert estimate.reliable or estimate.frames == 0
+        outcomes[shift] = estimate
+    assert sum(e.reliable for e in outcomes.values()) >= 4, outcomes  # a clear speaker is placed, not declined
+    assert outcomes[0].agreeing >= 2 and outcomes[7].seconds == pytest.approx(outcomes[7].frames / FPS)
+
+
+@pytest.mark.blender
+def test_a_video_of_other_speech_is_declined(spoken, tmp_path):
+    from lattice_talk.core.data import tts
+    from lattice_talk.core.motion.fusion import video_mouth_opening
+
+    track, _ = spoken
+    other = tts.synthesize("a completely different sentence, spoken about something else entirely, for a while now",
+                           "flite", "slt")
+    estimate = estimate_offset(video_mouth_opening(track), predicted_opening(other.audio, other.sample_rate, tmp_path),
+                               other.audio, other.sample_rate, FPS, track.confidence > 0.2)
+    assert not estimate.reliable and estimate.frames == 0 and estimate.seconds == 0.0
+
+
+def test_a_second_peak_nearly_as_high_is_declined():
+    """A mouth and a sound that repeat every 8 frames fit at 0 and at ±8 frames alike: no lag can be trusted, however
+    high the correlation. The same signals without the repetition are placed at their true lag."""
+    rate, n = 16000, 200
+    hop = rate // int(FPS)
+    t = np.arange(n)
+    rng = np.random.default_rng(0)
+    for periodic in (True, False):
+        mouth = 0.5 + 0.5 * np.sin(2 * np.pi * t / 8) if periodic else np.convolve(rng.random(n), np.ones(4) / 4, "same")
+        predicted = np.roll(mouth, -2)  # the video is 2 frames late
+        carrier = rng.normal(size=n * hop)
+        lead = int(0.12 * rate)  # the envelope is read MOUTH_LEAD_SECONDS ahead
+        audio = np.concatenate([np.zeros(lead), carrier * np.repeat(predicted, hop)])[: n * hop]
+        estimate = estimate_offset(mouth, predicted, audio, rate, FPS)
+        if periodic:
+            assert estimate.correlation > 0.9 and estimate.second_peak > 0.8 * estimate.correlation
+            assert not estimate.reliable and estimate.frames == 0
+        else:
+            assert estimate.reliable and estimate.frames == 2
+
+
+def test_no_evidence_means_no_offset():
+    rng = np.random.default_rng(0)
+    estimate = estimate_offset(np.full(75, 0.2), rng.random(75), rng.normal(size=48000), 16000, FPS)
+    assert not estimate.reliable and (estimate.frames, estimate.seconds) == (0, 0.0)
+
+
+@pytest.mark.blender
+def test_generate_with_a_short_video_places_it_and_keeps_audio_only_blinks_out_of_its_fade(spoken, tmp_path):
+    """The rendered speaker's video covers the first sentence of a longer sound: generate --video finds it in sync,
+    the take fades back to audio-only motion after it, and the audio-only blinks start only after that fade."""
+    import soundfile
+
+    from lattice_talk.core.data import tts
+    from lattice_talk.core.heads import create
+    from lattice_talk.core.jobs import run_sync
+    from lattice_talk.core.motion.fusion import FADE_SECONDS
+    from lattice_talk.core.pipeline import GenerateRequest, GenerateSettings
+    from lattice_talk.core.speech.pipeline import SpeechPipeline
+
+    track, utterance = spoken
+    more = tts.synthesize("and after that we talked for a long while about the garden, the trees and the birds, until "
+                          "the evening came and the light was gone", "flite", "slt")
+    wav = tmp_path / "longer.wav"
+    soundfile.write(wav, np.concatenate([utterance.audio, more.audio]), utterance.sample_rate)
+    video = tmp_path / "head.mp4"
+    video.symlink_to(track.source)
+    request = GenerateRequest(audio_path=wav, head=create("default"), video_path=video,
+                              settings=GenerateSettings(fps=FPS, seed=0))
+    clip = run_sync(SpeechPipeline(threads=1), request)
+    info = clip.provenance["video"]
+    assert info["offset_reliable"] and info["offset_frames"] == 0
+    blink = clip.expression[:, clip.expression_names.index("eyeBlinkLeft")]
+    video_end = track.n_frames  # take frames = video frames at one fps and no offset
+    fade = slice(video_end - int(FADE_SECONDS * FPS), video_end)
+    assert blink[fade].max() < 0.3 and blink[:video_end].max() < 0.3  # the rendered head never blinks; nothing leaks in
+    assert blink[video_end:].max() > 0.9  # after the video, audio-only blinks
