@@ -108,29 +108,18 @@ def test_closures_count_phones_the_speakers_own_closures_and_closures_where_the_
 # ------------------------------------------------------------------------------------------ rendered "real" face
 @pytest.fixture(scope="module")
 def spoken_video(tmp_path_factory):
-    """A folder with a rendered talking head (video), its speech (wav), a manifest and a GRID-style alignment;
+    """A folder with a rendered talking head (video), its speech (wav) and a manifest;
     and the clip the head was animated with (the truth)."""
     pytest.importorskip("bpy", reason="scene tests need the bpy wheel")
     pytest.importorskip("mediapipe", reason="the 'video' extra")
+    pytest.importorskip("pocketsphinx", reason="the 'align' extra (pocketsphinx==5.1.1)")
     import soundfile
+    from spoken_head_fixtures import render_spoken_head
 
-    from lattice_talk.core.clip import AnimationClip
-    from lattice_talk.core.data.articulation import articulate
-    from lattice_talk.core.data.video_clips import HEAD_ID, RenderConditions
-    from lattice_talk.core.heads import create
     from lattice_talk.core.real_av.manifest import MANIFEST_FORMAT, sha256_of
-    from lattice_talk.scene.video_render import render_clip_video
 
-    utterance = speak(SENTENCE)
     folder = tmp_path_factory.mktemp("real")
-    names = create("default").expression_names
-    art = articulate(utterance.phonemes, names, 25.0, utterance.audio, utterance.sample_rate, blinks=False, head_motion=0.0)
-    jaw = np.zeros((art.n_frames, 3), np.float32)
-    jaw[:, 0] = art.jaw
-    clip = AnimationClip(fps=25.0, start_frame=1, head_id=HEAD_ID, expression=art.units, expression_names=names,
-                         jaw=jaw)
-    conditions = RenderConditions(seed=1, width=256, height=256, fps=25.0, camera_distance=0.5)
-    render_clip_video(clip, conditions, folder / "head.mp4")
+    _, clip, utterance = render_spoken_head(SENTENCE, folder)
     soundfile.write(folder / "head.wav", utterance.audio, utterance.sample_rate)
     entry = {"name": "rendered_head", "video": "head.mp4", "sha256": sha256_of(folder / "head.mp4"),
              "speaker": "default_head", "split": "test", "source": "rendered by the test", "license": "CC0", "audio": "head.wav",
