@@ -753,6 +753,15 @@ def _cmd_video_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _real_clip_options(parser: argparse.ArgumentParser, split: str) -> None:
+    """--manifest and --split of the commands that read real held-out clips."""
+    parser.add_argument("--manifest", default=str(Path(__file__).resolve().parent / "datasets" / "real_speech_heldout.json"),
+                        help="clip manifest (default: the held-out set in datasets/)")
+    parser.add_argument("--split", choices=("dev", "test", "all"), default=split,
+                        help=f"dev: the clips choices may read; test: the clips read once for published figures "
+                             f"(default: {split})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lattice_talk", description="LatticeTalk: speech → editable FLAME face animation")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -947,12 +956,9 @@ def build_parser() -> argparse.ArgumentParser:
     real = speech_sub.add_parser("eval-real", help="lip sync against real talking faces (held-out manifest), with the "
                                  "loudness envelope as a baseline")
     real.add_argument("--data", required=True, help="folder holding the manifest's files (see datasets/README.md)")
-    real.add_argument("--manifest", default=str(Path(__file__).resolve().parent / "datasets" / "real_speech_heldout.json"),
-                      help="clip manifest (default: the held-out set in datasets/)")
+    _real_clip_options(real, split="all")
     real.add_argument("--model", action="append", default=None,
                       help="speech model folder; repeat to compare several (default: the shipped model)")
-    real.add_argument("--split", choices=("dev", "test", "all"), default="all",
-                      help="dev: the clips choices may read; test: the clips read once for the published figures")
     real.add_argument("--clips", nargs="*", default=None, help="only clips whose names start with these")
     real.add_argument("--out", default="reports/real_speech", help="folder for real_speech.json, tracks and figures")
     real.add_argument("--cache", default=None, help="folder for tracked lips (default: OUT/tracks)")
@@ -1007,22 +1013,20 @@ def build_parser() -> argparse.ArgumentParser:
     vreal = video_sub.add_parser("eval-real", help="takes made with real speakers' videos against the tracked speakers "
                                  "(pose, brows, lids, blinks), the audio-only take as the floor")
     vreal.add_argument("--real", required=True, help="folder holding the manifest's files (see datasets/README.md)")
-    vreal.add_argument("--manifest", default=str(Path(__file__).resolve().parent / "datasets" / "real_speech_heldout.json"))
-    vreal.add_argument("--split", choices=("dev", "test", "all"), default="test")
+    _real_clip_options(vreal, split="test")
     vreal.add_argument("--clips", nargs="*", default=None, help="only clips whose names start with these")
     vreal.add_argument("--model", action="append", default=None,
                        help="a video model folder to compare with the default (repeat for several)")
-    vreal.add_argument("--out", default="reports/video_real/video_real.json")
+    vreal.add_argument("--out", default="reports/video_real/video_real.json", help="JSON report to write")
     vreal.set_defaults(func=_cmd_video_eval_real)
     voff = video_sub.add_parser("eval-offset", help="the audio/video offset estimate on real clips: their own sound "
                                 "and known shifts (±3, ±7 frames)")
     voff.add_argument("--data", required=True, help="folder holding the manifest's files (see datasets/README.md)")
-    voff.add_argument("--manifest", default=str(Path(__file__).resolve().parent / "datasets" / "real_speech_heldout.json"))
-    voff.add_argument("--split", choices=("dev", "test", "all"), default="all")
+    _real_clip_options(voff, split="all")
     voff.add_argument("--with-separate-sound", action="store_true",
                       help="also clips whose sound is a separate file (their sync is not known to be exact)")
     voff.add_argument("--model", default=None, help="speech model folder (default: the shipped model)")
-    voff.add_argument("--out", default="reports/av_offset/av_offset.json")
+    voff.add_argument("--out", default="reports/av_offset/av_offset.json", help="JSON report to write")
     voff.add_argument("--cache", default=None, help="folder for tracked mouths (default: beside --out, tracks/)")
     voff.set_defaults(func=_cmd_video_eval_offset)
 
