@@ -204,8 +204,9 @@ def test_pipeline_takes_head_pose_from_the_video_and_the_mouth_from_the_audio(re
     plain = run(model_dir, real_clip.wav)
     assert fused.n_frames == plain.n_frames == 89  # the audio's length (2.978 s) at 30 fps
     info = fused.provenance["video"]
-    offset = info["offset_frames"]  # video frames; the estimate test above measures this clip's own lead
-    assert offset == 3 and info["fused_share"] > 0.85 and info["model"] == "retarget-baseline/1"
+    offset = info["offset_frames"]  # video frames: GRID's own 3-frame lead when the estimate is sure, else declined
+    assert (offset, info["offset_reliable"]) in ((3, True), (0, False))  # never another shift (test_av_offset.py)
+    assert info["fused_share"] > 0.85 and info["model"] == "retarget-baseline/1"
     assert len(info["sha256"]) == 64 and info["file"] == "line.mp4"
     mouth = mouth_unit_mask(fused.expression_names)
     assert np.array_equal(fused.expression[:, mouth], plain.expression[:, mouth]) and np.array_equal(fused.jaw, plain.jaw)
