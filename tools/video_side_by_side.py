@@ -1,7 +1,8 @@
 """docs/images/video_side_by_side.png: frames of a reference video above the default head animated from the
-same clip (its own sound track as the audio, the video as the reference) — the README's *Reference video*.
+same clip (its own sound track as the audio, the video as the reference) — the README's *Reference video* and
+*Real speech* pictures.
 
-    python tools/video_side_by_side.py [--video clip.mp4] [--frames 10 45 81 111 150] [--out docs/images/...]
+    python tools/video_side_by_side.py --video clip.mp4 [--frames 10 45 81 111 150] [--out docs/images/...]
 
 Runs the installed speech pipeline (vendor_models/speech) with the video, writes the take on the default head
 with the add-on's own take writer, renders the chosen frames in Cycles (scene.render's front view) and tiles
@@ -21,7 +22,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL_VIDEO = ROOT.parent / "shared" / "assets" / "real_speech" / "WDA_AlexandriaOcasioCortez_000.mp4"
 TILE = 192
 
 
@@ -62,7 +62,7 @@ def render_heads(clip, frames: list[int], folder: Path) -> list[np.ndarray]:
 
     from lattice_talk.core.heads import create
     from lattice_talk.scene.preview import front_view
-    from lattice_talk.scene.render import assign_materials, render_still, setup_front_render
+    from lattice_talk.scene.render import assign_head_materials, render_still, setup_front_render
     from lattice_talk.scene.session import new_head_scene
     from lattice_talk.scene.character import write_take_on_target
 
@@ -70,7 +70,7 @@ def render_heads(clip, frames: list[int], folder: Path) -> list[np.ndarray]:
     objects = new_head_scene(head, "default", clip.fps)
     scene = bpy.context.scene
     write_take_on_target(clip, objects, scene, "reference")
-    assign_materials(objects.mesh, np.concatenate([head.regions.get("eye_L", []), head.regions.get("eye_R", [])]).astype(int))
+    assign_head_materials(objects.mesh, head)
     setup_front_render(scene, front_view(head, TILE), samples=16, denoise=True)
     tiles = []
     for frame in frames:
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     from PIL import Image
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--video", type=Path, default=REAL_VIDEO)
+    parser.add_argument("--video", type=Path, required=True, help="a talking-head video with its own sound")
     parser.add_argument("--frames", type=int, nargs="+", default=[10, 45, 81, 111, 150])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images" / "video_side_by_side.png")
     args = parser.parse_args(argv)

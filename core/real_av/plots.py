@@ -37,7 +37,7 @@ def plot_clips(result: dict, out_dir: str | Path) -> list[Path]:
         for predictor, prediction in signals.items():
             if predictor == "lips":
                 continue
-            style = dict(color="tab:orange", lw=1, ls="--") if predictor == LOUDNESS else dict(lw=1.4)
+            style = dict(color="0.45", lw=1, ls="--") if predictor == LOUDNESS else dict(lw=1.4)
             ax.plot(t, _standardised(prediction.opening, scored), label=predictor, **style)
         ax.set_ylim(-3.5, 3.5)
         ax.set_xlim(0, t[-1] if len(t) else 1)
