@@ -392,7 +392,8 @@ def _cmd_data_real(args: argparse.Namespace) -> int:
         bar.update(1)
 
     summary = build_real_corpus(videos, words_of, args.speaker, args.out, args.cache or Path(args.out) / "tracks",
-                                heldout_share=args.heldout_share, progress=progress)
+                                heldout_share=args.heldout_share, augmented_copies=args.augmented_copies,
+                                progress=progress)
     bar.close()
     print(json.dumps({k: summary[k] for k in ("utterances", "hours")}))
     for line in summary["failed"]:
@@ -877,6 +878,9 @@ def build_parser() -> argparse.ArgumentParser:
     real_data.add_argument("--out", required=True, help="corpus folder to write (shards + corpus.json)")
     real_data.add_argument("--cache", default=None, help="folder for face tracks (default: OUT/tracks)")
     real_data.add_argument("--heldout-share", type=float, default=0.05, help="videos kept for early stopping (default 0.05)")
+    real_data.add_argument("--augmented-copies", type=int, default=0,
+                           help="also write each training sentence N more times as other rooms and microphones "
+                                "would record it (reverb, band limits, noise, gain; default 0)")
     real_data.add_argument("--limit", type=int, default=None, help="only the first N videos (smoke tests)")
     real_data.set_defaults(func=_cmd_data_real)
     plot = data_sub.add_parser("plot", help="draw the mouth targets and one sentence's curves")

@@ -189,9 +189,13 @@ def test_real_shards_carry_the_tracked_mouth_with_confidence_and_train_the_decod
     # The rendered video has no sound track; the shard builder reads the sound from the video file, so mux it.
     _mux(folder / "head.mp4", folder / "head.wav", video)
     summary = build_real_corpus([video, video], lambda v: SENTENCE.split(), "rendered", tmp_path / "corpus",
-                                tmp_path / "tracks", heldout_share=0.5)
-    assert summary["utterances"] == {"train": 1, "heldout": 1} and summary["failed"] == []
-    utterance = next(Corpus(tmp_path / "corpus").utterances("train"))
+                                tmp_path / "tracks", heldout_share=0.5, augmented_copies=1)
+    assert summary["utterances"] == {"train": 2, "heldout": 1} and summary["failed"] == []
+    utterance, recorded = Corpus(tmp_path / "corpus").utterances("train")
+    # The augmented copy: the same frames and targets, the sound through another room and microphone.
+    assert recorded.id.endswith("-aug0") and np.array_equal(recorded.units, utterance.units)
+    assert len(recorded.audio) == len(utterance.audio) and not np.allclose(recorded.audio, utterance.audio, atol=1e-3)
+    assert recorded.meta["augment"] and [p.phoneme for p in recorded.phonemes] == [p.phoneme for p in utterance.phonemes]
     assert utterance.confidence is not None and np.median(utterance.confidence) > 0.85
     assert sum(p.phoneme in BILABIALS for p in utterance.phonemes) == 8
     # The targets reproduce the animated mouth: their opening on the default head follows the truth's.

@@ -106,11 +106,24 @@ def real_utterance(utterance_id: str, video: Path, words: list[str], face: Track
                            np.zeros((n, 3), np.float32), meta, confidence=confidence)
 
 
+def recorded_copy(utterance: CorpusUtterance, seed: int) -> CorpusUtterance:
+    """The utterance as another room and microphone would give it: ``core.data.augment``'s chain (reverb, band
+    limits, noise, gain) without its speed change, so the frames keep their targets."""
+    from dataclasses import replace
+
+    from ..data.augment import AugmentSpec, augment
+
+    copy = augment(utterance, replace(AugmentSpec(), speed_prob=0.0), seed=seed)
+    return replace(copy, id=f"{utterance.id}-aug{seed}", meta={**copy.meta, "id": f"{utterance.id}-aug{seed}"})
+
+
 def build_real_corpus(videos: list[Path], words_of: Callable[[Path], list[str]], speaker: str, out: str | Path,
-                      cache_dir: str | Path, heldout_share: float = 0.05, seed: int = 0,
+                      cache_dir: str | Path, heldout_share: float = 0.05, seed: int = 0, augmented_copies: int = 0,
                       progress: Callable[[str, float], None] = lambda stage, fraction: None) -> dict:
     """Shards of one speaker's videos in ``out`` (corpus format, ``engine`` "real"); a ``heldout_share`` of the
-    videos, drawn with ``seed``, is the early-stopping split (the same speaker: it is a validation set, not a test)."""
+    videos, drawn with ``seed``, is the early-stopping split (the same speaker: it is a validation set, not a test).
+    ``augmented_copies``: each training utterance again that many times through :func:`recorded_copy`, so the
+    decoder hears one speaker through many rooms and microphones."""
     from ..heads import create
     from ..retarget import Retargeter
 
@@ -145,9 +158,11 @@ def build_real_corpus(videos: list[Path], words_of: Callable[[Path], list[str]],
         except LatticeTalkError as exc:  # a clip the aligner cannot follow is left out, and listed
             failed.append(f"{video.name}: {exc}")
             continue
-        pending[split].append(utterance)
-        counts[split] += 1
-        seconds[split] += len(utterance.audio) / SAMPLE_RATE
+        copies = [recorded_copy(utterance, seed * 1000 + c) for c in range(augmented_copies)] if split == "train" else []
+        for item in (utterance, *copies):
+            pending[split].append(item)
+            counts[split] += 1
+            seconds[split] += len(item.audio) / SAMPLE_RATE
         if sum(len(u.audio) for u in pending[split]) / SAMPLE_RATE >= SHARD_SECONDS:
             flush(split)
     for split in pending:
