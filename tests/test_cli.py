@@ -114,7 +114,10 @@ def test_the_sound_of_a_blend_made_from_a_relative_path_plays_from_any_folder(re
     monkeypatch.chdir(elsewhere)
     bpy.ops.wm.open_mainfile(filepath=str(work / "takes" / "line.blend"))
     editor = bpy.context.scene.sequence_editor
-    strips = list(editor.strips if hasattr(editor, "strips") else editor.sequences)
+    strips = list(editor.strips if hasattr(editor, "strips") else editor.sequences) if editor else []
+    if not bpy.app.build_options.audaspace:  # the bpy 4.2 wheel has no audio: no strip (the take writer says so)
+        assert strips == []
+        return
     assert [s.name for s in strips] == ["line"]
     sound = Path(bpy.path.abspath(strips[0].sound.filepath))
     assert sound.is_file() and sound.samefile(work / "lines" / "line.wav")
@@ -278,7 +281,9 @@ def test_quiet_drops_the_bar_and_verbose_lets_blender_speak(replay, tmp_path, ca
     wav, out = write_wav(tmp_path / "line.wav"), tmp_path / "line.blend"
     assert main(["generate", str(wav), "--out", str(out), "--quiet"]) == EXIT_OK
     said = capfd.readouterr()
-    assert said.err == "" and said.out.strip().splitlines()[-1] == f"wrote {out.resolve()}"
+    no_audio = "warning: this Blender build has no audio support (Audaspace); the take has no sound strip\n"
+    assert said.err == ("" if bpy.app.build_options.audaspace else no_audio)  # the bpy 4.2 wheel has no audio
+    assert said.out.strip().splitlines()[-1] == f"wrote {out.resolve()}"
     assert main(["generate", str(wav), "--out", str(out), "--quiet", "--verbose", "--force"]) == EXIT_OK
     assert "Saved copy as" in capfd.readouterr().out
 
