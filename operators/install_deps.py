@@ -46,6 +46,7 @@ RUNTIME_PACKAGES: tuple[str, ...] = (
     "mediapipe",
     "opencv-contrib-python",
     "av",  # a reference video's sound track, for the audio/video offset
+    "pocketsphinx",  # transcript mode: forced alignment of the line's words (optional; not checked below)
 )
 # (import name, what provides it) — checked with importlib.util.find_spec, never imported here.
 CHECKED_MODULES: tuple[tuple[str, str], ...] = (
@@ -442,7 +443,7 @@ def _redraw_preferences(context) -> None:
 
 
 class LATTICETALK_OT_install_dependencies(bpy.types.Operator):
-    """Install torch, transformers, soundfile, MediaPipe and OpenCV (versions pinned by LatticeTalk) into the extension's own folder. Downloads from the internet"""
+    """Install torch, transformers, soundfile, MediaPipe, OpenCV and PocketSphinx (versions pinned by LatticeTalk) into the extension's own folder. Downloads from the internet"""
 
     bl_idname = "lattice_talk.install_dependencies"
     bl_label = "Install Dependencies"
