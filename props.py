@@ -13,6 +13,9 @@ class LatticeTalkSettings(bpy.types.PropertyGroup):
     video_path: StringProperty(name="Reference video", subtype="FILE_PATH",
                                description="Optional video of the speaker: brows, eyes, blinks and head pose come "
                                "from it, the lips from the audio; the take keeps the audio's length")
+    transcript: StringProperty(name="Transcript", default="",
+                               description="Optional: the line's words (English). Forced alignment times the p/b/m "
+                               "lip closures; timing and intensity of the rest still come from the audio")
     take_name: StringProperty(name="Take", default="Take", description="Generating again with the same name replaces the take")
     start_frame: IntProperty(name="Start frame", default=1, description="Frame where the take and its sound start")
     intensity: FloatProperty(name="Intensity", default=1.0, min=0.0, max=3.0, soft_max=2.0,

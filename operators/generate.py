@@ -54,6 +54,7 @@ def build_request(context, audio_path: str, video_path: str):
         video_model=Path(video_model) if video_model else None,
         settings=GenerateSettings(intensity=settings.intensity, head_motion=settings.head_motion, blinks=settings.blinks,
                                   fps=scene_fps(context.scene), start_frame=settings.start_frame, seed=settings.seed),
+        transcript=settings.transcript.strip() or None,
     )
     check_request(request)
     return objects, request
@@ -87,6 +88,9 @@ def write_result(context, objects, clip, take_name: str, audio_path: Path, repor
         report({"ERROR"}, str(exc))
         return False
     report_take(result, report)
+    transcript = clip.provenance.get("transcript", {})
+    if "error" in transcript:
+        report({"WARNING"}, f"Transcript not used: {transcript['error']}")
     return True
 
 

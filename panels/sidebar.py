@@ -58,6 +58,7 @@ class LATTICETALK_PT_generate(_LatticeTalkPanel, bpy.types.Panel):
             layout.prop(prefs, "speech_model_source", text="Model")
         col = layout.column(align=True)
         col.prop(settings, "audio_path")
+        col.prop(settings, "transcript")
         col.prop(settings, "video_path")
         if prefs is not None and settings.video_path:  # which model reads the video: also a preference
             col.prop(prefs, "video_model_source", text="Video model")

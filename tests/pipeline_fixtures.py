@@ -15,11 +15,13 @@ class ReplayPipeline:
     def __init__(self, clip: AnimationClip, steps: int = 10, delay: float = 0.0, check_audio: bool = True):
         self.clip, self.steps, self.delay, self.check_audio = clip, steps, delay, check_audio
         self.prepared = False
+        self.requests: list[GenerateRequest] = []  # what each generate() was asked for
 
     def prepare(self) -> None:
         self.prepared = True
 
     def generate(self, request: GenerateRequest, progress, should_stop) -> AnimationClip:
+        self.requests.append(request)
         if self.check_audio:
             from lattice_talk.core.audio import load_audio
 

@@ -65,6 +65,15 @@ def test_headless_generate_writes_a_take(addon, head_model, speech_wav):
     assert list_takes(the_head()) == ["Line 1"] and len(bpy.data.actions) == 2
 
 
+def test_the_sidebar_transcript_reaches_the_pipeline(addon, head_model, speech_wav):
+    pipe = use_replay(make_clip(head_model, seconds=2.0))
+    bpy.context.scene.lattice_talk.transcript = "  Bob paid my mum.  "
+    assert bpy.ops.lattice_talk.generate_from_audio(audio_path=str(speech_wav), take_name="Line 1") == {"FINISHED"}
+    bpy.context.scene.lattice_talk.transcript = ""
+    assert bpy.ops.lattice_talk.generate_from_audio(audio_path=str(speech_wav), take_name="Line 1") == {"FINISHED"}
+    assert [r.transcript for r in pipe.requests] == ["Bob paid my mum.", None]
+
+
 def test_generate_without_a_pipeline_says_so(addon, speech_wav, monkeypatch, tmp_path):
     monkeypatch.setattr("lattice_talk.core.speech.pipeline.MODEL_DIR", tmp_path)  # as if no weights shipped
     before = scene_snapshot(bpy)
