@@ -51,7 +51,7 @@ def evaluate_offsets(clips: list[RealClip], folder: str | Path, model_dir: str |
     from ..motion.fusion import CONFIDENCE_RAMP, estimate_offset, predicted_mouth_opening
     from ..pipeline import GenerateRequest, GenerateSettings
     from ..speech.pipeline import MODEL_DIR, SpeechPipeline
-    from .real_lips import _tracked_opening
+    from .real_lips import tracked_opening
 
     check_folder(clips, folder)
     folder = Path(folder)
@@ -60,7 +60,7 @@ def evaluate_offsets(clips: list[RealClip], folder: str | Path, model_dir: str |
     with tempfile.TemporaryDirectory() as tmp:
         for k, clip in enumerate(clips):
             progress(f"{clip.name} ({k + 1}/{len(clips)})")
-            opening, confidence, fps, audio_offset = _tracked_opening(folder / clip.video, clip.sha256, cache_dir)
+            opening, confidence, fps, audio_offset = tracked_opening(folder / clip.video, clip.sha256, cache_dir)
             sound = load_audio(folder / (clip.audio or clip.video))
             samples = _sound_on_video_clock(sound.samples, sound.sample_rate, 0.0 if clip.audio else audio_offset)
             for shift in shifts:

@@ -69,7 +69,7 @@ def loudness_envelope(samples: np.ndarray, sample_rate: int, times: np.ndarray) 
     return np.sqrt(np.divide(sq[hi] - sq[lo], n, out=np.zeros(len(times)), where=n > 0))
 
 
-def _tracked_opening(video: Path, sha256: str, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray, float, float]:
+def tracked_opening(video: Path, sha256: str, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray, float, float]:
     """(opening, confidence, fps, audio offset) of a video, from the cache when it has this file's track."""
     cache = None if cache_dir is None else Path(cache_dir) / f"{sha256}.lips.npz"
     if cache is not None and cache.is_file():
@@ -110,7 +110,7 @@ def load_real_lips(clip: RealClip, folder: str | Path, cache_dir: str | Path | N
 
     folder = Path(folder)
     video = folder / clip.video
-    opening, confidence, fps, audio_offset = _tracked_opening(video, clip.sha256, cache_dir)
+    opening, confidence, fps, audio_offset = tracked_opening(video, clip.sha256, cache_dir)
     audio_path = folder / clip.audio if clip.audio else video
     audio_start = 0.0 if clip.audio else audio_offset
     audio = load_audio(audio_path)

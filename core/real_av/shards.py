@@ -82,7 +82,7 @@ def real_utterance(utterance_id: str, video: Path, words: list[str], face: Track
     audio = load_audio(video)
     if audio.sample_rate != SAMPLE_RATE:
         raise LatticeTalkError(f"{video}: audio at {audio.sample_rate} Hz, the corpus needs {SAMPLE_RATE} Hz")
-    phones = [p for p in phone_events(align_words(audio.samples, audio.sample_rate, " ".join(words)))]
+    phones = phone_events(align_words(audio.samples, audio.sample_rate, " ".join(words)))
     motion = MotionTrack(fps=face.fps, points=face.points, point_ids=np.arange(face.points.shape[1]), neutral=neutral)
     result = retargeter.retarget(motion)
     # Video frames → corpus frames on the sound's clock (a sound that starts late is shifted to match).
