@@ -133,7 +133,6 @@ def test_generate_without_pipeline_is_a_clear_usage_error(tmp_path, capsys, monk
 def test_a_generated_blend_renders_its_preview_with_f12(replay, tmp_path):
     """The .blend keeps the preview's camera (framing the face) and render settings: F12 gives the preview picture."""
     from bpy_extras.object_utils import world_to_camera_view
-    from mathutils import Vector
 
     wav, out = write_wav(tmp_path / "line.wav"), tmp_path / "line.blend"
     assert main(["generate", str(wav), "--out", str(out), "--quiet"]) == EXIT_OK

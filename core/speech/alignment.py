@@ -49,12 +49,6 @@ def _decoder():
     return Decoder(lm=None, samprate=ALIGN_RATE, loglevel="FATAL")
 
 
-def unknown_words(words: list[str]) -> list[str]:
-    """The words the aligner's dictionary has no pronunciation for, in order, once each."""
-    decoder = _decoder()
-    return list(dict.fromkeys(w for w in words if decoder.lookup_word(w) is None))
-
-
 def align_words(samples: np.ndarray, sample_rate: int, text: str) -> list[AlignedWord]:
     """Align ``text`` to mono float ``samples`` at ``sample_rate`` (16 kHz expected): the words with their
     phones, silences left out. Raises :class:`AlignmentError` naming the words it cannot pronounce, or when
@@ -106,19 +100,3 @@ def _phone(label: str, start: int, duration: int) -> PhonemeEvent | None:
 def phone_events(words: list[AlignedWord]) -> list[PhonemeEvent]:
     """Every aligned phone in time order."""
     return [p for w in words for p in w.phones]
-
-
-def recognize_words(samples: np.ndarray, sample_rate: int) -> str:
-    """PocketSphinx's own English recognition of the audio (its general language model): a first transcript
-    for clips that come without one. Expect word errors on spontaneous speech; correct it before relying on it."""
-    from pocketsphinx import Decoder
-
-    if sample_rate != ALIGN_RATE:
-        raise AlignmentError(f"recognition needs {ALIGN_RATE} Hz audio, got {sample_rate} Hz")
-    decoder = Decoder(samprate=ALIGN_RATE, loglevel="FATAL")
-    pcm = (np.clip(np.asarray(samples, np.float32), -1.0, 1.0) * 32767.0).astype(np.int16).tobytes()
-    decoder.start_utt()
-    decoder.process_raw(pcm, full_utt=True)
-    decoder.end_utt()
-    hyp = decoder.hyp()
-    return "" if hyp is None else " ".join(w for w in hyp.hypstr.split() if not w.startswith("<"))
