@@ -21,6 +21,7 @@ import numpy as np
 from ..core.arkit_names import EYELID_UNITS
 from ..core.character_map import clip_eyelids
 from ..core.clip import AnimationClip
+from ..core.errors import LatticeTalkError
 from ..core.keyreduce import reduce_keys_batch
 from ..core.rotations import axis_angle_to_euler_xyz
 from .head_builder import HeadObjects
@@ -28,6 +29,7 @@ from .head_builder import HeadObjects
 TAKE_PROP = "lattice_talk_take"
 PROVENANCE_PROP = "lattice_talk_provenance"  # the clip's provenance (models, input hashes, settings, seed) as JSON
 SEPARATOR = " · "
+MAX_FRAME = 1_048_574  # Blender's MAXFRAME: scene and key frames beyond it are clamped
 FACE, HEAD = "face", "head"
 LAYER_ID_TYPES = {FACE: "KEY", HEAD: "OBJECT"}
 BONE_CHANNELS = {"global_rotation": "root", "neck": "neck", "jaw": "jaw", "eye_L": "eye_L", "eye_R": "eye_R"}
@@ -154,17 +156,34 @@ def remove_take(objects: HeadObjects, take: str, scene: bpy.types.Scene | None =
         removed = True
     if scene is not None and scene.sequence_editor is not None:
         strips = _sequencer_strips(scene.sequence_editor)
-        for strip in [s for s in strips if s.name == take]:
+        for strip in [s for s in strips if _strip_take(s) == take]:
             strips.remove(strip)
             removed = True
     return removed
+
+
+def _strip_take(strip) -> str:
+    """The take a sound strip belongs to: the full name stored on it (strip names are cut short); older strips
+    carry none and are matched by their name."""
+    take = strip.get(TAKE_PROP)
+    return take if isinstance(take, str) else strip.name
+
+
+def track_take(track) -> str | None:
+    """The take an NLA track belongs to: the full name stored on its action (track names are cut at 63 bytes,
+    and a take may be named like another plus a suffix); a track without one, by its exact name."""
+    for strip in track.strips:
+        if strip.action is not None and isinstance(strip.action.get(TAKE_PROP), str):
+            return strip.action[TAKE_PROP]
+    take, separator, layer = track.name.rpartition(SEPARATOR)
+    return take if separator and layer in LAYER_ID_TYPES else None
 
 
 def take_tracks(objects: HeadObjects, take: str) -> list:
     tracks = []
     for owner in layer_owners(objects).values():
         anim = owner.animation_data if owner is not None else None
-        tracks += [t for t in (anim.nla_tracks if anim else []) if t.name.startswith(take + SEPARATOR)]
+        tracks += [t for t in (anim.nla_tracks if anim else []) if track_take(t) == take]
     return tracks
 
 
@@ -186,7 +205,7 @@ def list_takes(objects: HeadObjects) -> list[str]:
     for owner in layer_owners(objects).values():
         anim = owner.animation_data if owner is not None else None
         for track in reversed(list(anim.nla_tracks) if anim else []):
-            take = track.name.rpartition(SEPARATOR)[0]
+            take = track_take(track)
             if take and take not in names:
                 names.append(take)
     return names
@@ -236,6 +255,9 @@ def write_take(clip: AnimationClip, objects: HeadObjects, scene: bpy.types.Scene
         clip = clip.resample(fps)
     frame_start = clip.start_frame if start_frame is None else int(start_frame)
     frame_end = frame_start + clip.n_frames - 1
+    if frame_start < -MAX_FRAME or frame_end > MAX_FRAME:  # checked before anything in the scene changes
+        raise LatticeTalkError(f"take '{take}' would span frames {frame_start}–{frame_end}, beyond Blender's "
+                               f"±{MAX_FRAME}; start it earlier (start frame) or shorten the clip")
     plan, unmatched = (planner or head_planner(objects))(clip)
 
     warnings = []
@@ -249,6 +271,7 @@ def write_take(clip: AnimationClip, objects: HeadObjects, scene: bpy.types.Scene
     remove_take(objects, take, scene)
     if sound is not None:
         sound.name = take
+        sound[TAKE_PROP] = take
         scene.sync_mode = "AUDIO_SYNC"  # playback keeps lips on the sound
     owners = layer_owners(objects)
     n_curves = n_keys = 0

@@ -120,3 +120,33 @@ def test_removing_a_take_restores_the_scene(head, rig):
     after = scene_snapshot(bpy)
     # animation_data blocks may stay (empty); everything a user sees is as before.
     assert after == before
+
+
+def test_takes_named_like_another_plus_a_suffix_or_past_blenders_name_limit_stay_apart(head, rig, tmp_path):
+    """Take identity is the full name stored on the take's actions, never a name prefix or a cut track name."""
+    scene = bpy.context.scene
+    long_name = "Scene 12, shot 4: the long walk to the harbour, second camera, take " + "é" * 20  # > 63 bytes
+    sound = write_wav(tmp_path / "line.wav", np.zeros(16000))
+    for take in ("Shot 1", "Shot 1 · alt", long_name):
+        write_take(make_clip(head, seed=len(take)), rig, scene, take, sound_path=sound)
+    before = len(bpy.data.actions)
+    write_take(make_clip(head, seed=9), rig, scene, "Shot 1", sound_path=sound)  # replaces exactly that take
+    write_take(make_clip(head, seed=9), rig, scene, long_name, sound_path=sound)  # and this one, not a duplicate
+    assert sorted(list_takes(rig)) == sorted(["Shot 1", "Shot 1 · alt", long_name])
+    assert len(bpy.data.actions) == before and all(a.users > 0 for a in bpy.data.actions)
+    assert len(rig.mesh.data.shape_keys.animation_data.nla_tracks) == 3
+    if bpy.app.build_options.audaspace:
+        editor = scene.sequence_editor
+        assert len(editor.strips if hasattr(editor, "strips") else editor.sequences) == 3
+    assert remove_take(rig, long_name, scene) and sorted(list_takes(rig)) == ["Shot 1", "Shot 1 · alt"]
+
+
+def test_a_take_beyond_blenders_frame_limit_is_refused_before_the_scene_changes(head, rig):
+    from lattice_talk.core.errors import LatticeTalkError
+
+    scene = bpy.context.scene
+    write_take(make_clip(head, seed=1), rig, scene, "Shot 1")
+    before = scene_snapshot(bpy)
+    with pytest.raises(LatticeTalkError, match=r"beyond Blender's ±1048574; start it earlier"):
+        write_take(make_clip(head, seed=2, start_frame=2_000_000), rig, scene, "Shot 1")
+    assert scene_snapshot(bpy) == before and list_takes(rig) == ["Shot 1"]
