@@ -15,6 +15,7 @@ from .clip import AnimationClip
 from .errors import LatticeTalkError
 from .head_model import HeadModel
 
+MIN_FPS, MAX_FPS = 1.0, 240.0  # a take is keyed per frame: beyond this, frames outnumber what any rig shows
 ProgressFn = Callable[[str, float], None]  # (stage description, overall fraction 0..1)
 StopFn = Callable[[], bool]  # True once the caller asked to stop
 
@@ -136,3 +137,9 @@ def check_request(request: GenerateRequest) -> None:
                                    "'video train' (e.g. vendor_models/video/meshconv)")
     if not 0.0 <= request.settings.intensity <= 3.0 or not 0.0 <= request.settings.head_motion <= 3.0:
         raise LatticeTalkError("intensity and head motion must lie between 0 and 3")
+    fps, seed = request.settings.fps, request.settings.seed
+    if not MIN_FPS <= fps <= MAX_FPS:  # also refuses NaN
+        raise LatticeTalkError(f"{fps} frames per second cannot make a take: give {MIN_FPS:g}–{MAX_FPS:g} (--fps, or the "
+                               "scene's frame rate)")
+    if not 0 <= seed < 2**32:
+        raise LatticeTalkError(f"seed {seed} is out of range: give a whole number from 0 to {2**32 - 1} (--seed)")

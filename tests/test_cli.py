@@ -123,6 +123,19 @@ def test_the_sound_of_a_blend_made_from_a_relative_path_plays_from_any_folder(re
     assert sound.is_file() and sound.samefile(work / "lines" / "line.wav")
 
 
+@pytest.mark.parametrize("option, value, says", [
+    ("--fps", "0", "0.0 frames per second cannot make a take: give 1–240"),
+    ("--fps", "nan", "nan frames per second cannot make a take"),
+    ("--fps", "1e7", "10000000.0 frames per second cannot make a take"),
+    ("--seed", "-1", "seed -1 is out of range: give a whole number from 0 to 4294967295"),
+])
+def test_unusable_frame_rates_and_seeds_are_one_clear_error(replay, tmp_path, capsys, option, value, says):
+    wav, out = write_wav(tmp_path / "line.wav"), tmp_path / "line.npz"
+    assert main(["generate", str(wav), "--out", str(out), option, value, "--quiet"]) != EXIT_OK
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err and not out.exists()
+
+
 def test_generate_without_pipeline_is_a_clear_usage_error(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("lattice_talk.core.speech.pipeline.MODEL_DIR", tmp_path)  # as if no weights shipped
     wav = write_wav(tmp_path / "line.wav")
