@@ -6,8 +6,8 @@ single-effect functions work on a float32 mono array; :func:`augment` applies a 
 scales every phoneme boundary by exactly the factor the audio was resampled by. Reverb is causal with the
 direct path at lag 0 and the filters are zero-phase (``sosfiltfilt``), so neither shifts the timing.
 
-The default :class:`AugmentSpec` is mild on purpose. Measured with :mod:`.realism` against the real clips
-in the developers' broadcast-quality real speech clips (not shipped): pink noise at 35 dB SNR, a 0.2 s room
+The default :class:`AugmentSpec` is mild on purpose. Measured with :mod:`.realism` against
+the developers' broadcast-quality real speech clips (not shipped): pink noise at 35 dB SNR, a 0.2 s room
 and a 100–7500 Hz band bring espeak-ng from 8.0 to 6.3 dB spectral distance, while white noise at
 10–25 dB SNR moves it *further* away (≈10.5 dB).
 """
