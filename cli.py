@@ -395,10 +395,35 @@ def _cmd_data_real(args: argparse.Namespace) -> int:
                                 heldout_share=args.heldout_share, augmented_copies=args.augmented_copies,
                                 progress=progress)
     bar.close()
+    return _report_corpus(summary)
+
+
+def _report_corpus(summary: dict) -> int:
+    """A data command's last lines: the corpus's size, and each recording it left out."""
     print(json.dumps({k: summary[k] for k in ("utterances", "hours")}))
     for line in summary["failed"]:
         print(f"left out: {line}", file=sys.stderr)
     return EXIT_OK
+
+
+def _cmd_data_voices(args: argparse.Namespace) -> int:
+    """Real read speech of many speakers (+ its text) → training shards: aligned phones, a teacher model's motion."""
+    from tqdm import tqdm
+
+    from .core.real_av.voice_shards import build_voice_corpus, read_line_table
+    from .core.speech.pipeline import MODEL_DIR
+
+    lines = read_line_table(args.lines)[:args.limit or None]
+    bar = tqdm(total=len(lines), unit="line")
+
+    def progress(stage: str, fraction: float) -> None:
+        bar.set_description(stage)
+        bar.update(1)
+
+    summary = build_voice_corpus(lines, args.teacher or MODEL_DIR, args.out, args.tag, heldout_share=args.heldout_share,
+                                 augmented_copies=args.augmented_copies, progress=progress)
+    bar.close()
+    return _report_corpus(summary)
 
 
 def _cmd_data_plot(args: argparse.Namespace) -> int:
@@ -883,6 +908,19 @@ def build_parser() -> argparse.ArgumentParser:
                                 "would record it (reverb, band limits, noise, gain; default 0)")
     real_data.add_argument("--limit", type=int, default=None, help="only the first N videos (smoke tests)")
     real_data.set_defaults(func=_cmd_data_real)
+    voices = data_sub.add_parser("voices", help="real read speech of many speakers + its text → training shards (phones "
+                                 "by forced alignment, motion from a teacher model; reads a local folder, downloads nothing)")
+    voices.add_argument("--lines", required=True, help="tab-separated table: audio<TAB>text[<TAB>speaker] per line, audio "
+                        "relative to the table (speaker: the audio's folder name when left out)")
+    voices.add_argument("--teacher", default=None, help="speech model whose raw motion becomes the targets "
+                        "(default: the shipped model)")
+    voices.add_argument("--tag", required=True, help="name part of the shards (e.g. the source: arctic, librispeech)")
+    voices.add_argument("--out", required=True, help="corpus folder to write (shards + corpus.json)")
+    voices.add_argument("--heldout-share", type=float, default=0.05, help="lines kept for early stopping (default 0.05)")
+    voices.add_argument("--augmented-copies", type=int, default=0,
+                        help="also write each training line N more times as other rooms and microphones would record it")
+    voices.add_argument("--limit", type=int, default=None, help="only the first N lines (smoke tests)")
+    voices.set_defaults(func=_cmd_data_voices)
     plot = data_sub.add_parser("plot", help="draw the mouth targets and one sentence's curves")
     plot.add_argument("--out", default="out/data_plots", help="folder for visemes.png and sentence.png (default: out/data_plots)")
     plot.add_argument("--text", default="Bob brought my mother a maple pie before the bumpy bus ride.", help="the sentence to speak")

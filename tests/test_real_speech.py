@@ -239,6 +239,47 @@ def _mux(video: Path, wav: Path, out: Path) -> None:
             dst.mux(packet)
 
 
+def test_voice_shards_close_the_teachers_mouth_on_every_aligned_bilabial_and_list_what_fails(tmp_path):
+    """Audio-only real speech (the shipped GRID clips): phones by alignment, motion from a teacher model, sealed on
+    every p/b/m; a line whose text is not its speech is left out and named."""
+    pytest.importorskip("pocketsphinx", reason="the 'align' extra (pocketsphinx==5.1.1)")
+    from pipeline_fixtures import save_tiny_decoder
+    from real_media import GRID_DIR
+
+    from lattice_talk.core.data.articulation import SEAL_JAW, closure_curve
+    from lattice_talk.core.data.corpus import Corpus
+    from lattice_talk.core.real_av.shards import read_grid_words
+    from lattice_talk.core.real_av.voice_shards import build_voice_corpus, read_line_table
+    from lattice_talk.core.speech.train import load_examples
+
+    (tmp_path / "teacher").mkdir()
+    teacher = save_tiny_decoder(tmp_path / "teacher")
+    table = tmp_path / "lines.tsv"
+    rows = [f"{GRID_DIR / stem}.mpg\t{' '.join(read_grid_words(GRID_DIR / f'{stem}.align'))}\tgrid_s1"
+            for stem in ("pbai7a", "sgic1a")]
+    rows.append(f"{GRID_DIR / 'sgic1a.mpg'}\tthe quick brown fox jumps over the lazy dog")  # not what is said
+    table.write_text("\n".join(rows) + "\n")
+    lines = read_line_table(table)
+    assert [line.speaker for line in lines] == ["grid_s1", "grid_s1", "grid_s1"]
+    summary = build_voice_corpus(lines, teacher, tmp_path / "corpus", "grid", heldout_share=0.0)
+    assert summary["utterances"] == {"train": 2, "heldout": 0} and summary["speakers"] == ["grid_s1"]
+    assert len(summary["failed"]) == 1 and "sgic1a.mpg" in summary["failed"][0]
+    utterances = list(Corpus(tmp_path / "corpus").utterances("train"))
+    words = [u.meta["text"].split() for u in utterances]
+    assert words == [read_grid_words(GRID_DIR / "pbai7a.align"), read_grid_words(GRID_DIR / "sgic1a.align")]
+    # "place blue at i seven again" / "set green in c one again": p, b (and no m) where the speaker said them.
+    bilabials = [[p.phoneme for p in u.phonemes if p.phoneme in BILABIALS] for u in utterances]
+    assert bilabials == [["p", "b"], []]
+    first = utterances[0]
+    closure = closure_curve(first.phonemes, np.arange(len(first.jaw)) / first.fps, first.fps)
+    assert np.allclose(first.jaw[closure >= 1.0], SEAL_JAW)  # the teacher's jaw replaced by the seal
+    example = load_examples(tmp_path / "corpus", "train")[0]
+    assert example.bilabial.any() and np.array_equal(example.closure >= 1.0, closure >= 1.0)
+    with pytest.raises(LatticeTalkError, match="audio<TAB>text"):
+        (tmp_path / "bad.tsv").write_text("only-one-column\n")
+        read_line_table(tmp_path / "bad.tsv")
+
+
 def test_a_manifest_never_puts_one_speaker_in_both_splits_and_the_shipped_one_is_well_formed(tmp_path):
     from lattice_talk.core.real_av.manifest import MANIFEST_FORMAT, load_manifest
 

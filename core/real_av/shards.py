@@ -117,6 +117,39 @@ def recorded_copy(utterance: CorpusUtterance, seed: int) -> CorpusUtterance:
     return replace(copy, id=f"{utterance.id}-aug{seed}", meta={**copy.meta, "id": f"{utterance.id}-aug{seed}"})
 
 
+class ShardWriter:
+    """Utterances → ``{split}-{tag}-NNNN.npz`` shards of about SHARD_SECONDS each, and ``corpus.json`` at the end."""
+
+    def __init__(self, out: Path, tag: str):
+        self.out, self.tag = out, tag
+        self.pending: dict[str, list[CorpusUtterance]] = {"train": [], "heldout": []}
+        self.counts = {"train": 0, "heldout": 0}
+        self.seconds = {"train": 0.0, "heldout": 0.0}
+        self._index = {"train": 0, "heldout": 0}
+
+    def add(self, split: str, utterance: CorpusUtterance) -> None:
+        self.pending[split].append(utterance)
+        self.counts[split] += 1
+        self.seconds[split] += len(utterance.audio) / SAMPLE_RATE
+        if sum(len(u.audio) for u in self.pending[split]) / SAMPLE_RATE >= SHARD_SECONDS:
+            self._flush(split)
+
+    def _flush(self, split: str) -> None:
+        if self.pending[split]:
+            write_shard(self.out / f"{split}-{self.tag}-{self._index[split]:04d}.npz", self.pending[split])
+            self._index[split] += 1
+            self.pending[split] = []
+
+    def close(self, summary: dict) -> dict:
+        """Write what is pending and ``corpus.json`` (``summary`` plus the counts); returns it."""
+        for split in self.pending:
+            self._flush(split)
+        summary = {**summary, "fps": FPS, "sample_rate": SAMPLE_RATE, "utterances": self.counts,
+                   "hours": {s: round(v / 3600, 4) for s, v in self.seconds.items()}}
+        (self.out / CORPUS_FILE).write_text(json.dumps(summary, indent=2))
+        return summary
+
+
 def build_real_corpus(videos: list[Path], words_of: Callable[[Path], list[str]], speaker: str, out: str | Path,
                       cache_dir: str | Path, heldout_share: float = 0.05, seed: int = 0, augmented_copies: int = 0,
                       progress: Callable[[str, float], None] = lambda stage, fraction: None) -> dict:
@@ -137,18 +170,8 @@ def build_real_corpus(videos: list[Path], words_of: Callable[[Path], list[str]],
     retargeter = Retargeter(create("default"))
     rng = np.random.default_rng(seed)
     heldout = set(rng.choice(len(videos), size=max(1, int(round(heldout_share * len(videos)))), replace=False).tolist())
-    pending: dict[str, list[CorpusUtterance]] = {"train": [], "heldout": []}
-    counts = {"train": 0, "heldout": 0}
-    seconds = {"train": 0.0, "heldout": 0.0}
-    shard_index = {"train": 0, "heldout": 0}
+    shards = ShardWriter(out, f"real-{speaker}")
     failed = []
-
-    def flush(split: str) -> None:
-        if pending[split]:
-            write_shard(out / f"{split}-real-{speaker}-{shard_index[split]:04d}.npz", pending[split])
-            shard_index[split] += 1
-            pending[split] = []
-
     for k, video in enumerate(videos):
         progress("targets", k / len(videos))
         split = "heldout" if k in heldout else "train"
@@ -160,15 +183,6 @@ def build_real_corpus(videos: list[Path], words_of: Callable[[Path], list[str]],
             continue
         copies = [recorded_copy(utterance, seed * 1000 + c) for c in range(augmented_copies)] if split == "train" else []
         for item in (utterance, *copies):
-            pending[split].append(item)
-            counts[split] += 1
-            seconds[split] += len(item.audio) / SAMPLE_RATE
-        if sum(len(u.audio) for u in pending[split]) / SAMPLE_RATE >= SHARD_SECONDS:
-            flush(split)
-    for split in pending:
-        flush(split)
-    summary = {"real": True, "speaker": speaker, "fps": FPS, "sample_rate": SAMPLE_RATE, "utterances": counts,
-               "hours": {s: round(v / 3600, 4) for s, v in seconds.items()}, "failed": failed,
-               "voices": {"train": [speaker], "heldout": [speaker]}}
-    (out / CORPUS_FILE).write_text(json.dumps(summary, indent=2))
-    return summary
+            shards.add(split, item)
+    return shards.close({"real": True, "speaker": speaker, "failed": failed,
+                         "voices": {"train": [speaker], "heldout": [speaker]}})
