@@ -426,6 +426,17 @@ def _cmd_data_voices(args: argparse.Namespace) -> int:
     return _report_corpus(summary)
 
 
+def _cmd_data_mix(args: argparse.Namespace) -> int:
+    """Several corpora → one training folder of links (a corpus's training shards as many times as asked)."""
+    from .core.data.mix import mix_corpora, parse_part
+
+    parts = ([parse_part(text) for text in args.corpus] + [parse_part(text, heldout=False) for text in args.train_only]
+             + [parse_part(f"{text}*0") for text in args.heldout_only])
+    summary = mix_corpora(parts, args.out)
+    print(json.dumps(summary["hours"]), f"in {args.out}")
+    return EXIT_OK
+
+
 def _cmd_data_plot(args: argparse.Namespace) -> int:
     """Mouth targets (visemes) and one sentence's curves, to check the articulation by eye."""
     from .core.data.plots import plot_visemes
@@ -921,6 +932,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also write each training line N more times as other rooms and microphones would record it")
     voices.add_argument("--limit", type=int, default=None, help="only the first N lines (smoke tests)")
     voices.set_defaults(func=_cmd_data_voices)
+    mix = data_sub.add_parser("mix", help="several corpora → one training folder (links, nothing copied)")
+    mix.add_argument("--corpus", nargs="*", default=[], metavar="DIR[*N]",
+                     help="corpus folders; DIR*N links its training shards N times (default 1); their held-out shards "
+                     "join the early-stopping split")
+    mix.add_argument("--train-only", nargs="*", default=[], metavar="DIR[*N]",
+                     help="corpora whose training shards only are linked (e.g. one whose held-out split is a test set)")
+    mix.add_argument("--heldout-only", nargs="*", default=[], metavar="DIR",
+                     help="corpora whose held-out shards only join the early-stopping split")
+    mix.add_argument("--out", required=True, help="folder to write (new, or an earlier mix, which is replaced)")
+    mix.set_defaults(func=_cmd_data_mix)
     plot = data_sub.add_parser("plot", help="draw the mouth targets and one sentence's curves")
     plot.add_argument("--out", default="out/data_plots", help="folder for visemes.png and sentence.png (default: out/data_plots)")
     plot.add_argument("--text", default="Bob brought my mother a maple pie before the bumpy bus ride.", help="the sentence to speak")

@@ -133,3 +133,27 @@ def test_frame_pitch_finds_the_voice_and_is_the_same_in_blocks(monkeypatch):
     assert np.all(np.abs(whole[5:40] - 150.0) < 5.0) and not whole[50:].any()
     monkeypatch.setattr(articulation, "PITCH_BLOCK", 7)
     assert np.array_equal(articulation.frame_pitch(tone, 16000, 30.0, 90), whole)
+
+
+def test_data_mix_links_training_shards_as_often_as_asked_and_keeps_test_splits_out(tmp_path):
+    from lattice_talk.cli import main
+    from lattice_talk.core.data.corpus import Corpus, synth_corpus
+
+    synth_corpus(tmp_path / "a", hours=0.004, seed=3, workers=1)
+    synth_corpus(tmp_path / "b", hours=0.01, seed=3, workers=1)
+    a, b = Corpus(tmp_path / "a"), Corpus(tmp_path / "b")
+    assert main(["data", "mix", "--train-only", f"{tmp_path / 'a'}*2", "--corpus", str(tmp_path / "b"),
+                 "--out", str(tmp_path / "mix")]) == 0
+    mix = Corpus(tmp_path / "mix")
+    train_ids = [u.id for u in mix.utterances("train")]
+    a_ids, b_ids = [u.id for u in a.utterances("train")], [u.id for u in b.utterances("train")]
+    assert sorted(train_ids) == sorted(2 * a_ids + b_ids)
+    # a's held-out split (a test set) stays out of early stopping; b's joins it.
+    assert [u.id for u in mix.utterances("heldout")] == [u.id for u in b.utterances("heldout")]
+    assert all(p.is_symlink() for p in mix.root.glob("*.npz"))
+    # Mixing again replaces the links; a folder that is not a mix is refused untouched.
+    assert main(["data", "mix", "--corpus", str(tmp_path / "b"), "--out", str(tmp_path / "mix")]) == 0
+    assert sorted(u.id for u in Corpus(tmp_path / "mix").utterances("train")) == sorted(b_ids)
+    before = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert main(["data", "mix", "--corpus", str(tmp_path / "b"), "--out", str(tmp_path / "a")]) == 2
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == before
