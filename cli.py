@@ -15,6 +15,7 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 EMBEDDING_HELP = ("FLAME's mediapipe_landmark_embedding.npz for a FLAME head (default: the file of that name beside "
                   "the model)")
 DEVICE_CHOICES = ("cpu", "cuda")
+SPEECH_RECIPE = Path(__file__).resolve().parent / "vendor_models" / "speech" / "recipe.json"
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -627,6 +628,26 @@ def _cmd_speech_calibrate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_speech_recipe(args: argparse.Namespace) -> int:
+    """The shipped speech model from nothing: every step of its recipe through this CLI, resumable, then the
+    result in WORK/model."""
+    from .core.speech.recipe import load_recipe, model_folder, plan, run_recipe, ship_model
+
+    recipe = load_recipe(SPEECH_RECIPE)
+    data = {name: getattr(args, name) for name in recipe.get("inputs", {})}
+    steps = plan(recipe, args.work, args.scale, data, until=args.until)
+    if args.dry_run:
+        for step in steps:
+            print(step.command())
+        return EXIT_OK
+    log = run_recipe(steps, args.work, args.scale, main)
+    print(f"{sum(entry['seconds'] for entry in log['steps'].values()) / 60:.1f} min of steps in all; per step in "
+          f"{Path(args.work) / 'recipe_log.json'}")
+    if args.until is None:
+        print(f"speech model in {ship_model(model_folder(recipe, args.work), Path(args.work) / 'model')}")
+    return EXIT_OK
+
+
 def _cmd_speech_eval(args: argparse.Namespace) -> int:
     """Held-out corpus metrics on the default head, and the real-clip proxy checks."""
     from .core.heads import create
@@ -1008,6 +1029,19 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--corpus", required=True, help="a corpus whose held-out split is NOT the one you report on")
     cal.add_argument("--limit", type=int, default=200, help="at most this many held-out utterances (default: 200)")
     cal.set_defaults(func=_cmd_speech_calibrate)
+    recipe = speech_sub.add_parser("recipe", help="rebuild the shipped speech model from nothing: corpora, mixes, "
+                                   "pretraining, training, calibration (resumable; the model card's Rebuild section)")
+    recipe.add_argument("--work", required=True, help="folder for the corpora, checkpoints, recipe_log.json and the "
+                        "resulting model (WORK/model); run again to resume")
+    recipe.add_argument("--scale", choices=("full", "toy"), default="full",
+                        help="full: the model card's commands (hours on 2 cores); toy: the same steps shrunk to about "
+                        "a minute (a smoke test)")
+    for name, spec in json.loads(SPEECH_RECIPE.read_text()).get("inputs", {}).items():  # real data kept locally
+        recipe.add_argument(spec["option"], dest=name, metavar=spec.get("metavar", "DIR"), default=None, help=spec["help"])
+    recipe.add_argument("--until", default=None, metavar="STEP", help="stop after this step (names: --dry-run's order)")
+    recipe.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    recipe.set_defaults(func=_cmd_speech_recipe)
+
     ev = speech_sub.add_parser("eval", help="held-out metrics on the default head (+ proxy checks on real clips)")
     ev.add_argument("--model", required=True, help="decoder folder")
     ev.add_argument("--corpus", required=True, help="corpus folder whose held-out split is scored")

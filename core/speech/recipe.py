@@ -1,0 +1,155 @@
+"""The shipped speech model from nothing: its recipe (``vendor_models/speech/recipe.json``) run step by step.
+
+The recipe is data: an ordered list of CLI commands (corpora, mixes, encoder pretraining, the decoder's training
+stages, calibration) with placeholders for the work folder and the user's local real-data folders, and per-step
+options that shrink it at toy scale. A new stage is new entries in that file. Each step runs through the CLI's
+own entry point (passed in as ``run``), so the recipe and the commands in the model card cannot drift apart.
+A finished step is recorded in ``recipe_log.json`` in the work folder with its seconds; a rerun skips the finished
+steps and runs the rest (``speech train`` and ``speech pretrain`` resume a half-finished run themselves)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import string
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..errors import LatticeTalkError
+from .pipeline import MODEL_DIR
+from .train import DECODER_CONFIG, DECODER_FILE
+
+RECIPE_FORMAT = "lattice_talk.speech_recipe/1"
+LOG_FILE = "recipe_log.json"
+SCALES = ("full", "toy")
+DATA_CARD = "datasets/README.md"
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    argv: tuple[str, ...]  # after ``python -m lattice_talk``, placeholders filled in
+    output: Path  # exists once the step has run (with its log entry: finished)
+
+    def command(self) -> str:
+        return shlex.join(("python", "-m", "lattice_talk", *self.argv))
+
+
+def load_recipe(path: str | Path) -> dict:
+    """A recipe file (the shipped one: ``vendor_models/speech/recipe.json``), checked."""
+    recipe = json.loads(Path(path).read_text())
+    if recipe.get("format") != RECIPE_FORMAT:
+        raise LatticeTalkError(f"{path}: not a speech recipe ({RECIPE_FORMAT})")
+    names = [step["name"] for step in recipe["steps"]]
+    if len(set(names)) != len(names):
+        raise LatticeTalkError(f"{path}: step names must be unique")
+    return recipe
+
+
+def plan(recipe: dict, work: str | Path, scale: str = "full", data: dict[str, str | None] | None = None,
+         until: str | None = None) -> list[Step]:
+    """The recipe's steps up to ``until`` (inclusive) at ``scale``, placeholders filled in.
+
+    ``data``: the user's folders by input name (``grid``...). Every input the planned steps read must be given:
+    otherwise one error naming the option and the data card, before any step runs."""
+    if scale not in SCALES:
+        raise LatticeTalkError(f"scale {scale!r}: choose one of {', '.join(SCALES)}")
+    steps = recipe["steps"]
+    if until is not None:
+        names = [step["name"] for step in steps]
+        if until not in names:
+            raise LatticeTalkError(f"--until {until}: no such step; the steps are {', '.join(names)}")
+        steps = steps[:names.index(until) + 1]
+    values = {"work": str(work), **{name: folder for name, folder in (data or {}).items() if folder}}
+    missing = sorted({field for step in steps for text in (*step["argv"], step["output"])
+                      for _, field, _, _ in string.Formatter().parse(text) if field and field not in values})
+    if missing:
+        inputs = recipe.get("inputs", {})
+        needs = "; ".join(f"{inputs[name]['option']} {inputs[name].get('metavar', 'DIR')}: {inputs[name]['help']}"
+                          if name in inputs else f"{{{name}}}: not an input of this recipe" for name in missing)
+        raise LatticeTalkError(f"the recipe reads data you keep locally; give {needs}. Where to get it and its license: "
+                               f"{DATA_CARD} (or stop earlier with --until STEP)")
+    return [Step(step["name"], tuple(arg.format_map(values) for arg in _scaled(step, scale)),
+                 Path(step["output"].format_map(values))) for step in steps]
+
+
+def _scaled(step: dict, scale: str) -> list[str]:
+    """The step's arguments with its ``toy`` options replaced (or added) at toy scale."""
+    argv = list(step["argv"])
+    if scale == "toy":
+        for option, value in step.get("toy", {}).items():
+            if option in argv:
+                argv[argv.index(option) + 1] = str(value)
+            else:
+                argv += [option, str(value)]
+    return argv
+
+
+def model_folder(recipe: dict, work: str | Path) -> Path:
+    """The decoder folder the recipe ends with (its ``model``)."""
+    return Path(recipe["model"].format(work=work))
+
+
+def run_recipe(steps: list[Step], work: str | Path, scale: str, run: Callable[[list[str]], int],
+               echo: Callable[[str], None] = print) -> dict:
+    """Run the steps in order with ``run`` (the CLI's ``main``), skipping the finished ones; returns the log.
+
+    The log (``recipe_log.json`` in ``work``) records each finished step's arguments and seconds. Steps are
+    skipped only up to the first that runs: once a step has run, every later one runs again, since it reads
+    what the earlier ones made."""
+    work = Path(work)
+    log_path = work / LOG_FILE
+    log = json.loads(log_path.read_text()) if log_path.is_file() else {"scale": scale, "steps": {}}
+    if log["scale"] != scale:
+        raise LatticeTalkError(f"{work}: made at {log['scale']} scale, not {scale}; give another --work folder")
+    work.mkdir(parents=True, exist_ok=True)
+    resuming = True
+    for k, step in enumerate(steps, 1):
+        done = log["steps"].get(step.name)
+        if resuming and done is not None and done["argv"] != list(step.argv):
+            raise LatticeTalkError(f"{work}: step {step.name} ran there with other arguments; give another --work folder")
+        if resuming and done is not None and step.output.exists():
+            echo(f"[{k}/{len(steps)}] {step.name}: done before ({done['seconds']:.0f} s), skipped")
+            continue
+        resuming = False
+        echo(f"[{k}/{len(steps)}] {step.name}: {step.command()}")
+        start = time.perf_counter()
+        code = run(list(step.argv))
+        if code != 0:
+            raise LatticeTalkError(f"step {step.name} failed (exit {code}); fix the cause and run the recipe again: "
+                                   "finished steps are kept")
+        seconds = time.perf_counter() - start
+        log["steps"][step.name] = {"argv": list(step.argv), "seconds": round(seconds, 1)}
+        _write_json(log_path, log)
+        echo(f"[{k}/{len(steps)}] {step.name}: {seconds:.1f} s")
+    return log
+
+
+def ship_model(decoder_dir: str | Path, out: str | Path) -> Path:
+    """The trained decoder as it ships: its weights and ``decoder.json`` in ``out`` with the encoder it names copied
+    inside as ``encoder/``, so the folder moves as one model. ``out`` is replaced; it may not be a shipped model."""
+    decoder_dir, out = Path(decoder_dir), Path(out)
+    if out.resolve().is_relative_to(MODEL_DIR.parent):
+        raise LatticeTalkError(f"{out}: inside vendor_models; the rebuilt model goes into the work folder")
+    config = json.loads((decoder_dir / DECODER_CONFIG).read_text())
+    side = out.with_name(out.name + ".tmp")  # written aside and moved in whole: no half model
+    shutil.rmtree(side, ignore_errors=True)
+    side.mkdir(parents=True)
+    shutil.copy2(decoder_dir / DECODER_FILE, side / DECODER_FILE)
+    if "encoder" in config:
+        shutil.copytree(decoder_dir / config["encoder"], side / "encoder")  # a relative name reads from the decoder
+        config["encoder"] = "encoder"
+    _write_json(side / DECODER_CONFIG, config)
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(side, out)
+    return out
+
+
+def _write_json(path: Path, data: dict) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(temporary, path)
