@@ -623,8 +623,19 @@ def _calibrate(model_dir: str, corpus: str, limit: int) -> None:
 
 
 def _cmd_speech_calibrate(args: argparse.Namespace) -> int:
-    """Choose a trained decoder's seal window (lowest lip error that keeps closure) on held-out utterances."""
-    _calibrate(args.model, args.corpus, args.limit)
+    """Choose a trained decoder's seal window (lowest lip error that keeps closure) on held-out utterances, or write
+    one chosen elsewhere (--window)."""
+    if args.window is None:
+        _calibrate(args.model, args.corpus, args.limit)
+        return EXIT_OK
+    from .core.speech.train import DECODER_CONFIG, write_seal
+
+    start, full = args.window
+    if not 0.0 <= start < full <= 1.0:
+        raise LatticeTalkError(f"--window {start} {full}: give probabilities FROM < FULL between 0 and 1")
+    _existing_file(str(Path(args.model) / DECODER_CONFIG), "decoder")
+    write_seal(args.model, (start, full), args.chosen_on)
+    print(f"seal window {start:.1f}–{full:.1f} written to {Path(args.model) / DECODER_CONFIG}")
     return EXIT_OK
 
 
@@ -1026,7 +1037,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_cmd_speech_train)
     cal = speech_sub.add_parser("calibrate", help="choose a decoder's seal window on a corpus's held-out utterances")
     cal.add_argument("--model", required=True, help="decoder folder (decoder.json is updated)")
-    cal.add_argument("--corpus", required=True, help="a corpus whose held-out split is NOT the one you report on")
+    seal_source = cal.add_mutually_exclusive_group(required=True)
+    seal_source.add_argument("--corpus", default=None, help="a corpus whose held-out split is NOT the one you report on")
+    seal_source.add_argument("--window", type=float, nargs=2, metavar=("FROM", "FULL"), default=None,
+                             help="write this window instead of choosing one: a choice made elsewhere, e.g. on real "
+                             "speech (say where with --chosen-on)")
+    cal.add_argument("--chosen-on", default="given by hand (speech calibrate --window)",
+                     help="with --window: what the window was chosen on, kept in decoder.json")
     cal.add_argument("--limit", type=int, default=200, help="at most this many held-out utterances (default: 200)")
     cal.set_defaults(func=_cmd_speech_calibrate)
     recipe = speech_sub.add_parser("recipe", help="rebuild the shipped speech model from nothing: corpora, mixes, "
