@@ -24,11 +24,13 @@ def file_sha256(path: str | Path) -> str:
 
 
 def folder_sha256(folder: str | Path) -> str:
-    """One digest over every file under ``folder`` (relative names and bytes), its documentation (*.md) aside:
-    a model card edit does not change what the model computes."""
+    """One digest over every file under ``folder`` (relative names and bytes), its documentation aside (*.md and
+    the speech model's build recipe, ``recipe.json``): editing how a model is described or rebuilt does not change
+    what it computes."""
     folder = Path(folder)
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() != ".md"):
+    for path in sorted(p for p in folder.rglob("*")
+                       if p.is_file() and p.suffix.lower() != ".md" and p.name != "recipe.json"):
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + file_sha256(path).encode())
     return digest.hexdigest()
 

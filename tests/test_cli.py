@@ -244,6 +244,7 @@ def test_a_changed_model_file_or_head_changes_the_run(tmp_path):
 
     before = run()
     (model / "MODEL_CARD.md").write_text("edited")  # documentation is not the model
+    (model / "recipe.json").write_text("{}")  # nor is how to rebuild it
     assert what_changed(before, run()) is None
     config = model / "decoder.json"
     config.write_text(config.read_text().replace("}", ', "note": 1}', 1))
