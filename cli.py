@@ -1054,8 +1054,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="full: the model card's commands (hours on 2 cores); toy: the same steps shrunk to about "
                         "a minute (a smoke test)")
     for name, spec in json.loads(SPEECH_RECIPE.read_text()).get("inputs", {}).items():  # real data kept locally
-        recipe.add_argument(spec["option"], dest=name, metavar=spec.get("metavar", "DIR"), default=None, help=spec["help"])
-    recipe.add_argument("--until", default=None, metavar="STEP", help="stop after this step (names: --dry-run's order)")
+        recipe.add_argument(spec["option"], dest=name, metavar=spec.get("metavar", "DIR"), default=None,
+                            help=f"{spec['help']} (where to get it: {spec['card']})")
+    recipe.add_argument("--until", default=None, metavar="STEP", help="stop after this step (a run prints each step's name; an unknown "
+                        "name lists them all)")
     recipe.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     recipe.set_defaults(func=_cmd_speech_recipe)
 

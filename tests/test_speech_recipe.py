@@ -72,6 +72,9 @@ def test_toy_recipe_builds_a_model_from_nothing_and_resumes(tmp_path, capsys):
 
 
 def test_full_scale_commands_are_the_model_cards(capsys):
+    shipped = CARD.parent.parent / "speech_rebuilt"
+    assert main(recipe(shipped, "--grid", "GRID/s1")) == 2 and not shipped.exists()  # never beside the shipped models
+    assert "inside vendor_models" in capsys.readouterr().err
     assert main(shlex.split(DRY_RUN)[3:]) == 0
     printed = capsys.readouterr().out
     card = CARD.read_text()

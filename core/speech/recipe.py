@@ -26,7 +26,6 @@ from .train import DECODER_CONFIG, DECODER_FILE
 RECIPE_FORMAT = "lattice_talk.speech_recipe/1"
 LOG_FILE = "recipe_log.json"
 SCALES = ("full", "toy")
-DATA_CARD = "datasets/README.md"
 
 
 @dataclass(frozen=True)
@@ -55,9 +54,10 @@ def plan(recipe: dict, work: str | Path, scale: str = "full", data: dict[str, st
     """The recipe's steps up to ``until`` (inclusive) at ``scale``, placeholders filled in.
 
     ``data``: the user's folders by input name (``grid``...). Every input the planned steps read must be given:
-    otherwise one error naming the option and the data card, before any step runs."""
+    otherwise one error naming the option and its data card, before any step runs."""
     if scale not in SCALES:
         raise LatticeTalkError(f"scale {scale!r}: choose one of {', '.join(SCALES)}")
+    _outside_shipped_models(work, "--work")
     steps = recipe["steps"]
     if until is not None:
         names = [step["name"] for step in steps]
@@ -69,12 +69,17 @@ def plan(recipe: dict, work: str | Path, scale: str = "full", data: dict[str, st
                       for _, field, _, _ in string.Formatter().parse(text) if field and field not in values})
     if missing:
         inputs = recipe.get("inputs", {})
-        needs = "; ".join(f"{inputs[name]['option']} {inputs[name].get('metavar', 'DIR')}: {inputs[name]['help']}"
-                          if name in inputs else f"{{{name}}}: not an input of this recipe" for name in missing)
-        raise LatticeTalkError(f"the recipe reads data you keep locally; give {needs}. Where to get it and its license: "
-                               f"{DATA_CARD} (or stop earlier with --until STEP)")
+        needs = "; ".join(input_usage(inputs[name]) if name in inputs else f"{{{name}}} (not an input of this recipe)"
+                          for name in missing)
+        raise LatticeTalkError(f"the recipe reads data kept on your disk: give {needs}; or stop before that step "
+                               "with --until STEP")
     return [Step(step["name"], tuple(arg.format_map(values) for arg in _scaled(step, scale)),
                  Path(step["output"].format_map(values))) for step in steps]
+
+
+def input_usage(spec: dict) -> str:
+    """An input's option, what it is and the data card that says where to get it (its source and license)."""
+    return f"{spec['option']} {spec.get('metavar', 'DIR')}: {spec['help']} (where to get it: {spec['card']})"
 
 
 def _scaled(step: dict, scale: str) -> list[str]:
@@ -133,8 +138,7 @@ def ship_model(decoder_dir: str | Path, out: str | Path) -> Path:
     """The trained decoder as it ships: its weights and ``decoder.json`` in ``out`` with the encoder it names copied
     inside as ``encoder/``, so the folder moves as one model. ``out`` is replaced; it may not be a shipped model."""
     decoder_dir, out = Path(decoder_dir), Path(out)
-    if out.resolve().is_relative_to(MODEL_DIR.parent):
-        raise LatticeTalkError(f"{out}: inside vendor_models; the rebuilt model goes into the work folder")
+    _outside_shipped_models(out, "the rebuilt model")
     config = json.loads((decoder_dir / DECODER_CONFIG).read_text())
     side = out.with_name(out.name + ".tmp")  # written aside and moved in whole: no half model
     shutil.rmtree(side, ignore_errors=True)
@@ -147,6 +151,11 @@ def ship_model(decoder_dir: str | Path, out: str | Path) -> Path:
     shutil.rmtree(out, ignore_errors=True)
     os.replace(side, out)
     return out
+
+
+def _outside_shipped_models(path: str | Path, what: str) -> None:
+    if Path(path).resolve().is_relative_to(MODEL_DIR.parent):
+        raise LatticeTalkError(f"{path}: inside vendor_models, which holds the shipped models; give {what} another folder")
 
 
 def _write_json(path: Path, data: dict) -> None:
