@@ -59,8 +59,15 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     from .scene.character import write_take_on_target
     from .scene.session import new_head_scene, open_scene_head, render_preview, save_blend, setup_preview
 
+    from .core.audio import check_sound_file
+    from .core.validate import output_path
+
     clip = load_clip(args.clip)  # all input checks before any scene work
-    sound = _existing_file(args.sound, "sound") if args.sound else None
+    sound = check_sound_file(args.sound) if args.sound else None
+    inputs = (args.clip, args.scene, args.sound, args.head, args.embedding)
+    output_path(args.out, "--out", (".blend",), inputs)
+    if args.render:
+        output_path(args.render, "--render", RENDER_SUFFIXES, inputs)
     if args.scene:
         objects = open_scene_head(Path(args.scene))
     else:
@@ -88,11 +95,14 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from .core.batch import expand_inputs, plan_outputs, run_batch
+    from .core.batch import OUTPUT_SUFFIXES, expand_inputs, plan_outputs, run_batch
     from .core.device import torch_device
     from .core.pipeline import get_pipeline
+    from .core.validate import output_path
 
-    items = plan_outputs(expand_inputs(args.inputs), Path(args.out), args.format)
+    items = plan_outputs(expand_inputs(args.inputs), output_path(args.out, "--out", OUTPUT_SUFFIXES, folder_allowed=True),
+                         args.format)
+    _check_outputs(args, items)
     if args.video and len(items) > 1 and not Path(args.video).is_dir():
         raise LatticeTalkError(f"{args.video}: several inputs need --video to be a folder of videos named like the audio files")
     if args.transcript is not None and len(items) > 1:
@@ -110,7 +120,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     out_dir = Path(items[0].output).parent
     batch = len(items) > 1
     manifest = out_dir / "manifest.json" if batch else None
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LatticeTalkError(f"{out_dir}: cannot create the output folder ({exc.strerror}); choose a folder you can "
+                               "write to") from exc
     written: list[Path] = []
     with ExitStack() as stack:
         log = None
@@ -141,7 +155,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             bar.n = items.index(item) + 1
             bar.refresh()
 
-        results = run_batch(items, work, manifest=manifest, on_item=item_finished, log=log)
+        if batch:  # each failure is recorded and the batch goes on
+            results = run_batch(items, work, manifest=manifest, on_item=item_finished, log=log)
+        else:  # one file: bad input is the command's error (exit 2), as for checks made before the run
+            items[0].status = work(items[0])
+            item_finished(items[0])
+            results = items
         bar.set_description_str("finished")
     failed = [i for i in results if i.status == "failed"]
     labels = {"done": "generated", "rendered": "rendered from an up-to-date .blend", "skipped": "up to date", "failed": "failed"}
@@ -154,6 +173,19 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 PROGRESS_FORMAT = "{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]"
+RENDER_SUFFIXES = (".mp4", ".mkv", ".mov", ".png")  # a video with the sound, or numbered PNG frames
+
+
+def _check_outputs(args: argparse.Namespace, items) -> None:
+    """Every file ``generate`` will write is a known kind and none is an input (the audio, video or head files)."""
+    from .core.batch import OUTPUT_SUFFIXES
+    from .core.validate import output_path
+
+    inputs = [i.input for i in items] + [args.video, args.head, args.embedding]
+    for item in items:
+        output_path(item.output, "--out", OUTPUT_SUFFIXES, inputs)
+    if args.render:
+        output_path(args.render, "--render", RENDER_SUFFIXES, inputs, folder_allowed=True)
 
 
 def _model_identity(pipeline, args: argparse.Namespace) -> dict:
@@ -189,7 +221,7 @@ def _generate_one(args: argparse.Namespace, pipeline, head, model: dict, item, p
     """One input → its output (and preview), or nothing when the output already records this run.
     Returns the item's status and the files written."""
     from .core.jobs import run_sync
-    from .core.pipeline import GenerateRequest, GenerateSettings
+    from .core.pipeline import GenerateRequest, GenerateSettings, clip_warnings
     from .core.rerun import RUN_KEY, run_record, what_changed
 
     out = Path(item.output)
@@ -226,9 +258,8 @@ def _generate_one(args: argparse.Namespace, pipeline, head, model: dict, item, p
                               video_model=Path(args.video_model) if args.video_model else None, transcript=transcript)
     share = 0.2 if render is not None else 0.95  # of the item's progress; the rest saves (and renders)
     clip = run_sync(pipeline, request, lambda stage, f: progress(stage, share * f))
-    if "error" in clip.provenance.get("transcript", {}):
-        print(f"warning: {item.input}: transcript not used: {clip.provenance['transcript']['error']}",
-              file=console.stderr())
+    for warning in clip_warnings(clip, request.audio_path):
+        print(f"warning: {warning}", file=console.stderr())
     run = run or this_run()
     if not blend:
         clip.provenance[RUN_KEY] = run

@@ -21,10 +21,13 @@ from types import ModuleType
 import numpy as np
 
 from .errors import AudioError
+from .validate import input_file, sample_rate
 
 MIN_SECONDS = 0.1  # shorter than one phoneme: almost certainly the wrong file
 SILENCE_PEAK = 1e-4  # about -80 dBFS, under the dither/noise floor of any real recording
 CLIP_LEVEL = 0.999  # |x| at or above this counts as clipped (full scale after integer → float decoding)
+CLIPPED_WARNING = 0.01  # a share of clipped samples that distorts speech audibly: worth a warning
+MAX_PEAK = 1000.0  # +60 dBFS: float files may go over full scale a little, never by this much unless damaged
 PEAK_LIMIT = 0.99  # normalise() never lets the peak exceed this
 
 # libsndfile reads none of these containers: their sound track is decoded with PyAV (core.video.decode).
@@ -85,8 +88,7 @@ def load_audio(path: str | os.PathLike[str], target_rate: int = 16000, max_secon
     ``SILENCE_PEAK``)."""
     if not isinstance(target_rate, int) or target_rate <= 0 or not max_seconds > 0:
         raise ValueError(f"target_rate must be a positive integer and max_seconds positive, got {target_rate!r} and {max_seconds!r}")
-    path = Path(path)
-    _check_path(path)
+    path = input_file(path, "audio", "pick a .wav, .flac, .ogg or .mp3 file", AudioError)
     is_video = path.suffix.lower() in VIDEO_SUFFIXES
     soundfile = None if is_video else _import_soundfile()
     try:
@@ -102,6 +104,9 @@ def load_audio(path: str | os.PathLike[str], target_rate: int = 16000, max_secon
         raise AudioError(
             f"{path}: only {seconds * 1000:.0f} ms of audio, at least {MIN_SECONDS:g} s is needed; check it is the right file"
         )
+    if raw_peak > MAX_PEAK:
+        raise AudioError(f"{path}: samples reach {raw_peak:.3g} where full scale is 1.0; the file is damaged or not "
+                         "audio — export it again")
     if raw_peak < SILENCE_PEAK:
         raise AudioError(
             f"{path}: the file is silent (peak {_dbfs(raw_peak)} dBFS); "
@@ -113,6 +118,42 @@ def load_audio(path: str | os.PathLike[str], target_rate: int = 16000, max_secon
         gcd = math.gcd(target_rate, rate)
         mono = resample_poly(mono, target_rate // gcd, rate // gcd).astype(np.float32, copy=False)
     return Audio(mono, target_rate, source=str(path), sha256=sha256, clipped_fraction=clipped_fraction)
+
+
+def check_sound_file(path: str | os.PathLike[str]) -> Path:
+    """A take's sound strip: an audio file (or a video with a sound track) whose header says it is audio, checked
+    without decoding it all. Raises :class:`AudioError` naming the file otherwise (a text file, an image, …)."""
+    path = input_file(path, "sound", "pick a .wav, .flac, .ogg or .mp3 file, or leave Sound empty", AudioError)
+    not_sound = (f"{path}: not a sound file Blender can play; pick a .wav, .flac, .ogg or .mp3 file (or a video "
+                 "with sound), or leave Sound empty")
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        try:
+            import av
+        except ImportError as exc:
+            raise AudioError("reading a video's sound needs PyAV: run *Install dependencies* in LatticeTalk's add-on "
+                             "preferences, or `pip install av`") from exc
+        try:
+            with av.open(str(path)) as container:
+                if not container.streams.audio:
+                    raise AudioError(f"{path}: the video has no sound track; pick the speech as an audio file")
+                rate = container.streams.audio[0].rate
+        except av.FFmpegError as exc:
+            raise AudioError(f"{not_sound} ({exc})") from exc
+    else:
+        try:
+            rate = _import_soundfile().info(str(path)).samplerate
+        except (RuntimeError, TypeError) as exc:  # LibsndfileError is a RuntimeError; TypeError: header-less data
+            raise AudioError(f"{not_sound} ({exc})") from exc
+    sample_rate(int(rate or 0), str(path), AudioError)
+    return path
+
+
+def audio_warnings(audio: Audio) -> list[str]:
+    """What is usable but worth telling the user about the audio a take was made from."""
+    if audio.clipped_fraction >= CLIPPED_WARNING:
+        return [f"{audio.source or 'audio'}: {audio.clipped_fraction:.0%} of the samples are clipped (at full scale); "
+                "the mouth follows the distortion — record or export it at a lower level"]
+    return []
 
 
 def normalise(audio: Audio, target_rms_db: float = -20.0) -> Audio:
@@ -153,16 +194,6 @@ def iter_chunks(audio: Audio, chunk_seconds: float = 20.0, overlap_seconds: floa
         start += chunk - overlap
 
 
-def _check_path(path: Path) -> None:
-    """Reject paths that are not an audio file before handing them to the decoder, with a precise reason."""
-    if not path.exists():
-        raise AudioError(f"{path}: audio file not found; check the path")
-    if path.is_dir():
-        raise AudioError(f"{path}: is a folder, not an audio file; pick a .wav, .flac, .ogg or .mp3 file")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: the file is empty (0 bytes); copy or export the recording again")
-
-
 def _import_soundfile() -> ModuleType:
     # soundfile is an optional dependency (the "speech" extra): Blender's own Python lacks it until
     # *Install dependencies* has run, and the rest of the add-on must still work there.
@@ -180,7 +211,7 @@ def _decode(soundfile: ModuleType, path: Path, max_seconds: float) -> tuple[np.n
     """Decode to a mono mix; also return the rate and, over all channels, the peak and clipped share."""
     try:
         with soundfile.SoundFile(path) as fh:
-            rate, channels, frames = fh.samplerate, fh.channels, fh.frames
+            rate, channels, frames = sample_rate(fh.samplerate, str(path), AudioError), fh.channels, fh.frames
             if frames / rate > max_seconds:
                 raise AudioError(
                     f"{path}: {frames / rate:.1f} s of audio, more than the {max_seconds:g} s limit; "
@@ -224,6 +255,7 @@ def _decode_video(path: Path, max_seconds: float) -> tuple[np.ndarray, int, floa
         raise AudioError(str(exc)) from exc
     if sound is None:
         raise AudioError(f"{path}: the video has no sound track; choose the speech as a separate audio file")
+    sample_rate(sound.sample_rate, str(path), AudioError)
     if sound.samples.shape[0] / sound.sample_rate > max_seconds:
         raise AudioError(f"{path}: {sound.samples.shape[0] / sound.sample_rate:.1f} s of audio, more than the "
                          f"{max_seconds:g} s limit; split it or raise the limit (max_seconds)")

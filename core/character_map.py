@@ -27,9 +27,12 @@ from .arkit_names import ARKIT_NAMES, EYELID_UNITS, JAW_OPEN, match_arkit_names
 from .clip import AnimationClip
 from .errors import LatticeTalkError
 from .rotations import axis_angle_to_euler_xyz, axis_angle_to_quat, quat_multiply, quat_to_axis_angle
+from .validate import number, read_json
 
 PRESET_FORMAT = "lattice_talk.character_map/1"
 PRESETS_ENV = "LATTICE_TALK_PRESETS"  # overrides the user presets folder (CI, shared studio folders)
+MAX_PRESET_BYTES = 1 << 20  # 52 units with their targets fit in a few KB
+MAX_SCALE = 100.0  # a unit scaled further drives any shape key far past its sculpted range
 # Jaw angle (rad about the head's +X) whose motion the default head's jawOpen unit reproduces: 0.40 rad fits the
 # sculpt to 0.09 mm mean error over the 1,636 vertices it moves (tests/test_character_map.py re-measures it).
 JAW_OPEN_ANGLE = 0.40
@@ -120,12 +123,12 @@ class CharacterMap:
             if not isinstance(entry, dict):
                 raise CharacterMapError(f"{where}: channel {c.channel} must be an object with target, scale, ignore")
             c.target = _text(entry.get("target", ""), f"{c.channel}.target", where)
-            scale, ignore = entry.get("scale", 1.0), entry.get("ignore", False)
-            if isinstance(scale, bool) or not isinstance(scale, (int, float)):
-                raise CharacterMapError(f"{where}: {c.channel}.scale must be a number, got {scale!r}")
+            ignore = entry.get("ignore", False)
             if not isinstance(ignore, bool):
                 raise CharacterMapError(f"{where}: {c.channel}.ignore must be true or false, got {ignore!r}")
-            c.scale, c.ignore = float(scale), ignore
+            c.scale = number(entry.get("scale", 1.0), f"{where}: {c.channel}.scale", -MAX_SCALE, MAX_SCALE,
+                             "give a scale such as 1.0, or save the mapping again", CharacterMapError)
+            c.ignore = ignore
         result.validate(where=where)
         return result
 
@@ -189,10 +192,7 @@ def load_preset(name: str, folder: Path | None = None) -> CharacterMap:
     if not path.is_file():
         known = ", ".join(list_presets(path.parent)) or "none yet"
         raise CharacterMapError(f"{path}: no preset named {name!r} (saved presets: {known}); save one first")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise CharacterMapError(f"{path}: cannot read the preset as JSON ({exc}); fix or delete the file") from exc
+    data = read_json(path, "character map preset", MAX_PRESET_BYTES, "fix or delete the file", CharacterMapError)
     return CharacterMap.from_json(data, where=str(path))
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from .errors import ClipError
 from .rotations import slerp_track
 from .head_model import JOINT_NAMES
+from .validate import MAX_FRAME, frame_count, input_file, parse_json
 
 CLIP_FILE_FORMAT = "lattice_talk.clip/1"
 MAX_FPS = 1000.0
@@ -47,6 +48,9 @@ JOINT_CHANNELS: dict[str, str] = dict(zip(JOINT_NAMES, ("global_rotation", "neck
 ROTATION_CHANNELS: tuple[str, ...] = tuple(JOINT_CHANNELS.values())
 
 _CLIP_SUFFIXES = (".npz", ".json")
+# What a file may make us hold: a take of MAX_FRAME frames with every channel and a wide expression basis fits.
+MAX_CLIP_BYTES = 1 << 30
+MAX_CLIP_JSON_BYTES = 256 << 20  # JSON clips are for reading by eye; parsing costs ~10× their size in memory
 _METADATA_KEY = "metadata"  # npz member holding the JSON metadata; cannot clash with a channel name
 
 
@@ -140,6 +144,8 @@ class AnimationClip:
                 raise ClipError(f"channel {name!r}: shape {array.shape}, expected {want}")
             if array.shape[0] == 0:
                 raise ClipError(f"channel {name!r}: has 0 frames; a clip needs at least one frame")
+            if array.shape[0] > MAX_FRAME:
+                raise ClipError(f"channel {name!r}: {array.shape[0]:,} frames, more than the {MAX_FRAME:,} Blender can key")
             if n_frames is None:
                 n_frames = array.shape[0]
             elif array.shape[0] != n_frames:
@@ -245,7 +251,8 @@ class AnimationClip:
             arrays = {name: getattr(self, name).copy() for name in self.channels()}
             return AnimationClip(**self._fields(arrays, _copy_json(self.provenance), self.fps))
         n_src = self.n_frames
-        n_new = max(1, round(self.duration * fps))
+        n_new = frame_count(max(1, round(self.duration * fps)), f"the clip at {fps:g} fps",
+                            "shorten the clip or use a lower frame rate")
         # Sample positions in source-frame units; computed as k * src/new so coinciding frames land exactly.
         pos = np.minimum(np.arange(n_new, dtype=np.float64) * (self.fps / fps), n_src - 1)
         lo = np.minimum(np.floor(pos).astype(np.int64), max(n_src - 2, 0))
@@ -274,8 +281,9 @@ def load_clip(path: str | os.PathLike[str]) -> AnimationClip:
     """Read a clip written by :meth:`AnimationClip.save` (``.npz`` or ``.json``, by suffix)."""
     path = Path(path)
     suffix = _clip_suffix(path)
-    if not path.is_file():
+    if not path.exists():
         raise ClipError(f"{path}: no such clip file; check the path, or export the take again")
+    input_file(path, "clip", "export the take again", ClipError)
     if suffix == ".npz":
         metadata, arrays = _read_npz(path)
     else:
@@ -317,23 +325,46 @@ def _read_npz(path: Path) -> tuple[Any, dict[str, np.ndarray]]:
         if _METADATA_KEY not in data.files:
             raise ClipError(f"{path}: .npz archive without clip metadata; not a LatticeTalk clip — export the take again")
         try:
+            _check_npz_sizes(path, data)  # from the members' headers, before any array is inflated
             arrays = {name: data[name] for name in data.files}
         except errors as exc:
             raise ClipError(f"{damaged} [{type(exc).__name__}: {exc}]") from exc
     raw = arrays.pop(_METADATA_KEY)
     if raw.shape != () or raw.dtype.kind != "U":
         raise ClipError(f"{path}: clip metadata is not a JSON string; the file is damaged — export the take again")
-    try:
-        return json.loads(raw.item()), arrays
-    except ValueError as exc:
-        raise ClipError(f"{path}: clip metadata is not valid JSON ({exc}); export the take again") from exc
+    return parse_json(raw.item(), f"{path}: clip metadata", "export the take again", ClipError), arrays
+
+
+def _check_npz_sizes(path: Path, data: np.lib.npyio.NpzFile) -> None:
+    """Refuse an archive whose arrays would inflate past MAX_FRAME frames or MAX_CLIP_BYTES (a small file can
+    promise gigabytes), reading only the .npy headers."""
+    total = 0
+    for name in data.files:
+        with data.zip.open(f"{name}.npy") as member:
+            version = np.lib.format.read_magic(member)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read_header is None:
+                raise ValueError(f"member {name!r} has .npy format version {version}")
+            shape, _, dtype = read_header(member)
+        if name != _METADATA_KEY and shape and shape[0] > MAX_FRAME:
+            raise ClipError(f"{path}: channel {name!r} holds {shape[0]:,} frames, more than the {MAX_FRAME:,} Blender "
+                            "can key; the file is damaged, or split the take")
+        total += math.prod(shape) * dtype.itemsize
+    if total > MAX_CLIP_BYTES:
+        raise ClipError(f"{path}: its arrays would take {total / 2**30:.1f} GiB, more than the {MAX_CLIP_BYTES / 2**30:g} "
+                        "GiB a clip may; the file is damaged, or split the take")
 
 
 def _read_json(path: Path) -> tuple[Any, dict[str, Any]]:
+    if path.stat().st_size > MAX_CLIP_JSON_BYTES:
+        raise ClipError(f"{path}: {path.stat().st_size / 2**20:.0f} MiB of JSON, more than the "
+                        f"{MAX_CLIP_JSON_BYTES / 2**20:g} MiB a .json clip may be; save long takes as .npz")
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ClipError(f"{path}: cannot read clip as JSON ({exc}); fix the file or export the take again") from exc
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ClipError(f"{path}: cannot read clip ({exc}); check its permissions") from exc
+    document = parse_json(text, str(path), "fix the file or export the take again", ClipError)
     if not isinstance(document, dict):
         raise ClipError(f"{path}: clip JSON must be an object with metadata and \"channels\"; export the take again")
     channels = document.pop("channels", None)

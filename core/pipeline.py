@@ -14,10 +14,12 @@ from typing import Callable, Protocol
 from .clip import AnimationClip
 from .errors import LatticeTalkError
 from .head_model import HeadModel
+from .validate import MAX_FRAME
 
 MIN_FPS, MAX_FPS = 1.0, 240.0  # a take is keyed per frame: beyond this, frames outnumber what any rig shows
 ProgressFn = Callable[[str, float], None]  # (stage description, overall fraction 0..1)
 StopFn = Callable[[], bool]  # True once the caller asked to stop
+WARNINGS_KEY = "warnings"  # a clip's provenance: what was usable but worth telling the user (clipped audio, …)
 
 
 class Cancelled(Exception):
@@ -110,24 +112,27 @@ def get_pipeline(name: str | None = None, speech_model: str | Path | None = None
     return factories[name]()
 
 
+def clip_warnings(clip: AnimationClip, audio_path: Path) -> list[str]:
+    """What the caller tells the user after a take is made from ``audio_path``: the pipeline's warnings (each names
+    its file) and a transcript it could not use."""
+    transcript = clip.provenance.get("transcript", {})
+    unused = [f"{audio_path}: transcript not used: {transcript['error']}"] if "error" in transcript else []
+    return list(clip.provenance.get(WARNINGS_KEY, [])) + unused
+
+
 def check_request(request: GenerateRequest) -> None:
     """Cheap checks every pipeline shares, run before any work: files exist and are files, a video is not a
     still image (the tracker's own check; a video without a face is found when it is tracked), the head has the
     landmark embedding the motion reaches it through."""
     from .heads import require_landmarks
+    from .validate import input_file, number, whole_number
 
     require_landmarks(request.head)
-    for label, path in (("audio", request.audio_path), ("video", request.video_path)):
-        if path is None:
-            continue
-        path = Path(path)
-        if not path.exists():
-            raise LatticeTalkError(f"{path}: {label} file not found; check the path")
-        if not path.is_file():
-            raise LatticeTalkError(f"{path}: is a folder, not an {label} file")
+    input_file(request.audio_path, "audio", "pick a .wav, .flac, .ogg or .mp3 file (or a video with sound)")
     if request.video_path is not None:
         from .video.decode import check_video_path
 
+        input_file(request.video_path, "video", "pick a video file of the speaker (.mp4, .mov, …)")
         check_video_path(request.video_path)  # a still image or an empty file is refused here, before any work
     if request.video_model is not None:
         from .motion.face_models import VIDEO_MODEL_WEIGHTS
@@ -135,11 +140,11 @@ def check_request(request: GenerateRequest) -> None:
         if not (Path(request.video_model) / VIDEO_MODEL_WEIGHTS).is_file():
             raise LatticeTalkError(f"{request.video_model}: no {VIDEO_MODEL_WEIGHTS} there; pass a folder made by "
                                    "'video train' (e.g. vendor_models/video/meshconv)")
-    if not 0.0 <= request.settings.intensity <= 3.0 or not 0.0 <= request.settings.head_motion <= 3.0:
-        raise LatticeTalkError("intensity and head motion must lie between 0 and 3")
-    fps, seed = request.settings.fps, request.settings.seed
-    if not MIN_FPS <= fps <= MAX_FPS:  # also refuses NaN
-        raise LatticeTalkError(f"{fps} frames per second cannot make a take: give {MIN_FPS:g}–{MAX_FPS:g} (--fps, or the "
-                               "scene's frame rate)")
-    if not 0 <= seed < 2**32:
-        raise LatticeTalkError(f"seed {seed} is out of range: give a whole number from 0 to {2**32 - 1} (--seed)")
+    settings = request.settings
+    number(settings.intensity, "intensity", 0.0, 3.0, "give 0–3 (--intensity, or the sidebar's Intensity)")
+    number(settings.head_motion, "head motion", 0.0, 3.0, "give 0–3 (--head-motion, or the sidebar's Head motion)")
+    number(settings.fps, "frames per second", MIN_FPS, MAX_FPS,
+           f"give {MIN_FPS:g}–{MAX_FPS:g} (--fps, or the scene's frame rate)")
+    whole_number(settings.seed, "seed", 0, 2**32 - 1, "give a whole number from 0 to 4294967295 (--seed)")
+    whole_number(settings.start_frame, "start frame", -MAX_FRAME, MAX_FRAME,
+                 "give a frame Blender can key (the sidebar's Start frame)")

@@ -77,6 +77,7 @@ def chosen_pipeline(context, name: str, report):
 def write_result(context, objects, clip, take_name: str, audio_path: Path, report) -> bool:
     """Write the take on the head or character; False (reported, nothing written) when a character's map is bad."""
     from ..core.errors import LatticeTalkError
+    from ..core.pipeline import clip_warnings
     from ..scene.character import write_take_on_target
 
     settings = context.scene.lattice_talk
@@ -88,9 +89,8 @@ def write_result(context, objects, clip, take_name: str, audio_path: Path, repor
         report({"ERROR"}, str(exc))
         return False
     report_take(result, report)
-    transcript = clip.provenance.get("transcript", {})
-    if "error" in transcript:
-        report({"WARNING"}, f"Transcript not used: {transcript['error']}")
+    for warning in clip_warnings(clip, audio_path):
+        report({"WARNING"}, warning)
     return True
 
 

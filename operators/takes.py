@@ -56,6 +56,7 @@ class LATTICETALK_OT_apply_clip(bpy.types.Operator):
         return self.execute(context)
 
     def execute(self, context):
+        from ..core.audio import check_sound_file
         from ..core.clip import load_clip
         from ..core.errors import LatticeTalkError
         from ..scene.character import write_take_on_target
@@ -68,8 +69,8 @@ class LATTICETALK_OT_apply_clip(bpy.types.Operator):
         sound = Path(bpy.path.abspath(self.sound_path)) if self.sound_path else None
         try:
             clip = load_clip(path)  # every check happens before the scene changes
-            if sound is not None and not sound.is_file():
-                raise LatticeTalkError(f"{sound}: sound file not found; check the path or leave Sound empty")
+            if sound is not None:
+                check_sound_file(sound)
             # a character's map is checked inside, before anything is written
             result = write_take_on_target(clip, head, context.scene, self.take_name or path.stem,
                                           key_tolerance=self.key_tolerance, sound_path=sound)

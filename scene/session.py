@@ -45,10 +45,15 @@ def open_scene_head(blend: Path) -> HeadObjects:
 def save_blend(path: Path) -> Path:
     """Save the session atomically: a failed save never leaves half a file over an earlier one."""
     path = Path(path).resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.blend")
-    bpy.ops.wm.save_as_mainfile(filepath=str(tmp), copy=True)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        bpy.ops.wm.save_as_mainfile(filepath=str(tmp), copy=True)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:  # RuntimeError: Blender's own report of a failed write (disk full, …)
+        tmp.unlink(missing_ok=True)
+        raise LatticeTalkError(f"{path}: cannot save the .blend ({str(exc).strip()}); check the folder is writable and "
+                               "has space") from exc
     return path
 
 

@@ -24,12 +24,12 @@ from ..core.clip import AnimationClip
 from ..core.errors import LatticeTalkError
 from ..core.keyreduce import reduce_keys_batch
 from ..core.rotations import axis_angle_to_euler_xyz
+from ..core.validate import MAX_FRAME
 from .head_builder import HeadObjects
 
 TAKE_PROP = "lattice_talk_take"
 PROVENANCE_PROP = "lattice_talk_provenance"  # the clip's provenance (models, input hashes, settings, seed) as JSON
 SEPARATOR = " · "
-MAX_FRAME = 1_048_574  # Blender's MAXFRAME: scene and key frames beyond it are clamped
 FACE, HEAD = "face", "head"
 LAYER_ID_TYPES = {FACE: "KEY", HEAD: "OBJECT"}
 BONE_CHANNELS = {"global_rotation": "root", "neck": "neck", "jaw": "jaw", "eye_L": "eye_L", "eye_R": "eye_R"}

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..clip import AnimationClip
 from ..errors import LatticeTalkError
-from ..pipeline import Cancelled, GenerateRequest, ProgressFn, StopFn
+from ..pipeline import WARNINGS_KEY, Cancelled, GenerateRequest, ProgressFn, StopFn
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / "vendor_models" / "speech"
 CHUNK_SECONDS, CONTEXT_SECONDS = 20.0, 1.0
@@ -84,7 +84,7 @@ class SpeechPipeline:
         return units, jaw
 
     def generate(self, request: GenerateRequest, progress: ProgressFn, should_stop: StopFn) -> AnimationClip:
-        from ..audio import load_audio
+        from ..audio import audio_warnings, load_audio
         from ..data.articulation import add_prosody, energy_pauses, mouth_unit_mask
 
         settings = request.settings
@@ -128,6 +128,8 @@ class SpeechPipeline:
                       "settings": settings.as_dict()}
         if transcript_report is not None:
             provenance["transcript"] = transcript_report
+        if audio_warnings(audio):
+            provenance[WARNINGS_KEY] = audio_warnings(audio)
         if placed is not None:  # upper face and head pose from the video, lips from the audio
             from ..motion.fusion import fuse_reference_video
 

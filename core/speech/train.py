@@ -286,16 +286,58 @@ def load_decoder(folder: str | Path):
 
     from .decoder import MotionDecoder
 
+    from safetensors import SafetensorError
+
     folder = Path(folder)
-    try:
-        config = json.loads((folder / DECODER_CONFIG).read_text())
-        state = load_file(str(folder / DECODER_FILE))
-    except (OSError, ValueError) as exc:
-        raise LatticeTalkError(f"{folder}: no trained decoder ({exc}); train one with 'python -m lattice_talk speech train'") from exc
+    config = decoder_config(folder)
     model = MotionDecoder(**{k: (tuple(v) if k == "dilations" else v) for k, v in config["model"].items()})
-    model.load_state_dict({k: v.float() for k, v in state.items()})
+    weights = folder / DECODER_FILE
+    try:
+        state = load_file(str(weights))
+        model.load_state_dict({k: v.float() for k, v in state.items()})
+    except (OSError, SafetensorError, RuntimeError) as exc:  # RuntimeError: tensors that do not fit the config
+        raise LatticeTalkError(f"{weights}: the weights are damaged or do not match {DECODER_CONFIG} ({str(exc)[:200]}); "
+                               "copy the model folder again or train one with 'python -m lattice_talk speech train'") from exc
     model.eval()
     return model, config
+
+
+# decoder.json "model" fields → the range a trained decoder can have (a config beyond them is damaged or hostile:
+# hidden = 10⁹ would allocate terabytes before the weights are read)
+DECODER_LIMITS = {"in_dim": (1, 1 << 16), "n_units": (1, 1024), "hidden": (1, 4096), "n_classes": (0, 1024)}
+MAX_DILATION, MAX_BLOCKS = 1024, 64
+
+
+def decoder_config(folder: Path) -> dict:
+    """``decoder.json`` read and checked: the model's sizes in range, one unit name per unit."""
+    from ..validate import number, read_json, whole_number
+
+    path = folder / DECODER_CONFIG
+    fix = "copy the model folder again or train one with 'python -m lattice_talk speech train'"
+    config = read_json(path, "decoder config", 1 << 20, fix)
+    model = config.get("model") if isinstance(config, dict) else None
+    if not isinstance(model, dict) or set(model) - {*DECODER_LIMITS, "dilations"}:
+        raise LatticeTalkError(f"{path}: needs a \"model\" object with {', '.join(DECODER_LIMITS)} and dilations; {fix}")
+    for key, (low, high) in DECODER_LIMITS.items():
+        if key in model:
+            model[key] = whole_number(model[key], f"{path}: model.{key}", low, high, fix)
+    dilations = model.get("dilations", [])
+    if not isinstance(dilations, list) or not 0 < len(dilations) <= MAX_BLOCKS:
+        raise LatticeTalkError(f"{path}: model.dilations must list 1–{MAX_BLOCKS} whole numbers; {fix}")
+    model["dilations"] = [whole_number(d, f"{path}: model.dilations", 1, MAX_DILATION, fix) for d in dilations]
+    names = config.get("unit_names")
+    if not {"in_dim", "n_units"} <= set(model) or not isinstance(names, list) or len(names) != model["n_units"] \
+            or not all(isinstance(n, str) for n in names):
+        raise LatticeTalkError(f"{path}: needs model.in_dim, model.n_units and one unit name per unit (unit_names); {fix}")
+    seal = config.get("seal")
+    if seal is not None:
+        if not isinstance(seal, dict):
+            raise LatticeTalkError(f"{path}: \"seal\" must be an object with \"from\" and \"full\"; {fix}")
+        for key in ("from", "full"):
+            number(seal.get(key), f"{path}: seal.{key}", 0.0, 1.0, "calibrate again with 'speech calibrate', or " + fix)
+    if not isinstance(config.get("encoder", ""), str) or not isinstance(config.get("features", ""), str):
+        raise LatticeTalkError(f"{path}: \"features\" and \"encoder\" must be text; {fix}")
+    return config
 
 
 SEAL_DEFAULT = (0.3, 0.7)  # closure probability where sealing starts / is complete (configs without "seal")
