@@ -13,7 +13,12 @@ then shipped 92.2 → 93.9 % before retraining, 95.7 % after, on 115 held-out cl
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 
@@ -28,6 +33,28 @@ _FLOAT_BYTES = np.r_[3:7, 8:12, 13:17]
 _TAGS = np.array([0x0A, 0x0F, 0x0D, 0x15, 0x1D], np.uint8)
 
 
+@contextmanager
+def _contained_import() -> Iterator[None]:
+    """Import MediaPipe without side effects outside the temp folder. Its package imports matplotlib (drawing
+    helpers: a font cache in ~/.cache/matplotlib and a config folder, unless MPLCONFIGDIR says where) and
+    sounddevice (audio recording: ctypes looks for PortAudio by running ldconfig, gcc and ld); neither is used
+    here. sounddevice is left out (MediaPipe imports it optionally); matplotlib, when this process has not
+    loaded it yet, keeps its files in the temp folder."""
+    blocked = "sounddevice" not in sys.modules
+    config_dir = "matplotlib" not in sys.modules and "MPLCONFIGDIR" not in os.environ
+    if blocked:
+        sys.modules["sounddevice"] = None  # an ImportError for MediaPipe, which then records no audio
+    if config_dir:
+        os.environ["MPLCONFIGDIR"] = str(Path(tempfile.gettempdir()) / "lattice_talk-matplotlib")
+    try:
+        yield
+    finally:
+        if blocked and sys.modules.get("sounddevice", 0) is None:
+            del sys.modules["sounddevice"]
+        if config_dir:  # matplotlib has read it by now; other code keeps its own setting
+            del os.environ["MPLCONFIGDIR"]
+
+
 class FaceMesh:
     """One tracked face per frame. Use as a context manager (the MediaPipe graph holds threads)."""
 
@@ -35,7 +62,8 @@ class FaceMesh:
                  min_tracking_confidence: float = 0.5):
         os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ start-up chatter
         try:
-            from mediapipe.python.solutions import face_mesh
+            with _contained_import():
+                from mediapipe.python.solutions import face_mesh
         except ImportError as exc:
             raise missing_dependency("mediapipe==0.10.21 (its legacy face mesh)", exc) from exc
 
