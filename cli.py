@@ -35,7 +35,10 @@ def _head_for(args: argparse.Namespace, clip=None):
     """``--head`` with its landmark embedding (``--embedding``, else the file beside the model). With ``clip``:
     refused now, before any work, when the clip must be converted to the head and the head has no embedding."""
     from .core.heads import create, require_landmarks
+    from .core.validate import input_file
 
+    if args.embedding:
+        input_file(args.embedding, "landmark embedding", "give FLAME's mediapipe_landmark_embedding.npz")
     head = create(args.head, landmark_embedding=args.embedding)
     if clip is None or clip.head_id != head.head_id:
         require_landmarks(head)

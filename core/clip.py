@@ -26,7 +26,7 @@ from .head_model import JOINT_NAMES
 from .validate import MAX_FRAME, frame_count, input_file, parse_json
 
 CLIP_FILE_FORMAT = "lattice_talk.clip/1"
-MAX_FPS = 1000.0
+MIN_FPS, MAX_FPS = 1.0, 1000.0  # below 1 fps a take's frames are seconds apart: a wrong header, and resampling it explodes
 
 # Trailing shape of each channel after the frame axis, in canonical order; None is the expression
 # width E, which the clip's expression_names fix.
@@ -388,5 +388,5 @@ def _clip_suffix(path: Path) -> str:
 def _check_fps(fps: Any, what: str) -> None:
     if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)):
         raise ClipError(f"{what} must be a number, got {fps!r}")
-    if not math.isfinite(fps) or not 0 < fps <= MAX_FPS:
-        raise ClipError(f"{what} must be positive, finite and at most {MAX_FPS:g}, got {fps!r}")
+    if not math.isfinite(fps) or not MIN_FPS <= fps <= MAX_FPS:
+        raise ClipError(f"{what} must be positive, finite and within {MIN_FPS:g}–{MAX_FPS:g}, got {fps!r}")

@@ -81,7 +81,7 @@ def output_path(out: str | os.PathLike[str], option: str, suffixes: Iterable[str
         raise LatticeTalkError(f"{option} is empty; give a file name ending in {', '.join(suffixes)}"
                                + (" or a folder" if folder_allowed else ""))
     path = Path(text).expanduser()
-    is_folder = path.is_dir() or (folder_allowed and (not path.suffix or text.endswith(os.sep)))
+    is_folder = path.is_dir() or (folder_allowed and not path.exists() and (not path.suffix or text.endswith(os.sep)))
     if not is_folder and path.suffix.lower() not in suffixes:
         kind = "an existing file" if path.exists() else f"an unknown kind of output ({path.suffix or 'no extension'})"
         raise LatticeTalkError(f"{path}: {option} is {kind}; give a file name ending in {', '.join(suffixes)}"
@@ -150,7 +150,8 @@ def read_json(path: str | os.PathLike[str], what: str, max_bytes: int, fix: str,
 def frame_count(frames: int, where: str, fix: str) -> int:
     """A take's length in frames: at least one, at most what Blender can key."""
     if not 1 <= frames <= MAX_FRAME:
-        raise LatticeTalkError(f"{where}: {frames:,} frames, more than the {MAX_FRAME:,} Blender can key; {fix}")
+        raise LatticeTalkError(f"{where}: {_short(f'{frames:,}')} frames, more than the {MAX_FRAME:,} Blender can key; "
+                               f"{fix}")
     return frames
 
 

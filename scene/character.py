@@ -151,10 +151,9 @@ def check_take_target(objects: HeadObjects) -> None:
 def open_scene_target(blend: Path, name: str) -> HeadObjects:
     """Open a .blend and return the head or character that the object ``name`` belongs to."""
     from ..core.errors import LatticeTalkError
+    from .session import open_blend
 
-    if not blend.is_file():
-        raise LatticeTalkError(f"{blend}: scene file not found")
-    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    open_blend(blend)
     target = find_target(bpy.data.objects.get(name))
     if target is None:
         raise LatticeTalkError(f"{blend}: no object {name!r} that is a LatticeTalk head or a mesh with shape keys; "

@@ -13,6 +13,7 @@ from ..core.errors import LatticeTalkError
 from ..core.head_model import HeadModel
 from ..core.heads import DEFAULT_HEAD
 from ..core.rerun import RUN_KEY
+from ..core.validate import input_file
 from .head_builder import HEAD_ID_PROP, HeadObjects, build_head, find_head, scene_head
 from .preview import front_view
 from .render import assign_head_materials, setup_front_render
@@ -31,11 +32,19 @@ def new_head_scene(head: HeadModel, source: str, fps: float) -> HeadObjects:
     return build_head(head, source=source if source == DEFAULT_HEAD else str(Path(source).resolve()))
 
 
+def open_blend(blend: Path) -> None:
+    """Open the user's .blend; a path that is no .blend Blender can read is one clear error."""
+    input_file(blend, "scene (.blend)", "give a .blend saved by Blender")
+    try:
+        bpy.ops.wm.open_mainfile(filepath=str(blend))
+    except RuntimeError as exc:  # Blender's report: not a .blend, damaged, from a newer Blender, …
+        raise LatticeTalkError(f"{blend}: Blender cannot open it ({str(exc).strip()}); give a .blend saved by Blender "
+                               "4.2 or later") from exc
+
+
 def open_scene_head(blend: Path) -> HeadObjects:
     """Open a .blend and return its one LatticeTalk head."""
-    if not blend.is_file():
-        raise LatticeTalkError(f"{blend}: scene file not found")
-    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    open_blend(blend)
     heads = [obj for obj in bpy.context.scene.objects if HEAD_ID_PROP in obj]
     if len(heads) != 1:
         raise LatticeTalkError(f"{blend}: expected one LatticeTalk head in the scene, found {len(heads)}; add one with Add Head")

@@ -29,7 +29,6 @@ them, and our own log-mel front-end encoder loads without transformers (:mod:`.l
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -40,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import numpy as np
 
 from ..errors import LatticeTalkError
+from ..validate import read_json
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -419,10 +419,8 @@ def _check_folder(folder: Path) -> None:
     if not config_path.is_file():
         raise SpeechEncoderError(f"{folder}: no config.json; a speech encoder folder is what "
                                  f"`save_pretrained` (or `hf download <model id> --local-dir {folder}`) writes")
-    try:
-        model_type = json.loads(config_path.read_text()).get("model_type")
-    except (OSError, ValueError, AttributeError) as exc:
-        raise SpeechEncoderError(f"{config_path}: not a readable JSON model config ({exc})") from exc
+    config = read_json(config_path, "model config", 1 << 20, "copy the encoder folder again", SpeechEncoderError)
+    model_type = config.get("model_type") if isinstance(config, dict) else None
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise _unsupported(str(folder), model_type)
     if not ((folder / "model.safetensors").is_file() or (folder / "model.safetensors.index.json").is_file()):
@@ -447,10 +445,10 @@ def _feature_extractor_settings(source: str, folder: Path | None, config: Any, l
         except Exception:  # absent from the repo or the cache: fall back on the config
             path = None
     if path is not None and path.is_file():
+        pre = read_json(path, "feature-extractor config", 1 << 20, "copy the encoder folder again", SpeechEncoderError)
         try:
-            pre = json.loads(path.read_text())
             return bool(pre.get("do_normalize", True)), int(pre.get("sampling_rate", SAMPLE_RATE))
-        except (OSError, ValueError, TypeError, AttributeError) as exc:
+        except (ValueError, TypeError, AttributeError) as exc:
             raise SpeechEncoderError(f"{path}: not a readable feature-extractor config ({exc})") from exc
     return getattr(config, "feat_extract_norm", "group") == "layer", SAMPLE_RATE
 

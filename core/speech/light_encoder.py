@@ -14,11 +14,12 @@ through transformers; :func:`fits` says which path a folder takes.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from ..errors import LatticeTalkError
+from ..validate import read_json
 from . import frontend
 
 SUPPORTED_ACTIVATION = "gelu"
@@ -26,14 +27,14 @@ POSITIONAL_WEIGHT_KEY = "encoder.pos_conv_embed.conv.parametrizations.weight.ori
 
 
 def read_config(folder: Path) -> dict:
-    return json.loads((folder / "config.json").read_text())
+    return read_json(folder / "config.json", "model config", 1 << 20, "copy the encoder folder again")
 
 
 def fits(folder: Path) -> bool:
     """Whether the checkpoint in ``folder`` is one this module runs: our log-mel front-end wav2vec 2.0, pre-LN."""
     try:
         config = read_config(folder)
-    except (OSError, ValueError):
+    except LatticeTalkError:  # missing or unreadable: the general loader's checks say which
         return False
     if not (isinstance(config, dict) and config.get("model_type") == "wav2vec2"
             and config.get(frontend.FRONT_END_KEY) == frontend.LOG_MEL and config.get("do_stable_layer_norm") is True

@@ -161,6 +161,9 @@ def track_video(
             frames.close()
             cap.release()  # also when the reader never started
 
+    if len(found) == 1 and info.declared_frames <= 1:  # a valid file, but a still: no motion to read
+        raise VideoError(f"{info.path}: the video holds a single frame, a still picture with no motion to follow; "
+                         "give a video of the speaker talking (at least two frames)")
     if len(found) < 2:
         raise VideoError(
             f"{info.path}: only {len(found)} frame(s) could be decoded; the file is damaged or not a video — "
