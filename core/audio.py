@@ -104,9 +104,7 @@ def load_audio(path: str | os.PathLike[str], target_rate: int = 16000, max_secon
         raise AudioError(
             f"{path}: only {seconds * 1000:.0f} ms of audio, at least {MIN_SECONDS:g} s is needed; check it is the right file"
         )
-    if raw_peak > MAX_PEAK:
-        raise AudioError(f"{path}: samples reach {raw_peak:.3g} where full scale is 1.0; the file is damaged or not "
-                         "audio — export it again")
+    _check_peak(path, raw_peak)
     if raw_peak < SILENCE_PEAK:
         raise AudioError(
             f"{path}: the file is silent (peak {_dbfs(raw_peak)} dBFS); "
@@ -232,6 +230,7 @@ def _decode(soundfile: ModuleType, path: Path, max_seconds: float) -> tuple[np.n
                     )
                 magnitude = np.abs(block)
                 peak = max(peak, float(magnitude.max()))
+                _check_peak(path, peak)  # before mixing: summing channels of such values overflows
                 clipped += int(np.count_nonzero(magnitude >= CLIP_LEVEL))
                 mono[filled : filled + block.shape[0]] = block.mean(axis=1)
                 filled += block.shape[0]
@@ -263,6 +262,12 @@ def _decode_video(path: Path, max_seconds: float) -> tuple[np.ndarray, int, floa
         raise AudioError(f"{path}: non-finite samples (NaN or inf) in the sound track; the file is damaged — export it again")
     magnitude = np.abs(sound.samples)
     return sound.samples, sound.sample_rate, float(magnitude.max(initial=0.0)), _clipped_fraction(sound.samples)
+
+
+def _check_peak(path: Path, peak: float) -> None:
+    if peak > MAX_PEAK:
+        raise AudioError(f"{path}: samples reach {peak:.3g} where full scale is 1.0; the file is damaged or not audio — "
+                         "export it again")
 
 
 def _clipped_fraction(samples: np.ndarray) -> float:
