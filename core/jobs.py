@@ -96,7 +96,8 @@ class GenerationJob:
     def _run(self) -> None:
         try:
             clip = self.pipeline.generate(self.request, self._report, self._stop.is_set)
-            final = (JobState.DONE, clip, "")
+            # A pipeline checks for a stop between its steps; one asked during the last step still drops the result.
+            final = (JobState.CANCELLED, None, "cancelled") if self._stop.is_set() else (JobState.DONE, clip, "")
         except Cancelled:
             final = (JobState.CANCELLED, None, "cancelled")
         except LatticeTalkError as exc:

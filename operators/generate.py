@@ -114,6 +114,14 @@ class LATTICETALK_OT_generate_from_audio(bpy.types.Operator):
     pipeline: StringProperty(name="Pipeline", description="Which installed pipeline to use (default: the speech model)")
     start_frame: IntProperty(name="Start frame", default=-1, description="-1: the sidebar's start frame")
 
+    def _refused_while_running(self, context) -> bool:
+        """One generation at a time: a second (sidebar or script) would write into the scene the first one is
+        about to change."""
+        if context.window_manager.lattice_talk_progress.running:
+            self.report({"ERROR"}, "A generation is already running; cancel it or wait for it to finish")
+            return True
+        return False
+
     def _inputs(self, context) -> tuple[str, str, str]:
         settings = context.scene.lattice_talk
         if self.start_frame >= 0:
@@ -125,6 +133,8 @@ class LATTICETALK_OT_generate_from_audio(bpy.types.Operator):
         from ..core.errors import LatticeTalkError
         from ..core.jobs import run_sync
 
+        if self._refused_while_running(context):
+            return {"CANCELLED"}
         audio, video, take = self._inputs(context)
         try:
             objects, request = build_request(context, audio, video)
@@ -138,10 +148,9 @@ class LATTICETALK_OT_generate_from_audio(bpy.types.Operator):
         from ..core.errors import LatticeTalkError
         from ..core.jobs import GenerationJob
 
-        progress = context.window_manager.lattice_talk_progress
-        if progress.running:
-            self.report({"ERROR"}, "A generation is already running; cancel it or wait for it to finish")
+        if self._refused_while_running(context):
             return {"CANCELLED"}
+        progress = context.window_manager.lattice_talk_progress
         audio, video, self._take = self._inputs(context)
         try:
             self._objects, request = build_request(context, audio, video)
@@ -169,13 +178,21 @@ class LATTICETALK_OT_generate_from_audio(bpy.types.Operator):
             return {"PASS_THROUGH"}
         return self._finish(context)
 
-    def _finish(self, context):
-        from ..core.jobs import JobState
+    def cancel(self, context) -> None:
+        """Blender removes the modal handler (a file is loaded, Blender quits): stop the worker, free the sidebar."""
+        self._job.cancel()
+        self._release(context)
 
+    def _release(self, context) -> None:
         context.window_manager.event_timer_remove(self._timer)
         progress = context.window_manager.lattice_talk_progress
         progress.running, progress.cancel_requested = False, False
         _running_jobs.discard(self._job)
+
+    def _finish(self, context):
+        from ..core.jobs import JobState
+
+        self._release(context)
         state = self._job.state
         if state is JobState.CANCELLED:
             self.report({"INFO"}, "Generation cancelled; the scene is unchanged")
