@@ -33,9 +33,9 @@ def number(value: Any, option: str, low: float, high: float, fix: str,
     try:
         as_float = float(value)
     except (OverflowError, ValueError) as exc:  # an integer with hundreds of digits
-        raise error(f"{option}: {_short(value)} is out of range ({low:g}–{high:g}); {fix}") from exc
+        raise error(f"{option}: {_short(value)} is out of range ({_bound(low)}–{_bound(high)}); {fix}") from exc
     if not low <= as_float <= high:  # also refuses NaN
-        raise error(f"{option}: {_short(value)} is out of range ({low:g}–{high:g}); {fix}")
+        raise error(f"{option}: {_short(value)} is out of range ({_bound(low)}–{_bound(high)}); {fix}")
     return as_float
 
 
@@ -174,6 +174,10 @@ def _depth(data: Any) -> int:
                 return level
             stack.extend((child, level + 1) for child in (value.values() if isinstance(value, dict) else value))
     return deepest
+
+
+def _bound(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e16 else f"{value:g}"
 
 
 def _short(value: Any) -> str:

@@ -164,7 +164,7 @@ OPTIONS = [
         ("--fps", "inf", "frames per second: inf is out of range"),
         ("--fps", "-30", "frames per second: -30.0 is out of range"),
         ("--fps", "1e7", "frames per second: 10000000.0 is out of range"),
-        ("--seed", "-1", "seed: -1 is out of range (0–4.29497e+09)"),
+        ("--seed", "-1", "seed: -1 is out of range (0–4294967295)"),
         ("--seed", str(2**32), "seed: 4294967296 is out of range"),
         ("--seed", "9" * 400, "seed: 999999999999…(400 characters) is out of range"),
         ("--intensity", "5", "intensity: 5.0 is out of range (0–3)"),

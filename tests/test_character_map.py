@@ -98,7 +98,7 @@ def test_preset_round_trips_and_lists(tmp_path):
 @pytest.mark.parametrize("edit, message", [
     (lambda d: d.update(format="other"), "not a LatticeTalk character map"),
     (lambda d: d["channels"].update(notAUnit={}), "unknown units notAUnit"),
-    (lambda d: d["channels"]["jawOpen"].update(scale="big"), "jawOpen.scale must be a number"),
+    (lambda d: d["channels"]["jawOpen"].update(scale="big"), "jawOpen.scale: .big. is not a number"),
     (lambda d: d["channels"]["jawOpen"].update(target=d["channels"]["mouthClose"]["target"]), "both drive shape key"),
 ])
 def test_bad_presets_fail_with_one_clear_message(tmp_path, edit, message):

@@ -124,14 +124,14 @@ def test_the_sound_of_a_blend_made_from_a_relative_path_plays_from_any_folder(re
 
 
 @pytest.mark.parametrize("option, value, says", [
-    ("--fps", "0", "0.0 frames per second cannot make a take: give 1–240"),
-    ("--fps", "nan", "nan frames per second cannot make a take"),
-    ("--fps", "1e7", "10000000.0 frames per second cannot make a take"),
-    ("--seed", "-1", "seed -1 is out of range: give a whole number from 0 to 4294967295"),
+    ("--fps", "0", "frames per second: 0.0 is out of range (1–240); give 1–240"),
+    ("--fps", "nan", "frames per second: nan is out of range"),
+    ("--fps", "1e7", "frames per second: 10000000.0 is out of range"),
+    ("--seed", "-1", "seed: -1 is out of range (0–4294967295); give a whole number from 0 to 4294967295"),
 ])
 def test_unusable_frame_rates_and_seeds_are_one_clear_error(replay, tmp_path, capsys, option, value, says):
     wav, out = write_wav(tmp_path / "line.wav"), tmp_path / "line.npz"
-    assert main(["generate", str(wav), "--out", str(out), option, value, "--quiet"]) != EXIT_OK
+    assert main(["generate", str(wav), "--out", str(out), option, value, "--quiet"]) == EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert says in err and "Traceback" not in err and not out.exists()
 
