@@ -321,9 +321,16 @@ def _reference_video(video: str | None, audio: Path) -> Path | None:
 def _cmd_export(args: argparse.Namespace) -> int:
     """A clip → Live Link Face CSV or another clip file (no Blender), or glTF/FBX of a head or character with it."""
     from .core.clip import load_clip
+    from .core.validate import output_path
 
     clip = load_clip(args.clip)
-    out = Path(args.out)
+    if args.format in ("gltf", "fbx"):
+        from .scene.export import SCENE_FORMATS
+
+        suffixes = SCENE_FORMATS[args.format]
+    else:
+        suffixes = (".csv",) if args.format == "livelink" else (f".{args.format}",)
+    out = output_path(args.out, "--out", suffixes, (args.clip, args.scene, args.head, args.embedding))  # before any work
     if args.format == "livelink":
         from .core.livelink import write_livelink_csv
 
@@ -331,8 +338,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
     elif args.format in ("npz", "json"):
         from .core.head_convert import clip_for_head, conversion_summary
 
-        if out.suffix.lower() != f".{args.format}":
-            raise LatticeTalkError(f"{out}: --format {args.format} needs a file name ending in .{args.format}")
         head = _head_for(args, clip)
         clip = clip_for_head(clip, head.head_id, lambda: head)
         summary = conversion_summary(clip)
@@ -343,12 +348,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
         import bpy
 
         from .scene.character import open_scene_target, write_take_on_target
-        from .scene.export import SCENE_FORMATS, export_take
+        from .scene.export import export_take
         from .scene.session import new_head_scene
 
-        if out.suffix.lower() not in SCENE_FORMATS[args.format]:  # before any scene work
-            raise LatticeTalkError(f"{out}: --format {args.format} needs a file name ending in "
-                                   + " or ".join(SCENE_FORMATS[args.format]))
         if bool(args.scene) != bool(args.target):
             raise LatticeTalkError("--scene and --target go together: the .blend and the name of the mesh to drive")
         if args.scene:
@@ -369,7 +371,10 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     from .core.head_convert import convert_clip
     from .core.heads import create
 
+    from .core.validate import output_path
+
     clip = load_clip(args.clip)
+    output_path(args.out, "--out", (".npz", ".json"), (args.clip, args.source, args.target, args.embedding))
     source = create(args.source, landmark_embedding=args.embedding)
     target = create(args.target, landmark_embedding=args.embedding)
     print(f"wrote {convert_clip(clip, source, target).save(args.out)}")

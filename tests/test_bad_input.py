@@ -367,6 +367,23 @@ CLIPS = [
 ]
 
 
+EXPORTS = [
+    Case("export livelink --out .mp4", lambda d: ["export", str(make.json_clip(d / "clip.json")), "--format", "livelink",
+                                                  "--out", str(d / "take.mp4")], "give a file name ending in .csv"),
+    Case("export json --out the clip", lambda d: ["export", str(make.json_clip(d / "clip.json")), "--format", "json",
+                                                  "--out", str(d / "clip.json")], "is the input"),
+    Case("export fbx --out .glb", lambda d: ["export", str(make.json_clip(d / "clip.json")), "--format", "fbx",
+                                             "--out", str(d / "take.glb")], "give a file name ending in .fbx"),
+    Case("export gltf --scene a text file", lambda d: ["export", str(make.json_clip(d / "clip.json")), "--format", "gltf",
+                                                       "--scene", str(make.text(d / "shot.blend")), "--target", "Face",
+                                                       "--out", str(d / "take.glb")], "Blender cannot open it"),
+    Case("convert --out the clip", lambda d: ["convert", str(make.json_clip(d / "clip.json")), "--source", "default",
+                                              "--target", "default", "--out", str(d / "clip.json")], "is the input"),
+    Case("convert --out .csv", lambda d: ["convert", str(make.json_clip(d / "clip.json")), "--source", "default",
+                                          "--target", "default", "--out", str(d / "clip.csv")], "unknown kind of output"),
+]
+
+
 def _bytes(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
@@ -379,7 +396,7 @@ def _sparse(path: Path, size: int) -> Path:
     return path
 
 
-CLI_CASES = AUDIO + OPTIONS + MODELS + OUTPUTS + CLIPS
+CLI_CASES = AUDIO + OPTIONS + MODELS + OUTPUTS + CLIPS + EXPORTS
 
 
 def run_cli(argv: list[str]) -> int:
