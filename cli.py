@@ -58,12 +58,11 @@ def _print_take(result) -> None:
 
 def _cmd_apply(args: argparse.Namespace) -> int:
     """An AnimationClip file → a take in a .blend (a new scene with a head, or --scene base.blend)."""
+    from .core.audio import check_sound_file
     from .core.clip import load_clip
+    from .core.validate import output_path
     from .scene.character import write_take_on_target
     from .scene.session import new_head_scene, open_scene_head, render_preview, save_blend, setup_preview
-
-    from .core.audio import check_sound_file
-    from .core.validate import output_path
 
     clip = load_clip(args.clip)  # all input checks before any scene work
     sound = check_sound_file(args.sound) if args.sound else None
@@ -103,8 +102,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from .core.pipeline import get_pipeline
     from .core.validate import output_path
 
-    items = plan_outputs(expand_inputs(args.inputs), output_path(args.out, "--out", OUTPUT_SUFFIXES, folder_allowed=True),
-                         args.format)
+    out = output_path(args.out, "--out", OUTPUT_SUFFIXES, folder_allowed=True)
+    items = plan_outputs(expand_inputs(args.inputs), out, args.format)
     _check_outputs(args, items)
     if args.video and len(items) > 1 and not Path(args.video).is_dir():
         raise LatticeTalkError(f"{args.video}: several inputs need --video to be a folder of videos named like the audio files")
@@ -330,7 +329,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         suffixes = SCENE_FORMATS[args.format]
     else:
         suffixes = (".csv",) if args.format == "livelink" else (f".{args.format}",)
-    out = output_path(args.out, "--out", suffixes, (args.clip, args.scene, args.head, args.embedding))  # before any work
+    out = output_path(args.out, "--out", suffixes, (args.clip, args.scene, args.head, args.embedding))
     if args.format == "livelink":
         from .core.livelink import write_livelink_csv
 
@@ -370,7 +369,6 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     from .core.clip import load_clip
     from .core.head_convert import convert_clip
     from .core.heads import create
-
     from .core.validate import output_path
 
     clip = load_clip(args.clip)

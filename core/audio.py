@@ -266,8 +266,8 @@ def _decode_video(path: Path, max_seconds: float) -> tuple[np.ndarray, int, floa
 
 def _check_peak(path: Path, peak: float) -> None:
     if peak > MAX_PEAK:
-        raise AudioError(f"{path}: samples reach {peak:.3g} where full scale is 1.0; the file is damaged or not audio — "
-                         "export it again")
+        raise AudioError(f"{path}: samples reach {peak:.3g} where full scale is 1.0; the file is damaged or not "
+                         "audio — export it again")
 
 
 def _clipped_fraction(samples: np.ndarray) -> float:

@@ -80,7 +80,8 @@ def run_batch(items: list[BatchItem], work: Callable[[BatchItem], str], manifest
         except LatticeTalkError as exc:
             item.status, item.error = "failed", str(exc)
         except Exception as exc:  # a bug: keep going, keep the traceback in the log
-            item.status, item.error = "failed", f"unexpected error, a bug in LatticeTalk ({exc!r}): please report it with the traceback in batch.log"
+            item.status, item.error = "failed", (f"unexpected error, a bug in LatticeTalk ({exc!r}): please report it "
+                                                 "with the traceback in the batch log")
             if log is not None:
                 log(traceback.format_exc())
         item.seconds = round(time.monotonic() - start, 3)

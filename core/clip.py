@@ -26,7 +26,7 @@ from .head_model import JOINT_NAMES
 from .validate import MAX_FRAME, frame_count, input_file, parse_json
 
 CLIP_FILE_FORMAT = "lattice_talk.clip/1"
-MIN_FPS, MAX_FPS = 1.0, 1000.0  # below 1 fps a take's frames are seconds apart: a wrong header, and resampling it explodes
+MIN_FPS, MAX_FPS = 1.0, 1000.0  # under 1 fps is a wrong header (frames seconds apart), and resampling it explodes
 
 # Trailing shape of each channel after the frame axis, in canonical order; None is the expression
 # width E, which the clip's expression_names fix.
@@ -145,7 +145,8 @@ class AnimationClip:
             if array.shape[0] == 0:
                 raise ClipError(f"channel {name!r}: has 0 frames; a clip needs at least one frame")
             if array.shape[0] > MAX_FRAME:
-                raise ClipError(f"channel {name!r}: {array.shape[0]:,} frames, more than the {MAX_FRAME:,} Blender can key")
+                raise ClipError(f"channel {name!r}: {array.shape[0]:,} frames, more than the {MAX_FRAME:,} Blender "
+                                "can key")
             if n_frames is None:
                 n_frames = array.shape[0]
             elif array.shape[0] != n_frames:
@@ -352,8 +353,8 @@ def _check_npz_sizes(path: Path, data: np.lib.npyio.NpzFile) -> None:
                             "can key; the file is damaged, or split the take")
         total += math.prod(shape) * dtype.itemsize
     if total > MAX_CLIP_BYTES:
-        raise ClipError(f"{path}: its arrays would take {total / 2**30:.1f} GiB, more than the {MAX_CLIP_BYTES / 2**30:g} "
-                        "GiB a clip may; the file is damaged, or split the take")
+        raise ClipError(f"{path}: its arrays would take {total / 2**30:.1f} GiB, more than the "
+                        f"{MAX_CLIP_BYTES / 2**30:g} GiB a clip may; the file is damaged, or split the take")
 
 
 def _read_json(path: Path) -> tuple[Any, dict[str, Any]]:

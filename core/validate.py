@@ -48,7 +48,8 @@ def whole_number(value: Any, option: str, low: int, high: int, fix: str,
     raise error(f"{option}: {value!r} is not a whole number; {fix}")
 
 
-def input_file(path: str | os.PathLike[str], label: str, fix: str, error: type[LatticeTalkError] = LatticeTalkError) -> Path:
+def input_file(path: str | os.PathLike[str], label: str, fix: str,
+               error: type[LatticeTalkError] = LatticeTalkError) -> Path:
     """``path`` as an existing, non-empty regular file. Folders, pipes, devices (``/dev/zero``) and sockets are
     refused by name: reading them blocks or never ends (``error``: the subclass to raise)."""
     path = Path(path)
@@ -63,7 +64,8 @@ def input_file(path: str | os.PathLike[str], label: str, fix: str, error: type[L
     if stat.S_ISDIR(mode):
         raise error(f"{path}: is a folder, not an {label} file; {fix}")
     if not stat.S_ISREG(mode):
-        kind = "a pipe (FIFO)" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket"
+        kind = ("a pipe (FIFO)" if stat.S_ISFIFO(mode) else
+                "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket")
         raise error(f"{path}: is {kind}, not an {label} file; save the {label} to a file and give that")
     if path.stat().st_size == 0:
         raise error(f"{path}: the {label} file is empty (0 bytes); copy or export it again")
@@ -73,8 +75,8 @@ def input_file(path: str | os.PathLike[str], label: str, fix: str, error: type[L
 def output_path(out: str | os.PathLike[str], option: str, suffixes: Iterable[str],
                 inputs: Iterable[str | os.PathLike[str] | None] = (), folder_allowed: bool = False) -> Path:
     """``out`` when something can be written there: a file name with one of ``suffixes`` (or, with
-    ``folder_allowed``, a folder: an existing one, or a name without an extension), never one of ``inputs`` nor a
-    folder holding one, and not under a regular file. Nothing is created here."""
+    ``folder_allowed``, a folder: an existing one, or a new name without an extension), never one of ``inputs``,
+    and not under a regular file. Nothing is created here."""
     suffixes = tuple(suffixes)
     text = os.fspath(out)
     if not text.strip():
@@ -87,7 +89,8 @@ def output_path(out: str | os.PathLike[str], option: str, suffixes: Iterable[str
         raise LatticeTalkError(f"{path}: {option} is {kind}; give a file name ending in {', '.join(suffixes)}"
                                + (" or a folder without an extension" if folder_allowed else ""))
     if not is_folder and path.exists() and not path.is_file():
-        raise LatticeTalkError(f"{path}: {option} names a folder or device; give a file name ending in {', '.join(suffixes)}")
+        raise LatticeTalkError(f"{path}: {option} names a folder or device; give a file name ending in "
+                               f"{', '.join(suffixes)}")
     for parent in path.parents:  # the first parent that exists must be a folder
         if parent.exists():
             if not parent.is_dir():
@@ -140,7 +143,8 @@ def read_json(path: str | os.PathLike[str], what: str, max_bytes: int, fix: str,
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            raise error(f"{path}: {size / 2**20:.1f} MiB, more than the {max_bytes / 2**20:g} MiB a {what} can be; {fix}")
+            raise error(f"{path}: {size / 2**20:.1f} MiB, more than the {max_bytes / 2**20:g} MiB a {what} can be; "
+                        f"{fix}")
         text = path.read_bytes()
     except OSError as exc:
         raise error(f"{path}: cannot read the {what} ({exc.strerror or exc}); {fix}") from exc
@@ -159,7 +163,7 @@ def sample_rate(rate: int, where: str, error: type[LatticeTalkError] = LatticeTa
     """An audio file's sample rate, as a microphone records it (a header saying 3 Hz is a damaged file)."""
     if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
         raise error(f"{where}: sample rate {rate} Hz, outside the {MIN_SAMPLE_RATE:,}–{MAX_SAMPLE_RATE:,} Hz "
-                               "of recorded audio; the header is damaged — export the recording again")
+                    "of recorded audio; the header is damaged — export the recording again")
     return rate
 
 

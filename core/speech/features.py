@@ -87,7 +87,7 @@ def decoder_features(config: dict, model_dir: str | Path, device: str = "cpu"):
     if kind in ENCODER_FEATURES:  # "encoder": a folder inside the model folder, an absolute folder or a hub id
         reference = config.get("encoder") or ""
         folder = Path(model_dir) / reference  # an absolute reference stays itself
-        if not reference or not folder.is_dir() and (Path(reference).is_absolute() or "/" not in reference):
+        if not reference or (not folder.is_dir() and (Path(reference).is_absolute() or "/" not in reference)):
             raise LatticeTalkError(f"{model_dir}: the speech encoder its decoder.json names ({reference}) is not there; "
                                    "copy the encoder folder back (or train the decoder again)")
         return ssl_features(folder if folder.is_dir() else reference, with_log_mel=kind == LOG_MEL_AND_SSL_FEATURES,

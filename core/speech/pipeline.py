@@ -128,8 +128,9 @@ class SpeechPipeline:
                       "settings": settings.as_dict()}
         if transcript_report is not None:
             provenance["transcript"] = transcript_report
-        if audio_warnings(audio):
-            provenance[WARNINGS_KEY] = audio_warnings(audio)
+        warnings = audio_warnings(audio)
+        if warnings:
+            provenance[WARNINGS_KEY] = warnings
         if placed is not None:  # upper face and head pose from the video, lips from the audio
             from ..motion.fusion import fuse_reference_video
 

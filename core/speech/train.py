@@ -282,11 +282,10 @@ def widened_input(state: dict, start_features: str, model, features: str, start_
 def load_decoder(folder: str | Path):
     """The trained decoder (fp16 weights on disk, fp32 in memory) and its config."""
     import torch
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from .decoder import MotionDecoder
-
-    from safetensors import SafetensorError
 
     folder = Path(folder)
     config = decoder_config(folder)
@@ -296,8 +295,9 @@ def load_decoder(folder: str | Path):
         state = load_file(str(weights))
         model.load_state_dict({k: v.float() for k, v in state.items()})
     except (OSError, SafetensorError, RuntimeError) as exc:  # RuntimeError: tensors that do not fit the config
-        raise LatticeTalkError(f"{weights}: the weights are damaged or do not match {DECODER_CONFIG} ({str(exc)[:200]}); "
-                               "copy the model folder again or train one with 'python -m lattice_talk speech train'") from exc
+        raise LatticeTalkError(f"{weights}: the weights are damaged or do not match {DECODER_CONFIG} "
+                               f"({str(exc)[:200]}); copy the model folder again or train one with "
+                               "'python -m lattice_talk speech train'") from exc
     model.eval()
     return model, config
 
@@ -317,7 +317,8 @@ def decoder_config(folder: Path) -> dict:
     config = read_json(path, "decoder config", 1 << 20, fix)
     model = config.get("model") if isinstance(config, dict) else None
     if not isinstance(model, dict) or set(model) - {*DECODER_LIMITS, "dilations"}:
-        raise LatticeTalkError(f"{path}: needs a \"model\" object with {', '.join(DECODER_LIMITS)} and dilations; {fix}")
+        raise LatticeTalkError(f"{path}: needs a \"model\" object with {', '.join(DECODER_LIMITS)} and dilations; "
+                               f"{fix}")
     for key, (low, high) in DECODER_LIMITS.items():
         if key in model:
             model[key] = whole_number(model[key], f"{path}: model.{key}", low, high, fix)
@@ -328,7 +329,8 @@ def decoder_config(folder: Path) -> dict:
     names = config.get("unit_names")
     if not {"in_dim", "n_units"} <= set(model) or not isinstance(names, list) or len(names) != model["n_units"] \
             or not all(isinstance(n, str) for n in names):
-        raise LatticeTalkError(f"{path}: needs model.in_dim, model.n_units and one unit name per unit (unit_names); {fix}")
+        raise LatticeTalkError(f"{path}: needs model.in_dim, model.n_units and one unit name per unit (unit_names); "
+                               f"{fix}")
     seal = config.get("seal")
     if seal is not None:
         if not isinstance(seal, dict):
