@@ -127,10 +127,13 @@ class ShardWriter:
         self.seconds = {"train": 0.0, "heldout": 0.0}
         self._index = {"train": 0, "heldout": 0}
 
-    def add(self, split: str, utterance: CorpusUtterance) -> None:
-        self.pending[split].append(utterance)
-        self.counts[split] += 1
-        self.seconds[split] += len(utterance.audio) / SAMPLE_RATE
+    def add(self, split: str, utterance: CorpusUtterance, augmented_copies: int = 0, seed: int = 0) -> None:
+        """The utterance and, in the training split, ``augmented_copies`` :func:`recorded_copy` of it."""
+        copies = [recorded_copy(utterance, seed * 1000 + c) for c in range(augmented_copies)] if split == "train" else []
+        for item in (utterance, *copies):
+            self.pending[split].append(item)
+            self.counts[split] += 1
+            self.seconds[split] += len(item.audio) / SAMPLE_RATE
         if sum(len(u.audio) for u in self.pending[split]) / SAMPLE_RATE >= SHARD_SECONDS:
             self._flush(split)
 
@@ -181,8 +184,6 @@ def build_real_corpus(videos: list[Path], words_of: Callable[[Path], list[str]],
         except LatticeTalkError as exc:  # a clip the aligner cannot follow is left out, and listed
             failed.append(f"{video.name}: {exc}")
             continue
-        copies = [recorded_copy(utterance, seed * 1000 + c) for c in range(augmented_copies)] if split == "train" else []
-        for item in (utterance, *copies):
-            shards.add(split, item)
+        shards.add(split, utterance, augmented_copies, seed)
     return shards.close({"real": True, "speaker": speaker, "failed": failed,
                          "voices": {"train": [speaker], "heldout": [speaker]}})

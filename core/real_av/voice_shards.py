@@ -23,7 +23,7 @@ import numpy as np
 
 from ..data.corpus import FPS, SAMPLE_RATE, CorpusUtterance
 from ..errors import LatticeTalkError
-from .shards import ShardWriter, recorded_copy
+from .shards import ShardWriter
 
 
 @dataclass(frozen=True)
@@ -110,9 +110,7 @@ def build_voice_corpus(lines: list[SpokenLine], teacher_dir: str | Path, out: st
         except LatticeTalkError as exc:  # a line the aligner cannot follow is left out, and listed
             failed.append(f"{line.audio.name}: {exc}")
             continue
-        copies = [recorded_copy(utterance, seed * 1000 + c) for c in range(augmented_copies)] if split == "train" else []
-        for item in (utterance, *copies):
-            shards.add(split, item)
+        shards.add(split, utterance, augmented_copies, seed)
     speakers = sorted({line.speaker for line in lines})
     return shards.close({"real": True, "audio_only": True, "teacher": str(teacher_dir), "speakers": speakers,
                          "failed": failed, "voices": {"train": speakers, "heldout": speakers}})
