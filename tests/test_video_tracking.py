@@ -407,7 +407,7 @@ def test_a_one_frame_video_is_rejected(tmp_path):
     from lattice_talk.core.video.track import track_video
 
     path = write_video(tmp_path / "one.mp4", real_frames(1))
-    with pytest.raises(VideoError, match="only 1 frame"):
+    with pytest.raises(VideoError, match="single frame, a still picture"):
         track_video(path)
 
 
