@@ -379,13 +379,6 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _existing_file(path: str, what: str) -> Path:
-    p = Path(path)
-    if not p.is_file():
-        raise LatticeTalkError(f"{p}: {what} file not found")
-    return p
-
-
 def _cmd_data_synth(args: argparse.Namespace) -> int:
     """Synthetic speech + articulation corpus, with a progress bar in seconds of audio."""
     import time
@@ -569,11 +562,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     from .core.metrics import evaluate, format_table, plot_comparison, to_json_ready
     from .core.motion_file import load_motion
+    from .core.validate import input_file
 
     tracks = []
     for path in (args.pred, args.ref):
         try:
-            tracks.append(load_motion(_existing_file(path, "motion")))
+            tracks.append(load_motion(input_file(path, "motion", "give a motion file (.npz) written by LatticeTalk")))
         except (KeyError, ValueError) as exc:  # a motion file with missing or invalid fields
             raise LatticeTalkError(f"{path}: not a valid motion file ({exc})") from exc
     pred, ref = tracks
@@ -666,11 +660,12 @@ def _cmd_speech_calibrate(args: argparse.Namespace) -> int:
         _calibrate(args.model, args.corpus, args.limit)
         return EXIT_OK
     from .core.speech.train import DECODER_CONFIG, write_seal
+    from .core.validate import input_file
 
     start, full = args.window
     if not 0.0 <= start < full <= 1.0:
         raise LatticeTalkError(f"--window {start} {full}: give probabilities FROM < FULL between 0 and 1")
-    _existing_file(str(Path(args.model) / DECODER_CONFIG), "decoder")
+    input_file(Path(args.model) / DECODER_CONFIG, "decoder config", "give a trained speech model folder")
     write_seal(args.model, (start, full), args.chosen_on)
     print(f"seal window {start:.1f}–{full:.1f} written to {Path(args.model) / DECODER_CONFIG}")
     return EXIT_OK
