@@ -21,6 +21,7 @@ from .errors import LatticeTalkError
 MAX_FRAME = 1_048_574  # Blender's MAXFRAME: scene and key frames beyond it are clamped
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 4_000, 768_000  # telephone speech … the fastest studio converters
 MAX_JSON_DEPTH = 32  # clips, presets and configs nest a few levels; deeper is a damaged or hostile file
+MAX_CONFIG_BYTES = 1 << 20  # a model's JSON config is a few KB; a MiB is not a config
 MAX_JSON_INTEGER = 2**53  # larger integers lose precision as floats: no setting or frame number needs them
 
 

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import numpy as np
 
 from ..errors import LatticeTalkError
-from ..validate import read_json
+from ..validate import MAX_CONFIG_BYTES, read_json
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -419,7 +419,7 @@ def _check_folder(folder: Path) -> None:
     if not config_path.is_file():
         raise SpeechEncoderError(f"{folder}: no config.json; a speech encoder folder is what "
                                  f"`save_pretrained` (or `hf download <model id> --local-dir {folder}`) writes")
-    config = read_json(config_path, "model config", 1 << 20, "copy the encoder folder again", SpeechEncoderError)
+    config = read_json(config_path, "model config", MAX_CONFIG_BYTES, "copy the encoder folder again", SpeechEncoderError)
     model_type = config.get("model_type") if isinstance(config, dict) else None
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise _unsupported(str(folder), model_type)
@@ -445,7 +445,7 @@ def _feature_extractor_settings(source: str, folder: Path | None, config: Any, l
         except Exception:  # absent from the repo or the cache: fall back on the config
             path = None
     if path is not None and path.is_file():
-        pre = read_json(path, "feature-extractor config", 1 << 20, "copy the encoder folder again", SpeechEncoderError)
+        pre = read_json(path, "feature-extractor config", MAX_CONFIG_BYTES, "copy the encoder folder again", SpeechEncoderError)
         try:
             return bool(pre.get("do_normalize", True)), int(pre.get("sampling_rate", SAMPLE_RATE))
         except (ValueError, TypeError, AttributeError) as exc:

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from ..errors import LatticeTalkError
-from ..validate import read_json
+from ..validate import MAX_CONFIG_BYTES, read_json
 from . import frontend
 
 SUPPORTED_ACTIVATION = "gelu"
@@ -27,7 +27,7 @@ POSITIONAL_WEIGHT_KEY = "encoder.pos_conv_embed.conv.parametrizations.weight.ori
 
 
 def read_config(folder: Path) -> dict:
-    return read_json(folder / "config.json", "model config", 1 << 20, "copy the encoder folder again")
+    return read_json(folder / "config.json", "model config", MAX_CONFIG_BYTES, "copy the encoder folder again")
 
 
 def fits(folder: Path) -> bool:

@@ -310,11 +310,11 @@ MAX_DILATION, MAX_BLOCKS = 1024, 64
 
 def decoder_config(folder: Path) -> dict:
     """``decoder.json`` read and checked: the model's sizes in range, one unit name per unit."""
-    from ..validate import number, read_json, whole_number
+    from ..validate import MAX_CONFIG_BYTES, number, read_json, whole_number
 
     path = folder / DECODER_CONFIG
     fix = "copy the model folder again or train one with 'python -m lattice_talk speech train'"
-    config = read_json(path, "decoder config", 1 << 20, fix)
+    config = read_json(path, "decoder config", MAX_CONFIG_BYTES, fix)
     model = config.get("model") if isinstance(config, dict) else None
     if not isinstance(model, dict) or set(model) - {*DECODER_LIMITS, "dilations"}:
         raise LatticeTalkError(f"{path}: needs a \"model\" object with {', '.join(DECODER_LIMITS)} and dilations; "
