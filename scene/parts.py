@@ -17,14 +17,16 @@ from mathutils import Matrix
 from ..core.head_model import HeadModel
 from ..core.head_parts import HELPER_REGIONS, IRIS, PUPIL, SCLERA, SKIN, TEETH, TONGUE, HeadPart, head_parts
 from .head_builder import PART_PROP, new_mesh, skin_to_rig
-from .render import IRIS_COLOURS, PUPIL_RGBA, SCLERA_RGBA, SKIN_RGBA, TEETH_RGBA, TONGUE_RGBA, skin_material
+from .render import IRIS_COLOURS, PUPIL_RGBA, SCLERA_RGBA, TEETH_RGBA, TONGUE_RGBA, skin_material
 
 HIDDEN_MATERIAL = "LatticeTalk Hidden"
 HELPERS_GROUP = "LatticeTalk helpers"  # the face mesh's helper vertices, and the Mask modifier that drops them
 MOVES_M = 1e-7  # a face key whose offsets on a part stay below this (metres) does not move it
+# Warmer than the video corpus's skin (render.SKIN_RGBA), which Blender's AgX view bleaches to grey in Cycles.
+FACE_SKIN_RGBA = (0.7, 0.42, 0.32, 1.0)
 # Material name → base colour and roughness; the wet sclera and cornea shine, skin and tongue stay soft.
 PART_MATERIALS = {
-    SKIN: ("LatticeTalk Skin", SKIN_RGBA, 0.5),
+    SKIN: ("LatticeTalk Skin", FACE_SKIN_RGBA, 0.5),
     SCLERA: ("LatticeTalk Sclera", SCLERA_RGBA, 0.15),
     IRIS: ("LatticeTalk Iris", (*IRIS_COLOURS[0], 1.0), 0.15),
     PUPIL: ("LatticeTalk Pupil", PUPIL_RGBA, 0.1),
