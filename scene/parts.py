@@ -23,7 +23,7 @@ HIDDEN_MATERIAL = "LatticeTalk Hidden"
 HELPERS_GROUP = "LatticeTalk helpers"  # the face mesh's helper vertices, and the Mask modifier that drops them
 MOVES_M = 1e-7  # a face key whose offsets on a part stay below this (metres) does not move it
 # Warmer than the video corpus's skin (render.SKIN_RGBA), which Blender's AgX view bleaches to grey in Cycles.
-FACE_SKIN_RGBA = (0.7, 0.42, 0.32, 1.0)
+FACE_SKIN_RGBA = (0.8, 0.52, 0.4, 1.0)
 # Material name → base colour and roughness; the wet sclera and cornea shine, skin and tongue stay soft.
 PART_MATERIALS = {
     SKIN: ("LatticeTalk Skin", FACE_SKIN_RGBA, 0.5),
