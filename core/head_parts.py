@@ -28,6 +28,8 @@ HELPER_REGIONS = ("eye_L", "eye_R", "teeth", "tongue")  # shown by the parts ins
 # The helper's upper teeth end 1.3 mm under the lips' seam, so the upper lip hides them even with the jaw wide
 # open; this much lower their edges show as in most faces, in front of the lower row (an overbite) at rest.
 UPPER_TEETH_DROP_M = 0.0025
+NECK_CAP_DROP_M = 0.002  # the neck cap's level edge, under the lowest point of the cut
+NECK_CAP_SMOOTHING = 10  # rounds of neighbour averaging that round the cap's edge (its radius shrinks ~5 %)
 
 
 @dataclass(frozen=True)
@@ -123,22 +125,31 @@ def _affine_transfer(points: np.ndarray, anchors: np.ndarray) -> np.ndarray:
 
 
 def neck_cap(head: HeadModel, rest: np.ndarray) -> HeadPart | None:
-    """A fan over the lowest open loop of the skin (the neck's cut end), skinned like the loop it closes; None when
-    the skin has no open loop."""
+    """A cap on the lowest open loop of the skin (the neck's cut end): a skirt from the loop straight down to one
+    level, so the jagged cut ends in a level edge, closed there by a fan; skinned and shaped like the loop it
+    hangs from. None when the skin has no open loop."""
     skin = head.regions.get("skin")
     faces = head.faces if skin is None else head.faces[np.isin(head.faces, skin).all(axis=1)]
     loop = _lowest_boundary_loop(faces, rest)
     if loop is None:
         return None
     n = len(loop)
-    vertices = np.concatenate([rest[loop], rest[loop].mean(axis=0, keepdims=True)])
-    transfer = np.concatenate([np.eye(n), np.full((1, n), 1.0 / n)])
-    # Winding: the cap faces away from the head (down), against the loop's own direction around +Y.
-    fan = np.stack([np.full(n, n), (np.arange(n) + 1) % n, np.arange(n)], axis=1)
-    normal = np.cross(vertices[fan[:, 1]] - vertices[fan[:, 0]], vertices[fan[:, 2]] - vertices[fan[:, 0]]).sum(axis=0)
-    if normal[1] > 0:
-        fan = fan[:, ::-1]
-    return HeadPart("neck_cap", None, vertices, fan, np.zeros(n, np.int64), (SKIN,), loop, transfer)
+    # The level edge is the loop smoothed around itself (rounder, so a fan from its centre never folds) and
+    # follows the loop through the same averaging.
+    smooth = np.linalg.matrix_power(0.5 * np.eye(n) + 0.25 * np.roll(np.eye(n), 1, axis=1)
+                                    + 0.25 * np.roll(np.eye(n), -1, axis=1), NECK_CAP_SMOOTHING)
+    top, bottom = rest[loop], smooth @ rest[loop]
+    bottom[:, 1] = top[:, 1].min() - NECK_CAP_DROP_M
+    vertices = np.concatenate([top, bottom, bottom.mean(axis=0, keepdims=True)])
+    transfer = np.concatenate([np.eye(n), smooth, np.full((1, n), 1.0 / n)])
+    i, j = np.arange(n), (np.arange(n) + 1) % n
+    # One consistent winding: the skirt's triangles and the fan cross their shared edges in opposite directions.
+    tris = np.concatenate([np.stack([i, n + i, n + j], axis=1), np.stack([i, n + j, j], axis=1),
+                           np.stack([np.full(n, 2 * n), n + j, n + i], axis=1)])
+    fan = vertices[tris[2 * n:]]
+    if np.cross(fan[:, 1] - fan[:, 0], fan[:, 2] - fan[:, 0])[:, 1].sum() > 0:  # the loop ran the other way round
+        tris = tris[:, ::-1]  # so that the fan faces down, away from the head, and the skirt out
+    return HeadPart("neck_cap", None, vertices, tris, np.zeros(len(tris), np.int64), (SKIN,), loop, transfer)
 
 
 def _lowest_boundary_loop(faces: np.ndarray, rest: np.ndarray) -> np.ndarray | None:

@@ -59,6 +59,20 @@ def test_part_offsets_follow_the_helpers_expression_units():
     assert np.abs(eye.offsets(HEAD.exprdirs)[:, :, HEAD.expression_names.index("jawOpen")]).max() < 1e-6  # … not the jaw
 
 
+def test_the_neck_cap_closes_the_cut_end_with_a_level_edge():
+    cap = parts_by_name()["neck_cap"]
+    n = len(cap.source)
+    np.testing.assert_array_equal(cap.vertices[:n], HEAD.v_template[cap.source])  # it hangs from the cut itself
+    level = cap.vertices[n:2 * n, 1]
+    assert np.ptp(level) == 0 and level[0] < HEAD.v_template[:, 1].min()
+    edges = np.sort(np.concatenate([cap.faces[:, [0, 1]], cap.faces[:, [1, 2]], cap.faces[:, [2, 0]]]), axis=1)
+    keys, counts = np.unique(edges, axis=0, return_counts=True)
+    assert set(keys[counts == 1].ravel()) == set(range(n))  # open only where it meets the neck
+    tri = cap.vertices[cap.faces]
+    normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    assert np.all(normals[-n:, 1] < 0)  # the bottom faces down, away from the head
+
+
 def test_a_head_without_helper_regions_gets_only_the_neck_cap():
     bare = create("default")
     bare.regions = {}
@@ -98,6 +112,15 @@ def test_turning_the_eye_bone_turns_the_eyeball(head):
     head.mesh.data.shape_keys.key_blocks["eyeLookOutLeft"].value = 1.0  # the gaze unit, through the driven key
     bpy.context.view_layer.update()
     assert np.linalg.norm(part_points(eye)[0] - JOINTS[3] - pole) > 0.002
+
+
+def test_the_neck_cap_stays_on_the_neck_when_the_head_turns(head):
+    cap = head_part_objects(head.armature)["neck_cap"]
+    source = parts_by_name()["neck_cap"].source
+    head.armature.pose.bones["neck"].rotation_euler = (0.2, 0.4, 0.1)
+    bpy.context.view_layer.update()
+    face = evaluated_vertices(bpy, head.mesh)
+    np.testing.assert_allclose(evaluated_vertices(bpy, cap)[:len(source)], face[source], atol=1e-6)
 
 
 @pytest.mark.parametrize("how", ["bone", "shape key"])
