@@ -49,12 +49,11 @@ def part_material(kind: str) -> bpy.types.Material:
 
 
 def hidden_material() -> bpy.types.Material:
-    """Fully transparent in every engine: alpha 0 in the Principled BSDF (Cycles, EEVEE) and the viewport colour
-    (Workbench)."""
+    """Fully transparent in every engine: alpha 0 in the Principled BSDF (Cycles; EEVEE's default dithered
+    transparency) and in the viewport colour (Workbench, checked on 4.2 and 5.0)."""
     material = skin_material(HIDDEN_MATERIAL, (0.0, 0.0, 0.0, 0.0))
     material.node_tree.nodes["Principled BSDF"].inputs["Alpha"].default_value = 0.0
     material.diffuse_color = (0.0, 0.0, 0.0, 0.0)
-    material.blend_method = "BLEND"  # EEVEE 4.2 and Workbench read the alpha from it
     return material
 
 
