@@ -6,8 +6,9 @@ The default head carries eye, teeth and tongue *helpers* inside its face mesh (r
 ``teeth``, ``tongue``): they follow the bones and the expression units (``eyeLook*``, ``jaw*``, ``tongueOut``) but
 are too coarse to show an iris. Each part is built from its helper region and follows it through a *transfer*
 matrix: the part's offsets are ``transfer @ offsets[source]`` for any offset basis of the face (expressions,
-pose correctives), exactly for parts that are copies of the helper (teeth, tongue, neck cap; the upper teeth sit a little lower) and as the best
-affine fit for the procedural eyeballs (an eyeLook unit turns the helper eyeball almost rigidly). Numpy only.
+pose correctives), exactly for parts that are copies of the helper (teeth, tongue, neck cap; the upper teeth sit a
+little lower) and as the best affine fit for the procedural eyeballs (an eyeLook unit turns the helper eyeball
+almost rigidly). Numpy only.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .head_model import HeadModel
+from .head_model import JOINT_NAMES, HeadModel
 
 EYE_SEGMENTS = 32  # around the gaze axis
 EYE_BACK_RINGS = 12  # from the iris edge to the back pole
@@ -60,13 +61,13 @@ def head_parts(head: HeadModel, rest: np.ndarray | None = None) -> list[HeadPart
     rest = head.v_template if rest is None else rest
     joints = head.j_regressor @ rest
     parts = []
-    for region, bone, joint in (("eye_L", "eye_L", 3), ("eye_R", "eye_R", 4)):
-        if len(head.regions.get(region, ())):
-            parts.append(_eyeball(region, bone, rest, head.regions[region], joints[joint]))
+    for eye in ("eye_L", "eye_R"):  # region, bone and joint share the name
+        if len(head.regions.get(eye, ())):
+            parts.append(_eyeball(eye, rest, head.regions[eye], joints[JOINT_NAMES.index(eye)]))
     teeth = np.asarray(head.regions.get("teeth", ()), np.int64)
     if len(teeth):
         # The helper's upper row is skinned to the head, the lower row to the jaw (weights 0 or 1, none between).
-        lower = head.lbs_weights[teeth, 2] >= 0.5
+        lower = head.lbs_weights[teeth, JOINT_NAMES.index("jaw")] >= 0.5
         upper = _copy("teeth_upper", "neck", head, rest, teeth[~lower], TEETH)
         parts.append(replace(upper, vertices=upper.vertices - [0.0, UPPER_TEETH_DROP_M, 0.0]))
         parts.append(_copy("teeth_lower", "jaw", head, rest, teeth[lower], TEETH))
@@ -86,7 +87,7 @@ def _copy(name: str, bone: str, head: HeadModel, rest: np.ndarray, source: np.nd
                     (material,), source, np.eye(len(source)))
 
 
-def _eyeball(name: str, bone: str, rest: np.ndarray, source: np.ndarray, centre: np.ndarray) -> HeadPart:
+def _eyeball(name: str, rest: np.ndarray, source: np.ndarray, centre: np.ndarray) -> HeadPart:
     """A UV sphere around the eye joint, pole on the gaze axis, over the helper eyeball (radius: its farthest vertex,
     so the coarse helper stays inside), with pupil, iris and sclera faces."""
     source = np.sort(np.asarray(source, np.int64))
@@ -110,7 +111,7 @@ def _eyeball(name: str, bone: str, rest: np.ndarray, source: np.ndarray, centre:
     faces = np.concatenate([front, *bands, back])
     # Material by the band a face lies in: the front fan is the pupil, the first band the iris.
     material = np.concatenate([np.full(seg, 2), np.full(2 * seg, 1), np.zeros(len(faces) - 3 * seg, np.int64)])
-    return HeadPart(name, bone, vertices, faces, material, (SCLERA, IRIS, PUPIL), source,
+    return HeadPart(name, name, vertices, faces, material, (SCLERA, IRIS, PUPIL), source,
                     _affine_transfer(vertices, rest[source]))
 
 
