@@ -15,7 +15,7 @@ import bpy
 import numpy as np
 
 from ..core.character_map import PRESETS_ENV, CharacterMap, ChannelMap, auto_map, character_curves, user_presets_dir
-from .head_builder import HEAD_ID_PROP, HeadObjects, find_head, scene_head
+from .head_builder import HEAD_ID_PROP, PART_PROP, HeadObjects, find_head, scene_head
 from .take_writer import FACE, HEAD, Curve, Planner, TakeResult, write_take
 
 ROTATION_PATHS = {"QUATERNION": "rotation_quaternion", "XYZ": "rotation_euler"}
@@ -48,7 +48,8 @@ def find_character(obj: bpy.types.Object | None) -> HeadObjects | None:
 
 
 def _is_character_mesh(obj: bpy.types.Object) -> bool:
-    return obj.type == "MESH" and HEAD_ID_PROP not in obj and obj.data.shape_keys is not None
+    # A head's eyeball or teeth has shape keys too, but it follows its head's keys, not a take.
+    return obj.type == "MESH" and HEAD_ID_PROP not in obj and PART_PROP not in obj and obj.data.shape_keys is not None
 
 
 def character_armature(mesh: bpy.types.Object) -> bpy.types.Object | None:

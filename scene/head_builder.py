@@ -24,6 +24,7 @@ HEAD_BETAS_PROP = "lattice_talk_betas"  # identity shape baked into the rest mes
 # A FLAME head's MediaPipe landmark embedding, stored as data so that a .blend moved elsewhere (or a machine
 # without the embedding file) still carries takes onto the head; the default head's ships inside its file.
 HEAD_LANDMARKS_PROP = "lattice_talk_landmarks"
+PART_PROP = "lattice_talk_part"  # on each of the head's part objects (scene.parts): its name in core.head_parts
 
 
 @dataclass
@@ -32,13 +33,14 @@ class HeadObjects:
     armature: bpy.types.Object | None
 
 
-def _new_mesh(head: HeadModel, name: str, vertices: np.ndarray) -> bpy.types.Mesh:
+def new_mesh(name: str, vertices: np.ndarray, faces: np.ndarray) -> bpy.types.Mesh:
+    """A smooth-shaded triangle mesh, one polygon per row of ``faces`` in order."""
     mesh = bpy.data.meshes.new(name)
-    n_faces = len(head.faces)
+    n_faces = len(faces)
     mesh.vertices.add(len(vertices))
     mesh.vertices.foreach_set("co", vertices.astype(np.float32).ravel())
     mesh.loops.add(n_faces * 3)
-    mesh.loops.foreach_set("vertex_index", head.faces.astype(np.int32).ravel())
+    mesh.loops.foreach_set("vertex_index", faces.astype(np.int32).ravel())
     mesh.polygons.add(n_faces)
     mesh.polygons.foreach_set("loop_start", np.arange(0, n_faces * 3, 3, dtype=np.int32))
     mesh.polygons.foreach_set("loop_total", np.full(n_faces, 3, dtype=np.int32))
@@ -82,9 +84,15 @@ def _add_armature(obj: bpy.types.Object, head: HeadModel, joints: np.ndarray, co
     for pose_bone in arm.pose.bones:
         pose_bone.rotation_mode = "XYZ"  # Euler curves are what animators edit by hand
 
+    skin_to_rig(obj, arm, head.lbs_weights)
+    return arm
+
+
+def skin_to_rig(obj: bpy.types.Object, arm: bpy.types.Object, lbs_weights: np.ndarray) -> None:
+    """One vertex group per joint from ``lbs_weights`` (V, J) and an Armature modifier: ``obj`` deforms as core LBS."""
     for j, name in enumerate(JOINT_NAMES):
         group = obj.vertex_groups.new(name=name)
-        weights = head.lbs_weights[:, j]
+        weights = lbs_weights[:, j]
         for value in np.unique(weights[weights > 0]):
             group.add(np.flatnonzero(weights == value).tolist(), float(value), "REPLACE")
     modifier = obj.modifiers.new("LatticeTalk rig", "ARMATURE")
@@ -93,7 +101,6 @@ def _add_armature(obj: bpy.types.Object, head: HeadModel, joints: np.ndarray, co
     modifier.use_deform_preserve_volume = False  # LBS, as in the core model
     obj.parent = arm
     obj.rotation_euler = (0.0, 0.0, 0.0)  # inherits the turn from the armature
-    return arm
 
 
 # Entries of R - I as polynomials in the bone's local rotation quaternion (w, x, y, z): Blender evaluates
@@ -133,15 +140,17 @@ def _add_pose_correctives(obj: bpy.types.Object, arm: bpy.types.Object, head: He
 
 def build_head(head: HeadModel, name: str = "LatticeTalk Head", betas: np.ndarray | None = None,
                collection: bpy.types.Collection | None = None, with_armature: bool = True,
-               source: str = "default") -> HeadObjects:
+               source: str = "default", with_parts: bool = True) -> HeadObjects:
     """Create the head's objects in ``collection`` (default: the scene's) and return them.
 
-    ``betas`` bakes an identity shape into the rest mesh and joints (as FLAME's shape parameters)."""
+    ``betas`` bakes an identity shape into the rest mesh and joints (as FLAME's shape parameters). With the
+    armature and ``with_parts``, the eyeballs, teeth, tongue and neck cap go on the rig (scene.parts); the video
+    corpus leaves them out, its renders and the video model trained on them show the face mesh alone."""
     collection = collection or bpy.context.scene.collection
     betas = np.zeros(head.n_shape, np.float32) if betas is None else np.asarray(betas, np.float32)
     rest = head.v_template + np.einsum("vcs,s->vc", head.shapedirs, betas)
     joints = head.j_regressor @ rest
-    mesh = _new_mesh(head, name, rest)
+    mesh = new_mesh(name, rest, head.faces)
     obj = bpy.data.objects.new(name, mesh)
     collection.objects.link(obj)
     obj.rotation_euler = Y_UP_TO_Z_UP
@@ -156,6 +165,10 @@ def build_head(head: HeadModel, name: str = "LatticeTalk Head", betas: np.ndarra
     arm = _add_armature(obj, head, joints, collection) if with_armature else None
     if arm is not None:
         _add_pose_correctives(obj, arm, head, rest)
+        if with_parts:
+            from .parts import add_head_parts  # it builds on this module
+
+            add_head_parts(obj, arm, head, collection)
     return HeadObjects(mesh=obj, armature=arm)
 
 
@@ -176,6 +189,8 @@ def find_head(obj: bpy.types.Object | None) -> HeadObjects | None:
     """The LatticeTalk head an object belongs to: its mesh (tagged with the head id) or the rig above it."""
     if obj is None:
         return None
+    if PART_PROP in obj and obj.parent is not None:  # an eyeball, the teeth, …: the head on the same rig
+        obj = obj.parent
     if obj.type == "ARMATURE":
         mesh = next((child for child in obj.children if HEAD_ID_PROP in child), None)
     else:

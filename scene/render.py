@@ -11,6 +11,9 @@ import numpy as np
 SKIN_RGBA = (0.8, 0.6, 0.5, 1.0)
 EYE_RGBA = (0.9, 0.9, 0.88, 1.0)
 TEETH_RGBA, TONGUE_RGBA = (0.9, 0.88, 0.8, 1.0), (0.6, 0.25, 0.25, 1.0)
+PUPIL_RGBA = (0.01, 0.01, 0.012, 1.0)
+SCLERA_RGBA = (0.85, 0.85, 0.82, 1.0)
+IRIS_COLOURS = ((0.18, 0.09, 0.04), (0.08, 0.14, 0.22), (0.14, 0.12, 0.05))
 CAMERA_NAME = "LatticeTalk Camera"
 
 
@@ -56,21 +59,16 @@ def assign_materials(obj: bpy.types.Object, eye_vertices: np.ndarray | None = No
 
 
 def assign_head_materials(obj: bpy.types.Object, head) -> None:
-    """Skin, eyes with sclera, iris and pupil (the video corpus's split), teeth and tongue — the head's regions that
-    have them — each in one colour for Cycles (base colour) and Workbench (viewport colour)."""
-    from .video_render import assign_eye_materials
+    """Skin on the head's face mesh, its eye, teeth and tongue helpers hidden behind the head's parts (eyeballs with
+    iris and pupil, teeth, tongue, neck cap: scene.parts), which a head from an older scene gets here; the
+    materials colour Cycles and EEVEE (Principled) and Workbench (viewport colour) alike."""
+    from .parts import add_head_parts, assign_face_materials, head_part_objects
 
-    mesh = obj.data
-    index = assign_eye_materials(obj, head)
-    mesh.materials[0].diffuse_color = SKIN_RGBA
-    for name, rgba, region in (("LatticeTalk Teeth", TEETH_RGBA, "teeth"), ("LatticeTalk Tongue", TONGUE_RGBA, "tongue")):
-        if len(head.regions.get(region, ())):
-            material = skin_material(name, rgba)
-            material.diffuse_color = rgba
-            mesh.materials.append(material)
-            index[np.isin(head.faces, head.regions[region]).all(axis=1)] = len(mesh.materials) - 1
-    mesh.polygons.foreach_set("material_index", index)  # build_head makes one polygon per head face
-    mesh.update()
+    arm = obj.parent if obj.parent is not None and obj.parent.type == "ARMATURE" else None
+    if arm is not None and not head_part_objects(arm):
+        add_head_parts(obj, arm, head, obj.users_collection[0])
+    else:
+        assign_face_materials(obj, head)
 
 
 def setup_front_render(scene: bpy.types.Scene, view: FrontView, samples: int = 16, denoise: bool = False) -> None:

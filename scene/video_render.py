@@ -29,7 +29,7 @@ from ..core.errors import LatticeTalkError
 from ..core.head_model import HeadModel
 from ..core.heads import create
 from .head_builder import HeadObjects, build_head
-from .render import skin_material
+from .render import IRIS_COLOURS, PUPIL_RGBA, SCLERA_RGBA, skin_material
 from .character import write_take_on_target
 
 HEAD_NAME = "LatticeTalk Video Head"
@@ -38,9 +38,6 @@ TAKE = "ground truth"
 FACE_BELOW_EYES_M = 0.03  # the camera aims between the eyes and the mouth
 SENSOR_WIDTH_MM = 36.0
 IRIS_COS, PUPIL_COS = 0.95, 0.985  # eyeball faces within ~18° / ~10° of the gaze axis
-PUPIL_RGBA = (0.01, 0.01, 0.012, 1.0)
-SCLERA_RGBA = (0.85, 0.85, 0.82, 1.0)
-IRIS_COLOURS = ((0.18, 0.09, 0.04), (0.08, 0.14, 0.22), (0.14, 0.12, 0.05))
 
 # Named lightings → Workbench studio light, its turn about the vertical (deg), shadows and exposure offset.
 WORKBENCH_LIGHTINGS: dict[str, dict] = {
@@ -95,7 +92,7 @@ def video_scene(head_source: str = "default") -> VideoScene:
     head = create(head_source)
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
-    objects = build_head(head, name=HEAD_NAME, source=head_source)
+    objects = build_head(head, name=HEAD_NAME, source=head_source, with_parts=False)
     eye_part = assign_eye_materials(objects.mesh, head)
     paint = _face_paint(objects.mesh, head, eye_part)
     cam = bpy.data.objects.new(CAMERA_NAME, bpy.data.cameras.new(CAMERA_NAME))

@@ -172,8 +172,11 @@ def test_a_generated_blend_renders_its_preview_with_f12(replay, tmp_path):
     bpy.ops.render.render(write_still=True)
     pixels = np.array(bpy.data.images.load(str(tmp_path / "f12.png")).pixels[:]).reshape(384, 384, 4)[..., :3]
     assert pixels[192, 192].mean() > pixels[5, 5].mean() + 0.2  # the lit face in the middle, the dark backdrop at a corner
-    # Eyes with iris and pupil, teeth and tongue, in colours Workbench shows.
-    used = {mesh.data.materials[i].name for i in {p.material_index for p in mesh.data.polygons}}
+    # Eyes with iris and pupil, teeth and tongue (the head's parts, scene.parts), in colours Workbench shows.
+    from lattice_talk.scene.parts import head_part_objects
+
+    parts = head_part_objects(scene_head().armature).values()
+    used = {obj.data.materials[i].name for obj in parts for i in {p.material_index for p in obj.data.polygons}}
     assert {"LatticeTalk Skin", "LatticeTalk Sclera", "LatticeTalk Iris", "LatticeTalk Pupil", "LatticeTalk Teeth",
             "LatticeTalk Tongue"} <= used
     rig = scene_head().armature

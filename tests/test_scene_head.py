@@ -15,6 +15,7 @@ from lattice_talk.core.flame_io import load_flame  # noqa: E402
 from lattice_talk.core.head_model import JOINT_NAMES, HeadModel  # noqa: E402
 from lattice_talk.core.heads import create  # noqa: E402
 from lattice_talk.scene.head_builder import CORRECTIVE_PREFIX, HEAD_ID_PROP, build_head  # noqa: E402
+from lattice_talk.scene.parts import HELPERS_GROUP  # noqa: E402
 
 pytestmark = pytest.mark.blender
 
@@ -80,7 +81,8 @@ def test_default_head_rig_layout():
     assert objects.mesh[HEAD_ID_PROP] == head.head_id
     jaw_open = objects.mesh.data.shape_keys.key_blocks["jawOpen"]
     assert (jaw_open.slider_min, jaw_open.slider_max, jaw_open.value) == (0.0, 1.0, 0.0)
-    assert {g.name for g in objects.mesh.vertex_groups} == set(JOINT_NAMES)
+    # One skin group per joint, and the helper vertices that renders leave to the head's parts (scene.parts).
+    assert {g.name for g in objects.mesh.vertex_groups} == {*JOINT_NAMES, HELPERS_GROUP}
     # Z-up in the scene: the top of the head is the highest point.
     world = np.array([tuple(objects.mesh.matrix_world @ v.co) for v in objects.mesh.data.vertices])
     assert world[:, 2].argmax() == head.v_template[:, 1].argmax()
