@@ -151,8 +151,9 @@ def bench_preview() -> list[dict]:
     from .scene.take_writer import write_take
 
     sample = Path(__file__).resolve().parent / "vendor_models" / "samples" / "hello.wav"
-    objects = new_head_scene("default", 30.0)
-    clip = _speechlike_clip(create(), load_audio(sample).duration, 30.0)
+    head = create()
+    objects = new_head_scene(head, "default", 30.0)
+    clip = _speechlike_clip(head, load_audio(sample).duration, 30.0)
     write_take(clip, objects, bpy.context.scene, "hello", sound_path=sample)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
