@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import io
+import logging
 import os
-from contextlib import ExitStack, redirect_stderr, redirect_stdout
+from contextlib import ExitStack, contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import asdict, fields
 from pathlib import Path
+from typing import Iterator
 
 from .core.errors import LatticeTalkError
 
@@ -31,6 +33,7 @@ PRELOAD_RUN = argparse.Namespace(pipeline=None, speech_model=None, device="cpu",
                                  video=None, video_model=None)
 
 _loaded_models: dict[tuple, tuple] = {}  # on a worker: its models per run kind, loaded once per process
+_blender_thread: list[int] = []  # on a worker: the one thread that may use Blender (the first to run a line)
 
 
 class FarmStopped(LatticeTalkError):
@@ -63,13 +66,15 @@ def run_on_farm(scheduler: str, args: argparse.Namespace, jobs, record, item_fin
     user presses Ctrl-C: finished outputs and the manifest stay, and the same command continues the batch."""
     from concurrent.futures import CancelledError
 
-    from distributed import KilledWorker, as_completed
+    from distributed import KilledWorker
 
     from . import __version__
 
     expected = {"version": __version__, "model": jobs.model}
     worker_args = _for_workers(args)
     with ExitStack() as stack:
+        if not args.verbose:  # the batch's own lines say what happened; Dask's log lines (a lost connection) add noise
+            stack.enter_context(_quiet_logger("distributed"))
         client = _connect(scheduler, stack)
         bar.set_description_str("waiting for workers")
         _refuse_other_workers(client, worker_args, expected)
@@ -79,7 +84,7 @@ def run_on_farm(scheduler: str, args: argparse.Namespace, jobs, record, item_fin
             line = dict(asdict(item), input=str(Path(item.input).absolute()), output=str(Path(item.output).absolute()))
             futures[client.submit(run_line, worker_args, line, expected, pure=False)] = item
         try:
-            for future in as_completed(futures):
+            for future in _as_completed(client, futures, jobs):
                 item = futures[future]
                 try:
                     result = future.result()
@@ -110,6 +115,39 @@ def run_on_farm(scheduler: str, args: argparse.Namespace, jobs, record, item_fin
         raise LatticeTalkError(jobs.items[0].error)
 
 
+@contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _as_completed(client, futures, jobs):
+    """``futures`` as they finish. A cluster left without workers keeps its lines queued for ever; after
+    WORKER_WAIT_S without one the batch stops, as when the scheduler is lost."""
+    import time
+
+    from distributed import as_completed
+
+    finished = as_completed(futures)
+    seen_workers = time.monotonic()
+    while not finished.is_empty():
+        if finished.has_ready():
+            yield from finished.next_batch(block=False)
+            continue
+        time.sleep(0.02)
+        if time.monotonic() - seen_workers > 1.0:
+            if client.nthreads():
+                seen_workers = time.monotonic()
+            elif time.monotonic() - seen_workers > WORKER_WAIT_S:
+                raise _stopped(jobs, f"no worker left on the Dask scheduler at {client.scheduler.address} for "
+                                     f"{WORKER_WAIT_S:.0f} s", EXIT_FARM_LOST)
+
+
 def _connect(scheduler: str, stack: ExitStack):
     """A client of the scheduler at ``scheduler``, or of a new local cluster (``local[:N]``), closed with ``stack``."""
     from distributed import Client, LocalCluster
@@ -118,7 +156,7 @@ def _connect(scheduler: str, stack: ExitStack):
         count = int(scheduler.partition(":")[2] or os.cpu_count() or 1)
         # Only this machine can reach it (127.0.0.1): Dask runs whatever code its clients send.
         cluster = stack.enter_context(LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
-                                                   host="127.0.0.1", dashboard_address=None,
+                                                   host="127.0.0.1", dashboard_address="127.0.0.1:0",
                                                    preload=["lattice_talk.farm"], silence_logs=50))
         return stack.enter_context(Client(cluster))
     try:
@@ -211,6 +249,7 @@ def run_line(args: argparse.Namespace, line: dict, expected: dict) -> dict:
     log: list[str] = []
 
     def work(item: BatchItem) -> str:
+        _check_blender_thread()
         pipeline, head, model = _loaded(args)
         why = _difference({"version": __version__, "model": model}, expected)
         if why:
@@ -228,6 +267,18 @@ def run_line(args: argparse.Namespace, line: dict, expected: dict) -> dict:
     item.worker = get_worker().address
     return {"item": asdict(item), "files": [str(f) for f in files], "stdout": said_out.getvalue(),
             "stderr": said_err.getvalue(), "log": log}
+
+
+def _check_blender_thread() -> None:
+    """Blender crashes the process when a second thread calls it, even one at a time: every line of a worker must
+    run on the thread that ran its first (a worker started with --nthreads 1 has one)."""
+    import threading
+
+    if not _blender_thread:
+        _blender_thread.append(threading.get_ident())
+    elif _blender_thread[0] != threading.get_ident():
+        raise LatticeTalkError("this Dask worker runs lines on several threads, and Blender's Python is not "
+                               "thread-safe: start workers with 'dask worker ADDRESS --nthreads 1'")
 
 
 def _loaded(args: argparse.Namespace) -> tuple:
@@ -248,7 +299,11 @@ def _loaded(args: argparse.Namespace) -> tuple:
 
 def dask_setup(worker) -> None:
     """``dask worker … --preload lattice_talk.farm``: Blender and the default models load as the worker starts,
-    once, not in its first task."""
-    import bpy  # noqa: F401  (Blender's start-up, once per process)
+    once, not in its first line; on the worker's task thread, the one thread Blender will then work on."""
+    def warm_up() -> None:
+        _check_blender_thread()
+        import bpy  # noqa: F401  (Blender's start-up)
 
-    _loaded(PRELOAD_RUN)[0].prepare()
+        _loaded(PRELOAD_RUN)[0].prepare()
+
+    worker.executors["default"].submit(warm_up).result()
