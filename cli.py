@@ -1220,9 +1220,10 @@ def build_parser() -> argparse.ArgumentParser:
     ext.set_defaults(func=_cmd_build_extension)
 
     bench = sub.add_parser("bench", help="run a benchmark, print a table and write JSON")
-    bench.add_argument("name", choices=["head", "scene", "preview", "corpus", "speech", "video", "video-model", "fuzz"],
+    bench.add_argument("name", choices=["head", "scene", "preview", "corpus", "speech", "video", "video-model", "fuzz", "farm"],
                        help="which benchmark (preview: the speed of generate --render's preview; fuzz: 1000 mutated "
-                            "WAVs through the loader and the speech pipeline)")
+                            "WAVs through the loader and the speech pipeline; farm: a 40-line batch on one machine and "
+                            "on 1 and 2 local Dask workers)")
     bench.add_argument("--json", default=None, help="where to write the JSON (default: out/bench_<name>.json)")
     bench.add_argument("--device", choices=DEVICE_CHOICES, default="cpu",
                        help="speech: the torch device the model runs on (cuda falls back to the CPU with a notice)")

@@ -249,7 +249,7 @@ def run_line(args: argparse.Namespace, line: dict, expected: dict) -> dict:
     log: list[str] = []
 
     def work(item: BatchItem) -> str:
-        _check_blender_thread()
+        _worker_ready()
         pipeline, head, model = _loaded(args)
         why = _difference({"version": __version__, "model": model}, expected)
         if why:
@@ -269,16 +269,35 @@ def run_line(args: argparse.Namespace, line: dict, expected: dict) -> dict:
             "stderr": said_err.getvalue(), "log": log}
 
 
-def _check_blender_thread() -> None:
-    """Blender crashes the process when a second thread calls it, even one at a time: every line of a worker must
-    run on the thread that ran its first (a worker started with --nthreads 1 has one)."""
+def _worker_ready() -> None:
+    """Before a worker's first line (or in its preload): this thread becomes its Blender thread, and Dask's malloc
+    setting is undone. Later lines check they run on that thread: Blender crashes the process when a second thread
+    calls it, even one at a time (a worker started with --nthreads 1 has one)."""
     import threading
 
     if not _blender_thread:
         _blender_thread.append(threading.get_ident())
+        _undo_malloc_trim()
     elif _blender_thread[0] != threading.get_ident():
         raise LatticeTalkError("this Dask worker runs lines on several threads, and Blender's Python is not "
                                "thread-safe: start workers with 'dask worker ADDRESS --nthreads 1'")
+
+
+def _undo_malloc_trim() -> None:
+    """A Dask nanny starts its worker with MALLOC_TRIM_THRESHOLD_=65536, which fixes glibc's thresholds: every large
+    array is then mapped and unmapped afresh, and a line runs about 1.7× slower (bench farm). Raising them again
+    restores what glibc's adaptive thresholds reach on their own."""
+    import ctypes
+
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ:
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: the variable meant nothing here
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
+    libc.mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest adaptive mmap threshold on 64 bits
+    libc.mallopt(m_trim_threshold, 64 << 20)  # twice it, as glibc's adaptive rule keeps it
 
 
 def _loaded(args: argparse.Namespace) -> tuple:
@@ -301,7 +320,7 @@ def dask_setup(worker) -> None:
     """``dask worker … --preload lattice_talk.farm``: Blender and the default models load as the worker starts,
     once, not in its first line; on the worker's task thread, the one thread Blender will then work on."""
     def warm_up() -> None:
-        _check_blender_thread()
+        _worker_ready()
         import bpy  # noqa: F401  (Blender's start-up)
 
         _loaded(PRELOAD_RUN)[0].prepare()
