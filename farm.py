@@ -87,19 +87,17 @@ def run_on_farm(scheduler: str, args: argparse.Namespace, jobs, record, item_fin
             for future in _as_completed(client, futures, jobs):
                 item = futures[future]
                 try:
-                    result = future.result()
-                except KilledWorker as exc:  # Dask gave the line to workers that died, allowed-failures + 1 times
-                    item.status, item.attempts = "failed", _attempts(client, future.key)
+                    result, item.attempts = _outcome(client, future)
+                except (CancelledError, OSError):  # the scheduler went, with the lines it held
+                    raise _lost(client, jobs) from None
+                if isinstance(result, KilledWorker):  # Dask gave the line to workers that died, too often
+                    item.status = "failed"
                     item.error = (f"the workers running it died {item.attempts} times (killed, out of memory or crashed: "
-                                  f"see their logs); Dask gave up on it ({exc})")
+                                  f"see their logs); Dask gave up on it ({result})")
                     files, said = [], ("", "")
-                except CancelledError as exc:
-                    raise _stopped(jobs, f"lost the Dask scheduler at {client.scheduler.address} ({exc})",
-                                   EXIT_FARM_LOST) from None
                 else:
                     for name in ("status", "note", "error", "seconds", "worker"):
                         setattr(item, name, result["item"][name])
-                    item.attempts = _attempts(client, future.key)
                     files, said = [Path(f) for f in result["files"]], (result["stdout"], result["stderr"])
                     if record.log is not None:
                         for line in result["log"]:
@@ -141,7 +139,11 @@ def _as_completed(client, futures, jobs):
             continue
         time.sleep(0.02)
         if time.monotonic() - seen_workers > 1.0:
-            if client.nthreads():
+            try:
+                workers = client.nthreads()
+            except OSError:
+                raise _lost(client, jobs) from None
+            if workers:
                 seen_workers = time.monotonic()
             elif time.monotonic() - seen_workers > WORKER_WAIT_S:
                 raise _stopped(jobs, f"no worker left on the Dask scheduler at {client.scheduler.address} for "
@@ -196,6 +198,21 @@ def _difference(worker: dict, client: dict) -> str | None:
     if worker["model"] != client["model"]:
         return f"models {worker['model']}, this client's are {client['model']}"
     return None
+
+
+def _outcome(client, future) -> tuple:
+    """(the line's result, or Dask's KilledWorker when it gave up on it; how many workers were given it)."""
+    from distributed import KilledWorker
+
+    try:
+        result = future.result()
+    except KilledWorker as exc:
+        result = exc
+    return result, _attempts(client, future.key)
+
+
+def _lost(client, jobs) -> FarmStopped:
+    return _stopped(jobs, f"lost the Dask scheduler at {client.scheduler.address}", EXIT_FARM_LOST)
 
 
 def _attempts(client, key) -> int:
