@@ -76,14 +76,14 @@ def run_on_farm(scheduler: str, args: argparse.Namespace, jobs, record, item_fin
         if not args.verbose:  # the batch's own lines say what happened; Dask's log lines (a lost connection) add noise
             stack.enter_context(_quiet_logger("distributed"))
         client = _connect(scheduler, stack)
-        bar.set_description_str("waiting for workers")
-        _refuse_other_workers(client, worker_args, expected)
-        bar.set_description_str(f"{len(client.scheduler_info(n_workers=-1)['workers'])} workers")
         futures = {}
-        for item in jobs.items:
-            line = dict(asdict(item), input=str(Path(item.input).absolute()), output=str(Path(item.output).absolute()))
-            futures[client.submit(run_line, worker_args, line, expected, pure=False)] = item
         try:
+            bar.set_description_str("waiting for workers")
+            _refuse_other_workers(client, worker_args, expected)
+            bar.set_description_str(f"{len(client.nthreads())} workers")
+            for item in jobs.items:
+                line = dict(asdict(item), input=str(Path(item.input).absolute()), output=str(Path(item.output).absolute()))
+                futures[client.submit(run_line, worker_args, line, expected, pure=False)] = item
             for future in _as_completed(client, futures, jobs):
                 item = futures[future]
                 try:
