@@ -161,6 +161,14 @@ def _connect(scheduler: str, stack: ExitStack):
                                                    host="127.0.0.1", dashboard_address="127.0.0.1:0",
                                                    preload=["lattice_talk.farm"], silence_logs=50))
         return stack.enter_context(Client(cluster))
+    if scheduler.startswith("tls://"):
+        from distributed.security import Security
+
+        security = Security()  # Dask's TLS settings, from its configuration or DASK_DISTRIBUTED__COMM__TLS__* variables
+        if not (security.tls_ca_file and security.tls_client_cert and security.tls_client_key):
+            raise LatticeTalkError(f"--scheduler {scheduler}: Dask's TLS settings are missing; set "
+                                   "DASK_DISTRIBUTED__COMM__TLS__CA_FILE, DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT and "
+                                   "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY (README 'Render farm')")
     try:
         return stack.enter_context(Client(scheduler, timeout=CONNECT_TIMEOUT_S))
     except (OSError, TimeoutError) as exc:

@@ -261,6 +261,9 @@ def test_an_unusable_scheduler_option_is_one_clear_error(tmp_path, capsys, monke
     assert "--scheduler udp://somewhere: give a Dask scheduler address" in capsys.readouterr().err
     assert generate(str(wav), "--out", str(tmp_path / "line.npz"), "--scheduler", "local:0") == EXIT_BAD_INPUT
     assert "local:N needs a whole number" in capsys.readouterr().err
+    monkeypatch.delenv("DASK_DISTRIBUTED__COMM__TLS__CA_FILE", raising=False)
+    assert generate(str(wav), "--out", str(tmp_path / "line.npz"), "--scheduler", "tls://127.0.0.1:1") == EXIT_BAD_INPUT
+    assert "Dask's TLS settings are missing" in capsys.readouterr().err
 
 
 def test_generate_on_one_machine_imports_no_dask(tmp_path):
