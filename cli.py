@@ -153,6 +153,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     items = jobs.items
     written: list[Path] = []
     files_of: dict[str, list[Path]] = {}  # output → the files its run wrote, until it is told
+    finished = 0  # items told so far, in whatever order they finish
     with ExitStack() as stack:
         log = None
         if jobs.batch:  # one file's story is told on screen; a batch's is kept beside its outputs
@@ -167,13 +168,15 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
         def item_finished(item, files: list[Path], said: tuple[str, str] = ("", "")) -> None:
             """Tell what one finished item wrote and why (``said``: what a farm worker printed, stdout and stderr)."""
+            nonlocal finished
             for text, stream in zip(said, (console.stdout(), console.stderr())):
                 if text:
                     bar.write(text.rstrip("\n"), file=stream)
             if item.note:
                 bar.write(f"{item.output}: {item.note}", file=console.stdout())
             written.extend(files)
-            bar.n = sum(i.status != "pending" for i in items)
+            finished += 1
+            bar.n = finished
             bar.refresh()
 
         def work(item) -> str:
