@@ -467,7 +467,7 @@ def bench_fuzz(count: int = 1000) -> list[dict]:
     return rows
 
 
-def bench_farm(count: int = 40, seconds: float = 10.0, repeats: int = 2) -> list[dict]:
+def bench_farm(count: int = 40, seconds: float = 10.0, repeats: int = 3) -> list[dict]:
     """``generate`` on ``count`` lines of ``seconds`` each, side by side: the one-machine batch in this process, then the
     farm batch (``--scheduler``) on local clusters of 1 and 2 single-threaded worker processes, started and warmed
     (models preloaded) before the clock; best of ``repeats`` each. The farm's overhead: its 1-worker time over the
