@@ -1,3 +1,4 @@
 from .cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # not when a farm's local worker process, started by spawning, imports this module again
+    raise SystemExit(main())

@@ -468,9 +468,67 @@ def bench_fuzz(count: int = 1000) -> list[dict]:
     return rows
 
 
+def bench_farm(count: int = 40, seconds: float = 10.0, repeats: int = 3) -> list[dict]:
+    """``generate`` on ``count`` lines of ``seconds`` each, side by side: the one-machine batch in this process, then the
+    farm batch (``--scheduler``) on local clusters of 1 and 2 single-threaded worker processes, started and warmed
+    (models preloaded) before the clock; best of ``repeats`` each. The farm's overhead: its 1-worker time over the
+    one-machine time, and its dispatch alone (wall time less the workers' time on the lines, from the manifest)."""
+    import tempfile
+    from contextlib import redirect_stdout
+
+    import soundfile as sf
+    from distributed import LocalCluster
+
+    from .cli import main
+
+    def batch(out: Path, *options: str) -> tuple[float, float]:
+        """(wall seconds, seconds spent on the lines themselves) of one batch, made afresh."""
+        with open(os.devnull, "w") as quiet, redirect_stdout(quiet):  # the table is the output, not each summary
+            t0 = time.perf_counter()
+            main(["generate", str(lines), "--out", str(out), "--quiet", "--force", *options])
+            wall = time.perf_counter() - t0
+        return wall, sum(item["seconds"] for item in json.loads((out / "manifest.json").read_text())["items"])
+
+    sample = Path(__file__).resolve().parent / "vendor_models" / "samples" / "hello.wav"
+    speech, rate = sf.read(sample, dtype="float32")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        lines = Path(tmp) / "vo"
+        lines.mkdir()
+        for k in range(count):  # each line its own audio: the sample repeated from a different place
+            sf.write(lines / f"line{k:02d}.wav", np.resize(np.roll(speech, k * rate // 10), int(seconds * rate)), rate)
+        batch(Path(tmp) / "warm")  # imports and caches, as a farm worker's preload has them
+        one = min(batch(Path(tmp) / "one")[0] for _ in range(repeats))
+        rows.append({"metric": f"one machine: {count} lines of {seconds:g} s → .npz", "value": count / one,
+                     "unit": "lines/s", "target": ""})
+        farm, dispatch = {}, 0.0
+        for workers in (1, 2):
+            plural = "s" * (workers > 1)
+            t0 = time.perf_counter()
+            with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                              dashboard_address="127.0.0.1:0", preload=["lattice_talk.farm"], silence_logs=50) as cluster:
+                started = time.perf_counter() - t0
+                runs = [batch(Path(tmp) / f"farm{workers}", "--scheduler", cluster.scheduler_address) for _ in range(repeats)]
+            farm[workers] = min(wall for wall, _ in runs)
+            if workers == 1:
+                dispatch = min(wall - busy for wall, busy in runs) / count
+            rows.append({"metric": f"farm, {workers} local worker{plural}: the same lines", "value": count / farm[workers],
+                         "unit": "lines/s", "target": ""})
+            rows.append({"metric": f"  cluster start, {workers} worker{plural} with models preloaded (not in the above)",
+                         "value": started, "unit": "s", "target": ""})
+        rows.append({"metric": "farm speed-up, 2 workers over 1", "value": farm[1] / farm[2], "unit": "×",
+                     "target": f"≤ {min(2, os.cpu_count() or 1)} (cores)"})
+        rows.append({"metric": f"farm overhead, 1 worker vs one machine ({seconds:g} s lines)",
+                     "value": 100 * (farm[1] - one) / one, "unit": "%", "target": "< 10"})
+        rows.append({"metric": "  of which dispatch per line (farm wall less the worker's time on the lines)",
+                     "value": 1000 * dispatch, "unit": "ms", "target": f"{100 * dispatch * count / one:.1f} % of a line"})
+    return rows
+
+
 BENCHMARKS: dict[str, Callable[[], list[dict]]] = {"head": bench_head, "scene": bench_scene, "preview": bench_preview,
                                                    "corpus": bench_corpus, "speech": bench_speech, "video": bench_video,
-                                                   "video-model": bench_video_model, "fuzz": bench_fuzz}
+                                                   "video-model": bench_video_model, "fuzz": bench_fuzz,
+                                                   "farm": bench_farm}
 
 
 def run_benchmark(name: str, json_path: Path | None, device: str = "cpu") -> list[dict]:

@@ -12,6 +12,7 @@ from .core import console
 from .core.errors import LatticeTalkError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+SCHEDULER_ENV = "LATTICE_TALK_SCHEDULER"  # the Dask scheduler a batch goes to when --scheduler is not given
 EMBEDDING_HELP = ("FLAME's mediapipe_landmark_embedding.npz for a FLAME head (default: the file of that name beside "
                   "the model)")
 DEVICE_CHOICES = ("cpu", "cuda")
@@ -90,14 +91,20 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_generate(args: argparse.Namespace) -> int:
-    """Audio file(s) → take(s): .npz/.json clips without Blender, or .blend scenes; folders and globs batch.
-    An existing output is kept only when it records this very run (core.rerun); otherwise it is made again."""
-    from contextlib import ExitStack
+class GenerateJobs:
+    """What a ``generate`` run does, checked before any work: its items (input → output), the pipeline (not yet
+    loaded), the head, the models' identity for the re-run rule, and where a batch keeps its account."""
 
-    from tqdm import tqdm
+    def __init__(self, items, pipeline, head, model: dict, out_dir: Path):
+        self.items, self.pipeline, self.head, self.model, self.out_dir = items, pipeline, head, model, out_dir
+        self.batch = len(items) > 1
+        self.manifest = out_dir / "manifest.json" if self.batch else None
 
-    from .core.batch import OUTPUT_SUFFIXES, expand_inputs, plan_outputs, run_batch
+
+def _generate_jobs(args: argparse.Namespace, local: bool = True) -> GenerateJobs:
+    """Every check ``generate`` makes before its first input, and the jobs. ``local``: the models run here (False:
+    on farm workers, which each choose their own torch device)."""
+    from .core.batch import OUTPUT_SUFFIXES, expand_inputs, plan_outputs
     from .core.device import torch_device
     from .core.pipeline import get_pipeline
     from .core.validate import output_path
@@ -114,60 +121,89 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         raise LatticeTalkError(f"{args.render}: several inputs render several previews; give a folder")
     if args.render and not all(Path(i.output).suffix == ".blend" for i in items):
         raise LatticeTalkError("--render needs .blend outputs (--out take.blend, or --format blend)")
-    device = torch_device(args.device, notice=lambda line: print(line, file=console.stderr()))
+    device = torch_device(args.device, notice=lambda line: print(line, file=console.stderr())) if local else args.device
     # no pipeline → one clear message before any work
     pipeline = get_pipeline(args.pipeline, speech_model=args.speech_model, device=device)
     head = _head_for(args)  # generating always reaches the head through its landmark embedding
-    model = _model_identity(pipeline, args)
-    out_dir = Path(items[0].output).parent
-    batch = len(items) > 1
-    manifest = out_dir / "manifest.json" if batch else None
+    jobs = GenerateJobs(items, pipeline, head, _model_identity(pipeline, args), Path(items[0].output).parent)
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        jobs.out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise LatticeTalkError(f"{out_dir}: cannot create the output folder ({exc.strerror}); choose a folder you can "
-                               "write to") from exc
+        raise LatticeTalkError(f"{jobs.out_dir}: cannot create the output folder ({exc.strerror}); choose a folder you "
+                               "can write to") from exc
+    return jobs
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    """Audio file(s) → take(s): .npz/.json clips without Blender, or .blend scenes; folders and globs batch, on this
+    machine or (``--scheduler``) on a Dask cluster. An existing output is kept only when it records this very run
+    (core.rerun); otherwise it is made again."""
+    from contextlib import ExitStack
+
+    from tqdm import tqdm
+
+    from .core.batch import BatchRecord, run_batch
+
+    scheduler = args.scheduler or os.environ.get(SCHEDULER_ENV) or None
+    if scheduler is not None:
+        from .farm import check_scheduler  # the farm module imports dask only inside its functions
+
+        scheduler = check_scheduler(scheduler)
+    jobs = _generate_jobs(args, local=scheduler is None)
+    items = jobs.items
     written: list[Path] = []
+    files_of: dict[str, list[Path]] = {}  # output → the files its run wrote, until it is told
+    finished = 0  # items told so far, in whatever order they finish
     with ExitStack() as stack:
         log = None
-        if batch:  # one file's story is told on screen; a batch's is kept beside its outputs
-            log_file = stack.enter_context(open(out_dir / "batch.log", "a"))
+        if jobs.batch:  # one file's story is told on screen; a batch's is kept beside its outputs
+            log_file = stack.enter_context(open(jobs.out_dir / "batch.log", "a"))
 
             def log(line: str) -> None:
                 log_file.write(line + "\n")
                 log_file.flush()
 
         bar = stack.enter_context(tqdm(total=len(items), disable=args.quiet, bar_format=PROGRESS_FORMAT, desc="starting",
-                                             file=console.stderr()))
+                                       file=console.stderr()))
+
+        def item_finished(item, files: list[Path], said: tuple[str, str] = ("", "")) -> None:
+            """Tell what one finished item wrote and why (``said``: what a farm worker printed, stdout and stderr)."""
+            nonlocal finished
+            for text, stream in zip(said, (console.stdout(), console.stderr())):
+                if text:
+                    bar.write(text.rstrip("\n"), file=stream)
+            if item.note:
+                bar.write(f"{item.output}: {item.note}", file=console.stdout())
+            written.extend(files)
+            finished += 1
+            bar.n = finished
+            bar.refresh()
 
         def work(item) -> str:
             index = items.index(item)
 
             def progress(stage: str, fraction: float) -> None:
                 bar.n = index + min(max(fraction, 0.0), 1.0)
-                bar.set_description_str(f"{Path(item.input).name}: {stage}" if batch else stage)
+                bar.set_description_str(f"{Path(item.input).name}: {stage}" if jobs.batch else stage)
 
-            status, files = _generate_one(args, pipeline, head, model, item, progress)
-            if item.note:
-                bar.write(f"{item.output}: {item.note}", file=console.stdout())
-            written.extend(files)
+            status, files_of[item.output] = _generate_one(args, jobs.pipeline, jobs.head, jobs.model, item, progress)
             return status
 
-        def item_finished(item) -> None:
-            bar.n = items.index(item) + 1
-            bar.refresh()
+        record = BatchRecord(items, jobs.manifest, log)
+        if scheduler is not None:
+            from .farm import run_on_farm
 
-        if batch:  # each failure is recorded and the batch goes on
-            results = run_batch(items, work, manifest=manifest, on_item=item_finished, log=log)
+            run_on_farm(scheduler, args, jobs, record, item_finished, bar)
+        elif jobs.batch:  # each failure is recorded and the batch goes on
+            run_batch(record, work, on_item=lambda item: item_finished(item, files_of.pop(item.output, [])))
         else:  # one file: bad input is the command's error (exit 2), as for checks made before the run
             items[0].status = work(items[0])
-            item_finished(items[0])
-            results = items
+            item_finished(items[0], files_of.pop(items[0].output))
         bar.set_description_str("finished")
-    failed = [i for i in results if i.status == "failed"]
+    failed = [i for i in items if i.status == "failed"]
     labels = {"done": "generated", "rendered": "rendered from an up-to-date .blend", "skipped": "up to date", "failed": "failed"}
-    counts = [f"{n} {label}" for status, label in labels.items() if (n := sum(i.status == status for i in results))]
-    print(", ".join(counts) + (f"; manifest {manifest}" if manifest else ""), file=console.stdout())
+    counts = [f"{n} {label}" for status, label in labels.items() if (n := sum(i.status == status for i in items))]
+    print(", ".join(counts) + (f"; manifest {jobs.manifest}" if jobs.manifest else ""), file=console.stdout())
     for item in failed:
         print(f"failed: {item.input}: {item.error}", file=console.stderr())
     print("wrote " + ", ".join(str(p) for p in written) if written else "wrote nothing", file=console.stdout())
@@ -926,6 +962,10 @@ def build_parser() -> argparse.ArgumentParser:
                      "take name and LatticeTalk version)")
     gen.add_argument("--render", default=None, help="also render a preview video per .blend (a file, or a folder for "
                      "several inputs); an up-to-date .blend is only rendered")
+    gen.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="run the batch on a Dask cluster: tcp://HOST:8786 or tls://HOST:8786 (its workers: 'dask worker "
+                          "ADDRESS --nthreads 1 --preload lattice_talk.farm'), or local[:N] for N worker processes on this "
+                          f"machine (default: ${SCHEDULER_ENV}, else this process; README 'Render farm')")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.add_argument("--verbose", action="store_true", help="also show what Blender, MediaPipe and TensorFlow Lite print")
     gen.set_defaults(func=_cmd_generate)
@@ -1183,9 +1223,10 @@ def build_parser() -> argparse.ArgumentParser:
     ext.set_defaults(func=_cmd_build_extension)
 
     bench = sub.add_parser("bench", help="run a benchmark, print a table and write JSON")
-    bench.add_argument("name", choices=["head", "scene", "preview", "corpus", "speech", "video", "video-model", "fuzz"],
+    bench.add_argument("name", choices=["head", "scene", "preview", "corpus", "speech", "video", "video-model", "fuzz", "farm"],
                        help="which benchmark (preview: the speed of generate --render's preview; fuzz: 1000 mutated "
-                            "WAVs through the loader and the speech pipeline)")
+                            "WAVs through the loader and the speech pipeline; farm: a 40-line batch on one machine and "
+                            "on 1 and 2 local Dask workers)")
     bench.add_argument("--json", default=None, help="where to write the JSON (default: out/bench_<name>.json)")
     bench.add_argument("--device", choices=DEVICE_CHOICES, default="cpu",
                        help="speech: the torch device the model runs on (cuda falls back to the CPU with a notice)")
@@ -1200,4 +1241,4 @@ def main(argv: list[str] | None = None) -> int:
             return args.func(args)
     except LatticeTalkError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return getattr(exc, "exit_code", EXIT_BAD_INPUT)

@@ -30,6 +30,8 @@ class BatchItem:
     note: str = ""  # why it was skipped or made again
     error: str = ""
     seconds: float = 0.0
+    attempts: int = 0  # times it was started: more than 1 when a farm worker died with it and it ran again
+    worker: str = ""  # the farm worker that finished it; "" on one machine
 
 
 def expand_inputs(specs: Iterable[str], suffixes: tuple[str, ...] = AUDIO_SUFFIXES) -> list[Path]:
@@ -68,27 +70,46 @@ def write_manifest(items: list[BatchItem], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def run_batch(items: list[BatchItem], work: Callable[[BatchItem], str], manifest: Path | None = None,
-              on_item: Callable[[BatchItem], None] | None = None,
-              log: Callable[[str], None] | None = None) -> list[BatchItem]:
-    """Run ``work`` on each item (it returns the item's status and may set its note); failures are recorded
-    and the batch goes on. The manifest is rewritten after every item."""
-    for item in items:
-        start = time.monotonic()
-        try:
-            item.status = work(item)
-        except LatticeTalkError as exc:
-            item.status, item.error = "failed", str(exc)
-        except Exception as exc:  # a bug: keep going, keep the traceback in the log
-            item.status, item.error = "failed", (f"unexpected error, a bug in LatticeTalk ({exc!r}): please report it "
-                                                 "with the traceback in the batch log")
-            if log is not None:
-                log(traceback.format_exc())
-        item.seconds = round(time.monotonic() - start, 3)
+def run_item(item: BatchItem, work: Callable[[BatchItem], str],
+             log: Callable[[str], None] | None = None) -> BatchItem:
+    """Run ``work`` on ``item`` (it returns the item's status and may set its note); a failure is recorded on the
+    item, not raised. The one place an item is run, on one machine and on a farm worker alike."""
+    start = time.monotonic()
+    try:
+        item.status = work(item)
+    except LatticeTalkError as exc:
+        item.status, item.error = "failed", str(exc)
+    except Exception as exc:  # a bug: keep going, keep the traceback in the log
+        item.status, item.error = "failed", (f"unexpected error, a bug in LatticeTalk ({exc!r}): please report it "
+                                             "with the traceback in the batch log")
         if log is not None:
-            log(" ".join(filter(None, (f"{item.status:8s}", item.input, "->", item.output, item.note, item.error))))
-        if manifest is not None:
-            write_manifest(items, manifest)
+            log(traceback.format_exc())
+    item.seconds = round(time.monotonic() - start, 3)
+    item.attempts += 1
+    return item
+
+
+class BatchRecord:
+    """A batch's account as its items finish, in any order: a line each in the log and the manifest rewritten (every
+    item, finished or still pending, in input order), so an interrupted batch leaves a true manifest behind."""
+
+    def __init__(self, items: list[BatchItem], manifest: Path | None = None,
+                 log: Callable[[str], None] | None = None):
+        self.items, self.manifest, self.log = items, manifest, log
+
+    def finished(self, item: BatchItem) -> None:
+        if self.log is not None:
+            self.log(" ".join(filter(None, (f"{item.status:8s}", item.input, "->", item.output, item.note, item.error))))
+        if self.manifest is not None:
+            write_manifest(self.items, self.manifest)
+
+
+def run_batch(record: BatchRecord, work: Callable[[BatchItem], str],
+              on_item: Callable[[BatchItem], None] | None = None) -> list[BatchItem]:
+    """Run ``work`` on each item of ``record`` in turn; failures are recorded and the batch goes on."""
+    for item in record.items:
+        run_item(item, work, record.log)
+        record.finished(item)
         if on_item is not None:
             on_item(item)
-    return items
+    return record.items
