@@ -480,7 +480,7 @@ def _cmd_data_voices(args: argparse.Namespace) -> int:
     from .core.real_av.voice_shards import build_voice_corpus, read_line_table
     from .core.speech.pipeline import MODEL_DIR
 
-    lines = read_line_table(args.lines)[:args.limit or None]
+    lines = read_line_table(args.lines, args.root)[:args.limit or None]
     bar = tqdm(total=len(lines), unit="line")
 
     def progress(stage: str, fraction: float) -> None:
@@ -1025,8 +1025,11 @@ def build_parser() -> argparse.ArgumentParser:
     real_data.set_defaults(func=_cmd_data_real)
     voices = data_sub.add_parser("voices", help="real read speech of many speakers + its text → training shards (phones "
                                  "by forced alignment, motion from a teacher model; reads a local folder, downloads nothing)")
-    voices.add_argument("--lines", required=True, help="tab-separated table: audio<TAB>text[<TAB>speaker] per line, audio "
-                        "relative to the table (speaker: the audio's folder name when left out)")
+    voices.add_argument("--lines", required=True, help="tab-separated table: audio<TAB>text[<TAB>speaker[<TAB>sha256"
+                        "<TAB>source ...]] per line, '#' lines are comments (speaker: the audio's folder name when left "
+                        "out; a sha256 is checked before anything is written, e.g. datasets/training_voices.tsv)")
+    voices.add_argument("--root", default=None, help="folder the audio paths are relative to (default: the table's "
+                        "folder; for datasets/training_voices.tsv: the folder of cloned OWNER+NAME repositories)")
     voices.add_argument("--teacher", default=None, help="speech model whose raw motion becomes the targets "
                         "(default: the shipped model)")
     voices.add_argument("--tag", required=True, help="name part of the shards (e.g. the source: arctic, librispeech)")

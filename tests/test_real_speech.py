@@ -9,6 +9,7 @@ and known closures."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -278,6 +279,69 @@ def test_voice_shards_close_the_teachers_mouth_on_every_aligned_bilabial_and_lis
     with pytest.raises(LatticeTalkError, match="audio<TAB>text"):
         (tmp_path / "bad.tsv").write_text("only-one-column\n")
         read_line_table(tmp_path / "bad.tsv")
+
+
+def _source_folder(root: Path) -> tuple[Path, str]:
+    """A cloned-repository layout under ``root``: one generated recording and its sha256."""
+    from lattice_talk.core.real_av.manifest import sha256_of
+
+    soundfile = pytest.importorskip("soundfile")
+    wav = root / "owner+name" / "clips" / "tone.wav"
+    wav.parent.mkdir(parents=True)
+    t = np.arange(16000) / 16000
+    soundfile.write(wav, 0.3 * np.sin(2 * np.pi * 220 * t), 16000)
+    return wav, sha256_of(wav)
+
+
+def test_a_line_table_with_checksums_reads_paths_under_root_and_skips_comments(tmp_path):
+    from lattice_talk.core.real_av.voice_shards import check_line_files, read_line_table
+
+    wav, digest = _source_folder(tmp_path / "sources")
+    table = tmp_path / "elsewhere" / "voices.tsv"
+    table.parent.mkdir()
+    table.write_text("# audio\ttext\tspeaker\tsha256\tsource\tlicense\n"
+                     f"owner+name/clips/tone.wav\ta tone\tann\t{digest}\towner/name@{'0' * 40}\tCC0-1.0\n"
+                     "# a comment between rows\n")
+    [line] = read_line_table(table, root=tmp_path / "sources")
+    assert (line.audio, line.text, line.speaker, line.sha256) == (wav, "a tone", "ann", digest)
+    assert line.source == f"owner/name@{'0' * 40}"
+    check_line_files([line])  # the file is the table's: no error
+    assert read_line_table(table)[0].audio == table.parent / "owner+name/clips/tone.wav"  # default: the table's folder
+    with pytest.raises(LatticeTalkError, match="no sha256"):
+        (tmp_path / "bad.tsv").write_text("a.wav\ttext\tann\tnot-a-checksum\n")
+        read_line_table(tmp_path / "bad.tsv")
+
+
+def test_data_voices_refuses_a_file_that_is_not_the_tables_naming_it_and_its_source_and_writes_nothing(tmp_path, capsys):
+    from lattice_talk.cli import EXIT_BAD_INPUT, main
+
+    wav, digest = _source_folder(tmp_path / "sources")
+    table = tmp_path / "voices.tsv"
+    rows = [f"owner+name/clips/tone.wav\ta tone\tann\t{'f' * 64}\towner/name@{'1' * 40}\tCC0-1.0",
+            f"owner+name/clips/gone.wav\tgone\tann\t{digest}\towner/name@{'2' * 40}\tCC0-1.0"]
+    table.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "corpus"
+    code = main(["data", "voices", "--lines", str(table), "--root", str(tmp_path / "sources"), "--tag", "t",
+                 "--out", str(out), "--teacher", str(tmp_path / "no-model")])
+    error = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT and not out.exists()  # refused before the teacher is loaded or a shard written
+    assert f"{wav} differs from the table's (sha256 mismatch; take it unchanged from owner/name@{'1' * 40})" in error
+    assert f"gone.wav is missing (take it unchanged from owner/name@{'2' * 40})" in error
+
+
+def test_the_shipped_training_voices_name_every_original_and_no_heldout_speaker():
+    from lattice_talk.core.real_av.manifest import load_manifest
+    from lattice_talk.core.real_av.voice_shards import read_line_table
+
+    datasets = Path(__file__).resolve().parents[1] / "datasets"
+    lines = read_line_table(datasets / "training_voices.tsv", root="/sources")
+    assert len(lines) == 502 and len({line.speaker for line in lines}) == 98
+    rows = [row.split("\t") for row in (datasets / "training_voices.tsv").read_text(encoding="utf-8").splitlines()
+            if not row.startswith("#")]
+    assert all(len(row) == 6 and row[5] for row in rows)
+    assert all(re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", line.source) for line in lines)
+    heldout = {clip.speaker.lower() for clip in load_manifest(datasets / "real_speech_heldout.json")}
+    assert not heldout & {line.speaker.lower() for line in lines}
 
 
 def test_a_manifest_never_puts_one_speaker_in_both_splits_and_the_shipped_one_is_well_formed(tmp_path):

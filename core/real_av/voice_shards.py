@@ -15,6 +15,7 @@ synthetic and talking-face shards in one training folder."""
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -23,6 +24,7 @@ import numpy as np
 
 from ..data.corpus import FPS, SAMPLE_RATE, CorpusUtterance
 from ..errors import LatticeTalkError
+from .manifest import sha256_of
 from .shards import ShardWriter
 
 
@@ -31,27 +33,54 @@ class SpokenLine:
     audio: Path
     speaker: str
     text: str
+    sha256: str | None = None  # of the audio file as its source publishes it; checked before the line is used
+    source: str = ""  # where to take the file from when it is missing or differs
 
 
-def read_line_table(path: str | Path) -> list[SpokenLine]:
-    """A tab-separated table of ``audio<TAB>text[<TAB>speaker]`` rows, audio relative to the table's folder;
-    without a speaker column a line's speaker is its audio's folder name."""
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def read_line_table(path: str | Path, root: str | Path | None = None) -> list[SpokenLine]:
+    """A tab-separated table of ``audio<TAB>text[<TAB>speaker[<TAB>sha256[<TAB>source ...]]]`` rows; ``#`` lines
+    are comments. Audio paths are relative to ``root`` (default: the table's folder); without a speaker column a
+    line's speaker is its audio's folder name. Further columns (``datasets/training_voices.tsv``: sha256, source,
+    license) are the file's checksum and where it comes from."""
     path = Path(path)
+    base = Path(root) if root is not None else path.parent
     lines = []
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             for row in csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE):
                 if not row or row[0].startswith("#"):
                     continue
-                if len(row) not in (2, 3):
+                if len(row) < 2:
                     raise LatticeTalkError(f"{path}: the row {row!r} is not 'audio<TAB>text[<TAB>speaker]'")
-                audio = path.parent / row[0]
-                lines.append(SpokenLine(audio, row[2] if len(row) == 3 else audio.parent.name, row[1]))
+                if len(row) > 3 and not SHA256_HEX.fullmatch(row[3]):
+                    raise LatticeTalkError(f"{path}: the row {row[:4]!r} has no sha256 (64 hex digits) in column 4")
+                audio = base / row[0]
+                lines.append(SpokenLine(audio, row[2] if len(row) > 2 else audio.parent.name, row[1],
+                                        row[3] if len(row) > 3 else None, row[4] if len(row) > 4 else ""))
     except (OSError, UnicodeDecodeError) as exc:
         raise LatticeTalkError(f"{path}: cannot read the line table ({exc})") from exc
     if not lines:
         raise LatticeTalkError(f"{path}: no lines (expected rows 'audio<TAB>text[<TAB>speaker]')")
     return lines
+
+
+def check_line_files(lines: list[SpokenLine]) -> None:
+    """Every line with a sha256 has its audio file, byte for byte — else one error listing the files."""
+    problems = []
+    for line in lines:
+        if line.sha256 is None:
+            continue
+        origin = f"take it unchanged from {line.source}" if line.source else "take it unchanged from its source"
+        if not line.audio.is_file():
+            problems.append(f"{line.audio} is missing ({origin})")
+        elif sha256_of(line.audio) != line.sha256:
+            problems.append(f"{line.audio} differs from the table's (sha256 mismatch; {origin})")
+    if problems:
+        raise LatticeTalkError(f"{len(problems)} audio file(s) are not the ones the line table names, so nothing was "
+                               "written: " + "; ".join(problems))
 
 
 class TeacherModel:
@@ -94,7 +123,9 @@ def build_voice_corpus(lines: list[SpokenLine], teacher_dir: str | Path, out: st
                        progress: Callable[[str, float], None] = lambda stage, fraction: None) -> dict:
     """Shards of ``lines`` in ``out`` (corpus format, ``engine`` "real-voice"); a ``heldout_share`` of each
     speaker's lines, drawn with ``seed``, is the early-stopping split (the same speakers: a validation set, not a
-    test). ``augmented_copies``: each training line again through :func:`~.shards.recorded_copy`."""
+    test). ``augmented_copies``: each training line again through :func:`~.shards.recorded_copy`. Files with a
+    sha256 are checked first: a missing or changed one stops the build before anything is written."""
+    check_line_files(lines)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     teacher = TeacherModel(teacher_dir)
