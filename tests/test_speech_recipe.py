@@ -20,9 +20,10 @@ from real_media import GRID_DIR  # noqa: E402
 from lattice_talk.cli import main  # noqa: E402
 
 CARD = Path(__file__).resolve().parents[1] / "vendor_models" / "speech" / "MODEL_CARD.md"
-DRY_RUN = "python -m lattice_talk speech recipe --work work --grid GRID/s1 --dry-run"
+DRY_RUN = "python -m lattice_talk speech recipe --work work --grid GRID/s1 --voices VOICES --dry-run"
 # Options whose value is a file or folder: the card's recorded commands named their own folders.
-PATH_OPTIONS = {"--out", "--corpus", "--init-from", "--encoder", "--model", "--checkpoint", "--videos", "--alignments"}
+PATH_OPTIONS = {"--out", "--corpus", "--init-from", "--encoder", "--model", "--checkpoint", "--videos", "--alignments",
+                "--root", "--teacher"}
 
 
 def recipe(work: Path, *more: str) -> list[str]:
@@ -45,13 +46,14 @@ def test_toy_recipe_builds_a_model_from_nothing_and_resumes(tmp_path, capsys):
     # Without the real data folder: one error naming the option and the data card, and nothing done.
     assert main(recipe(work, "--scale", "toy")) == 2
     error = capsys.readouterr().err
-    assert error.count("error:") == 1 and "--grid DIR" in error and "datasets/README.md" in error
+    assert error.count("error:") == 1 and "--grid DIR" in error and "--voices DIR" in error and "datasets/README.md" in error
     assert not work.exists()
     # Part of the way, then the rest: the finished steps are skipped, the others run.
     assert main(recipe(work, "--scale", "toy", "--until", "export-encoder")) == 0
     assert steps_run(capsys.readouterr().out) == names[:names.index("export-encoder") + 1]
     assert not (work / "model").exists()
-    assert main(recipe(work, "--scale", "toy", "--grid", str(GRID_DIR))) == 0
+    # The toy's voices: the two GRID clips as a line table (tests/data/grid_s1/voices.tsv).
+    assert main(recipe(work, "--scale", "toy", "--grid", str(GRID_DIR), "--voices", str(GRID_DIR))) == 0
     output = capsys.readouterr().out
     assert steps_run(output) == names[names.index("export-encoder") + 1:]
     assert output.count("done before") == names.index("export-encoder") + 1
@@ -59,8 +61,10 @@ def test_toy_recipe_builds_a_model_from_nothing_and_resumes(tmp_path, capsys):
     assert list(log["steps"]) == names and all(entry["seconds"] >= 0 for entry in log["steps"].values())
     real = json.loads((work / "data" / "real_s1" / "corpus.json").read_text())
     assert real["utterances"] == {"train": 1, "heldout": 1}  # both GRID clips tracked and aligned
+    voices = json.loads((work / "data" / "v_multi" / "corpus.json").read_text())
+    assert voices["audio_only"] and voices["speakers"] == ["grid_s1"] and not voices["failed"]
     # Everything done: a rerun runs nothing.
-    assert main(recipe(work, "--scale", "toy", "--grid", str(GRID_DIR))) == 0
+    assert main(recipe(work, "--scale", "toy", "--grid", str(GRID_DIR), "--voices", str(GRID_DIR))) == 0
     assert steps_run(capsys.readouterr().out) == []
     # The result is one self-contained model (encoder inside): moved elsewhere, it still speaks.
     moved = shutil.move(work / "model", tmp_path / "moved")
@@ -86,7 +90,7 @@ def test_full_scale_commands_are_the_model_cards(capsys):
     recorded = [line for block in card[:card.index("## Rebuild")].split("```")[1::2]
                 for line in re.sub(r"\\\n\s*", "", block).splitlines() if line.startswith("python -m lattice_talk")]
     recipe_lines = [line for line in printed.splitlines() if " data mix " not in line and " --window " not in line]
-    assert len(recorded) == len(recipe_lines) == 25
+    assert len(recorded) == len(recipe_lines) == 28
     for card_line, recipe_line in zip(recorded, recipe_lines):
         assert _settings(card_line) == _settings(recipe_line), card_line
 
