@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .core import console
 from .core.errors import LatticeTalkError
+from .core.real_av.manifest import DATASETS_DIR
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 SCHEDULER_ENV = "LATTICE_TALK_SCHEDULER"  # the Dask scheduler a batch goes to when --scheduler is not given
@@ -17,7 +18,6 @@ EMBEDDING_HELP = ("FLAME's mediapipe_landmark_embedding.npz for a FLAME head (de
                   "the model)")
 DEVICE_CHOICES = ("cpu", "cuda")
 SPEECH_RECIPE = Path(__file__).resolve().parent / "vendor_models" / "speech" / "recipe.json"
-DATASETS = Path(__file__).resolve().parent / "datasets"  # the manifests of real data (no footage)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -893,7 +893,7 @@ def _cmd_video_eval(args: argparse.Namespace) -> int:
 
 def _real_clip_options(parser: argparse.ArgumentParser, split: str) -> None:
     """--manifest and --split of the commands that read real held-out clips."""
-    parser.add_argument("--manifest", default=str(DATASETS / "real_speech_heldout.json"),
+    parser.add_argument("--manifest", default=str(DATASETS_DIR / "real_speech_heldout.json"),
                         help="clip manifest (default: the held-out set in datasets/)")
     parser.add_argument("--split", choices=("dev", "test", "all"), default=split,
                         help=f"dev: the clips choices may read; test: the clips read once for published figures "
@@ -1026,7 +1026,7 @@ def build_parser() -> argparse.ArgumentParser:
     real_data.set_defaults(func=_cmd_data_real)
     voices = data_sub.add_parser("voices", help="real read speech of many speakers + its text → training shards (phones "
                                  "by forced alignment, motion from a teacher model; reads a local folder, downloads nothing)")
-    voices.add_argument("--lines", default=str(DATASETS / "training_voices.tsv"),
+    voices.add_argument("--lines", default=str(DATASETS_DIR / "training_voices.tsv"),
                         help="tab-separated table: audio<TAB>text[<TAB>speaker[<TAB>sha256<TAB>source ...]] per line, "
                         "'#' lines are comments (speaker: the audio's folder name when left out; a sha256 is checked "
                         "before anything is written; default: datasets/training_voices.tsv, the shipped model's "

@@ -329,18 +329,19 @@ def test_data_voices_refuses_a_file_that_is_not_the_tables_naming_it_and_its_sou
     assert f"gone.wav is missing (take it unchanged from owner/name@{'2' * 40})" in error
 
 
-def test_the_shipped_training_voices_name_every_original_and_no_heldout_speaker():
-    from lattice_talk.core.real_av.manifest import load_manifest
+@pytest.mark.parametrize("table, n_lines, n_speakers", [("training_voices.tsv", 502, 98),
+                                                        ("training_voice_cathy.tsv", 1620, 1)])
+def test_the_shipped_training_voices_name_every_original_and_no_heldout_speaker(table, n_lines, n_speakers):
+    from lattice_talk.core.real_av.manifest import DATASETS_DIR, load_manifest
     from lattice_talk.core.real_av.voice_shards import read_line_table
 
-    datasets = Path(__file__).resolve().parents[1] / "datasets"
-    lines = read_line_table(datasets / "training_voices.tsv", root="/sources")
-    assert len(lines) == 502 and len({line.speaker for line in lines}) == 98
-    rows = [row.split("\t") for row in (datasets / "training_voices.tsv").read_text(encoding="utf-8").splitlines()
+    lines = read_line_table(DATASETS_DIR / table, root="/sources")
+    assert len(lines) == n_lines and len({line.speaker for line in lines}) == n_speakers
+    rows = [row.split("\t") for row in (DATASETS_DIR / table).read_text(encoding="utf-8").splitlines()
             if not row.startswith("#")]
     assert all(len(row) == 6 and row[5] for row in rows)
     assert all(re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", line.source) for line in lines)
-    heldout = {clip.speaker.lower() for clip in load_manifest(datasets / "real_speech_heldout.json")}
+    heldout = {clip.speaker.lower() for clip in load_manifest(DATASETS_DIR / "real_speech_heldout.json")}
     assert not heldout & {line.speaker.lower() for line in lines}
 
 

@@ -49,7 +49,7 @@ FADE_SECONDS = 0.3  # video weight 1 → 0 (and back) at most this fast
 MAX_OFFSET_SECONDS = 0.5  # the offset search window, either way
 MOUTH_LEAD_SECONDS = 0.12  # the mouth opens this much before the sound (the real talking-head clip: 3 frames at 25 fps)
 OFFSET_MIN_CORRELATION = 0.42  # the evidence's peak (mean r of its curves) under this: declined (real clips whose
-# mouth leads its sound by 3-6 frames more than the speech model's peak at up to 0.404 on the dev split, clips read
+# mouth leads its sound by 3-6 frames more than the speech model's peak at up to 0.416 on the dev split, clips read
 # right at 0.42-0.67: `video eval-offset`)
 OFFSET_SECOND_PEAK_RATIO = 0.8  # a lag OFFSET_PEAK_SEPARATION+ frames away reaching this share of the peak: declined
 OFFSET_PEAK_SEPARATION = 3  # frames: nearer lags belong to the peak itself (the curves are smooth over ~2 frames)

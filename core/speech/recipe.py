@@ -1,8 +1,8 @@
 """The shipped speech model from nothing: its recipe (``vendor_models/speech/recipe.json``) run step by step.
 
 The recipe is data: an ordered list of CLI commands (corpora, mixes, encoder pretraining, the decoder's training
-stages, calibration) with placeholders for the work folder and the user's local real-data folders, and per-step
-options that shrink it at toy scale. A new stage is new entries in that file. Each step runs through the CLI's
+stages, calibration) with placeholders for the work folder, the package's ``datasets`` folder (the line tables
+of real data) and the user's local real-data folders, and per-step options that shrink it at toy scale. A new stage is new entries in that file. Each step runs through the CLI's
 own entry point (passed in as ``run``), so the recipe and the commands in the model card cannot drift apart.
 A finished step is recorded in ``recipe_log.json`` in the work folder with its seconds; a rerun skips the finished
 steps and runs the rest (``speech train`` and ``speech pretrain`` resume a half-finished run themselves)."""
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import LatticeTalkError
+from ..real_av.manifest import DATASETS_DIR
 from .pipeline import MODEL_DIR
 from .train import DECODER_CONFIG, DECODER_FILE
 
@@ -64,7 +65,8 @@ def plan(recipe: dict, work: str | Path, scale: str = "full", data: dict[str, st
         if until not in names:
             raise LatticeTalkError(f"--until {until}: no such step; the steps are {', '.join(names)}")
         steps = steps[:names.index(until) + 1]
-    values = {"work": str(work), **{name: folder for name, folder in (data or {}).items() if folder}}
+    values = {"work": str(work), "datasets": str(DATASETS_DIR),
+              **{name: folder for name, folder in (data or {}).items() if folder}}
     missing = sorted({field for step in steps for text in (*step["argv"], step["output"])
                       for _, field, _, _ in string.Formatter().parse(text) if field and field not in values})
     if missing:
