@@ -5,7 +5,7 @@ and the Python package ``lattice_talk``. Importing it loads nothing heavy: Blend
 only when Blender registers the add-on, the compute core only when an operator runs.
 """
 
-__version__ = "0.1.0"
+from .core.version import __version__  # noqa: F401 (the package's version)
 
 
 def _classes() -> tuple:

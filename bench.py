@@ -428,7 +428,8 @@ def fuzz_audio(count: int, seed: int = FUZZ_SEED, folder: Path | None = None) ->
     from .core.errors import LatticeTalkError
     from .core.heads import create
     from .core.jobs import run_sync
-    from .core.pipeline import GenerateRequest, get_pipeline
+    from .core.pipeline import GenerateRequest
+    from .core.pipeline_registry import get_pipeline
 
     pipeline, head = get_pipeline("speech"), create("default")
     outcomes = {"take": 0, "refused": 0, "bug": 0}

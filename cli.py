@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .core import console
 from .core.errors import LatticeTalkError
-from .core.real_av.manifest import DATASETS_DIR
+from .core.paths import DATASETS_DIR
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 SCHEDULER_ENV = "LATTICE_TALK_SCHEDULER"  # the Dask scheduler a batch goes to when --scheduler is not given
@@ -107,7 +107,7 @@ def _generate_jobs(args: argparse.Namespace, local: bool = True) -> GenerateJobs
     on farm workers, which each choose their own torch device)."""
     from .core.batch import OUTPUT_SUFFIXES, expand_inputs, plan_outputs
     from .core.device import torch_device
-    from .core.pipeline import get_pipeline
+    from .core.pipeline_registry import get_pipeline
     from .core.validate import output_path
 
     out = output_path(args.out, "--out", OUTPUT_SUFFIXES, folder_allowed=True)
@@ -678,7 +678,8 @@ def _calibrate(model_dir: str, corpus: str, limit: int) -> None:
     from .core.heads import create
     from .core.landmark_rig import LandmarkRig
     from .core.speech.features import decoder_features
-    from .core.speech.train import calibrate_seal, load_decoder, load_examples, write_seal
+    from .core.speech.train import calibrate_seal, load_examples
+    from .core.speech.model import load_decoder, write_seal
 
     model, config = load_decoder(model_dir)
     examples = load_examples(corpus, "heldout", decoder_features(config, model_dir), limit=limit)
@@ -696,7 +697,7 @@ def _cmd_speech_calibrate(args: argparse.Namespace) -> int:
     if args.window is None:
         _calibrate(args.model, args.corpus, args.limit)
         return EXIT_OK
-    from .core.speech.train import DECODER_CONFIG, write_seal
+    from .core.speech.model import DECODER_CONFIG, write_seal
     from .core.validate import input_file
 
     start, full = args.window
@@ -735,7 +736,8 @@ def _cmd_speech_eval(args: argparse.Namespace) -> int:
     from .core.speech.pipeline import SpeechPipeline
     from .core.speech.proxy import real_clip_checks
     from .core.speech.features import decoder_features
-    from .core.speech.train import evaluate, load_decoder, load_examples, seal_window
+    from .core.speech.train import evaluate, load_examples
+    from .core.speech.model import load_decoder, seal_window
 
     model, config = load_decoder(args.model)
     head = create("default")

@@ -68,7 +68,7 @@ def run_on_farm(scheduler: str, args: argparse.Namespace, jobs, record, item_fin
 
     from distributed import KilledWorker
 
-    from . import __version__
+    from .core.version import __version__
 
     expected = {"version": __version__, "model": jobs.model}
     worker_args = _for_workers(args)
@@ -254,7 +254,7 @@ def _for_workers(args: argparse.Namespace) -> argparse.Namespace:
 # ------------------------------------------------------------------------------------------ worker
 def worker_identity(args: argparse.Namespace) -> dict:
     """What this worker would make ``args``' takes with: its LatticeTalk version and its models' identity."""
-    from . import __version__
+    from .core.version import __version__
 
     return {"version": __version__, "model": _loaded(args)[2]}
 
@@ -264,7 +264,7 @@ def run_line(args: argparse.Namespace, line: dict, expected: dict) -> dict:
     Failures come back in the item (bad input is not retried); only a dying worker makes Dask run it again."""
     from distributed import get_worker
 
-    from . import __version__
+    from .core.version import __version__
     from .cli import _generate_one
     from .core import console
     from .core.batch import BatchItem, run_item
@@ -331,7 +331,7 @@ def _loaded(args: argparse.Namespace) -> tuple:
     from .cli import _head_for, _model_identity
     from .core import console
     from .core.device import torch_device
-    from .core.pipeline import get_pipeline
+    from .core.pipeline_registry import get_pipeline
 
     key = (args.pipeline, args.speech_model, args.device, args.head, args.embedding, bool(args.video), args.video_model)
     if key not in _loaded_models:

@@ -276,3 +276,16 @@ def _clipped_fraction(samples: np.ndarray) -> float:
 
 def _dbfs(value: float) -> str:
     return f"{20.0 * math.log10(value):.0f}" if value > 0.0 else "-inf"
+
+
+def audio_envelope(audio: np.ndarray, sample_rate: int, fps: float, n_frames: int | None = None) -> np.ndarray:
+    """(n_frames,) RMS of the audio in a one-frame window centred on each frame time (index / fps).
+    ``n_frames`` defaults to the frames the audio spans; frames past its end are 0."""
+    x = np.asarray(audio, np.float64).ravel()
+    if n_frames is None:
+        n_frames = int(math.ceil(len(x) * fps / sample_rate))
+    edges = np.clip(np.round((np.arange(n_frames + 1) - 0.5) * sample_rate / fps).astype(np.int64), 0, len(x))
+    sq = np.concatenate([[0.0], np.cumsum(np.nan_to_num(x) ** 2)])
+    counts = edges[1:] - edges[:-1]
+    sums = sq[edges[1:]] - sq[edges[:-1]]
+    return np.sqrt(np.divide(sums, counts, out=np.zeros(n_frames), where=counts > 0))

@@ -33,14 +33,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .data.phonemes import BILABIALS, PhonemeEvent
+from .phonemes import BILABIALS, PhonemeEvent
 from .errors import LatticeTalkError
 from .mediapipe_points import LIPS, LOWER_LIP_INNER_MID, UPPER_FACE, UPPER_LIP_INNER_MID
+from .audio import audio_envelope
+from .lip_geometry import CLOSURE_THRESHOLD_MM, MM, lip_gap
 from .motion_file import MotionTrack
 
-MM = 1000.0  # metres → millimetres
-INNER_LIP_PAIRS = ((82, 87), (UPPER_LIP_INNER_MID, LOWER_LIP_INNER_MID), (312, 317))  # (upper, lower)
-CLOSURE_THRESHOLD_MM = 1.0
 MIN_FRAME_SLACK = 5  # frame-count mismatch always tolerated …
 FRAME_SLACK_FRACTION = 0.05  # … or this share of the longer track, whichever is larger
 DEFAULT_MAX_LAG_S = 0.5  # search window of the offset estimate
@@ -154,15 +153,6 @@ def mouth_opening(track: MotionTrack) -> np.ndarray:
     return np.linalg.norm(pts[:, 0] - pts[:, 1], axis=-1) * MM
 
 
-def lip_gap(track: MotionTrack) -> np.ndarray:
-    """(T,) minimum over the inner-lip pairs 82–87, 13–14, 312–317 (those the track has; 13–14 required), mm."""
-    for required in (UPPER_LIP_INNER_MID, LOWER_LIP_INNER_MID):
-        track.column(required)  # a clear message when the midpoints are missing
-    pairs = [pair for pair in INNER_LIP_PAIRS if all(np.any(track.point_ids == i) for i in pair)]
-    pts = track.select([i for pair in pairs for i in pair]).astype(np.float64).reshape(track.n_frames, len(pairs), 2, 3)
-    return np.linalg.norm(pts[:, :, 0] - pts[:, :, 1], axis=-1).min(axis=1) * MM
-
-
 def mouth_opening_correlation(pred: MotionTrack, ref: MotionTrack) -> Correlation:
     """Pearson r of the two mouth-opening signals over their overlapping frames (constant → 0, flagged)."""
     a, b = mouth_opening(pred), mouth_opening(ref)
@@ -236,19 +226,6 @@ def default_max_lag(fps: float) -> int:
 def mouth_av_offset_frames(pred: MotionTrack, ref: MotionTrack, max_lag: int | None = None) -> int:
     """Offset of pred's mouth opening against ref's, frames (positive = pred late)."""
     return av_offset_frames(mouth_opening(pred), mouth_opening(ref), default_max_lag(ref.fps) if max_lag is None else max_lag)
-
-
-def audio_envelope(audio: np.ndarray, sample_rate: int, fps: float, n_frames: int | None = None) -> np.ndarray:
-    """(n_frames,) RMS of the audio in a one-frame window centred on each frame time (index / fps).
-    ``n_frames`` defaults to the frames the audio spans; frames past its end are 0."""
-    x = np.asarray(audio, np.float64).ravel()
-    if n_frames is None:
-        n_frames = int(math.ceil(len(x) * fps / sample_rate))
-    edges = np.clip(np.round((np.arange(n_frames + 1) - 0.5) * sample_rate / fps).astype(np.int64), 0, len(x))
-    sq = np.concatenate([[0.0], np.cumsum(np.nan_to_num(x) ** 2)])
-    counts = edges[1:] - edges[:-1]
-    sums = sq[edges[1:]] - sq[edges[:-1]]
-    return np.sqrt(np.divide(sums, counts, out=np.zeros(n_frames), where=counts > 0))
 
 
 def audio_av_offset_frames(track: MotionTrack, audio: np.ndarray | None = None, sample_rate: int | None = None,

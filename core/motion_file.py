@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .data.phonemes import PhonemeEvent
+from .phonemes import PhonemeEvent
 from .errors import LatticeTalkError
 from .mediapipe_points import EYE_OUTER_CORNERS
 

@@ -40,7 +40,7 @@ def run_record(inputs: dict[str, Path | None], model: dict, settings: dict, head
     """The run as recorded in an output. ``inputs``: role → file (None: not given); ``texts``: role → text given
     directly, such as a transcript (None: not given); ``model``: JSON-ready identity of the models (digests);
     ``head``: 'default' or a head file (recorded by its digest)."""
-    from .. import __version__
+    from .version import __version__
 
     digests = {role: None if path is None else file_sha256(path) for role, path in inputs.items()}
     digests.update({role: None if text is None else hashlib.sha256(text.encode()).hexdigest()

@@ -51,7 +51,7 @@ def _one_blas_thread():
     except ImportError:
         return contextlib.nullcontext()
     return threadpool_limits(limits=1, user_api="blas")
-from .metrics import CLOSURE_THRESHOLD_MM, INNER_LIP_PAIRS, MM
+from .lip_geometry import CLOSURE_THRESHOLD_MM, INNER_LIP_PAIRS, MM
 from .motion_file import MotionTrack
 
 JAW = JOINT_NAMES.index("jaw")

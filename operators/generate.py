@@ -64,7 +64,7 @@ def chosen_pipeline(context, name: str, report):
     """The named pipeline, or the speech model chosen in the preferences, on their torch threads and the compute
     device of the preferences (``report`` gets the notice when CUDA is chosen but unavailable)."""
     from ..core.device import torch_device
-    from ..core.pipeline import get_pipeline
+    from ..core.pipeline_registry import get_pipeline
     from ..preferences import get_settings
 
     settings = get_settings(context)

@@ -15,7 +15,8 @@ import bpy
 import numpy as np
 
 from ..core.character_map import PRESETS_ENV, CharacterMap, ChannelMap, auto_map, character_curves, user_presets_dir
-from .head_builder import HEAD_ID_PROP, PART_PROP, HeadObjects, find_head, scene_head
+from .head_builder import HEAD_ID_PROP, HeadObjects, find_head, scene_head
+from .mesh_objects import PART_PROP
 from .take_writer import FACE, HEAD, Curve, Planner, TakeResult, write_take
 
 ROTATION_PATHS = {"QUATERNION": "rotation_quaternion", "XYZ": "rotation_euler"}

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..core.head_model import JOINT_NAMES, HeadModel, LandmarkEmbedding
 from ..core.heads import DEFAULT_HEAD
+from .mesh_objects import PART_PROP, new_mesh, skin_to_rig
 
 Y_UP_TO_Z_UP = (math.pi / 2, 0.0, 0.0)  # object rotation_euler
 BONE_LENGTH = 0.03  # metres; bones point along the head's +Y so their rest roll is simple
@@ -24,30 +25,12 @@ HEAD_BETAS_PROP = "lattice_talk_betas"  # identity shape baked into the rest mes
 # A FLAME head's MediaPipe landmark embedding, stored as data so that a .blend moved elsewhere (or a machine
 # without the embedding file) still carries takes onto the head; the default head's ships inside its file.
 HEAD_LANDMARKS_PROP = "lattice_talk_landmarks"
-PART_PROP = "lattice_talk_part"  # on each of the head's part objects (scene.parts): its name in core.head_parts
 
 
 @dataclass
 class HeadObjects:
     mesh: bpy.types.Object
     armature: bpy.types.Object | None
-
-
-def new_mesh(name: str, vertices: np.ndarray, faces: np.ndarray) -> bpy.types.Mesh:
-    """A smooth-shaded triangle mesh, one polygon per row of ``faces`` in order."""
-    mesh = bpy.data.meshes.new(name)
-    n_faces = len(faces)
-    mesh.vertices.add(len(vertices))
-    mesh.vertices.foreach_set("co", vertices.astype(np.float32).ravel())
-    mesh.loops.add(n_faces * 3)
-    mesh.loops.foreach_set("vertex_index", faces.astype(np.int32).ravel())
-    mesh.polygons.add(n_faces)
-    mesh.polygons.foreach_set("loop_start", np.arange(0, n_faces * 3, 3, dtype=np.int32))
-    mesh.polygons.foreach_set("loop_total", np.full(n_faces, 3, dtype=np.int32))
-    mesh.polygons.foreach_set("use_smooth", np.ones(n_faces, dtype=bool))
-    mesh.update(calc_edges=True)
-    mesh.validate()
-    return mesh
 
 
 def _add_shape_keys(obj: bpy.types.Object, head: HeadModel, rest: np.ndarray, betas: np.ndarray | None) -> None:
@@ -86,21 +69,6 @@ def _add_armature(obj: bpy.types.Object, head: HeadModel, joints: np.ndarray, co
 
     skin_to_rig(obj, arm, head.lbs_weights)
     return arm
-
-
-def skin_to_rig(obj: bpy.types.Object, arm: bpy.types.Object, lbs_weights: np.ndarray) -> None:
-    """One vertex group per joint from ``lbs_weights`` (V, J) and an Armature modifier: ``obj`` deforms as core LBS."""
-    for j, name in enumerate(JOINT_NAMES):
-        group = obj.vertex_groups.new(name=name)
-        weights = lbs_weights[:, j]
-        for value in np.unique(weights[weights > 0]):
-            group.add(np.flatnonzero(weights == value).tolist(), float(value), "REPLACE")
-    modifier = obj.modifiers.new("LatticeTalk rig", "ARMATURE")
-    modifier.object = arm
-    modifier.use_vertex_groups = True
-    modifier.use_deform_preserve_volume = False  # LBS, as in the core model
-    obj.parent = arm
-    obj.rotation_euler = (0.0, 0.0, 0.0)  # inherits the turn from the armature
 
 
 # Entries of R - I as polynomials in the bone's local rotation quaternion (w, x, y, z): Blender evaluates

@@ -16,13 +16,13 @@ from mathutils import Matrix
 
 from ..core.head_model import HeadModel
 from ..core.head_parts import HELPER_REGIONS, IRIS, PUPIL, SCLERA, SKIN, TEETH, TONGUE, HeadPart, head_parts
-from .head_builder import PART_PROP, new_mesh, skin_to_rig
-from .render import IRIS_COLOURS, PUPIL_RGBA, SCLERA_RGBA, TEETH_RGBA, TONGUE_RGBA, skin_material
+from .materials import IRIS_COLOURS, PUPIL_RGBA, SCLERA_RGBA, TEETH_RGBA, TONGUE_RGBA, skin_material
+from .mesh_objects import PART_PROP, new_mesh, skin_to_rig
 
 HIDDEN_MATERIAL = "LatticeTalk Hidden"
 HELPERS_GROUP = "LatticeTalk helpers"  # the face mesh's helper vertices, and the Mask modifier that drops them
 MOVES_M = 1e-7  # a face key whose offsets on a part stay below this (metres) does not move it
-# Warmer than the video corpus's skin (render.SKIN_RGBA), which Blender's AgX view bleaches to grey in Cycles.
+# Warmer than the video corpus's skin (materials.SKIN_RGBA), which Blender's AgX view bleaches to grey in Cycles.
 FACE_SKIN_RGBA = (0.8, 0.52, 0.4, 1.0)
 # Material name → base colour and roughness; the wet sclera and cornea shine, skin and tongue stay soft.
 PART_MATERIALS = {
@@ -144,3 +144,14 @@ def _follow_face_keys(obj: bpy.types.Object, face: bpy.types.Object, part: HeadP
         var.targets[0].id_type = "KEY"
         var.targets[0].id = face_keys
         var.targets[0].data_path = f'key_blocks["{names[k]}"].value'
+
+
+def assign_head_materials(obj: bpy.types.Object, head) -> None:
+    """Skin on the head's face mesh, its eye, teeth and tongue helpers hidden behind the head's parts (eyeballs with
+    iris and pupil, teeth, tongue, neck cap: scene.parts), which a head from an older scene gets here; the
+    materials colour Cycles and EEVEE (Principled) and Workbench (viewport colour) alike."""
+    arm = obj.parent if obj.parent is not None and obj.parent.type == "ARMATURE" else None
+    if arm is not None and not head_part_objects(arm):
+        add_head_parts(obj, arm, head, obj.users_collection[0])
+    else:
+        assign_face_materials(obj, head)

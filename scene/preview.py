@@ -11,7 +11,8 @@ import numpy as np
 from ..core.clip import AnimationClip
 from ..core.head_model import HeadModel
 from .head_builder import HeadObjects, build_head
-from .render import FrontView, assign_head_materials, render_still, setup_front_render
+from .parts import assign_head_materials
+from .render import FrontView, render_still, setup_front_render
 
 # Neutral + six expressions that exercise lips, jaw, eyes and brows (ARKit unit names of the default head).
 PREVIEW_EXPRESSIONS: tuple[tuple[str, dict[str, float]], ...] = (

@@ -16,7 +16,8 @@ from ..core.rerun import RUN_KEY
 from ..core.validate import input_file
 from .head_builder import HEAD_ID_PROP, HeadObjects, build_head, find_head, scene_head
 from .preview import front_view
-from .render import assign_head_materials, setup_front_render
+from .parts import assign_head_materials
+from .render import setup_front_render
 
 PREVIEW_RESOLUTION = 384
 # Workbench's default 8 anti-aliasing samples cost ~6× the render time at 384² on a 2-core CPU (4 vs 26 fps,

@@ -29,7 +29,7 @@ from ..core.errors import LatticeTalkError
 from ..core.head_model import HeadModel
 from ..core.heads import create
 from .head_builder import HeadObjects, build_head
-from .render import IRIS_COLOURS, PUPIL_RGBA, SCLERA_RGBA, skin_material
+from .materials import IRIS_COLOURS, PUPIL_RGBA, SCLERA_RGBA, skin_material
 from .character import write_take_on_target
 
 HEAD_NAME = "LatticeTalk Video Head"

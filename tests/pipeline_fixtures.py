@@ -44,8 +44,8 @@ def save_tiny_decoder(folder):
 
     from lattice_talk.core.heads import create
     from lattice_talk.core.speech.decoder import MotionDecoder
-    from lattice_talk.core.speech.features import N_MELS
-    from lattice_talk.core.speech.train import DECODER_CONFIG, DECODER_FILE
+    from lattice_talk.core.speech.log_mel import N_MELS
+    from lattice_talk.core.speech.model import DECODER_CONFIG, DECODER_FILE
 
     head = create("default")
     torch.manual_seed(0)

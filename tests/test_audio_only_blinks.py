@@ -1,4 +1,4 @@
-"""Audio-only blinks (core.data.articulation.add_prosody, as the speech pipeline draws them): never where a reference
+"""Audio-only blinks (core.prosody.add_prosody, as the speech pipeline draws them): never where a reference
 video has a say — inside its fades or a gap's — and drawn from the audio as well as the seed, so two clips made with
 one seed do not blink on the same frames. Real inputs: flite speech; the speech pipeline with a small random-init
 decoder (as in test_speech_pipeline.py)."""
@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lattice_talk.core.data.articulation import add_prosody, energy_pauses
+from lattice_talk.core.prosody import add_prosody, energy_pauses
 
 FPS = 25.0
 NAMES = ("browInnerUp", "browOuterUpLeft", "browOuterUpRight", "eyeBlinkLeft", "eyeBlinkRight", "jawOpen")

@@ -424,7 +424,7 @@ def run_cli(argv: list[str]) -> int:
 @pytest.fixture(scope="module", autouse=True)
 def speech_pipeline_only():
     """The shipped speech model, not a test pipeline another module registered."""
-    from lattice_talk.core import pipeline
+    from lattice_talk.core import pipeline_registry as pipeline
 
     assert "speech" not in pipeline.available_pipelines()
 

@@ -15,7 +15,7 @@ bpy = pytest.importorskip("bpy", reason="the CLI's scene commands use the bpy wh
 
 from clip_fixtures import make_clip, write_wav  # noqa: E402
 from lattice_talk.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main  # noqa: E402
-from lattice_talk.core import pipeline as pipelines  # noqa: E402
+from lattice_talk.core import pipeline_registry as pipelines  # noqa: E402
 from lattice_talk.core.clip import load_clip  # noqa: E402
 from lattice_talk.core.heads import create  # noqa: E402
 from lattice_talk.scene.head_builder import HEAD_ID_PROP, find_head  # noqa: E402
@@ -222,7 +222,7 @@ def test_a_single_file_is_kept_only_while_it_records_this_run(replay, tmp_path, 
     assert "up to date" not in rerun("--intensity", "0.3", "--take", "other", "--force")  # --force redoes it
     write_wav(wav, freq=300.0)  # new bytes under the same name
     assert "made again: the audio changed" in rerun("--intensity", "0.3", "--take", "other")
-    monkeypatch.setattr("lattice_talk.__version__", "9.9.9")
+    monkeypatch.setattr("lattice_talk.core.version.__version__", "9.9.9")
     assert "made by LatticeTalk 0.1.0, this is 9.9.9" in rerun("--intensity", "0.3", "--take", "other")
     out.write_bytes(b"junk from an interrupted copy")
     assert "made again: it cannot be read or records no run" in rerun("--intensity", "0.3", "--take", "other")
@@ -233,7 +233,7 @@ def test_a_changed_model_file_or_head_changes_the_run(tmp_path):
     import shutil
 
     from lattice_talk.cli import _model_identity, build_parser
-    from lattice_talk.core.pipeline import get_pipeline
+    from lattice_talk.core.pipeline_registry import get_pipeline
     from lattice_talk.core.rerun import run_record, what_changed
     from lattice_talk.core.speech.pipeline import MODEL_DIR
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from lattice_talk.cli import main
-from lattice_talk.core import metrics
+from lattice_talk.core import lip_geometry, metrics
 from lattice_talk.core.data.articulation import articulate
 from lattice_talk.core.data.corpus import Corpus, synth_corpus
-from lattice_talk.core.data.phonemes import PhonemeEvent
+from lattice_talk.core.phonemes import PhonemeEvent
 from lattice_talk.core.heads import create
 from lattice_talk.core.landmark_rig import LandmarkRig
 from lattice_talk.core.motion_file import MotionTrack
@@ -46,7 +46,7 @@ def test_bilabials_seal_and_vowels_open(rig_and_names):
     motion, track = track_for(rig, names, phonemes, audio)
     closure = metrics.bilabial_closure_rate(track)
     assert closure.rate == 1.0 and closure.count == 3
-    gap = metrics.lip_gap(track)
+    gap = lip_geometry.lip_gap(track)
     frame = lambda t: int(round(t * 30))  # noqa: E731
     assert gap[frame(0.2)] < 1.0 and gap[frame(1.5)] < 1.0  # the mouth rests closed in pauses
     assert gap[frame(0.53)] > 5.0  # open on "aa"
@@ -124,15 +124,15 @@ def test_skip_extends_a_corpus_with_new_utterances(tmp_path):
 
 def test_frame_pitch_finds_the_voice_and_is_the_same_in_blocks(monkeypatch):
     """Pitch per frame on long takes goes block by block (bounded memory): same answer as one block."""
-    from lattice_talk.core.data import articulation
+    from lattice_talk.core import prosody
 
     t = np.arange(16000 * 3) / 16000
     voiced = t < 1.5
     tone = (np.sin(2 * np.pi * 150.0 * t) * voiced).astype(np.float32)
-    whole = articulation.frame_pitch(tone, 16000, 30.0, 90)
+    whole = prosody.frame_pitch(tone, 16000, 30.0, 90)
     assert np.all(np.abs(whole[5:40] - 150.0) < 5.0) and not whole[50:].any()
-    monkeypatch.setattr(articulation, "PITCH_BLOCK", 7)
-    assert np.array_equal(articulation.frame_pitch(tone, 16000, 30.0, 90), whole)
+    monkeypatch.setattr(prosody, "PITCH_BLOCK", 7)
+    assert np.array_equal(prosody.frame_pitch(tone, 16000, 30.0, 90), whole)
 
 
 def test_data_mix_links_training_shards_as_often_as_asked_and_keeps_test_splits_out(tmp_path):

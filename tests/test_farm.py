@@ -181,7 +181,7 @@ def test_a_bad_file_fails_alone_and_is_not_retried(cluster, tmp_path, capsys):
 
 
 def test_a_worker_of_another_version_is_refused(cluster, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("lattice_talk.__version__", "9.9.9")  # this client, not the workers
+    monkeypatch.setattr("lattice_talk.core.version.__version__", "9.9.9")  # this client, not the workers
     out = tmp_path / "takes"
     assert generate(str(lines(tmp_path / "vo", 2)), "--out", str(out), "--scheduler", cluster.address) == EXIT_BAD_INPUT
     said = capsys.readouterr().err

@@ -197,7 +197,7 @@ def run(model_dir, audio, video=None, should_stop=lambda: False, stages=None):
 
 
 def test_pipeline_takes_head_pose_from_the_video_and_the_mouth_from_the_audio(real_clip, model_dir):
-    from lattice_talk.core.data.articulation import mouth_unit_mask
+    from lattice_talk.core.mouth import mouth_unit_mask
 
     stages = []
     fused = run(model_dir, real_clip.wav, real_clip.video, stages=stages)
@@ -240,7 +240,7 @@ def test_a_video_file_as_the_audio_and_one_without_sound(real_clip):
 
 @pytest.fixture
 def tiny_pipeline(model_dir):
-    from lattice_talk.core import pipeline as pipelines
+    from lattice_talk.core import pipeline_registry as pipelines
     from lattice_talk.core.speech.pipeline import SpeechPipeline
 
     pipelines.register_pipeline("tiny", lambda: SpeechPipeline(model_dir, threads=1))

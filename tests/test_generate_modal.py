@@ -140,7 +140,7 @@ def test_cancel_while_the_speech_model_runs_leaves_the_scene_identical(scene_wit
 def test_a_cancel_after_the_last_stop_check_still_writes_nothing(scene_with_a_head, tmp_path):
     """A pipeline looks for a stop only between its steps: one asked during its last step is seen by no check, and
     the run ends with a result — which must be dropped all the same."""
-    from lattice_talk.core import pipeline as pipelines
+    from lattice_talk.core import pipeline_registry as pipelines
     from lattice_talk.core.heads import create
 
     last_step = ReplayPipeline(make_clip(create("default")), steps=1, delay=0.5)  # one check, then half a second

@@ -17,7 +17,8 @@ from lattice_talk.core.head_model import JOINT_NAMES  # noqa: E402
 from lattice_talk.scene.head_builder import HEAD_ID_PROP, build_head, find_head  # noqa: E402
 from lattice_talk.scene.parts import head_part_objects  # noqa: E402
 from lattice_talk.scene.preview import _read_png, front_view  # noqa: E402
-from lattice_talk.scene.render import assign_head_materials, render_still, setup_front_render  # noqa: E402
+from lattice_talk.scene.parts import assign_head_materials  # noqa: E402
+from lattice_talk.scene.render import render_still, setup_front_render  # noqa: E402
 
 pytestmark = pytest.mark.blender
 HEAD = create("default")

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from lattice_talk.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from lattice_talk.core import metrics
-from lattice_talk.core.data.phonemes import PhonemeEvent
+from lattice_talk.core import lip_geometry, metrics
+from lattice_talk.core.audio import audio_envelope
+from lattice_talk.core.phonemes import PhonemeEvent
 from lattice_talk.core.errors import LatticeTalkError
 from lattice_talk.core.heads import create
 from lattice_talk.core.mediapipe_points import LIPS, UPPER_FACE
@@ -28,7 +29,7 @@ def neutral():
     head = create("default")
     points = np.asarray(head.landmark_points(head.forward().vertices))[0].astype(np.float64)
     ids = np.asarray(head.landmarks.mediapipe_index, np.int64)
-    for upper, lower in metrics.INNER_LIP_PAIRS:
+    for upper, lower in lip_geometry.INNER_LIP_PAIRS:
         points[col(ids, lower)] = points[col(ids, upper)]
     return points, ids
 
@@ -86,7 +87,7 @@ def test_offset_against_audio_envelope():
     t = np.arange(int(100 / fps * rate)) / rate
     frame = np.minimum((t * fps + 0.5).astype(int), 99)
     audio = env[frame] * np.sin(2 * np.pi * 220 * t)
-    envelope = metrics.audio_envelope(audio, rate, fps, 100)
+    envelope = audio_envelope(audio, rate, fps, 100)
     assert envelope.shape == (100,)
     assert metrics.pearson(envelope, env).value > 0.95
     assert metrics.av_offset_frames(np.roll(env, shift)[5:-5], envelope[5:-5], 8) == shift
@@ -105,7 +106,7 @@ def test_mouth_opening_and_lip_gap_in_mm(neutral):
     opening = np.array([0.0, 0.5, 2.0, 5.0])
     track = make_track(neutral, opening)
     np.testing.assert_allclose(metrics.mouth_opening(track), opening, atol=1e-4)
-    np.testing.assert_allclose(metrics.lip_gap(track), opening, atol=1e-4)
+    np.testing.assert_allclose(lip_geometry.lip_gap(track), opening, atol=1e-4)
 
 
 # ------------------------------------------------------------------------------------------ closure
@@ -123,7 +124,7 @@ def opening_closed_during(events, n=60, open_mm=5.0):
 
 def test_mouth_that_never_closes(neutral):
     track = make_track(neutral, np.full(60, 5.0), BILABIAL_EVENTS + OTHER_EVENTS)
-    assert metrics.lip_gap(track).min() > 4.5
+    assert lip_geometry.lip_gap(track).min() > 4.5
     result = metrics.bilabial_closure_rate(track)
     assert (result.rate, result.count, result.closed) == (0.0, 4, 0)
     assert result.missed == BILABIAL_EVENTS

@@ -11,7 +11,7 @@ bpy = pytest.importorskip("bpy", reason="scene tests need the bpy wheel")
 
 import lattice_talk  # noqa: E402
 from clip_fixtures import make_clip, scene_snapshot, write_wav  # noqa: E402
-from lattice_talk.core import pipeline as pipelines  # noqa: E402
+from lattice_talk.core import pipeline_registry as pipelines  # noqa: E402
 from lattice_talk.core.heads import create  # noqa: E402
 from lattice_talk.core.jobs import GenerationJob, JobState  # noqa: E402
 from lattice_talk.core.pipeline import GenerateRequest  # noqa: E402

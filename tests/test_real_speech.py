@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lattice_talk.core.data.phonemes import BILABIALS, PhonemeEvent
+from lattice_talk.core.phonemes import BILABIALS, PhonemeEvent
 from lattice_talk.core.errors import LatticeTalkError
-from lattice_talk.core.real_av.real_lips import RealLips, loudness_envelope, opening_ratio
+from lattice_talk.core.real_av.real_lips import RealLips, loudness_envelope
+from lattice_talk.core.lip_geometry import opening_ratio
 from lattice_talk.core.real_av.score import Prediction, closure_scores, score_clip, summarize
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -247,7 +248,7 @@ def test_voice_shards_close_the_teachers_mouth_on_every_aligned_bilabial_and_lis
     from pipeline_fixtures import save_tiny_decoder
     from real_media import GRID_DIR
 
-    from lattice_talk.core.data.articulation import SEAL_JAW, closure_curve
+    from lattice_talk.core.mouth import closure_curve, SEAL_JAW
     from lattice_talk.core.data.corpus import Corpus
     from lattice_talk.core.real_av.shards import read_grid_words
     from lattice_talk.core.real_av.voice_shards import build_voice_corpus, read_line_table
@@ -332,7 +333,8 @@ def test_data_voices_refuses_a_file_that_is_not_the_tables_naming_it_and_its_sou
 @pytest.mark.parametrize("table, n_lines, n_speakers", [("training_voices.tsv", 502, 98),
                                                         ("training_voice_cathy.tsv", 1620, 1)])
 def test_the_shipped_training_voices_name_every_original_and_no_heldout_speaker(table, n_lines, n_speakers):
-    from lattice_talk.core.real_av.manifest import DATASETS_DIR, load_manifest
+    from lattice_talk.core.real_av.manifest import load_manifest
+    from lattice_talk.core.paths import DATASETS_DIR
     from lattice_talk.core.real_av.voice_shards import read_line_table
 
     lines = read_line_table(DATASETS_DIR / table, root="/sources")

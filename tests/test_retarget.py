@@ -7,13 +7,14 @@ import pytest
 
 from flame_fixtures import make_embedding_arrays, make_flame_arrays, write_embedding_npz, write_flame_npz
 from lattice_talk.core.clip import AnimationClip
-from lattice_talk.core.data.articulation import SEAL_UNITS
+from lattice_talk.core.mouth import SEAL_UNITS
 from lattice_talk.core.errors import HeadModelError
 from lattice_talk.core.flame_io import load_flame
 from lattice_talk.core.heads import create
 from lattice_talk.core.landmark_rig import LandmarkRig
 from lattice_talk.core.mediapipe_points import EYE_OUTER_CORNERS, LIPS_INNER
-from lattice_talk.core.metrics import INNER_LIP_PAIRS, MM, lip_gap, mouth_opening
+from lattice_talk.core.metrics import mouth_opening
+from lattice_talk.core.lip_geometry import INNER_LIP_PAIRS, lip_gap, MM
 from lattice_talk.core.motion_file import MotionTrack
 from lattice_talk.core.retarget import Retargeter, eyelid_closure, solve_box_qp, to_clip
 

@@ -370,7 +370,7 @@ def test_pretrain_command(tiny_corpus, tmp_path, capsys):
 def test_log_mel_front_end_pretrains_saves_and_reloads(tiny_corpus, tmp_path, no_network):
     from safetensors import safe_open
 
-    from lattice_talk.core.speech.features import log_mel
+    from lattice_talk.core.speech.log_mel import log_mel
     from lattice_talk.core.errors import LatticeTalkError
     from lattice_talk.core.speech.frontend import FRONT_END_KEY, LOG_MEL, install
 

@@ -13,11 +13,11 @@ from pipeline_fixtures import save_tiny_decoder  # noqa: E402
 from lattice_talk.core.heads import create  # noqa: E402
 from lattice_talk.core.jobs import run_sync  # noqa: E402
 from lattice_talk.core.pipeline import Cancelled, GenerateRequest, GenerateSettings  # noqa: E402
-from lattice_talk.core.speech.features import N_MELS, log_mel  # noqa: E402
+from lattice_talk.core.speech.log_mel import N_MELS, log_mel  # noqa: E402
 from lattice_talk.core.speech.pipeline import SpeechPipeline  # noqa: E402
-from lattice_talk.core.data.phonemes import MOUTH_CLASSES  # noqa: E402
-from lattice_talk.core.speech.train import (DECODER_FILE, SEAL_CANDIDATES, SEAL_DEFAULT, load_decoder,  # noqa: E402
-                                            seal_window, write_seal)
+from lattice_talk.core.phonemes import MOUTH_CLASSES  # noqa: E402
+from lattice_talk.core.speech.model import DECODER_FILE, SEAL_DEFAULT, load_decoder, seal_window, write_seal  # noqa: E402
+from lattice_talk.core.speech.train import SEAL_CANDIDATES  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,8 @@ def test_jaw_loudness_proxy_on_constructed_signals():
 def test_decoder_training_checkpoints_resumes_and_evaluates(tmp_path):
     from lattice_talk.core.data.corpus import synth_corpus
     from lattice_talk.core.landmark_rig import LandmarkRig
-    from lattice_talk.core.speech.train import evaluate, load_decoder, load_examples, train_decoder
+    from lattice_talk.core.speech.train import evaluate, load_examples, train_decoder
+    from lattice_talk.core.speech.model import load_decoder
 
     synth_corpus(tmp_path / "corpus", hours=0.004, seed=1, workers=1)
     out = tmp_path / "decoder"
@@ -139,10 +140,11 @@ def test_decoder_training_checkpoints_resumes_and_evaluates(tmp_path):
 
 
 def test_seal_window_decides_where_lips_are_shut_and_calibration_picks_the_lowest_error(tmp_path):
-    from lattice_talk.core.data.articulation import SEAL_JAW, SEAL_UNITS
+    from lattice_talk.core.mouth import SEAL_JAW, SEAL_UNITS
     from lattice_talk.core.data.corpus import synth_corpus
     from lattice_talk.core.landmark_rig import LandmarkRig
-    from lattice_talk.core.speech.train import calibrate_seal, decode, load_examples, predict
+    from lattice_talk.core.speech.train import calibrate_seal, load_examples
+    from lattice_talk.core.speech.model import decode, predict
 
     synth_corpus(tmp_path / "corpus", hours=0.003, seed=2, workers=1)
     (tmp_path / "decoder").mkdir()
@@ -239,7 +241,8 @@ def test_a_decoder_on_our_ssl_encoder_trains_evaluates_and_generates(tmp_path):
     # Encoder states next to the log-mel bands: a log-mel decoder fine-tuned with the encoder starts as itself.
     from lattice_talk.core.speech.features import LOG_MEL_AND_SSL_FEATURES, decoder_features
     from lattice_talk.core.errors import LatticeTalkError
-    from lattice_talk.core.speech.train import decode, load_examples
+    from lattice_talk.core.speech.train import load_examples
+    from lattice_talk.core.speech.model import decode
 
     (tmp_path / "log_mel").mkdir()
     start = save_tiny_decoder(tmp_path / "log_mel")
@@ -302,7 +305,7 @@ def test_generate_with_a_chosen_speech_model_folder(model_dir, tmp_path):
     from lattice_talk.cli import main
     from lattice_talk.core.clip import load_clip
     from lattice_talk.core.errors import LatticeTalkError
-    from lattice_talk.core.pipeline import get_pipeline
+    from lattice_talk.core.pipeline_registry import get_pipeline
 
     wav = speech(tmp_path / "line.wav", 1.0)
     assert main(["generate", str(wav), "--out", str(tmp_path / "take.npz"), "--speech-model", str(model_dir), "--quiet"]) == 0

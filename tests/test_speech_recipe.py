@@ -18,7 +18,7 @@ pytest.importorskip("transformers")
 
 from real_media import GRID_DIR  # noqa: E402
 from lattice_talk.cli import main  # noqa: E402
-from lattice_talk.core.real_av.manifest import DATASETS_DIR  # noqa: E402
+from lattice_talk.core.paths import DATASETS_DIR  # noqa: E402
 
 CARD = Path(__file__).resolve().parents[1] / "vendor_models" / "speech" / "MODEL_CARD.md"
 DRY_RUN = "python -m lattice_talk speech recipe --work work --grid GRID/s1 --voices VOICES --dry-run"

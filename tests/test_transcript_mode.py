@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lattice_talk.core.data.phonemes import BILABIALS
+from lattice_talk.core.phonemes import BILABIALS
 
 sys.path.insert(0, str(Path(__file__).parent))
 

@@ -15,8 +15,9 @@ import pytest
 
 from lattice_talk.core.data import augment as aug
 from lattice_talk.core.data import realism, tts
-from lattice_talk.core.data.phonemes import BILABIALS, PHONEME_CLASS, PhonemeEvent
+from lattice_talk.core.phonemes import BILABIALS, PHONEME_CLASS, PhonemeEvent
 from lattice_talk.core.data.sentences import SENTENCES, SENTENCES_BY_LANGUAGE, split_sentences
+from lattice_talk.core.speech.log_mel import mel_filterbank
 from lattice_talk.core.errors import LatticeTalkError
 
 VOWELS = {p for p, c in PHONEME_CLASS.items() if c.endswith("vowel")}
@@ -365,7 +366,7 @@ def test_spectral_distance_is_zero_for_identical_sets_and_deterministic():
     assert realism.profile_distance(p, q) == 0.0
     louder = realism.clip_profile(clips[0].audio * 0.1, 16000)  # level does not count, only spectral shape
     assert realism.profile_distance(louder, realism.clip_profile(clips[0].audio, 16000)) < 0.01
-    fb = realism.mel_filterbank()
+    fb = mel_filterbank(realism.RATE, realism.N_FFT, realism.N_MELS, realism.FMIN, realism.FMAX)
     assert fb.shape == (40, 257) and np.all(fb.max(axis=1) > 0.5)
 
 

@@ -43,11 +43,13 @@ def main() -> None:
 
     from lattice_talk.core.heads import create
     from lattice_talk.core.jobs import run_sync
-    from lattice_talk.core.pipeline import GenerateRequest, GenerateSettings, get_pipeline
+    from lattice_talk.core.pipeline import GenerateRequest, GenerateSettings
+    from lattice_talk.core.pipeline_registry import get_pipeline
     from lattice_talk.scene.character import find_character, write_character_take
     from lattice_talk.scene.head_builder import HEAD_BETAS_PROP, HEAD_ID_PROP, HEAD_SOURCE_PROP, build_head
     from lattice_talk.scene.preview import _read_png, _write_png, front_view
-    from lattice_talk.scene.render import render_still, setup_front_render, skin_material
+    from lattice_talk.scene.materials import skin_material
+    from lattice_talk.scene.render import render_still, setup_front_render
 
     head = create("default")
     clip = run_sync(get_pipeline("speech"), GenerateRequest(Path(args.audio), head, settings=GenerateSettings(fps=24.0)))

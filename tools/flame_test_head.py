@@ -237,7 +237,8 @@ def measure_conversion(corpus_dir: str | Path, test_head: FlameTestHead, model_f
     from lattice_talk.core.motion_file import MotionTrack
     from lattice_talk.core.speech.features import decoder_features
     from lattice_talk.core.speech.pipeline import MODEL_DIR
-    from lattice_talk.core.speech.train import apply_seal, decode, load_decoder, load_examples, seal_window
+    from lattice_talk.core.speech.train import load_examples
+    from lattice_talk.core.speech.model import apply_seal, decode, load_decoder, seal_window
 
     default, flame = create("default"), create(model_file)
     points = default.landmarks

@@ -31,7 +31,8 @@ def _render_front(head, out_png: Path) -> "FrontView":
     import bpy
 
     from lattice_talk.scene.head_builder import build_head
-    from lattice_talk.scene.render import FrontView, assign_materials, render_still, setup_front_render
+    from lattice_talk.scene.materials import assign_materials
+    from lattice_talk.scene.render import FrontView, render_still, setup_front_render
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene

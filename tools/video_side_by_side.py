@@ -28,7 +28,8 @@ TILE = 192
 def generate(video: Path):
     from lattice_talk.core.heads import create
     from lattice_talk.core.jobs import run_sync
-    from lattice_talk.core.pipeline import GenerateRequest, GenerateSettings, get_pipeline
+    from lattice_talk.core.pipeline import GenerateRequest, GenerateSettings
+    from lattice_talk.core.pipeline_registry import get_pipeline
     from lattice_talk.core.video.decode import open_video
 
     cap, info = open_video(video)
@@ -62,7 +63,8 @@ def render_heads(clip, frames: list[int], folder: Path) -> list[np.ndarray]:
 
     from lattice_talk.core.heads import create
     from lattice_talk.scene.preview import front_view
-    from lattice_talk.scene.render import assign_head_materials, render_still, setup_front_render
+    from lattice_talk.scene.parts import assign_head_materials
+    from lattice_talk.scene.render import render_still, setup_front_render
     from lattice_talk.scene.session import new_head_scene
     from lattice_talk.scene.character import write_take_on_target
 

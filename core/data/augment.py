@@ -21,7 +21,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .phonemes import PhonemeEvent
+from ..phonemes import PhonemeEvent
 
 __all__ = [
     "AugmentSpec",

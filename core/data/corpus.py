@@ -20,7 +20,7 @@ from ..errors import LatticeTalkError
 from ..landmark_rig import LandmarkRig
 from ..motion_file import MotionTrack
 from .articulation import Articulation, articulate
-from .phonemes import PhonemeEvent
+from ..phonemes import PhonemeEvent
 
 SHARD_FORMAT = "lattice_talk.corpus_shard/1"
 CORPUS_FILE = "corpus.json"

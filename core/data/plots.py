@@ -9,7 +9,8 @@ import numpy as np
 from ..errors import LatticeTalkError
 from ..landmark_rig import LandmarkRig
 from ..mediapipe_points import LIPS_INNER, LIPS_OUTER
-from .articulation import MOUTH_TARGETS, SEAL_JAW, SEAL_UNITS
+from .articulation import MOUTH_TARGETS
+from ..mouth import SEAL_JAW, SEAL_UNITS
 
 
 def _figure(size: tuple[float, float]):

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["MelProfile", "RealismReport", "clip_profile", "mel_filterbank", "profile_distance", "set_profile", "spectral_distance_to_real"]
+from ..speech.log_mel import mel_filterbank
+
+__all__ = ["MelProfile", "RealismReport", "clip_profile", "profile_distance", "set_profile", "spectral_distance_to_real"]
 
 RATE = 16000
 N_FFT = 512
@@ -32,28 +34,7 @@ FMIN, FMAX = 60.0, 7600.0
 SPEECH_RANGE_DB = 35.0
 
 
-def _hz_to_mel(f: np.ndarray | float) -> np.ndarray:
-    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
-
-
-def _mel_to_hz(m: np.ndarray | float) -> np.ndarray:
-    return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
-
-
-def mel_filterbank(rate: int = RATE, n_fft: int = N_FFT, n_mels: int = N_MELS, fmin: float = FMIN, fmax: float = FMAX) -> np.ndarray:
-    """``(n_mels, n_fft // 2 + 1)`` triangular filters, equally spaced on the mel scale, each peaking at 1."""
-    freqs = np.linspace(0.0, rate / 2.0, n_fft // 2 + 1)
-    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
-    bank = np.zeros((n_mels, freqs.size))
-    for i in range(n_mels):
-        lo, centre, hi = edges[i], edges[i + 1], edges[i + 2]
-        rising = (freqs - lo) / (centre - lo)
-        falling = (hi - freqs) / (hi - centre)
-        bank[i] = np.clip(np.minimum(rising, falling), 0.0, None)
-    return bank
-
-
-_FILTERBANK = mel_filterbank()
+_FILTERBANK = mel_filterbank(RATE, N_FFT, N_MELS, FMIN, FMAX)
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import LatticeTalkError
-from .phonemes import PHONEME_CLASS, SILENCE, PhonemeEvent
+from ..phonemes import PHONEME_CLASS, SILENCE, PhonemeEvent
 from .sentences import SENTENCES, SENTENCES_BY_LANGUAGE, split_sentences
 
 __all__ = [

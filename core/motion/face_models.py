@@ -8,47 +8,18 @@ the learned model imports torch itself, when it is chosen.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from ..arkit_names import EYELID_UNITS
 from ..motion_file import MotionTrack
+from .video_face import VIDEO_MODEL_WEIGHTS, VideoFace, VideoFaceModel
 
 VIDEO_MODEL_DIR = Path(__file__).resolve().parents[2] / "vendor_models" / "video"
 LEARNED_VIDEO_MODEL_DIR = VIDEO_MODEL_DIR / "meshconv"  # the shipped learned model, opt-in (its MODEL_CARD.md says why)
-VIDEO_MODEL_WEIGHTS = "video_model.safetensors"  # what core.motion.video_model.load_face_model reads
 NEUTRAL_CLOSED_PERCENTILE = 20.0  # frames whose lip gap is at most this percentile count as "mouth closed"
 NEUTRAL_MIN_FRAMES = 5
-
-
-@dataclass(eq=False)
-class VideoFace:
-    """The video's face on the default head, one row per frame of the video (at the video's ``fps``)."""
-
-    fps: float
-    units: np.ndarray  # (T, 52) the default head's ARKit units, 0..1, columns named by ``unit_names``
-    head_rotation: np.ndarray  # (T, 3) axis-angle, head → camera (= AnimationClip.global_rotation)
-    confidence: np.ndarray  # (T,) 0..1, 0 where the tracker lost the face (interpolated frames)
-    unit_names: tuple[str, ...]  # the default head's expression names (the 52 ARKit units)
-    model_id: str = ""
-    meta: dict = field(default_factory=dict)
-
-    @property
-    def n_frames(self) -> int:
-        return int(self.units.shape[0])
-
-
-class VideoFaceModel(Protocol):
-    """Turns a tracked video into the default head's ARKit units, head rotation and per-frame confidence."""
-
-    model_id: str  # recorded in a take's provenance
-    reads_face_crops: bool  # the tracker cuts its face crops only for a model that reads them
-
-    def predict(self, track) -> VideoFace:  # track: core.video.track.VideoTrack
-        ...
 
 
 def video_face_model(model_dir: str | Path | None = None, device: str = "cpu") -> VideoFaceModel:
@@ -71,7 +42,7 @@ def neutral_face(points: np.ndarray, reliable: np.ndarray) -> np.ndarray:
     jaw, and the median over them gives the brows and lids their usual state in this video. So the baseline
     measures brows and eyes *relative to how this speaker usually looks* — a speaker who frowns throughout
     reads as neutral."""
-    from ..metrics import lip_gap
+    from ..lip_geometry import lip_gap
 
     frames = np.flatnonzero(reliable) if reliable.sum() >= NEUTRAL_MIN_FRAMES else np.arange(len(points))
     gap = lip_gap(MotionTrack(fps=1.0, points=points[frames], point_ids=np.arange(points.shape[1])))

@@ -1,11 +1,11 @@
 """Speech + a reference video of the speaker → one motion (DESIGN.md, ``core.motion.fusion``).
 
 What comes from where:
-- lips, jaw, tongue, cheek puff (``articulation.mouth_unit_mask``): always the audio (the speech decoder);
+- lips, jaw, tongue, cheek puff (``core.mouth.mouth_unit_mask``): always the audio (the speech decoder);
 - the upper face — brows, eyes and blinks, cheek squint, nose — and the head rotation: the video, through a
   :class:`~.face_models.VideoFaceModel`, weighted per frame by the tracker's confidence. Where the video has
   no say (confidence 0: lost or dropped frames, or outside the video) the take has exactly the audio-only
-  prediction (``articulation.add_prosody``: brows on pitch accents, random blinks, prosodic head motion);
+  prediction (``core.prosody.add_prosody``: brows on pitch accents, random blinks, prosodic head motion);
   the weight never changes faster than from 1 to 0 in FADE_SECONDS, so nothing jumps. The video is placed
   (:func:`place_reference_video`) before the audio-only blinks are drawn, so none is drawn where the video has any
   say, its fades included: half a blink would show through a fade.
@@ -40,10 +40,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.articulation import mouth_unit_mask
-from ..metrics import audio_envelope
+from ..mouth import mouth_unit_mask
+from ..audio import audio_envelope
 from ..rotations import slerp_track
-from .face_models import VideoFace, VideoFaceModel, video_face_model
+from .face_models import video_face_model
+from .video_face import VideoFace, VideoFaceModel
 
 FADE_SECONDS = 0.3  # video weight 1 → 0 (and back) at most this fast
 MAX_OFFSET_SECONDS = 0.5  # the offset search window, either way
@@ -82,7 +83,7 @@ class ReferenceVideo:
 
 def video_mouth_opening(track) -> np.ndarray:
     """(T,) inner-lip midpoint distance over the eye outer-corner distance, on the tracker's pose-free points."""
-    from ..real_av.real_lips import OPENING_POINTS, opening_ratio
+    from ..lip_geometry import OPENING_POINTS, opening_ratio
 
     return opening_ratio(track.points_metric[:, list(OPENING_POINTS)])
 
@@ -91,7 +92,7 @@ def video_mouth_opening(track) -> np.ndarray:
 def _opening_rig():
     from ..heads import create
     from ..landmark_rig import LandmarkRig
-    from ..real_av.real_lips import OPENING_POINTS
+    from ..lip_geometry import OPENING_POINTS
 
     head = create("default")
     return LandmarkRig(head, point_ids=OPENING_POINTS), head.expression_names
@@ -100,7 +101,7 @@ def _opening_rig():
 def predicted_mouth_opening(units: np.ndarray, unit_names: tuple[str, ...], jaw: np.ndarray) -> np.ndarray:
     """(T,) the default head's mouth opening, measured as :func:`video_mouth_opening` measures the video, for the
     speech model's units (T, U) on the default head and jaw opening (T,) radians."""
-    from ..real_av.real_lips import opening_ratio
+    from ..lip_geometry import opening_ratio
 
     rig, head_names = _opening_rig()
     column = {name: k for k, name in enumerate(unit_names)}

@@ -44,7 +44,7 @@ from ..errors import LatticeTalkError
 from ..lbs import rodrigues_torch
 from ..mediapipe_points import EYE_OUTER_CORNERS, EYES
 from ..video.face_crop import CROP_SIZE, MARGIN
-from .face_models import VIDEO_MODEL_WEIGHTS, VideoFace
+from .video_face import VIDEO_MODEL_WEIGHTS, VideoFace
 from .meshconv import MeshEncoder
 from .topology import N_FACE_POINTS, N_POINTS, FaceMeshGraph
 

@@ -12,9 +12,10 @@ from typing import Callable
 
 import numpy as np
 
-from ..metrics import INNER_LIP_PAIRS, MM
+from ..lip_geometry import INNER_LIP_PAIRS, MM
 from .manifest import RealClip, check_folder
-from .real_lips import OPENING_POINTS, RealLips, load_real_lips, opening_ratio
+from .real_lips import RealLips, load_real_lips
+from ..lip_geometry import OPENING_POINTS, opening_ratio
 from .score import Prediction, score_clip, summarize
 
 LOUDNESS = "loudness envelope"

@@ -16,7 +16,6 @@ from pathlib import Path
 from ..errors import LatticeTalkError
 
 MANIFEST_FORMAT = "lattice_talk.real_av_manifest/1"
-DATASETS_DIR = Path(__file__).resolve().parents[2] / "datasets"  # the package's manifests of real data (no footage)
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.phonemes import BILABIALS, SILENCE, PhonemeEvent
-from ..mediapipe_points import EYE_OUTER_CORNERS, LOWER_LIP_INNER_MID, UPPER_LIP_INNER_MID
+from ..lip_geometry import OPENING_POINTS, opening_ratio
+from ..phonemes import BILABIALS, SILENCE, PhonemeEvent
 from .manifest import RealClip
 
-OPENING_POINTS = (UPPER_LIP_INNER_MID, LOWER_LIP_INNER_MID, *EYE_OUTER_CORNERS)
 LOUDNESS_WINDOW_S = 0.06
 MIN_CONFIDENCE = 0.5  # frames the tracker is less sure of are left out of every score
 CACHE_FORMAT = "lattice_talk.real_lips/1"
@@ -48,14 +47,6 @@ class RealLips:
     @property
     def bilabials(self) -> list[PhonemeEvent]:
         return [p for p in self.phones if p.phoneme in BILABIALS]
-
-
-def opening_ratio(points: np.ndarray) -> np.ndarray:
-    """(T, 4, 3) points in OPENING_POINTS order → (T,) inner-lip gap over eye-corner distance."""
-    points = np.asarray(points, np.float64)
-    gap = np.linalg.norm(points[:, 0] - points[:, 1], axis=-1)
-    eyes = np.linalg.norm(points[:, 2] - points[:, 3], axis=-1)
-    return gap / np.maximum(eyes, 1e-9)
 
 
 def loudness_envelope(samples: np.ndarray, sample_rate: int, times: np.ndarray) -> np.ndarray:

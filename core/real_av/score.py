@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..metrics import CLOSURE_THRESHOLD_MM, event_frames, pearson
+from ..metrics import event_frames, pearson
+from ..lip_geometry import CLOSURE_THRESHOLD_MM
 from .real_lips import RealLips
 
 LAGS_S = np.round(np.arange(-0.2, 0.2001, 0.01), 3)

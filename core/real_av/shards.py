@@ -75,7 +75,7 @@ def real_utterance(utterance_id: str, video: Path, words: list[str], face: Track
                    retargeter, split: str, speaker: str) -> CorpusUtterance:
     """One video → a corpus utterance at the corpus's frame rate (the tracked face resampled to FPS)."""
     from ..audio import load_audio
-    from ..data.articulation import mouth_unit_mask
+    from ..mouth import mouth_unit_mask
     from ..motion_file import MotionTrack
     from ..speech.alignment import align_words, phone_events
 

@@ -6,7 +6,7 @@ forced-aligned (``core.speech.alignment``), and the utterance gets
 
 1. phones → the closure target and the mouth-class labels (``load_examples`` derives both from them), and
 2. motion targets from a *teacher* speech model (the shipped decoder's own raw output on this audio), sealed
-   where the aligned p/b/m are (``articulation.seal_lips``, as the synthetic corpus seals its targets).
+   where the aligned p/b/m are (``core.mouth.seal_lips``, as the synthetic corpus seals its targets).
 
 Step 2 is distillation: the mouth keeps the motion the teacher learnt from synthetic and real faces, while
 the closure and mouth-class heads learn from real voices. The shards have the corpus format, so they mix with
@@ -88,14 +88,14 @@ class TeacherModel:
 
     def __init__(self, model_dir: str | Path):
         from ..speech.features import decoder_features
-        from ..speech.train import load_decoder
+        from ..speech.model import load_decoder
 
         self.model, config = load_decoder(model_dir)
         self.unit_names = tuple(config["unit_names"])
         self.features = decoder_features(config, model_dir)
 
     def __call__(self, samples: np.ndarray, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
-        from ..speech.train import decode
+        from ..speech.model import decode
 
         units, jaw, _ = decode(self.model, self.features(samples), n_frames)
         return units, jaw
@@ -104,7 +104,7 @@ class TeacherModel:
 def voice_utterance(utterance_id: str, line: SpokenLine, teacher: TeacherModel, split: str) -> CorpusUtterance:
     """One recording → a corpus utterance: aligned phones, the teacher's motion sealed on its p/b/m."""
     from ..audio import load_audio
-    from ..data.articulation import closure_curve, seal_lips
+    from ..mouth import closure_curve, seal_lips
     from ..speech.alignment import align_words, phone_events
 
     audio = load_audio(line.audio, target_rate=SAMPLE_RATE, max_seconds=60.0)

@@ -2,7 +2,7 @@
 
 PocketSphinx 5 (an optional dependency, the ``align`` extra) ships an acoustic model trained on real
 English speech and the CMU pronouncing dictionary inside its wheel, so alignment runs offline. Its phones
-are ARPAbet; they come back as :class:`~lattice_talk.core.data.phonemes.PhonemeEvent` (lower case, ``sil``
+are ARPAbet; they come back as :class:`~lattice_talk.core.phonemes.PhonemeEvent` (lower case, ``sil``
 for silence) so the metrics and the articulation read them like the synthetic corpus's phonemes.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data.phonemes import PHONEME_CLASS, SILENCE, PhonemeEvent
+from ..phonemes import PHONEME_CLASS, SILENCE, PhonemeEvent
 from ..errors import LatticeTalkError
 
 ALIGN_RATE = 16000  # PocketSphinx's en-us acoustic model

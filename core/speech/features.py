@@ -1,45 +1,13 @@
-"""Log-mel features at 50 Hz: the non-self-supervised front end, and the baseline the SSL encoder must beat.
-
-25 ms Hann windows every 20 ms (the same 50 Hz frame rate as wav2vec 2.0 / HuBERT), 80 mel bands,
-log power, normalised per utterance so loudness and channel gain do not matter."""
+"""The decoder's input features: log-mel bands (:mod:`.log_mel`), an SSL encoder's hidden states, or both,
+all on the same 50 Hz frame grid; ``decoder_features`` picks what a decoder was trained on."""
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-SAMPLE_RATE = 16000
-HOP = 320  # 20 ms → 50 Hz
-WIN = 400  # 25 ms
-N_FFT = 512
-N_MELS = 80
-FEATURE_RATE = SAMPLE_RATE / HOP
-
-
-@lru_cache(maxsize=1)
-def _filterbank() -> np.ndarray:
-    from ..data.realism import mel_filterbank  # the same triangular mel filters the realism check uses
-
-    return mel_filterbank(rate=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=60.0, fmax=7600.0)
-
-
-def n_feature_frames(n_samples: int) -> int:
-    """Frames of the decoder's 50 Hz features for ``n_samples`` of 16 kHz audio: ceil(N / 320), at least one."""
-    return max(1, int(np.ceil(n_samples / HOP)))
-
-
-def log_mel(samples: np.ndarray) -> np.ndarray:
-    """(N,) float32 at 16 kHz → (ceil(N / 320), 80) normalised log-mel, frame k centred at k·20 ms."""
-    x = np.asarray(samples, np.float32)
-    n_frames = n_feature_frames(len(x))
-    padded = np.pad(x, (WIN // 2, WIN // 2 + n_frames * HOP - len(x)))
-    frames = np.lib.stride_tricks.sliding_window_view(padded, WIN)[::HOP][:n_frames] * np.hanning(WIN).astype(np.float32)
-    power = np.abs(np.fft.rfft(frames, N_FFT)) ** 2
-    mel = np.log(power @ _filterbank().T + 1e-6)
-    return ((mel - mel.mean(0)) / (mel.std(0) + 1e-3)).astype(np.float32)
-
+from .log_mel import FEATURE_RATE, log_mel, n_feature_frames
 
 LOG_MEL_FEATURES = "log_mel_80"
 SSL_FEATURES = "ssl_hidden_states"  # every hidden state of a speech encoder, side by side (its own layer mix is learned)
@@ -69,7 +37,7 @@ def ssl_features(encoder_dir: str | Path, with_log_mel: bool = False, device: st
         # Standardised per dimension over the input like log_mel: the pre-LN transformer's residual stream
         # grows layer by layer, and unscaled states slow the decoder's training (measured: held-out loss
         # 2.29 vs log-mel's 1.75 after 14 epochs). fp16, as the decoder's inputs are read (train._batch,
-        # train.decode): a training corpus of 24 h is 4.3 M frames × 1024 states, 8.8 GB in fp16.
+        # model.decode): a training corpus of 24 h is 4.3 M frames × 1024 states, 8.8 GB in fp16.
         flat = ((flat - flat.mean(0)) / (flat.std(0) + 1e-3)).astype(np.float16)
         return np.concatenate([log_mel(x).astype(np.float16), flat], axis=1) if with_log_mel else flat
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import LatticeTalkError
-from .features import HOP, N_FFT, N_MELS, WIN
+from .log_mel import HOP, N_FFT, N_MELS, WIN, decoder_filterbank
 
 FRONT_END_KEY = "lattice_talk_front_end"
 LOG_MEL = "log_mel_80_keeps_loudness"
@@ -48,7 +48,6 @@ def _module_class() -> type:
         import numpy as np
         import torch
 
-        from .features import _filterbank
 
         class LogMelFrontEnd(torch.nn.Module):
             """(B, N) waveform → (B, 80, T) normalised log-mel, frame k over samples [320k, 320k + 400)."""
@@ -56,7 +55,7 @@ def _module_class() -> type:
             def __init__(self):
                 super().__init__()
                 self.register_buffer("window", torch.from_numpy(np.hanning(WIN).astype(np.float32)), persistent=False)
-                self.register_buffer("filterbank", torch.from_numpy(np.ascontiguousarray(_filterbank().T, np.float32)),
+                self.register_buffer("filterbank", torch.from_numpy(np.ascontiguousarray(decoder_filterbank().T, np.float32)),
                                      persistent=False)
 
             def forward(self, waveform: torch.Tensor) -> torch.Tensor:

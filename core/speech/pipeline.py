@@ -21,7 +21,7 @@ CHUNK_SECONDS, CONTEXT_SECONDS = 20.0, 1.0
 
 
 def weights_installed(model_dir: Path | None = None) -> bool:
-    from .train import DECODER_FILE
+    from .model import DECODER_FILE
 
     return ((model_dir or MODEL_DIR) / DECODER_FILE).is_file()
 
@@ -51,7 +51,7 @@ class SpeechPipeline:
         import hashlib
 
         from .features import decoder_features
-        from .train import DECODER_FILE, load_decoder
+        from .model import DECODER_FILE, load_decoder
 
         # A couple of threads keep Blender's UI responsive on small machines and are all this model needs.
         torch.set_num_threads(self.threads or max(1, min(4, (os.cpu_count() or 2) - 1)))
@@ -63,8 +63,8 @@ class SpeechPipeline:
 
     def _decode(self, samples: np.ndarray, n_frames: int, fps: float, progress: ProgressFn, should_stop: StopFn):
         """Units (T, U) and jaw (T,), chunk by chunk with CONTEXT_SECONDS of audio either side."""
-        from .features import SAMPLE_RATE
-        from .train import predict, seal_window
+        from .log_mel import SAMPLE_RATE
+        from .model import predict, seal_window
 
         names, seal = tuple(self._config["unit_names"]), seal_window(self._config)
         units = np.zeros((n_frames, len(names)), np.float32)
@@ -85,7 +85,8 @@ class SpeechPipeline:
 
     def generate(self, request: GenerateRequest, progress: ProgressFn, should_stop: StopFn) -> AnimationClip:
         from ..audio import audio_warnings, load_audio
-        from ..data.articulation import add_prosody, energy_pauses, mouth_unit_mask
+        from ..prosody import add_prosody, energy_pauses
+        from ..mouth import mouth_unit_mask
 
         settings = request.settings
         progress("reading audio", 0.0)

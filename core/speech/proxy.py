@@ -15,7 +15,7 @@ MAX_SILENT_RATIO, MIN_CORRELATION = 0.30, 0.40
 
 
 def jaw_loudness(jaw: np.ndarray, audio: np.ndarray, sample_rate: int, fps: float) -> dict:
-    from ..data.articulation import frame_energy
+    from ..prosody import frame_energy
 
     energy = frame_energy(audio, sample_rate, fps, len(jaw))
     speech_level = np.percentile(energy, 90)

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import LatticeTalkError
-from ..real_av.manifest import DATASETS_DIR
+from ..paths import DATASETS_DIR
 from .pipeline import MODEL_DIR
-from .train import DECODER_CONFIG, DECODER_FILE
+from .model import DECODER_CONFIG, DECODER_FILE
 
 RECIPE_FORMAT = "lattice_talk.speech_recipe/1"
 LOG_FILE = "recipe_log.json"

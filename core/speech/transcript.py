@@ -2,7 +2,7 @@
 
 The decoder hears most bilabials, but a closure it misses is the error viewers notice first. With the words
 known, forced alignment (:mod:`.alignment`) gives each p/b/m's time, and the lips are sealed there the way the
-decoder's own closure channel seals them (``core.data.articulation.seal_lips``); timing and intensity of
+decoder's own closure channel seals them (``core.mouth.seal_lips``); timing and intensity of
 everything else still come from the audio. Words the aligner cannot use leave the take to the audio alone,
 and the report says which and why."""
 
@@ -17,8 +17,8 @@ from .alignment import AlignmentError, align_words, phone_events
 def seal_transcript_bilabials(units: np.ndarray, jaw: np.ndarray, unit_names: tuple[str, ...], audio: Audio,
                               transcript: str, fps: float) -> tuple[np.ndarray, np.ndarray, dict]:
     """Units and jaw with the aligned p/b/m sealed, and a report for the take's provenance."""
-    from ..data.articulation import closure_curve, seal_lips
-    from ..data.phonemes import BILABIALS
+    from ..mouth import closure_curve, seal_lips
+    from ..phonemes import BILABIALS
 
     report: dict = {"text": transcript}
     try:

@@ -13,11 +13,11 @@ import contextlib
 import math
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..pipeline import Cancelled, ProgressFn, StopFn
 from ..rotations import matrix_to_rotvec
 from . import eyes, gaps, head_pose
 from .decode import analysis_size, check_video_path, frame_grid, open_video, read_audio_track, read_frames
@@ -25,9 +25,6 @@ from .errors import MissingDependencyError, NoFaceError, VideoError
 from .face_crop import CROP_SIZE, crop_box, face_crop
 from .flow import FaceFlow
 from .landmarks import N_POINTS, FaceMesh
-
-ProgressFn = Callable[[str, float], None]
-StopFn = Callable[[], bool]
 
 CHECK_EVERY = 8  # frames between progress reports / stop checks
 # Confidence scales (see _confidence). On the real talking-head clip the skull points misfit the canonical
@@ -117,7 +114,6 @@ def track_video(
     ``min_face_fraction`` of the frames. ``mirror_pass`` also reads each frame mirrored and averages the two
     readings (see :mod:`.landmarks`; off: ~40 % faster, expressions read less well). ``face_crops`` cuts the
     face crops (:mod:`.face_crop`) only a learned model reads (off: ``VideoTrack.face_crops`` is None). ``timings``, when given, receives seconds spent per stage."""
-    from ..pipeline import Cancelled
 
     report = progress or (lambda stage, fraction: None)
     stop = should_stop or (lambda: False)
