@@ -109,25 +109,14 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     from ..core.batch import BatchRecord, run_batch
 
-    scheduler = args.scheduler or os.environ.get(SCHEDULER_ENV) or None
-    if scheduler is not None:
-        from ..farm import check_scheduler  # the farm module imports dask only inside its functions
-
-        scheduler = check_scheduler(scheduler)
+    scheduler = _scheduler(args)
     jobs = _generate_jobs(args, local=scheduler is None)
     items = jobs.items
     written: list[Path] = []
     files_of: dict[str, list[Path]] = {}  # output → the files its run wrote, until it is told
     finished = 0  # items told so far, in whatever order they finish
     with ExitStack() as stack:
-        log = None
-        if jobs.batch:  # one file's story is told on screen; a batch's is kept beside its outputs
-            log_file = stack.enter_context(open(jobs.out_dir / "batch.log", "a"))
-
-            def log(line: str) -> None:
-                log_file.write(line + "\n")
-                log_file.flush()
-
+        log = _batch_log(stack, jobs)
         bar = stack.enter_context(tqdm(total=len(items), disable=args.quiet, bar_format=PROGRESS_FORMAT, desc="starting",
                                        file=console.stderr()))
 
@@ -165,6 +154,37 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             items[0].status = work(items[0])
             item_finished(items[0], files_of.pop(items[0].output))
         bar.set_description_str("finished")
+    return _report(jobs, written)
+
+
+def _scheduler(args: argparse.Namespace) -> str | None:
+    """The Dask scheduler the batch goes to (``--scheduler``, else $LATTICE_TALK_SCHEDULER), checked; None: this
+    process."""
+    scheduler = args.scheduler or os.environ.get(SCHEDULER_ENV) or None
+    if scheduler is not None:
+        from ..farm import check_scheduler  # the farm module imports dask only inside its functions
+
+        scheduler = check_scheduler(scheduler)
+    return scheduler
+
+
+def _batch_log(stack, jobs: GenerateJobs):
+    """A batch's log line writer (batch.log beside its outputs, closed with ``stack``); None for one file, whose
+    story is told on screen."""
+    if not jobs.batch:
+        return None
+    log_file = stack.enter_context(open(jobs.out_dir / "batch.log", "a"))
+
+    def log(line: str) -> None:
+        log_file.write(line + "\n")
+        log_file.flush()
+
+    return log
+
+
+def _report(jobs: GenerateJobs, written: list[Path]) -> int:
+    """``generate``'s last lines: how many items each status holds, each failure, the files written; the exit code."""
+    items = jobs.items
     failed = [i for i in items if i.status == "failed"]
     labels = {"done": "generated", "rendered": "rendered from an up-to-date .blend", "skipped": "up to date", "failed": "failed"}
     counts = [f"{n} {label}" for status, label in labels.items() if (n := sum(i.status == status for i in items))]
