@@ -1,10 +1,10 @@
 """Render-farm scale: a ``generate`` batch on a Dask distributed cluster (``generate … --scheduler ADDRESS``).
 
-The client plans the batch exactly as on one machine (cli._generate_jobs), sends one task per line and keeps the
-account itself (core.batch.BatchRecord: ``manifest.json`` and ``batch.log`` as results arrive). A worker runs the
-very code a one-machine batch runs for an item (core.batch.run_item around cli._generate_one), so the re-run rule,
-the outputs and their atomic writes are the same; each line travels by path, so inputs and ``--out`` must be on
-storage every worker sees under the same name.
+The client plans the batch exactly as on one machine (cli.generate._generate_jobs), sends one task per line and
+keeps the account itself (core.batch.BatchRecord: ``manifest.json`` and ``batch.log`` as results arrive). A worker
+runs the very code a one-machine batch runs for an item (core.batch.run_item around cli.generate._generate_one), so
+the re-run rule, the outputs and their atomic writes are the same; each line travels by path, so inputs and ``--out``
+must be on storage every worker sees under the same name.
 
 Dask is imported inside functions only: a one-machine ``generate`` never loads it. The studio starts the workers
 (``dask worker ADDRESS --nthreads 1 --preload lattice_talk.farm``): one task at a time per process, because Blender's
@@ -264,8 +264,8 @@ def run_line(args: argparse.Namespace, line: dict, expected: dict) -> dict:
     Failures come back in the item (bad input is not retried); only a dying worker makes Dask run it again."""
     from distributed import get_worker
 
+    from .cli.generate import _generate_one
     from .core.version import __version__
-    from .cli import _generate_one
     from .core import console
     from .core.batch import BatchItem, run_item
 
@@ -328,7 +328,8 @@ def _undo_malloc_trim() -> None:
 def _loaded(args: argparse.Namespace) -> tuple:
     """(pipeline, head, model identity) for ``args``' kind of run, made once per worker process (the pipeline loads
     its models in its first run, or in the preload)."""
-    from .cli import _head_for, _model_identity
+    from .cli.common import _head_for
+    from .cli.generate import _model_identity
     from .core import console
     from .core.device import torch_device
     from .core.pipeline_registry import get_pipeline

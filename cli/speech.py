@@ -1,0 +1,300 @@
+"""``speech``: the speech model — encoder pretraining, decoder training and calibration, the recipe that rebuilds
+the shipped model, evaluation."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..core.errors import LatticeTalkError
+from .common import EXIT_OK, SPEECH_RECIPE, _real_clip_options
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """The ``speech`` command and its subcommands."""
+    speech = sub.add_parser("speech", help="speech model: encoder pretraining, decoder training, evaluation")
+    speech_sub = speech.add_subparsers(dest="speech_command", required=True, metavar="SPEECH_COMMAND")
+    _add_pretrain(speech_sub)
+    _add_export_encoder(speech_sub)
+    _add_train(speech_sub)
+    _add_calibrate(speech_sub)
+    _add_recipe(speech_sub)
+    _add_eval(speech_sub)
+    _add_eval_real(speech_sub)
+
+
+def _add_pretrain(speech_sub: argparse._SubParsersAction) -> None:
+    pre = speech_sub.add_parser("pretrain", help="pretrain the small wav2vec 2.0 encoder on a corpus (resumes from --out)")
+    pre.add_argument("--corpus", required=True, help="corpus folder from 'data synth'")
+    pre.add_argument("--out", required=True, help="checkpoint folder (resumed if it holds one)")
+    pre.add_argument("--steps", type=int, required=True, help="length of the whole run (sets the schedules)")
+    pre.add_argument("--batch-seconds", type=float, default=32.0, help="seconds of audio per batch (default: 32)")
+    pre.add_argument("--crop-seconds", type=float, default=4.0, help="length of each crop (default: 4)")
+    pre.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (default: 5e-4)")
+    pre.add_argument("--seed", type=int, default=0, help="seed of the crops, masks and initial weights (default: 0)")
+    pre.add_argument("--save-every", type=int, default=200, help="checkpoint every N steps (default: 200)")
+    pre.add_argument("--minutes", type=float, default=None, help="stop after M minutes and checkpoint (resume later)")
+    pre.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    pre.add_argument("--no-resume", action="store_true", help="start over even if --out holds a checkpoint")
+    pre.add_argument("--quiet", action="store_true", help="no progress bar")
+    pre.add_argument("--front-end", choices=("conv", "log_mel"), default="log_mel",
+                     help="feature front end of a new run: learned convolutions or a fixed log-mel filterbank (default)")
+    pre.set_defaults(func=_cmd_speech_pretrain)
+
+
+def _add_export_encoder(speech_sub: argparse._SubParsersAction) -> None:
+    export = speech_sub.add_parser("export-encoder", help="a pretraining checkpoint's encoder as it ships (fp16, no "
+                                                          "quantizer or optimizer state)")
+    export.add_argument("--checkpoint", required=True, help="folder written by 'speech pretrain'")
+    export.add_argument("--out", required=True, help="new folder, e.g. inside the decoder's folder: models/speech/encoder")
+    export.set_defaults(func=_cmd_speech_export_encoder)
+
+
+def _add_train(speech_sub: argparse._SubParsersAction) -> None:
+    train = speech_sub.add_parser("train", help="train the decoder on a corpus (resumes from --out)")
+    train.add_argument("--corpus", required=True, help="corpus folder from 'data synth'")
+    train.add_argument("--out", required=True, help="decoder folder (resumed if it holds a run)")
+    train.add_argument("--epochs", type=int, default=30, help="most epochs (default: 30; stops early without held-out gain)")
+    train.add_argument("--steps-per-epoch", type=int, default=150, help="training steps per epoch (default: 150)")
+    train.add_argument("--seed", type=int, default=0, help="seed of the batches and initial weights (default: 0)")
+    train.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default: 2e-3)")
+    train.add_argument("--hidden", type=int, default=160, help="decoder width (ignored with --init-from)")
+    train.add_argument("--dilations", type=int, nargs="+", default=[1, 2, 4, 8, 1, 2],
+                       help="one residual block per dilation (ignored with --init-from)")
+    train.add_argument("--init-from", default=None, help="trained decoder folder to fine-tune")
+    train.add_argument("--no-voice-perturbation", action="store_true", help="train on the features as they are")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--encoder", default=None,
+                       help="SSL encoder folder (from 'speech pretrain' or a transformers checkpoint): its hidden states "
+                            "join the log-mel bands as features")
+    train.add_argument("--encoder-states-only", action="store_true",
+                       help="with --encoder: the encoder's hidden states replace the log-mel bands")
+    train.add_argument("--calibrate-limit", type=int, default=200,
+                       help="choose the seal window on this many held-out utterances after training (0: keep the default)")
+    train.set_defaults(func=_cmd_speech_train)
+
+
+def _add_calibrate(speech_sub: argparse._SubParsersAction) -> None:
+    cal = speech_sub.add_parser("calibrate", help="choose a decoder's seal window on a corpus's held-out utterances")
+    cal.add_argument("--model", required=True, help="decoder folder (decoder.json is updated)")
+    seal_source = cal.add_mutually_exclusive_group(required=True)
+    seal_source.add_argument("--corpus", default=None, help="a corpus whose held-out split is NOT the one you report on")
+    seal_source.add_argument("--window", type=float, nargs=2, metavar=("FROM", "FULL"), default=None,
+                             help="write this window instead of choosing one: a choice made elsewhere, e.g. on real "
+                             "speech (say where with --chosen-on)")
+    cal.add_argument("--chosen-on", default="given by hand (speech calibrate --window)",
+                     help="with --window: what the window was chosen on, kept in decoder.json")
+    cal.add_argument("--limit", type=int, default=200, help="at most this many held-out utterances (default: 200)")
+    cal.set_defaults(func=_cmd_speech_calibrate)
+
+
+def _add_recipe(speech_sub: argparse._SubParsersAction) -> None:
+    recipe = speech_sub.add_parser("recipe", help="rebuild the shipped speech model from nothing: corpora, mixes, "
+                                   "pretraining, training, calibration (resumable; the model card's Rebuild section)")
+    recipe.add_argument("--work", required=True, help="folder for the corpora, checkpoints, recipe_log.json and the "
+                        "resulting model (WORK/model); run again to resume")
+    recipe.add_argument("--scale", choices=("full", "toy"), default="full",
+                        help="full: the model card's commands (hours on 2 cores); toy: the same steps shrunk to about "
+                        "a minute (a smoke test)")
+    for name, spec in json.loads(SPEECH_RECIPE.read_text()).get("inputs", {}).items():  # real data kept locally
+        recipe.add_argument(spec["option"], dest=name, metavar=spec.get("metavar", "DIR"), default=None,
+                            help=f"{spec['help']} (where to get it: {spec['card']})")
+    recipe.add_argument("--until", default=None, metavar="STEP", help="stop after this step (a run prints each step's name; an unknown "
+                        "name lists them all)")
+    recipe.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    recipe.set_defaults(func=_cmd_speech_recipe)
+
+
+def _add_eval(speech_sub: argparse._SubParsersAction) -> None:
+    ev = speech_sub.add_parser("eval", help="held-out metrics on the default head (+ proxy checks on real clips)")
+    ev.add_argument("--model", required=True, help="decoder folder")
+    ev.add_argument("--corpus", required=True, help="corpus folder whose held-out split is scored")
+    ev.add_argument("--limit", type=int, default=None, help="at most this many held-out utterances")
+    ev.add_argument("--real", default=None, help="folder of real speech clips (*.wav) for the proxy checks")
+    ev.add_argument("--json", default=None, help="also write the report here")
+    ev.add_argument("--sheet", default=None, help="PNG contact sheet: each real clip at its loudest and quietest frame")
+    ev.set_defaults(func=_cmd_speech_eval)
+
+
+def _add_eval_real(speech_sub: argparse._SubParsersAction) -> None:
+    real = speech_sub.add_parser("eval-real", help="lip sync against real talking faces (held-out manifest), with the "
+                                 "loudness envelope as a baseline")
+    real.add_argument("--data", required=True, help="folder holding the manifest's files (see datasets/README.md)")
+    _real_clip_options(real, split="all")
+    real.add_argument("--model", action="append", default=None,
+                      help="speech model folder; repeat to compare several (default: the shipped model)")
+    real.add_argument("--clips", nargs="*", default=None, help="only clips whose names start with these")
+    real.add_argument("--out", default="reports/real_speech", help="folder for real_speech.json, tracks and figures")
+    real.add_argument("--cache", default=None, help="folder for tracked lips (default: OUT/tracks)")
+    real.add_argument("--figures", action="store_true", help="draw real vs predicted vs loudness per clip (PNG)")
+    real.add_argument("--transcript-mode", action="store_true",
+                      help="also score each model given the clips' transcripts (generate --transcript)")
+    real.set_defaults(func=_cmd_speech_eval_real)
+
+
+def _cmd_speech_pretrain(args: argparse.Namespace) -> int:
+    """Self-supervised pretraining of the small speech encoder (wav2vec 2.0 objective), resumable, with a progress bar."""
+    from tqdm import tqdm
+
+    from ..core.speech.pretrain import pretrain, small_config
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    with tqdm(total=args.steps, unit="step", disable=args.quiet) as bar:
+        def progress(step: int, steps: int, entry: dict) -> None:
+            bar.update(step - bar.n)
+            bar.set_postfix(loss=f"{entry['loss']:.3f}", ppl=f"{entry['perplexity']:.0f}", refresh=False)
+
+        history = pretrain(args.corpus, args.out, args.steps, batch_seconds=args.batch_seconds, seed=args.seed,
+                           resume=not args.no_resume, progress=progress, crop_seconds=args.crop_seconds, lr=args.lr,
+                           save_every=args.save_every, max_minutes=args.minutes,
+                           config=small_config(front_end=args.front_end))  # used only when no run is resumed
+    if history:
+        last = history[-1]
+        print(f"step {last['step']}/{args.steps}: loss {last['loss']:.3f} (contrastive {last['contrastive']:.3f}), "
+              f"codevector perplexity {last['perplexity']:.1f}; checkpoint in {args.out}")
+    return EXIT_OK
+
+
+def _cmd_speech_export_encoder(args: argparse.Namespace) -> int:
+    """A pretraining checkpoint's encoder as it ships: bare Wav2Vec2Model, fp16 safetensors."""
+    from ..core.speech.pretrain import export_encoder
+
+    print(f"encoder in {export_encoder(args.checkpoint, args.out)}")
+    return EXIT_OK
+
+
+def _cmd_speech_train(args: argparse.Namespace) -> int:
+    """Train the decoder (features → default-head mouth motion) on a corpus, resumable, early stopping."""
+    from tqdm import tqdm
+
+    from ..core.speech.train import train_decoder
+
+    with tqdm(total=args.epochs, unit="epoch", disable=args.quiet) as bar:
+        def progress(epoch: int, train_loss: float, heldout_loss: float) -> None:
+            bar.update(epoch + 1 - bar.n)
+            bar.set_postfix(train=f"{train_loss:.3f}", heldout=f"{heldout_loss:.3f}", refresh=False)
+
+        history = train_decoder(args.corpus, args.out, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+                                seed=args.seed, lr=args.lr, hidden=args.hidden, dilations=tuple(args.dilations),
+                                init_from=args.init_from, perturb=not args.no_voice_perturbation, encoder=args.encoder,
+                                encoder_states_only=args.encoder_states_only, progress=progress)
+    print(f"best held-out loss {history['best']:.4f} at epoch {history['best_epoch']}; decoder in {args.out}")
+    if args.calibrate_limit > 0:
+        _calibrate(args.out, args.corpus, args.calibrate_limit)
+    return EXIT_OK
+
+
+def _calibrate(model_dir: str, corpus: str, limit: int) -> None:
+    """Choose the decoder's seal window on a corpus's held-out split and write it into decoder.json."""
+    from ..core.heads import create
+    from ..core.landmark_rig import LandmarkRig
+    from ..core.speech.features import decoder_features
+    from ..core.speech.train import calibrate_seal, load_examples
+    from ..core.speech.model import load_decoder, write_seal
+
+    model, config = load_decoder(model_dir)
+    examples = load_examples(corpus, "heldout", decoder_features(config, model_dir), limit=limit)
+    seal, rows = calibrate_seal(model, examples, LandmarkRig(create("default")))
+    for row in rows:
+        print(f"seal {row['from']:.1f}–{row['full']:.1f}: lip error {row['lip_vertex_error_mm']:.3f} mm, "
+              f"closure {100 * row['bilabial_closure_rate']:.1f} %")
+    write_seal(model_dir, seal, f"{Path(corpus).name} held-out, {rows[0]['utterances']} utterances")
+    print(f"seal window {seal[0]:.1f}–{seal[1]:.1f} written to {Path(model_dir) / 'decoder.json'}")
+
+
+def _cmd_speech_calibrate(args: argparse.Namespace) -> int:
+    """Choose a trained decoder's seal window (lowest lip error that keeps closure) on held-out utterances, or write
+    one chosen elsewhere (--window)."""
+    if args.window is None:
+        _calibrate(args.model, args.corpus, args.limit)
+        return EXIT_OK
+    from ..core.speech.model import DECODER_CONFIG, write_seal
+    from ..core.validate import input_file
+
+    start, full = args.window
+    if not 0.0 <= start < full <= 1.0:
+        raise LatticeTalkError(f"--window {start} {full}: give probabilities FROM < FULL between 0 and 1")
+    input_file(Path(args.model) / DECODER_CONFIG, "decoder config", "give a trained speech model folder")
+    write_seal(args.model, (start, full), args.chosen_on)
+    print(f"seal window {start:.1f}–{full:.1f} written to {Path(args.model) / DECODER_CONFIG}")
+    return EXIT_OK
+
+
+def _cmd_speech_recipe(args: argparse.Namespace) -> int:
+    """The shipped speech model from nothing: every step of its recipe through this CLI, resumable, then the
+    result in WORK/model."""
+    from ..core.speech.recipe import load_recipe, model_folder, plan, run_recipe, ship_model
+    from . import main  # every step runs through this CLI
+
+    recipe = load_recipe(SPEECH_RECIPE)
+    data = {name: getattr(args, name) for name in recipe.get("inputs", {})}
+    steps = plan(recipe, args.work, args.scale, data, until=args.until)
+    if args.dry_run:
+        for step in steps:
+            print(step.command())
+        return EXIT_OK
+    log = run_recipe(steps, args.work, args.scale, main)
+    print(f"{sum(entry['seconds'] for entry in log['steps'].values()) / 60:.1f} min of steps in all; per step in "
+          f"{Path(args.work) / 'recipe_log.json'}")
+    if args.until is None:
+        print(f"speech model in {ship_model(model_folder(recipe, args.work), Path(args.work) / 'model')}")
+    return EXIT_OK
+
+
+def _cmd_speech_eval(args: argparse.Namespace) -> int:
+    """Held-out corpus metrics on the default head, and the real-clip proxy checks."""
+    from ..core.heads import create
+    from ..core.landmark_rig import LandmarkRig
+    from ..core.speech.pipeline import SpeechPipeline
+    from ..core.speech.proxy import real_clip_checks
+    from ..core.speech.features import decoder_features
+    from ..core.speech.train import evaluate, load_examples
+    from ..core.speech.model import load_decoder, seal_window
+
+    model, config = load_decoder(args.model)
+    head = create("default")
+    examples = load_examples(args.corpus, "heldout", decoder_features(config, args.model), limit=args.limit)
+    report = {"heldout": evaluate(model, examples, LandmarkRig(head), seal_window(config))}
+    if args.real:
+        clips = sorted(Path(args.real).glob("*.wav"))
+        report["real_clips"], generated = real_clip_checks(SpeechPipeline(args.model), clips, head)
+        if args.sheet:
+            from ..scene.preview import render_clip_frames
+
+            shots = [(clip, row[key]) for row, clip in zip(report["real_clips"], generated) for key in ("loudest_frame", "quietest_frame")]
+            print(f"wrote {render_clip_frames(head, shots, Path(args.sheet), columns=2 * 4)}")
+    print(json.dumps(report, indent=2))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return EXIT_OK
+
+
+def _cmd_speech_eval_real(args: argparse.Namespace) -> int:
+    """Speech models against real talking faces no training read (the held-out manifest), loudness beside them."""
+    from ..core.real_av.evaluate import evaluate_real, format_summary, write_report
+    from ..core.real_av.manifest import load_manifest
+
+    clips = load_manifest(args.manifest)
+    if args.split != "all":
+        clips = [c for c in clips if c.split == args.split]
+    if args.clips:
+        clips = [c for c in clips if any(c.name.startswith(prefix) for prefix in args.clips)]
+    from ..core.speech.pipeline import MODEL_DIR
+
+    models = {"shipped": MODEL_DIR} if not args.model else {Path(m).name: m for m in args.model}
+    result = evaluate_real(clips, args.data, models, cache_dir=args.cache or Path(args.out) / "tracks",
+                           progress=lambda stage: print(stage, file=sys.stderr), transcript_mode=args.transcript_mode)
+    print(format_summary(result["summary"]))
+    print(f"wrote {write_report(result, args.out)}")
+    if args.figures:
+        from ..core.real_av.plots import plot_clips
+
+        for path in plot_clips(result, Path(args.out) / "figures"):
+            print(f"wrote {path}")
+    return EXIT_OK
