@@ -1,5 +1,5 @@
 """Add-on preferences: FLAME files, the speech and video face models, compute device/threads, and the optional
-Python dependencies (status + *Install Dependencies*).
+Python dependencies (status + *Install Dependencies*, where they install, whether Blender may go online).
 
 Callers read settings through :func:`get_preferences` (None when LatticeTalk is not enabled as an add-on,
 e.g. when tests register the classes directly) or :func:`get_settings` (always a value: the
@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 
 import bpy
 from bpy.props import EnumProperty, IntProperty, StringProperty
 
-from .operators import install_deps
+from .core import pip_install
 
 # A speech model is a decoder and the speech encoder it was trained on (decoder.json names it): an encoder
 # alone cannot drive a face, so the choice is the model folder, not the encoder.
@@ -37,6 +38,23 @@ COMPUTE_DEVICES = (
     ("CUDA", "CUDA GPU", "Run the speech and video models on an NVIDIA GPU (Install Dependencies then installs the CUDA "
      "build of torch); falls back to the CPU with a notice when CUDA is unavailable"),
 )
+
+
+def site_packages_dir(create: bool = False) -> tuple[Path, bool]:
+    """``(folder, is_extension_folder)`` where *Install Dependencies* puts packages: the extension's
+    ``site-packages`` user folder or, when LatticeTalk is not loaded as an extension, a
+    ``lattice_talk_site_packages`` folder in Blender's user scripts folder. Raises
+    :class:`~.core.pip_install.InstallError` when the folder cannot be created."""
+    return pip_install.resolve_install_folder(
+        lambda: bpy.utils.extension_path_user(__package__, path="site-packages", create=create),
+        lambda: bpy.utils.user_resource("SCRIPTS", path=pip_install.FALLBACK_FOLDER, create=create),
+    )
+
+
+def online_access_allowed() -> bool:
+    """``bpy.app.online_access`` (Blender 4.2+: Preferences › System › Network; False in the bpy
+    module and with ``--offline-mode``)."""
+    return bool(getattr(bpy.app, "online_access", True))
 
 
 def auto_torch_threads(cpu_count: int | None = None) -> int:
@@ -132,14 +150,14 @@ class LATTICETALK_AddonPreferences(bpy.types.AddonPreferences):
     def _draw_dependencies(self, box, context) -> None:
         box.label(text="Python dependencies", icon="SCRIPT")
         column = box.column(align=True)
-        status = install_deps.dependency_status()  # find_spec only: nothing is imported here
+        status = pip_install.dependency_status()  # find_spec only: nothing is imported here
         for module, package, found in status:
             name = module if module == package else f"{module} ({package})"
             column.label(text=f"{name}: {'found' if found else 'missing'}", icon="CHECKMARK" if found else "CANCEL")
 
         try:
-            target, is_extension = install_deps.site_packages_dir(create=False)
-        except install_deps.InstallError as exc:
+            target, is_extension = site_packages_dir(create=False)
+        except pip_install.InstallError as exc:
             box.label(text=str(exc), icon="ERROR")
             target, is_extension = None, False
         if target is not None:
@@ -155,11 +173,11 @@ class LATTICETALK_AddonPreferences(bpy.types.AddonPreferences):
         row.scale_y = 1.4
         missing = any(not found for _m, _p, found in status)
         row.operator(
-            install_deps.LATTICETALK_OT_install_dependencies.bl_idname,
+            "lattice_talk.install_dependencies",
             text="Install Dependencies" if missing else "Reinstall Dependencies",
             icon="IMPORT",
         )
-        if not install_deps._online_access_allowed():
+        if not online_access_allowed():
             box.label(text="Online access is disabled (Preferences › System › Network)", icon="ERROR")
         if state is not None:
             if state.error:

@@ -2,6 +2,8 @@
 
 Nothing here touches the network: pip runs only with ``--no-index --find-links`` on a wheel written
 by the test itself, and the online-access refusal is checked with ``subprocess.Popen`` booby-trapped.
+The pip side itself (command line, output parsing, the worker) is tested without Blender in
+test_pip_install.py.
 """
 
 from __future__ import annotations
@@ -10,9 +12,6 @@ import builtins
 import importlib
 import subprocess
 import sys
-import time
-import tomllib
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -21,18 +20,11 @@ bpy = pytest.importorskip("bpy", reason="preference tests need the bpy wheel (pi
 
 from lattice_talk import preferences as prefs_mod  # noqa: E402
 from lattice_talk.operators import install_deps  # noqa: E402
-from lattice_talk.operators.install_deps import (  # noqa: E402
-    LOG_NAME,
-    TORCH_CPU_INDEX,
-    PipInstall,
-    ProgressState,
-    failure_message,
-    parse_progress,
-    pip_command,
-)
+from lattice_talk.core.pip_install import LOG_NAME  # noqa: E402
 from lattice_talk.preferences import LATTICETALK_AddonPreferences, get_preferences, get_settings  # noqa: E402
 from lattice_talk.core.errors import LatticeTalkError  # noqa: E402
 from ui_fixtures import Layout  # noqa: E402
+from wheel_fixtures import FAKE, clean_path, write_wheel  # noqa: E402, F401
 
 pytestmark = pytest.mark.blender
 
@@ -81,39 +73,6 @@ def no_popen(monkeypatch):
         pytest.fail(f"subprocess.Popen was called: {args!r}")
 
     monkeypatch.setattr(subprocess, "Popen", refuse)
-
-
-@pytest.fixture
-def clean_path(monkeypatch):
-    """Restore sys.path and forget the test package after a real install."""
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    yield
-    for name in [m for m in sys.modules if m == FAKE or m.startswith(FAKE + ".")]:
-        del sys.modules[name]
-    importlib.invalidate_caches()
-
-
-# ------------------------------------------------------------------------------ a local wheel
-
-FAKE = "lt_fake_dependency"
-
-
-def write_wheel(folder: Path, name: str = FAKE, version: str = "0.1") -> Path:
-    """A pure-Python wheel written by hand (no setuptools, no network)."""
-    dist = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}/__init__.py": f"VALUE = 42\nVERSION = {version!r}\n",
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: lattice_talk-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = "".join(f"{path},,\n" for path in files) + f"{dist}/RECORD,,\n"
-    folder.mkdir(parents=True, exist_ok=True)
-    wheel = folder / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path, text in files.items():
-            zf.writestr(path, text)
-        zf.writestr(f"{dist}/RECORD", record)
-    return wheel
 
 
 # -------------------------------------------------------------------------- registration, prefs
@@ -252,76 +211,7 @@ def test_draw_shows_settings_dependencies_and_button_without_importing(as_addon,
     assert any("ERROR: boom" in t for t in labels) and "Log: /x/log" in labels
 
 
-# ------------------------------------------------------------------------------ pure helpers
-
-
-def test_pip_command():
-    cmd = pip_command("/t/site-packages", "/a/constraints.txt", ("torch", "tqdm"), cpu_only=True)
-    assert cmd == [sys.executable, "-m", "pip", "install", "--target", "/t/site-packages", "--upgrade",
-                   "-c", "/a/constraints.txt", "--extra-index-url", TORCH_CPU_INDEX, "torch", "tqdm"]
-    cmd = pip_command(Path("/t"), Path("/c.txt"), ["x"], cpu_only=False, extra_args=("--no-index", "--find-links", "/w"))
-    assert cmd == [sys.executable, "-m", "pip", "install", "--target", "/t", "--upgrade", "-c", "/c.txt",
-                   "--no-index", "--find-links", "/w", "x"]
-    default = pip_command("/t", "/c")
-    assert default[-11:] == ["torch", "transformers", "soundfile", "scipy", "safetensors", "tqdm", "threadpoolctl",
-                             "mediapipe", "opencv-contrib-python", "av", "pocketsphinx"]
-    assert not any("==" in a for a in default)  # versions come from the constraints file only
-
-
-def test_constraints_pin_every_runtime_package_and_ship_with_the_extension():
-    assert install_deps.constraints_path() == REPO / "constraints.txt"
-    pinned = {line.split("==")[0].strip().lower() for line in install_deps.constraints_path().read_text().splitlines()
-              if "==" in line and not line.lstrip().startswith("#")}
-    assert set(install_deps.RUNTIME_PACKAGES) <= pinned
-    manifest = tomllib.loads((REPO / "blender_manifest.toml").read_text())
-    network = manifest["permissions"]["network"]
-    assert len(network) <= 64 and not network.endswith(".")
-    assert "constraints.txt" not in manifest["build"]["paths_exclude_pattern"]  # Install Dependencies reads it
-
-
-PIP_OUTPUT = """\
-Looking in indexes: https://pypi.org/simple, https://download.pytorch.org/whl/cpu
-Collecting torch
-  Downloading https://download.pytorch.org/whl/cpu/torch-2.13.0%2Bcpu-cp311-cp311-linux_x86_64.whl (190.4 MB)
-Collecting transformers
-  Using cached transformers-5.23.0-py3-none-any.whl (10.1 MB)
-Requirement already satisfied: numpy in ./site-packages (from torch) (1.26.4)
-Collecting filelock (from torch)
-  Downloading filelock-3.16.1-py3-none-any.whl (16 kB)
-Installing collected packages: filelock, numpy, torch, transformers
-Successfully installed filelock-3.16.1 numpy-1.26.4 torch-2.13.0+cpu transformers-5.23.0
-"""
-
-
-def test_parse_progress_advances_on_pip_output():
-    state = ProgressState()
-    fractions, statuses = [], []
-    for line in PIP_OUTPUT.splitlines(keepends=True):
-        state = parse_progress(line, state)
-        fractions.append(state.fraction)
-        statuses.append(state.status)
-    assert fractions == sorted(fractions) and fractions[0] == 0.0
-    assert 0.0 < fractions[1] < fractions[3] < fractions[6] <= 0.6  # each "Collecting" moves the bar
-    assert statuses[1].startswith("Collecting torch") and statuses[2] == "Downloading torch-2.13.0%2Bcpu-cp311-cp311-linux_x86_64.whl (190.4 MB)"
-    assert statuses[3].startswith("Collecting transformers") and statuses[4].startswith("Using cached transformers")
-    assert state.collected == 4
-    assert fractions[-2] == pytest.approx(0.7) and statuses[-2] == "Installing 4 packages…"
-    assert state.phase == "done" and state.fraction == 1.0 and "torch-2.13.0+cpu" in state.installed
-    same = ProgressState(fraction=0.3, phase="collecting")
-    assert parse_progress("WARNING: something unrelated\n", same) is same
-    assert parse_progress("Collecting more", ProgressState(fraction=1.0, phase="done")).fraction == 1.0
-
-
-def test_failure_message_is_one_clear_line():
-    tail = ["Collecting nothere", "ERROR: Could not find a version that satisfies the requirement nothere (from versions: none)",
-            "ERROR: No matching distribution found for nothere", ""]
-    msg = failure_message(1, tail, "/u/lattice_talk/install_dependencies.log")
-    assert msg.startswith("Installing dependencies failed (pip exit code 1): ERROR: Could not find a version")
-    assert "No matching distribution found for nothere" in msg and "Collecting nothere" not in msg
-    assert msg.endswith("Full log: /u/lattice_talk/install_dependencies.log") and "\n" not in msg
-    assert "ensurepip" in failure_message(1, [f"{sys.executable}: No module named pip"], "/l")
-    assert "pip not started" in failure_message(None, ["ERROR: could not start pip: [Errno 2]"], "/l")
-    assert "no output" in failure_message(2, [], None)
+# ------------------------------------------------------------------------------ install folder
 
 
 def test_ensure_site_packages_on_path_is_a_noop_for_a_missing_folder(tmp_path, clean_path):
@@ -331,6 +221,13 @@ def test_ensure_site_packages_on_path_is_a_noop_for_a_missing_folder(tmp_path, c
     assert install_deps.ensure_site_packages_on_path(tmp_path) == tmp_path
     assert install_deps.ensure_site_packages_on_path(tmp_path) == tmp_path
     assert sys.path.count(str(tmp_path)) == 1 and sys.path[: len(before)] == before  # appended once, never first
+
+
+def test_install_folder_outside_an_extension_is_in_the_user_scripts_folder():
+    """Registered directly (not as an extension), Blender refuses the extension folder: the fallback is used."""
+    target, is_extension = prefs_mod.site_packages_dir(create=False)
+    assert not is_extension and target.name == "lattice_talk_site_packages"
+    assert target == Path(bpy.utils.user_resource("SCRIPTS", path="lattice_talk_site_packages"))
 
 
 # --------------------------------------------------------------------------- online access
@@ -353,21 +250,6 @@ def test_refuses_without_online_access_and_runs_nothing(registered, monkeypatch,
 # ------------------------------------------------------------------------ real pip, offline
 
 
-def test_end_to_end_install_from_a_local_wheel(tmp_path, clean_path):
-    wheels = tmp_path / "wheels"
-    write_wheel(wheels)
-    target = tmp_path / "user" / "site-packages"
-    result = install_deps.install(target, packages=[FAKE], cpu_only=False,
-                                  extra_args=["--no-index", "--find-links", str(wheels)])
-    assert result.ok, result.message + "\n" + "\n".join(result.tail)
-    assert (target / FAKE / "__init__.py").is_file()
-    log = (tmp_path / "user" / LOG_NAME).read_text()
-    assert "--no-index" in log and "Successfully installed" in log and "[pip exit code 0]" in log
-    assert str(target) in sys.path
-    module = importlib.import_module(FAKE)
-    assert module.VALUE == 42 and Path(module.__file__).is_relative_to(target)
-
-
 def test_operator_installs_offline_from_a_wheel_folder(registered, monkeypatch, clean_path, tmp_path):
     """The operator's execute() (scripts, background): no online access needed with a wheel folder."""
     wheels = tmp_path / "wheels"
@@ -388,34 +270,3 @@ def test_operator_installs_offline_from_a_wheel_folder(registered, monkeypatch, 
     assert Path(state.log_path) == tmp_path / "user" / LOG_NAME
     assert "--extra-index-url" not in Path(state.log_path).read_text()  # offline: no CPU torch index
     assert importlib.import_module(FAKE).VALUE == 42
-
-
-def test_failed_install_gives_one_message_with_the_log(tmp_path, clean_path):
-    wheels = tmp_path / "wheels"
-    write_wheel(wheels)
-    target = tmp_path / "user" / "site-packages"
-    result = install_deps.install(target, packages=["lt_not_in_the_wheel_folder"], cpu_only=False,
-                                  extra_args=["--no-index", "--find-links", str(wheels)])
-    assert not result.ok and not result.cancelled and result.returncode not in (0, None)
-    assert result.message.startswith("Installing dependencies failed (pip exit code")
-    assert "lt_not_in_the_wheel_folder" in result.message
-    assert result.message.endswith(f"Full log: {tmp_path / 'user' / LOG_NAME}")
-    assert (tmp_path / "user" / LOG_NAME).is_file()
-    assert str(target) not in sys.path
-
-
-def test_cancel_terminates_pip(tmp_path):
-    """Modal operators do not run under -b: cancel is tested through the worker's own API."""
-    script = "print('Collecting slowpackage', flush=True); import time; time.sleep(120)"
-    job = PipInstall([sys.executable, "-c", script], tmp_path / LOG_NAME).start()
-    deadline = time.monotonic() + 30
-    while job.snapshot().phase != "collecting" and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert job.snapshot().status.startswith("Collecting slowpackage")
-    started = time.monotonic()
-    job.cancel()
-    job.join(timeout=30)
-    assert job.done and time.monotonic() - started < 10
-    assert job.result.cancelled and not job.result.ok
-    assert "cancelled" in job.result.message
-    assert "Collecting slowpackage" in (tmp_path / LOG_NAME).read_text()
