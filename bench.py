@@ -15,6 +15,8 @@ from typing import Callable
 
 import numpy as np
 
+from .core.errors import LatticeTalkError
+
 # Real talking-face clips shipped with the tests (GRID speaker s1, CC BY 4.0): present in a clone, not in an install.
 REAL_CLIPS_DIR = Path(__file__).resolve().parent / "tests" / "data" / "grid_s1"
 
@@ -469,24 +471,24 @@ def bench_fuzz(count: int = 1000) -> list[dict]:
     return rows
 
 
-def bench_farm(count: int = 40, seconds: float = 10.0, repeats: int = 3) -> list[dict]:
+def bench_farm(run_cli: Callable[[list[str]], int], count: int = 40, seconds: float = 10.0, repeats: int = 3) -> list[dict]:
     """``generate`` on ``count`` lines of ``seconds`` each, side by side: the one-machine batch in this process, then the
     farm batch (``--scheduler``) on local clusters of 1 and 2 single-threaded worker processes, started and warmed
     (models preloaded) before the clock; best of ``repeats`` each. The farm's overhead: its 1-worker time over the
-    one-machine time, and its dispatch alone (wall time less the workers' time on the lines, from the manifest)."""
+    one-machine time, and its dispatch alone (wall time less the workers' time on the lines, from the manifest).
+    ``run_cli``: the CLI's ``main``, which runs each batch in this process."""
     import tempfile
     from contextlib import redirect_stdout
 
     import soundfile as sf
     from distributed import LocalCluster
 
-    from .cli import main
 
     def batch(out: Path, *options: str) -> tuple[float, float]:
         """(wall seconds, seconds spent on the lines themselves) of one batch, made afresh."""
         with open(os.devnull, "w") as quiet, redirect_stdout(quiet):  # the table is the output, not each summary
             t0 = time.perf_counter()
-            main(["generate", str(lines), "--out", str(out), "--quiet", "--force", *options])
+            run_cli(["generate", str(lines), "--out", str(out), "--quiet", "--force", *options])
             wall = time.perf_counter() - t0
         return wall, sum(item["seconds"] for item in json.loads((out / "manifest.json").read_text())["items"])
 
@@ -528,13 +530,16 @@ def bench_farm(count: int = 40, seconds: float = 10.0, repeats: int = 3) -> list
 
 BENCHMARKS: dict[str, Callable[[], list[dict]]] = {"head": bench_head, "scene": bench_scene, "preview": bench_preview,
                                                    "corpus": bench_corpus, "speech": bench_speech, "video": bench_video,
-                                                   "video-model": bench_video_model, "fuzz": bench_fuzz,
-                                                   "farm": bench_farm}
+                                                   "video-model": bench_video_model, "fuzz": bench_fuzz}
 
 
-def run_benchmark(name: str, json_path: Path | None, device: str = "cpu") -> list[dict]:
-    """Run benchmark ``name`` and write its JSON; ``device``: the torch device of ``speech`` (the one that runs a model)."""
-    rows = bench_speech(device) if name == "speech" else BENCHMARKS[name]()
+def run_benchmark(name: str, json_path: Path | None, device: str = "cpu",
+                  run_cli: Callable[[list[str]], int] | None = None) -> list[dict]:
+    """Run benchmark ``name`` and write its JSON; ``device``: the torch device of ``speech`` (the one that runs a model);
+    ``run_cli``: the CLI's ``main``, for ``farm``, which times whole batches through it."""
+    if name == "farm" and run_cli is None:
+        raise LatticeTalkError("bench farm runs batches through the CLI: call it as 'python -m lattice_talk bench farm'")
+    rows = bench_speech(device) if name == "speech" else bench_farm(run_cli) if name == "farm" else BENCHMARKS[name]()
     width = max(len(r["metric"]) for r in rows)
     print(f"{'metric':<{width}}  {'value':>12}  unit  target")
     for r in rows:

@@ -2,7 +2,7 @@
 
 The client plans the batch exactly as on one machine (cli.generate._generate_jobs), sends one task per line and
 keeps the account itself (core.batch.BatchRecord: ``manifest.json`` and ``batch.log`` as results arrive). A worker
-runs the very code a one-machine batch runs for an item (core.batch.run_item around cli.generate._generate_one), so
+runs the very code a one-machine batch runs for an item (core.batch.run_item around generate_line._generate_one), so
 the re-run rule, the outputs and their atomic writes are the same; each line travels by path, so inputs and ``--out``
 must be on storage every worker sees under the same name.
 
@@ -264,7 +264,7 @@ def run_line(args: argparse.Namespace, line: dict, expected: dict) -> dict:
     Failures come back in the item (bad input is not retried); only a dying worker makes Dask run it again."""
     from distributed import get_worker
 
-    from .cli.generate import _generate_one
+    from .generate_line import _generate_one
     from .core.version import __version__
     from .core import console
     from .core.batch import BatchItem, run_item
@@ -329,7 +329,7 @@ def _loaded(args: argparse.Namespace) -> tuple:
     """(pipeline, head, model identity) for ``args``' kind of run, made once per worker process (the pipeline loads
     its models in its first run, or in the preload)."""
     from .cli.common import _head_for
-    from .cli.generate import _model_identity
+    from .generate_line import _model_identity
     from .core import console
     from .core.device import torch_device
     from .core.pipeline_registry import get_pipeline

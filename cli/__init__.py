@@ -2,7 +2,7 @@
 ``_cmd_*`` handlers; subcommands import what they need when they run, so the CLI starts fast.
 
   heads.py     demo, head-info, apply
-  generate.py  generate (farm.py runs its ``_generate_one`` on Dask workers)
+  generate.py  generate (one line: ..generate_line, which farm.py runs on Dask workers)
   clips.py     export, convert, eval
   data.py      data synth | real | voices | mix | plot | render-videos
   speech.py    speech pretrain | export-encoder | train | calibrate | recipe | eval | eval-real
@@ -23,7 +23,8 @@ from . import clips, data, devtools, generate, heads, speech, video
 from .common import (DEVICE_CHOICES, EMBEDDING_HELP, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, PROGRESS_FORMAT,
                      RENDER_SUFFIXES, SCHEDULER_ENV, SPEECH_RECIPE, _head_for, _print_take, _real_clip_options)
 from .devtools import blender_extension_tool
-from .generate import GenerateJobs, _generate_jobs, _generate_one, _model_identity
+from ..generate_line import _generate_one, _model_identity
+from .generate import GenerateJobs, _generate_jobs
 
 __all__ = [  # farm.py, bench.py and the tests import these from lattice_talk.cli
     "main", "build_parser", "COMMAND_GROUPS", "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT", "SCHEDULER_ENV",
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.run_cli = main  # the commands that run other commands (speech recipe, bench farm) call back through it
     try:
         with console.third_party_output_silenced(active=not getattr(args, "verbose", True)):  # commands that run Blender
             return args.func(args)

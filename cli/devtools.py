@@ -58,5 +58,5 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     if args.device != "cpu" and args.name != "speech":
         raise LatticeTalkError(f"--device is for 'bench speech'; 'bench {args.name}' runs no model on a device")
-    run_benchmark(args.name, Path(args.json) if args.json else None, args.device)
+    run_benchmark(args.name, Path(args.json) if args.json else None, args.device, args.run_cli)
     return EXIT_OK

@@ -229,7 +229,6 @@ def _cmd_speech_recipe(args: argparse.Namespace) -> int:
     """The shipped speech model from nothing: every step of its recipe through this CLI, resumable, then the
     result in WORK/model."""
     from ..core.speech.recipe import load_recipe, model_folder, plan, run_recipe, ship_model
-    from . import main  # every step runs through this CLI
 
     recipe = load_recipe(SPEECH_RECIPE)
     data = {name: getattr(args, name) for name in recipe.get("inputs", {})}
@@ -238,7 +237,7 @@ def _cmd_speech_recipe(args: argparse.Namespace) -> int:
         for step in steps:
             print(step.command())
         return EXIT_OK
-    log = run_recipe(steps, args.work, args.scale, main)
+    log = run_recipe(steps, args.work, args.scale, args.run_cli)  # every step runs through this CLI
     print(f"{sum(entry['seconds'] for entry in log['steps'].values()) / 60:.1f} min of steps in all; per step in "
           f"{Path(args.work) / 'recipe_log.json'}")
     if args.until is None:
