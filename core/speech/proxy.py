@@ -2,7 +2,7 @@
 
 For each clip: the generated jaw opening per frame against the audio level per frame. Silent frames are
 30 dB under the clip's speech level; loud frames are its loudest fifth. Pass: mean jaw in silence ≤ 30 % of
-mean jaw when loud, and jaw–loudness correlation ≥ 0.4 (issue 6)."""
+mean jaw when loud, and jaw–loudness correlation ≥ 0.4."""
 
 from __future__ import annotations
 
