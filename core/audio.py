@@ -23,6 +23,7 @@ import numpy as np
 from .errors import AudioError
 from .validate import input_file, sample_rate
 
+SPEECH_RATE = 16000  # Hz: what every speech model, aligner input and corpus here works at
 MIN_SECONDS = 0.1  # shorter than one phoneme: almost certainly the wrong file
 SILENCE_PEAK = 1e-4  # about -80 dBFS, under the dither/noise floor of any real recording
 CLIP_LEVEL = 0.999  # |x| at or above this counts as clipped (full scale after integer → float decoding)
@@ -77,7 +78,7 @@ class Audio:
         return 20.0 * math.log10(rms) if rms > 0.0 else -math.inf
 
 
-def load_audio(path: str | os.PathLike[str], target_rate: int = 16000, max_seconds: float = 3600.0) -> Audio:
+def load_audio(path: str | os.PathLike[str], target_rate: int = SPEECH_RATE, max_seconds: float = 3600.0) -> Audio:
     """Decode ``path`` to mono float32 at ``target_rate`` Hz.
 
     Channels are averaged; other rates are resampled with :func:`scipy.signal.resample_poly` at the exact

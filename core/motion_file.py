@@ -9,7 +9,6 @@ Offsets relative to neutral, normalised by the inter-ocular distance, are derive
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from .audio import SPEECH_RATE
 from .phonemes import PhonemeEvent
 from .errors import LatticeTalkError
 from .mediapipe_points import EYE_OUTER_CORNERS
+from .npz_files import save_npz_atomic
 
 MOTION_FILE_FORMAT = "lattice_talk.motion/1"
 
@@ -32,7 +33,7 @@ class MotionTrack:
     neutral: np.ndarray | None = None  # (P, 3) the speaker's rest face (for offsets)
     phonemes: list[PhonemeEvent] = field(default_factory=list)
     audio: np.ndarray | None = None  # (N,) float32 mono
-    sample_rate: int = 16000
+    sample_rate: int = SPEECH_RATE
     meta: dict[str, Any] = field(default_factory=dict)  # voice, engine, text, seed, …
     head_rotation: np.ndarray | None = None  # (T, 3) axis-angle rigid head motion, kept out of ``points``
 
@@ -84,12 +85,7 @@ class MotionTrack:
         arrays["phoneme_labels"] = np.array([p.phoneme for p in self.phonemes], dtype="<U4")
         header = {"format": MOTION_FILE_FORMAT, "fps": self.fps, "sample_rate": self.sample_rate, "meta": self.meta}
         arrays["header"] = np.array(json.dumps(header))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
-        return path
+        return save_npz_atomic(path, **arrays)
 
 
 def load_motion(path: str | Path) -> MotionTrack:
@@ -104,7 +100,7 @@ def load_motion(path: str | Path) -> MotionTrack:
                     for label, (s, e) in zip(arrays["phoneme_labels"], arrays["phoneme_times"])]
         return MotionTrack(fps=float(header["fps"]), points=arrays["points"], point_ids=arrays["point_ids"],
                            neutral=arrays.get("neutral"), phonemes=phonemes, audio=arrays.get("audio"),
-                           sample_rate=int(header.get("sample_rate", 16000)), meta=header.get("meta", {}),
+                           sample_rate=int(header.get("sample_rate", SPEECH_RATE)), meta=header.get("meta", {}),
                            head_rotation=arrays.get("head_rotation"))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise LatticeTalkError(f"{path}: not a readable motion file ({exc})") from exc

@@ -9,15 +9,16 @@ utterance as a :class:`~..motion_file.MotionTrack` (MediaPipe points from the de
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 
+from ..audio import SPEECH_RATE
 from ..errors import LatticeTalkError
 from ..landmark_rig import LandmarkRig
+from ..npz_files import save_npz_atomic
 from ..motion_file import MotionTrack
 from .articulation import Articulation, articulate
 from ..phonemes import PhonemeEvent
@@ -26,7 +27,7 @@ SHARD_FORMAT = "lattice_talk.corpus_shard/1"
 CORPUS_FILE = "corpus.json"
 SPLITS = ("train", "heldout")
 FPS = 30.0
-SAMPLE_RATE = 16000
+SAMPLE_RATE = SPEECH_RATE
 SHARD_SECONDS = 300.0
 HELDOUT_SHARE = 0.1  # of utterances; held-out voices are ~20 % of the voice identities
 # espeak-ng has hundreds of voice variants but one vocoder; the recorded-voice synthesizers get an equal
@@ -169,11 +170,7 @@ def write_shard(path: Path, utterances: list[CorpusUtterance]) -> Path:
         "header": np.array(json.dumps({"format": SHARD_FORMAT, "fps": first.fps, "sample_rate": first.sample_rate,
                                        "unit_names": list(first.unit_names), "meta": [u.meta for u in utterances]})),
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        np.savez_compressed(f, **arrays)
-    os.replace(tmp, path)
-    return path
+    return save_npz_atomic(path, **arrays)
 
 
 def read_shard(path: Path) -> list[CorpusUtterance]:

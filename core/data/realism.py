@@ -21,11 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audio import SPEECH_RATE
 from ..speech.log_mel import mel_filterbank
 
 __all__ = ["MelProfile", "RealismReport", "clip_profile", "profile_distance", "set_profile", "spectral_distance_to_real"]
 
-RATE = 16000
+RATE = SPEECH_RATE
 N_FFT = 512
 WIN = 400  # 25 ms
 HOP = 160  # 10 ms

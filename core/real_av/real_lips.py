@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..lip_geometry import OPENING_POINTS, opening_ratio
+from ..npz_files import save_npz_atomic
 from ..phonemes import BILABIALS, SILENCE, PhonemeEvent
 from .manifest import RealClip
 
@@ -74,11 +75,8 @@ def tracked_opening(video: Path, sha256: str, cache_dir: Path | None) -> tuple[n
     opening = opening_ratio(track.points_metric[:, list(OPENING_POINTS)]).astype(np.float32)
     result = (opening, track.confidence.astype(np.float32), float(track.fps), float(track.audio_offset))
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
         meta = {"format": CACHE_FORMAT, "video": video.name, "fps": result[2], "audio_offset": result[3]}
-        tmp = cache.with_name(f".{cache.name}.tmp.npz")
-        np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), opening=opening, confidence=result[1])
-        tmp.replace(cache)
+        save_npz_atomic(cache, meta=np.array(json.dumps(meta)), opening=opening, confidence=result[1])
     return result
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..data.corpus import CORPUS_FILE, FPS, SAMPLE_RATE, SHARD_SECONDS, CorpusUtterance, write_shard
 from ..errors import LatticeTalkError
+from ..npz_files import save_npz_atomic
 from .manifest import sha256_of
 
 TRACK_FORMAT = "lattice_talk.real_face_track/1"
@@ -46,12 +47,9 @@ def track_face(video: Path, cache_dir: Path) -> TrackedFace:
     track = track_video(video, face_crops=False, with_audio=False, min_face_fraction=0.3)
     face = TrackedFace(float(track.fps), track.points_metric.astype(np.float32), track.confidence.astype(np.float32),
                        float(track.audio_offset))
-    cache_dir.mkdir(parents=True, exist_ok=True)
     meta = {"format": TRACK_FORMAT, "video": video.name, "fps": face.fps, "audio_offset": face.audio_offset}
-    tmp = cache.with_name(f".{cache.name}.tmp.npz")
-    np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), points=face.points.astype(np.float16),
-                        confidence=face.confidence)
-    tmp.replace(cache)
+    save_npz_atomic(cache, meta=np.array(json.dumps(meta)), points=face.points.astype(np.float16),
+                    confidence=face.confidence)
     return face
 
 

@@ -10,7 +10,9 @@ from functools import lru_cache
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from ..audio import SPEECH_RATE
+
+SAMPLE_RATE = SPEECH_RATE
 HOP = 320  # 20 ms → 50 Hz
 WIN = 400  # 25 ms
 N_FFT = 512

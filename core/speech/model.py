@@ -16,7 +16,6 @@ DECODER_FILE, DECODER_CONFIG = "decoder.safetensors", "decoder.json"
 
 def load_decoder(folder: str | Path):
     """The trained decoder (fp16 weights on disk, fp32 in memory) and its config."""
-    import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
