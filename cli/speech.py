@@ -250,7 +250,7 @@ def _cmd_speech_eval(args: argparse.Namespace) -> int:
     from ..core.heads import create
     from ..core.landmark_rig import LandmarkRig
     from ..core.speech.pipeline import SpeechPipeline
-    from ..core.speech.proxy import real_clip_checks
+    from ..core.speech.real_clip_checks import real_clip_checks
     from ..core.speech.features import decoder_features
     from ..core.speech.train import evaluate, load_examples
     from ..core.speech.model import load_decoder, seal_window

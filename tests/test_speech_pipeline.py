@@ -95,7 +95,7 @@ def test_missing_torch_is_one_clear_message(model_dir, monkeypatch):
 
 
 def test_jaw_loudness_proxy_on_constructed_signals():
-    from lattice_talk.core.speech.proxy import jaw_loudness
+    from lattice_talk.core.speech.real_clip_checks import jaw_loudness
 
     rate, fps = 16000, 30.0
     t = np.arange(4 * rate) / rate
