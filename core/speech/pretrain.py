@@ -223,7 +223,7 @@ def _initial_model(out: Path, state: dict | None, settings: dict, seed: int, con
     import torch
     from transformers import Wav2Vec2ForPreTraining
 
-    from .encoder import offline_hub, quiet_transformers
+    from .hf_hub import offline_hub, quiet_transformers
 
     if state is not None:
         mismatched = {k: (state["settings"].get(k), v) for k, v in settings.items() if state["settings"].get(k) != v}
@@ -313,7 +313,7 @@ def _save_checkpoint(out: Path, model: Any, optimizer: Any, state: dict) -> None
     import torch
     from transformers import Wav2Vec2FeatureExtractor
 
-    from .encoder import quiet_transformers
+    from .hf_hub import quiet_transformers
 
     out.mkdir(parents=True, exist_ok=True)
     side = out / ".checkpoint-tmp"
@@ -339,7 +339,8 @@ def export_encoder(checkpoint_dir: str | Path, out_dir: str | Path) -> Path:
     one model."""
     from transformers import Wav2Vec2FeatureExtractor
 
-    from .encoder import load_encoder, quiet_transformers
+    from .encoder import load_encoder
+    from .hf_hub import quiet_transformers
 
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
