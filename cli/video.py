@@ -145,7 +145,7 @@ def _cmd_video_track(args: argparse.Namespace) -> int:
     """Track every video of a rendered corpus once and cache its arrays next to it (vNNNNN.track.npz)."""
     from tqdm import tqdm
 
-    from ..core.motion.video_train import build_track_cache
+    from ..core.motion.video_corpus import build_track_cache
 
     with tqdm(unit="video", disable=args.quiet) as bar:
         stats = build_track_cache(args.corpus, progress=lambda i, n, name: (setattr(bar, "total", n), bar.update(i - bar.n)),
@@ -160,7 +160,8 @@ def _cmd_video_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..core.motion.video_model import VideoModelConfig
-    from ..core.motion.video_train import LossWeights, build_track_cache, train_video_model
+    from ..core.motion.video_corpus import build_track_cache
+    from ..core.motion.video_train import LossWeights, train_video_model
 
     torch.set_num_threads(args.threads)
     weights = LossWeights() if args.pose_weight is None else LossWeights(rotation_deg=args.pose_weight)
@@ -189,7 +190,8 @@ def _cmd_video_eval(args: argparse.Namespace) -> int:
 
     from ..core.motion.face_models import RetargetFaceModel
     from ..core.motion.video_model import load_face_model
-    from ..core.motion.video_train import build_track_cache, evaluate_models, format_results
+    from ..core.motion.video_corpus import build_track_cache
+    from ..core.motion.video_train import evaluate_models, format_results
 
     torch.set_num_threads(args.threads)
     build_track_cache(args.corpus)

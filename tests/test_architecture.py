@@ -17,7 +17,8 @@ BLENDER_LAYER = tuple(f"{PACKAGE}.{name}" for name in ("scene", "operators", "pa
 # What makes and judges models; generating a take never needs it.
 LAB = tuple(f"{PACKAGE}.{name}" for name in (
     "core.data", "core.metrics", "core.real_av", "core.training", "core.speech.train", "core.speech.pretrain",
-    "core.speech.recipe", "core.speech.real_clip_checks", "core.motion.video_train", "bench")) + ("matplotlib",)
+    "core.speech.recipe", "core.speech.real_clip_checks", "core.motion.video_train", "core.motion.video_corpus", "bench",
+    "audio_fuzz")) + ("matplotlib",)
 
 
 def package_modules() -> dict[str, Path]:

@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("soundfile")
 pytest.importorskip("torch")
 
-from lattice_talk.bench import fuzz_audio  # noqa: E402
+from lattice_talk.audio_fuzz import fuzz_audio  # noqa: E402
 
 
 def test_200_mutated_wavs_give_a_take_or_one_clear_error_naming_the_file(tmp_path):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from lattice_talk.core.data import augment as aug
-from lattice_talk.core.data import realism, tts
+from lattice_talk.core.data import realism, tts, tts_common, tts_espeak, tts_festival, tts_flite
 from lattice_talk.core.phonemes import BILABIALS, PHONEME_CLASS, PhonemeEvent
 from lattice_talk.core.data.sentences import SENTENCES, SENTENCES_BY_LANGUAGE, split_sentences
 from lattice_talk.core.speech.log_mel import mel_filterbank
@@ -40,15 +40,15 @@ def engine_available(engine: str) -> bool:
 
 def need(engine: str) -> None:
     if not engine_available(engine):
-        pytest.skip(f"{engine} is not installed (apt-get install {tts._INSTALL_HINT[engine].split('install ')[1]})")
+        pytest.skip(f"{engine} is not installed (apt-get install {tts_common._INSTALL_HINT[engine].split('install ')[1]})")
 
 
 @functools.lru_cache(maxsize=None)
-def say(text: str, engine: str, voice: str, rate: float = 1.0, pitch: float = 1.0) -> tts.Utterance:
+def say(text: str, engine: str, voice: str, rate: float = 1.0, pitch: float = 1.0) -> tts_common.Utterance:
     return tts.synthesize(text, engine, voice, rate, pitch)
 
 
-def rms_db(u: tts.Utterance, start: float, end: float) -> float:
+def rms_db(u: tts_common.Utterance, start: float, end: float) -> float:
     """Level of ``u`` between two times, dB re full scale, floored at -60 dB (so digital silence is finite)."""
     a = min(max(int(round(start * u.sample_rate)), 0), u.audio.size - 1)
     b = min(max(int(round(end * u.sample_rate)), a + 1), u.audio.size)
@@ -56,7 +56,7 @@ def rms_db(u: tts.Utterance, start: float, end: float) -> float:
     return 10.0 * math.log10(float(np.mean(seg**2)) + 1e-6)
 
 
-def bilabial_contrasts(utterances: list[tts.Utterance], shift: float = 0.0) -> np.ndarray:
+def bilabial_contrasts(utterances: list[tts_common.Utterance], shift: float = 0.0) -> np.ndarray:
     """For each bilabial with a vowel beside it: mean level of the neighbouring vowels minus its own, dB,
     measured with every interval moved by ``shift`` seconds."""
     out = []
@@ -72,8 +72,8 @@ def bilabial_contrasts(utterances: list[tts.Utterance], shift: float = 0.0) -> n
     return np.array(out)
 
 
-def assert_covering(u: tts.Utterance) -> None:
-    assert u.sample_rate == tts.TARGET_RATE == 16000
+def assert_covering(u: tts_common.Utterance) -> None:
+    assert u.sample_rate == tts_common.TARGET_RATE == 16000
     assert u.audio.dtype == np.float32 and u.audio.ndim == 1 and u.audio.size > 0
     assert np.isfinite(u.audio).all() and 0.01 < float(np.max(np.abs(u.audio))) <= 1.0
     ev = u.phonemes
@@ -124,7 +124,7 @@ def test_espeak_is_deterministic_and_independent_of_the_previous_call():
 
 def test_espeak_rate_pitch_and_variants():
     need("espeak-ng")
-    assert tts.median_f0(say(BOB, "espeak-ng", "en-us", 1.0, 1.2).audio, 16000) > 1.05 * tts.median_f0(say(BOB, "espeak-ng", "en-us").audio, 16000)
+    assert tts_common.median_f0(say(BOB, "espeak-ng", "en-us", 1.0, 1.2).audio, 16000) > 1.05 * tts_common.median_f0(say(BOB, "espeak-ng", "en-us").audio, 16000)
     slow = say(BOB, "espeak-ng", "en-us", 0.8)
     fast = say(BOB, "espeak-ng", "en-us", 1.25)
     assert fast.duration < slow.duration * 0.8
@@ -132,7 +132,7 @@ def test_espeak_rate_pitch_and_variants():
     variant = say(BOB, "espeak-ng", "en+m3", 1.0, 1.2)
     assert_covering(variant)
     assert variant.meta["variant"] == "m3" and variant.meta["espeak_pitch"] == 60
-    assert "m3" in tts.list_espeak_variants() and "en-us" in tts.list_voices("espeak-ng")
+    assert "m3" in tts_espeak.list_espeak_variants() and "en-us" in tts.list_voices("espeak-ng")
 
 
 def test_espeak_maps_every_english_phoneme_it_emits():
@@ -197,52 +197,52 @@ def test_flite_voices_have_true_bilabial_timing():
     a, b = tts.synthesize(BOB, "flite", "slt", pitch=1.2), tts.synthesize(BOB, "flite", "slt", pitch=1.2)
     assert np.array_equal(a.audio, b.audio) and a.phonemes == b.phonemes
     assert a.meta["flite_f0_target_mean"] > 100
-    assert tts.median_f0(a.audio, a.sample_rate) > 1.1 * tts.median_f0(say(BOB, "flite", "slt").audio, 16000)
+    assert tts_common.median_f0(a.audio, a.sample_rate) > 1.1 * tts_common.median_f0(say(BOB, "flite", "slt").audio, 16000)
     with pytest.raises(ValueError, match="no pitch control"):
         tts.synthesize(BOB, "flite", "rms", pitch=1.2)
 
 
 def test_missing_programs_name_the_package(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
-    tts._festival_voices.cache_clear()
-    tts._flite_voices.cache_clear()
+    tts_festival._festival_voices.cache_clear()
+    tts_flite._flite_voices.cache_clear()
     try:
         with pytest.raises(LatticeTalkError, match="apt-get install festival"):
             tts.list_voices("festival")
         with pytest.raises(LatticeTalkError, match="apt-get install flite"):
             tts.synthesize(BOB, "flite", "slt")
     finally:
-        tts._festival_voices.cache_clear()
-        tts._flite_voices.cache_clear()
+        tts_festival._festival_voices.cache_clear()
+        tts_flite._flite_voices.cache_clear()
 
 
 # ------------------------------------------------------------------------------------ timing helpers
 
 
 def test_events_from_starts_cover_the_audio():
-    ev = tts.events_from_starts([("b", 0.05), ("sil", 0.10), ("sil", 0.12), ("aa", 0.12), ("m", 0.30), ("sil", 0.5)], 0.4)
+    ev = tts_common.events_from_starts([("b", 0.05), ("sil", 0.10), ("sil", 0.12), ("aa", 0.12), ("m", 0.30), ("sil", 0.5)], 0.4)
     assert [(e.phoneme, e.start, e.end) for e in ev] == [
         ("sil", 0.0, 0.05), ("b", 0.05, 0.10), ("sil", 0.10, 0.12), ("aa", 0.12, 0.30), ("m", 0.30, 0.4),
     ]
-    ev = tts.events_from_starts([("p", 0.0), ("ax", 0.1), ("t", 0.1), ("sil", 0.2)], 0.3)  # zero-length "ax" dropped
+    ev = tts_common.events_from_starts([("p", 0.0), ("ax", 0.1), ("t", 0.1), ("sil", 0.2)], 0.3)  # zero-length "ax" dropped
     assert [(e.phoneme, e.start, e.end) for e in ev] == [("p", 0.0, 0.1), ("t", 0.1, 0.2), ("sil", 0.2, 0.3)]
 
 
 def test_events_from_ends_clip_overrun_and_reject_mismatch():
-    ev, overrun = tts.events_from_ends([("sil", 0.1), ("b", 0.2), ("aa", 0.4), ("sil", 0.6)], 0.5)
+    ev, overrun = tts_common.events_from_ends([("sil", 0.1), ("b", 0.2), ("aa", 0.4), ("sil", 0.6)], 0.5)
     assert [(e.phoneme, e.start, e.end) for e in ev] == [("sil", 0.0, 0.1), ("b", 0.1, 0.2), ("aa", 0.2, 0.4), ("sil", 0.4, 0.5)]
     assert overrun == pytest.approx(0.1)
     with pytest.raises(LatticeTalkError, match="after the audio ends"):
-        tts.events_from_ends([("sil", 0.1), ("b", 0.6), ("aa", 0.8)], 0.5)
+        tts_common.events_from_ends([("sil", 0.1), ("b", 0.6), ("aa", 0.8)], 0.5)
 
 
 def test_espeak_label_map():
-    assert tts.map_espeak_phoneme("tS") == ("ch", "table")
-    assert tts.map_espeak_phoneme("_:") == ("sil", "table")
-    assert tts.map_espeak_phoneme("p#") == ("p", "stripped")
-    assert tts.map_espeak_phoneme("y:", english=False) == ("uw", "table")
-    assert tts.map_espeak_phoneme("Ø7")[1] == "fallback"
-    assert all(v in PHONEME_CLASS for v in {**tts.ESPEAK_EN, **tts.ESPEAK_SHARED, **tts.CMU_PHONES}.values())
+    assert tts_espeak.map_espeak_phoneme("tS") == ("ch", "table")
+    assert tts_espeak.map_espeak_phoneme("_:") == ("sil", "table")
+    assert tts_espeak.map_espeak_phoneme("p#") == ("p", "stripped")
+    assert tts_espeak.map_espeak_phoneme("y:", english=False) == ("uw", "table")
+    assert tts_espeak.map_espeak_phoneme("Ø7")[1] == "fallback"
+    assert all(v in PHONEME_CLASS for v in {**tts_espeak.ESPEAK_EN, **tts_espeak.ESPEAK_SHARED, **tts_common.CMU_PHONES}.values())
 
 
 # ------------------------------------------------------------------------------- voices and sentences
@@ -286,9 +286,9 @@ def speech_like(seconds: float = 1.0, rate: int = 16000, seed: int = 0) -> np.nd
     return (0.2 * env * (np.sin(2 * np.pi * 180 * t) + 0.3 * rng.standard_normal(t.size))).astype(np.float32)
 
 
-def fake_utterance(seconds: float = 1.0) -> tts.Utterance:
+def fake_utterance(seconds: float = 1.0) -> tts_common.Utterance:
     events = [PhonemeEvent("sil", 0.0, 0.1), PhonemeEvent("b", 0.1, 0.2), PhonemeEvent("aa", 0.2, 0.7), PhonemeEvent("sil", 0.7, seconds)]
-    return tts.Utterance(speech_like(seconds), 16000, events, "ba", "test", "none", {})
+    return tts_common.Utterance(speech_like(seconds), 16000, events, "ba", "test", "none", {})
 
 
 @pytest.mark.parametrize("color", ["white", "pink"])
@@ -360,7 +360,7 @@ def test_reverb_is_causal_and_keeps_length_and_level():
 
 
 def test_spectral_distance_is_zero_for_identical_sets_and_deterministic():
-    clips = [fake_utterance(1.0), tts.Utterance(speech_like(1.5, seed=2), 16000, [PhonemeEvent("sil", 0.0, 1.5)], "", "x", "y")]
+    clips = [fake_utterance(1.0), tts_common.Utterance(speech_like(1.5, seed=2), 16000, [PhonemeEvent("sil", 0.0, 1.5)], "", "x", "y")]
     p = realism.set_profile(realism.clip_profile(u.audio, u.sample_rate) for u in clips)
     q = realism.set_profile(realism.clip_profile(u.audio, u.sample_rate) for u in clips)
     assert realism.profile_distance(p, q) == 0.0

@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 
 from lattice_talk.core.lbs import rodrigues_np, rodrigues_torch  # noqa: E402
 from lattice_talk.core.motion import video_model as vm  # noqa: E402
+from lattice_talk.core.motion import video_corpus as vc  # noqa: E402
 from lattice_talk.core.motion import video_train as vt  # noqa: E402
 
 TINY = vm.VideoModelConfig(mesh_channels=(4, 8), embedding=16, hidden=16, kernel=3, dilations=(1, 2), dropout=0.0)
@@ -27,7 +28,7 @@ def corpus(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("video_corpus")
     render_video_corpus(folder, count=3, seed=3, n_frames=8, heldout_share=0.0, relit_share=0.0)
-    stats = vt.build_track_cache(folder)
+    stats = vc.build_track_cache(folder)
     assert stats["tracked"] + stats["cached"] >= 2, stats
     return folder
 
@@ -49,7 +50,7 @@ def _tiny_model(seed: int = 0, config: vm.VideoModelConfig = TINY) -> vm.VideoFa
 
 @pytest.mark.parametrize("config", [TINY, TINY_CROPS], ids=["points", "points+crops"])
 def test_saved_model_reloads_with_identical_outputs(tmp_path, corpus, config):
-    track = vt.load_video_examples(corpus)[0].track
+    track = vc.load_video_examples(corpus)[0].track
     net = _tiny_model(config=config)
     vm.save_face_model(net, tmp_path, _names())
     assert (tmp_path / "video_model.safetensors").stat().st_size < 5_000_000
@@ -72,7 +73,7 @@ def test_saved_model_reloads_with_identical_outputs(tmp_path, corpus, config):
 def test_a_mirrored_video_gives_the_mirrored_face_and_pose(corpus, net_config):
     from lattice_talk.core.motion.track_arrays import mirror_rotation, mirror_track, unit_mirror
 
-    track = vt.load_video_examples(corpus)[0].track
+    track = vc.load_video_examples(corpus)[0].track
     swap = unit_mirror(_names())
     config = {"unit_names": list(_names())}
     for mirror_average in (True, False):  # one pass alone is not mirror-symmetric
@@ -92,7 +93,7 @@ def test_pose_smoothing_from_the_model_file_smooths_the_mirror_averaged_pose(cor
 
     from lattice_talk.core.motion.track_arrays import TrackArrays
 
-    clip = vt.load_video_examples(corpus)[0].track
+    clip = vc.load_video_examples(corpus)[0].track
     track = TrackArrays(**{**clip.__dict__, "fps": 10.0})  # 8 frames: a 0.3 s window needs the slower rate
     net = _tiny_model(seed=2)
     with torch.no_grad():
@@ -108,7 +109,7 @@ def test_pose_smoothing_from_the_model_file_smooths_the_mirror_averaged_pose(cor
 
 
 def test_untrained_pose_is_the_trackers(corpus):
-    track = vt.load_video_examples(corpus)[0].track
+    track = vc.load_video_examples(corpus)[0].track
     net = vm.VideoFaceNet(TINY).eval()  # correction layer starts at zero
     face = vm.LearnedFaceModel(net, {"unit_names": list(_names())}).predict(track)
     assert vt.pose_error_deg(face.head_rotation, track.head_rotation).max() < 1e-3
@@ -133,7 +134,7 @@ def test_loader_refuses_a_mismatched_file(tmp_path, edit, message):
 def test_adding_face_crops_keeps_the_models_predictions_until_trained(corpus):
     """Fine-tuning a key-points model onto crops starts from exactly its predictions (the crop features enter
     through zero weights); once those weights move, the crops change the output."""
-    track = vt.load_video_examples(corpus)[0].track
+    track = vc.load_video_examples(corpus)[0].track
     assert track.face_crops is not None and track.face_crops.shape[1:] == (vm.CROP_SIZE, vm.CROP_SIZE)
     net = _tiny_model(seed=5)
     grown = vm.with_face_crops(net).eval()
@@ -162,17 +163,17 @@ def test_loader_explains_a_missing_model(tmp_path):
 
 
 def test_a_track_cache_from_before_the_mirror_pass_is_re_tracked_not_read(tmp_path, corpus):
-    cache = next(corpus.glob("*" + vt.TRACK_SUFFIX))
+    cache = next(corpus.glob("*" + vc.TRACK_SUFFIX))
     with np.load(cache, allow_pickle=False) as data:
         arrays = dict(data)
     meta = json.loads(str(arrays["meta"]))
     video = corpus / meta["source"]
-    assert vt._cache_is_fresh(cache, video)
+    assert vc._cache_is_fresh(cache, video)
     old = tmp_path / cache.name
     np.savez(old, **{**arrays, "meta": np.array(json.dumps({**meta, "format": "lattice_talk.video_track_cache/1"}))})
-    assert not vt._cache_is_fresh(old, video)  # build_track_cache tracks the video again
+    assert not vc._cache_is_fresh(old, video)  # build_track_cache tracks the video again
     with pytest.raises(vt.LatticeTalkError, match=r"older LatticeTalk.*video track --corpus"):
-        vt.load_track(old)
+        vc.load_track(old)
 
 
 def test_training_runs_checkpoints_and_resumes(tmp_path, corpus):
@@ -191,7 +192,7 @@ def test_training_runs_checkpoints_and_resumes(tmp_path, corpus):
     model = vm.load_face_model(out)
     config = json.loads((out / "video_model.json").read_text())
     assert config["training"]["train_videos"] >= 1 and config["epoch"] == second["best_epoch"]
-    face = model.predict(vt.load_video_examples(corpus)[0].track)
+    face = model.predict(vc.load_video_examples(corpus)[0].track)
     assert np.isfinite(face.units).all() and np.isfinite(face.head_rotation).all()
     assert model.net.config.face_crop == vm.CROP_SIZE and TINY.face_crop == 0  # crops by default; TINY untouched
     # the pose smoothing is picked on the validation videos, written into the file, and used
@@ -213,7 +214,7 @@ def test_fine_tuning_starts_from_the_given_model(tmp_path, corpus):
     torch.set_num_threads(1)
     start = tmp_path / "start"
     vm.save_face_model(_tiny_model(seed=4), start, _names())
-    track = vt.load_video_examples(corpus)[0].track
+    track = vc.load_video_examples(corpus)[0].track
     before = vm.load_face_model(start).predict(track)
     tuned = tmp_path / "tuned"
     history = vt.train_video_model(corpus, tuned, epochs=1, steps_per_epoch=1, batch_size=2, window=8, lr=1e-12,
@@ -235,7 +236,7 @@ def test_fine_tuning_starts_from_the_given_model(tmp_path, corpus):
 def test_training_mirror_images_read_the_mirrored_tracks_crops_without_a_copy(corpus):
     from lattice_talk.core.motion.track_arrays import mirror_track
 
-    ex = vt.load_video_examples(corpus)[0]
+    ex = vc.load_video_examples(corpus)[0]
     original, mirrored = vt._arrays([ex], mirror=True)
     expected = mirror_track(ex.track)
     np.testing.assert_array_equal(mirrored.crops, expected.face_crops)
@@ -338,4 +339,4 @@ def test_training_on_the_heldout_entries_only_when_asked(tmp_path, corpus):
                  "--steps-per-epoch", "1", "--batch-size", "2", "--window", "8", "--include-heldout", "--quiet"]) == 0
     facts = json.loads((tmp_path / "all" / "video_model.json").read_text())["training"]
     assert facts["splits"] == ["train", "heldout"]
-    assert facts["train_videos"] + facts["validation_videos"] >= len(vt.load_video_examples(test, ("heldout",)))
+    assert facts["train_videos"] + facts["validation_videos"] >= len(vc.load_video_examples(test, ("heldout",)))

@@ -126,88 +126,12 @@ def build(out: Path, render_dir: Path | None) -> None:
     vgroups = json.loads((mpfb / "mesh_metadata" / "basemesh_vertex_groups.json").read_text())
     rig = json.loads((mpfb / "rigs" / "standard" / "rig.default.json").read_text())
     weights_mh = json.loads((mpfb / "rigs" / "standard" / "weights.default.json").read_text())["weights"]
-    n_all = len(verts)
 
-    def group_vertices(name: str) -> np.ndarray:
-        return np.concatenate([np.arange(a, b + 1) for a, b in vgroups[name]])
-
-    def cube_centre(name: str) -> np.ndarray:
-        return verts[group_vertices(name)].mean(0)
-
-    # 2. Crop: body vertices that mostly follow the neck and head, plus the helpers.
-    w5 = flame_weights(rig, weights_mh, n_all)
-    neck_bones = bone_descendants(rig, "neck01")
-    follow = np.zeros(n_all)
-    for bone in neck_bones:
-        for i, v in weights_mh.get(bone, []):
-            follow[i] += v
-    body = group_vertices("body")
-    keep = np.zeros(n_all, bool)
-    # A level cut just below the neck base keeps the collar clean (skin weights alone leave a ragged edge).
-    neck_cut = cube_centre("joint-neck")[1] + NECK_CUT_ABOVE_ROOT
-    neck_axis = cube_centre("joint-neck")[[0, 2]]
-    below_chin = verts[body, 1] < cube_centre("joint-jaw")[1] - 0.1  # the "joint-jaw" cube marks the chin
-    off_axis = np.linalg.norm(verts[body][:, [0, 2]] - neck_axis, axis=1) > NECK_RADIUS
-    keep[body[(follow[body] >= 0.3) & (verts[body, 1] >= neck_cut) & ~(below_chin & off_axis)]] = True
-    for g in HELPER_GROUPS:
-        keep[group_vertices(g)] = True
-    kept_polys = [(p, g) for p, g in zip(polys, poly_groups) if keep[p].all() and (g == "body" or g in HELPER_GROUPS)]
-    used = np.unique(np.concatenate([p for p, _ in kept_polys]))
-    new_index = -np.ones(n_all, np.int64)
-    new_index[used] = np.arange(len(used))
-    tris = []
-    for p, _ in kept_polys:
-        q = new_index[p]
-        tris.extend([q[0], q[i], q[i + 1]] for i in range(1, len(q) - 1))
-    faces = np.array(tris, np.int64)
-
-    # 3. Joints and regressor (metres, origin at the neck base).
-    joints_mh = np.stack([
-        cube_centre("joint-neck"), cube_centre("joint-head"), cube_centre("joint-mouth"),
-        verts[group_vertices("helper-l-eye")].mean(0), verts[group_vertices("helper-r-eye")].mean(0),
-    ])
-    origin = joints_mh[0].copy()
-    v_template = (verts[used] - origin) * SCALE
-    joints = (joints_mh - origin) * SCALE
-    regressor = np.zeros((5, len(used)))
-    eye_l = new_index[group_vertices("helper-l-eye")]
-    eye_r = new_index[group_vertices("helper-r-eye")]
-    regressor[3, eye_l] = 1.0 / len(eye_l)
-    regressor[4, eye_r] = 1.0 / len(eye_r)
-    skin = np.flatnonzero(np.isin(used, body))
-    for j in range(3):
-        for radius in (0.02, 0.03, 0.045, 0.07):
-            cand = skin[np.linalg.norm(v_template[skin] - joints[j], axis=1) < radius]
-            row = regressor_row(v_template[cand], joints[j], radius) if len(cand) >= 4 else None
-            if row is not None and np.linalg.norm(row @ v_template[cand] - joints[j]) < 1e-6:
-                regressor[j, cand] = row
-                break
-        else:
-            raise RuntimeError(f"no vertex ring reproduces joint {JOINT_NAMES[j]}")
+    w5 = flame_weights(rig, weights_mh, len(verts))
+    body, used, new_index, faces = crop_head(verts, polys, poly_groups, vgroups, rig, weights_mh)
+    v_template, joints, regressor, skin = joints_and_regressor(verts, vgroups, body, used, new_index)
     lbs_weights = w5[used]
-
-    # 4. Expression basis: the 52 Face Units (names kept); shape basis: head targets.
-    def basis(paths: list[Path]) -> np.ndarray:
-        out = np.zeros((len(used), 3, len(paths)))
-        dropped = {}
-        for k, path in enumerate(paths):
-            for i, d in read_target(path).items():
-                if new_index[i] >= 0:
-                    out[new_index[i], :, k] = d * SCALE
-                elif is_body[i]:
-                    dropped[path.name] = max(dropped.get(path.name, 0.0), float(np.linalg.norm(d)) * SCALE)
-        worst = sorted(dropped.items(), key=lambda kv: -kv[1])[:3]
-        print(f"  {len(paths)} targets; largest skin offsets outside the crop: " + ", ".join(f"{n} {v * 1000:.1f} mm" for n, v in worst))
-        return out
-
-    is_body = np.zeros(n_all, bool)
-    is_body[body] = True
-    unit_paths = sorted((data / "faceunits01" / "targets" / "faceunits").glob("*.target"))
-    exprdirs = basis(unit_paths)
-    expression_names = tuple(p.name.removesuffix(".target") for p in unit_paths)
-    shape_paths = sorted(p for d in SHAPE_TARGET_DIRS for p in (mpfb / "targets" / d).glob("*.target.gz"))
-    shapedirs = basis(shape_paths)
-    shape_names = tuple(p.name.removesuffix(".target.gz") for p in shape_paths)
+    exprdirs, expression_names, shapedirs, shape_names = target_bases(data, mpfb, len(verts), body, used, new_index)
 
     # 5. Jaw pose corrective (see DESIGN: pose correctives where the jaw needs them).
     posedirs, jaw_open_angle = jaw_corrective(v_template, exprdirs[:, :, expression_names.index("jawOpen")], joints, lbs_weights, regressor)
@@ -215,9 +139,9 @@ def build(out: Path, render_dir: Path | None) -> None:
     from lattice_talk.core.head_model import HeadModel
 
     regions = {
-        "eye_L": eye_l, "eye_R": eye_r,
-        "teeth": new_index[np.concatenate([group_vertices("helper-upper-teeth"), group_vertices("helper-lower-teeth")])],
-        "tongue": new_index[group_vertices("helper-tongue")],
+        "eye_L": new_index[group_vertices(vgroups, "helper-l-eye")], "eye_R": new_index[group_vertices(vgroups, "helper-r-eye")],
+        "teeth": new_index[np.concatenate([group_vertices(vgroups, "helper-upper-teeth"), group_vertices(vgroups, "helper-lower-teeth")])],
+        "tongue": new_index[group_vertices(vgroups, "helper-tongue")],
         "skin": skin,
     }
     head = HeadModel(
@@ -240,6 +164,103 @@ def build(out: Path, render_dir: Path | None) -> None:
     head = head.with_landmarks(embed_mediapipe_points(head, render_dir))
     head.save(out)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, content digest {content_digest(out)})")
+
+
+def group_vertices(vgroups: dict, name: str) -> np.ndarray:
+    """The base mesh's vertices in vertex group ``name`` (stored as inclusive index ranges)."""
+    return np.concatenate([np.arange(a, b + 1) for a, b in vgroups[name]])
+
+
+def cube_centre(verts: np.ndarray, vgroups: dict, name: str) -> np.ndarray:
+    return verts[group_vertices(vgroups, name)].mean(0)
+
+
+def crop_head(verts: np.ndarray, polys: list[list[int]], poly_groups: list[str], vgroups: dict, rig: dict,
+              weights_mh: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Step 2. Crop: body vertices that mostly follow the neck and head, plus the helpers. Returns the body
+    group's vertices, the kept vertices (old indices), old → new vertex index (-1: dropped) and the triangles."""
+    n_all = len(verts)
+    neck_bones = bone_descendants(rig, "neck01")
+    follow = np.zeros(n_all)
+    for bone in neck_bones:
+        for i, v in weights_mh.get(bone, []):
+            follow[i] += v
+    body = group_vertices(vgroups, "body")
+    keep = np.zeros(n_all, bool)
+    # A level cut just below the neck base keeps the collar clean (skin weights alone leave a ragged edge).
+    neck_cut = cube_centre(verts, vgroups, "joint-neck")[1] + NECK_CUT_ABOVE_ROOT
+    neck_axis = cube_centre(verts, vgroups, "joint-neck")[[0, 2]]
+    below_chin = verts[body, 1] < cube_centre(verts, vgroups, "joint-jaw")[1] - 0.1  # the "joint-jaw" cube marks the chin
+    off_axis = np.linalg.norm(verts[body][:, [0, 2]] - neck_axis, axis=1) > NECK_RADIUS
+    keep[body[(follow[body] >= 0.3) & (verts[body, 1] >= neck_cut) & ~(below_chin & off_axis)]] = True
+    for g in HELPER_GROUPS:
+        keep[group_vertices(vgroups, g)] = True
+    kept_polys = [(p, g) for p, g in zip(polys, poly_groups) if keep[p].all() and (g == "body" or g in HELPER_GROUPS)]
+    used = np.unique(np.concatenate([p for p, _ in kept_polys]))
+    new_index = -np.ones(n_all, np.int64)
+    new_index[used] = np.arange(len(used))
+    tris = []
+    for p, _ in kept_polys:
+        q = new_index[p]
+        tris.extend([q[0], q[i], q[i + 1]] for i in range(1, len(q) - 1))
+    return body, used, new_index, np.array(tris, np.int64)
+
+
+def joints_and_regressor(verts: np.ndarray, vgroups: dict, body: np.ndarray, used: np.ndarray,
+                         new_index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Step 3. Joints and regressor (metres, origin at the neck base): the cropped template, the five joints,
+    the regressor that reproduces them and the skin vertices (new indices)."""
+    joints_mh = np.stack([
+        cube_centre(verts, vgroups, "joint-neck"), cube_centre(verts, vgroups, "joint-head"),
+        cube_centre(verts, vgroups, "joint-mouth"),
+        verts[group_vertices(vgroups, "helper-l-eye")].mean(0), verts[group_vertices(vgroups, "helper-r-eye")].mean(0),
+    ])
+    origin = joints_mh[0].copy()
+    v_template = (verts[used] - origin) * SCALE
+    joints = (joints_mh - origin) * SCALE
+    regressor = np.zeros((5, len(used)))
+    eye_l = new_index[group_vertices(vgroups, "helper-l-eye")]
+    eye_r = new_index[group_vertices(vgroups, "helper-r-eye")]
+    regressor[3, eye_l] = 1.0 / len(eye_l)
+    regressor[4, eye_r] = 1.0 / len(eye_r)
+    skin = np.flatnonzero(np.isin(used, body))
+    for j in range(3):
+        for radius in (0.02, 0.03, 0.045, 0.07):
+            cand = skin[np.linalg.norm(v_template[skin] - joints[j], axis=1) < radius]
+            row = regressor_row(v_template[cand], joints[j], radius) if len(cand) >= 4 else None
+            if row is not None and np.linalg.norm(row @ v_template[cand] - joints[j]) < 1e-6:
+                regressor[j, cand] = row
+                break
+        else:
+            raise RuntimeError(f"no vertex ring reproduces joint {JOINT_NAMES[j]}")
+    return v_template, joints, regressor, skin
+
+
+def target_bases(data: Path, mpfb: Path, n_all: int, body: np.ndarray, used: np.ndarray,
+                 new_index: np.ndarray) -> tuple[np.ndarray, tuple[str, ...], np.ndarray, tuple[str, ...]]:
+    """Step 4. Expression basis: the 52 Face Units (names kept); shape basis: head targets."""
+    def basis(paths: list[Path]) -> np.ndarray:
+        out = np.zeros((len(used), 3, len(paths)))
+        dropped = {}
+        for k, path in enumerate(paths):
+            for i, d in read_target(path).items():
+                if new_index[i] >= 0:
+                    out[new_index[i], :, k] = d * SCALE
+                elif is_body[i]:
+                    dropped[path.name] = max(dropped.get(path.name, 0.0), float(np.linalg.norm(d)) * SCALE)
+        worst = sorted(dropped.items(), key=lambda kv: -kv[1])[:3]
+        print(f"  {len(paths)} targets; largest skin offsets outside the crop: " + ", ".join(f"{n} {v * 1000:.1f} mm" for n, v in worst))
+        return out
+
+    is_body = np.zeros(n_all, bool)
+    is_body[body] = True
+    unit_paths = sorted((data / "faceunits01" / "targets" / "faceunits").glob("*.target"))
+    exprdirs = basis(unit_paths)
+    expression_names = tuple(p.name.removesuffix(".target") for p in unit_paths)
+    shape_paths = sorted(p for d in SHAPE_TARGET_DIRS for p in (mpfb / "targets" / d).glob("*.target.gz"))
+    shapedirs = basis(shape_paths)
+    shape_names = tuple(p.name.removesuffix(".target.gz") for p in shape_paths)
+    return exprdirs, expression_names, shapedirs, shape_names
 
 
 def content_digest(path: Path) -> str:

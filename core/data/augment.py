@@ -2,7 +2,7 @@
 
 numpy/scipy only, and deterministic: every random choice comes from ``np.random.default_rng(seed)``. The
 single-effect functions work on a float32 mono array; :func:`augment` applies a random chain to an
-:class:`~.tts.Utterance` and keeps its phoneme timing true — only the speed change moves time, and it
+:class:`~.tts_common.Utterance` and keeps its phoneme timing true — only the speed change moves time, and it
 scales every phoneme boundary by exactly the factor the audio was resampled by. Reverb is causal with the
 direct path at lag 0 and the filters are zero-phase (``sosfiltfilt``), so neither shifts the timing.
 
@@ -198,8 +198,8 @@ class AugmentSpec:
 _BAND_MODES = ("random", "highpass", "lowpass", "bandpass")
 
 
-def augment(utterance, spec: AugmentSpec | None = None, seed: int = 0):  # noqa: ANN001, ANN201 - tts.Utterance
-    """A new :class:`~.tts.Utterance`: ``utterance`` through a random chain drawn from ``spec`` with ``seed``.
+def augment(utterance, spec: AugmentSpec | None = None, seed: int = 0):  # noqa: ANN001, ANN201 - tts_common.Utterance
+    """A new :class:`~.tts_common.Utterance`: ``utterance`` through a random chain drawn from ``spec`` with ``seed``.
 
     Every parameter is drawn whether or not its effect applies, so the draws do not depend on the
     probabilities. Phoneme times scale with a speed change and with nothing else. ``meta["augment"]``

@@ -1,11 +1,7 @@
 """Train and evaluate the learned video face model on a rendered video corpus (``data render-videos``).
 
-Data: every video of the corpus is tracked once with :func:`core.video.track.track_video` and its arrays are
-cached next to it (``vNNNNN.track.npz``, ``vNNNNN_relit.track.npz``); the ground truth is the clip the video
-was rendered from (``vNNNNN.npz``: the default head's 52 ARKit units and head rotation per frame).
-
-Splits: the corpus's ``heldout`` entries are never read by training. A validation subset of the ``train``
-entries (by entry index, so a relit video stays with its partner) drives early stopping.
+Data: the tracked videos and their ground truth come from :mod:`.video_corpus`. The corpus's ``heldout``
+entries are never read by training; a validation subset of the ``train`` entries drives early stopping.
 
 Metrics (:func:`evaluate`): head-pose error (mean geodesic angle of R_predᵀ·R_gt, degrees), unit RMSE,
 landmark RMSE (the default head posed with GT vs predicted units, mm), 7-class accuracy of a nearest-centroid
@@ -16,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,167 +21,8 @@ import numpy as np
 
 from ..errors import LatticeTalkError
 from ..lbs import rodrigues_np
-from .track_arrays import TRACK_ARRAYS, TrackArrays, mirror_rotation, mirror_track, unit_mirror
-
-TRACK_SUFFIX = ".track.npz"
-TRACK_FORMAT = "lattice_talk.video_track_cache/3"  # 2: tracked with the mirror pass; 3: with face crops
-VALIDATION_SHARE = 0.15
-
-
-# ------------------------------------------------------------------------------------------ data
-
-
-def save_track(track, path: str | Path, video: Path) -> Path:
-    stat = video.stat()
-    arrays = {name: np.asarray(getattr(track, name), np.float32) for name in TRACK_ARRAYS}
-    arrays["face_crops"] = np.asarray(track.face_crops, np.uint8)
-    meta = {"format": TRACK_FORMAT, "source": video.name, "fps": float(track.fps), "width": int(track.width),
-            "height": int(track.height), "video_bytes": stat.st_size, "video_mtime": stat.st_mtime}
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), **arrays)
-    tmp.replace(path)
-    return path
-
-
-def load_track(path: str | Path) -> TrackArrays:
-    with np.load(path, allow_pickle=False) as data:
-        meta = json.loads(str(data["meta"]))
-        arrays = {name: data[name] for name in (*TRACK_ARRAYS, "face_crops") if name in data}
-    if meta.get("format") != TRACK_FORMAT:
-        if str(meta.get("format", "")).startswith(TRACK_FORMAT.rsplit("/", 1)[0]):
-            raise LatticeTalkError(f"{path}: tracked by an older LatticeTalk ({meta['format']}, without the mirror "
-                                   "pass or face crops); re-track the corpus with 'python -m lattice_talk video track --corpus DIR'")
-        raise LatticeTalkError(f"{path}: not a LatticeTalk track cache ({meta.get('format')!r})")
-    return TrackArrays(source=meta["source"], fps=meta["fps"], width=meta["width"], height=meta["height"], **arrays)
-
-
-def _cache_is_fresh(cache: Path, video: Path) -> bool:
-    if not cache.is_file():
-        return False
-    try:
-        with np.load(cache, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
-    except (OSError, ValueError, KeyError):
-        return False
-    stat = video.stat()
-    return meta.get("format") == TRACK_FORMAT and meta.get("video_bytes") == stat.st_size
-
-
-@dataclass
-class VideoExample:
-    """One corpus video with its tracked arrays and ground truth."""
-
-    name: str
-    index: int  # corpus entry (a relit video shares its partner's index and ground truth)
-    split: str
-    kind: str
-    label: str | None
-    relit: bool
-    track: TrackArrays
-    units: np.ndarray  # (T, 52) ground-truth default-head units
-    rotation: np.ndarray  # (T, 3) ground-truth head rotation (axis-angle)
-    apex_frame: int | None
-    unit_names: tuple[str, ...]
-
-
-def read_manifest(corpus_dir: str | Path) -> dict:
-    from ..data.video_clips import CORPUS_FORMAT, MANIFEST
-
-    path = Path(corpus_dir) / MANIFEST
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise LatticeTalkError(f"{corpus_dir}: no video corpus manifest ({exc}); render one with "
-                               "'python -m lattice_talk data render-videos'") from exc
-    if manifest.get("format") != CORPUS_FORMAT:
-        raise LatticeTalkError(f"{path}: not a LatticeTalk video corpus ({manifest.get('format')!r})")
-    return manifest
-
-
-def build_track_cache(corpus_dir: str | Path, progress: Callable[[int, int, str], None] | None = None,
-                      refresh: bool = False) -> dict:
-    """Track every video of the corpus that has no fresh cache yet; returns counts and seconds.
-    Videos where the tracker fails (no face) are recorded in ``track_failures.json`` and skipped later."""
-    from ..video.errors import VideoError
-    from ..video.track import track_video
-
-    corpus_dir = Path(corpus_dir)
-    clips = read_manifest(corpus_dir)["clips"]
-    stats = {"videos": len(clips), "tracked": 0, "cached": 0, "failed": 0, "frames": 0, "seconds": 0.0}
-    failures_path = corpus_dir / "track_failures.json"
-    known_failures = {} if refresh or not failures_path.is_file() else json.loads(failures_path.read_text())
-    failures: dict[str, str] = {}
-    for i, entry in enumerate(clips):
-        video = corpus_dir / entry["video"]
-        cache = corpus_dir / (Path(entry["video"]).stem + TRACK_SUFFIX)
-        if not video.is_file():
-            continue
-        if entry["name"] in known_failures:  # tracked before without a face: not again (``refresh`` retries)
-            failures[entry["name"]] = known_failures[entry["name"]]
-            stats["failed"] += 1
-        elif not refresh and _cache_is_fresh(cache, video):
-            stats["cached"] += 1
-        else:
-            start = time.perf_counter()
-            try:
-                track = track_video(video, with_audio=False)
-            except VideoError as exc:
-                failures[entry["name"]] = str(exc)
-                stats["failed"] += 1
-                continue
-            save_track(track, cache, video)
-            stats["tracked"] += 1
-            stats["frames"] += track.n_frames
-            stats["seconds"] += time.perf_counter() - start
-        if progress is not None:
-            progress(i + 1, len(clips), entry["name"])
-    failures_path.write_text(json.dumps(failures, indent=1))
-    stats["seconds"] = round(stats["seconds"], 1)
-    return stats
-
-
-def load_video_examples(corpus_dir: str | Path, splits: tuple[str, ...] = ("train",),
-                        kinds: tuple[str, ...] | None = None) -> list[VideoExample]:
-    """The corpus's tracked videos in ``splits`` (``"train"``, ``"heldout"``) with their ground truth.
-    Needs :func:`build_track_cache` first; videos without a cache are skipped."""
-    from ..clip import load_clip
-
-    corpus_dir = Path(corpus_dir)
-    out: list[VideoExample] = []
-    clips: dict[str, object] = {}
-    for entry in read_manifest(corpus_dir)["clips"]:
-        if entry["split"] not in splits or (kinds is not None and entry["kind"] not in kinds):
-            continue
-        cache = corpus_dir / (Path(entry["video"]).stem + TRACK_SUFFIX)
-        if not cache.is_file():
-            continue
-        if entry["clip"] not in clips:
-            clips[entry["clip"]] = load_clip(corpus_dir / entry["clip"])
-        clip = clips[entry["clip"]]
-        track = load_track(cache)
-        n = min(track.n_frames, clip.n_frames)
-        track = _trim(track, n)
-        out.append(VideoExample(
-            name=entry["name"], index=int(entry["index"]), split=entry["split"], kind=entry["kind"],
-            label=entry.get("label"), relit=entry.get("relit_of") is not None, track=track,
-            units=np.asarray(clip.expression[:n], np.float32), rotation=np.asarray(clip.global_rotation[:n], np.float32),
-            apex_frame=entry.get("info", {}).get("apex_frame"), unit_names=tuple(clip.expression_names)))
-    return out
-
-
-def _trim(track: TrackArrays, n: int) -> TrackArrays:
-    if track.n_frames == n:
-        return track
-    return TrackArrays(track.source, track.fps, track.width, track.height,
-                       *(getattr(track, name)[:n] for name in TRACK_ARRAYS),
-                       face_crops=None if track.face_crops is None else track.face_crops[:n])
-
-
-def is_validation(index: int, share: float = VALIDATION_SHARE) -> bool:
-    """Deterministic validation subset of the training entries (by entry index)."""
-    u = np.random.default_rng(np.random.SeedSequence([int(index), 0xFA11])).random()
-    return bool(u < share)
+from .track_arrays import mirror_rotation, mirror_track, unit_mirror
+from .video_corpus import VideoExample, is_validation, load_video_examples
 
 
 # ------------------------------------------------------------------------------------------ training
@@ -305,22 +141,14 @@ def train_video_model(corpus_dir: str | Path, out_dir: str | Path, epochs: int =
     held-out entries too: for a final model whose test numbers come from another corpus (one rendered with
     ``heldout_share=1``, scored with ``evaluate_models(..., centroids_from=...)``)."""
     import torch
-    from safetensors.torch import load_file, save_file
 
-    from ..training import optimizer_step
-    from .video_model import (CROP_SIZE, VideoFaceNet, VideoModelConfig, load_net, save_face_model, state_tensors,
-                              with_face_crops)
+    from .video_model import VideoModelConfig, save_face_model
 
     start_time = time.perf_counter()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    examples = load_video_examples(corpus_dir, splits)
-    if not examples:
-        raise LatticeTalkError(f"{corpus_dir}: no tracked videos in {'/'.join(splits)}; run 'python -m lattice_talk "
-                               "video track' (or 'video train', which tracks first)")
-    train_ex = [e for e in examples if not is_validation(e.index)] or examples  # a tiny corpus may be all validation
-    val_ex = [e for e in examples if is_validation(e.index)] or train_ex[-1:]
-    names = examples[0].unit_names
+    train_ex, val_ex = _train_validation_examples(corpus_dir, splits)
+    names = train_ex[0].unit_names
     train, val = _arrays(train_ex, mirror), _arrays(val_ex)
     _, basis_np = landmark_basis(names)
     basis = torch.from_numpy(basis_np)
@@ -331,19 +159,7 @@ def train_video_model(corpus_dir: str | Path, out_dir: str | Path, epochs: int =
     if resume:
         state = json.loads(state_path.read_text())
         config = VideoModelConfig.from_json(state["model"])
-    if init_from is not None and not resume:
-        net, init_config = load_net(init_from)
-        if tuple(init_config["unit_names"]) != names:
-            raise LatticeTalkError(f"{init_from}: the model's units differ from the corpus's; train from scratch")
-        if face_crops and not net.config.face_crop:
-            net = with_face_crops(net)
-        config = net.config
-    else:
-        if not resume:  # a copy: the caller's config stays as given
-            config = dataclasses.replace(config or VideoModelConfig(), n_units=len(names),
-                                         face_crop=CROP_SIZE if face_crops else 0)
-        net = VideoFaceNet(config)  # a resumed run's normalisation comes back with its weights below
-        net.set_normalisation(np.concatenate([a.vertex for a in train]), np.concatenate([a.frame for a in train]))
+    net, config = _initial_net(config, init_from if not resume else None, resume, face_crops, names, train)
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch,
                                                    pct_start=0.1)
@@ -352,9 +168,7 @@ def train_video_model(corpus_dir: str | Path, out_dir: str | Path, epochs: int =
     start_epoch = 0
     if resume:
         history, start_epoch = state["history"], state["epoch"] + 1
-        net.load_state_dict(load_file(str(out_dir / "last.safetensors")))
-        optimizer.load_state_dict(torch.load(out_dir / "optimizer.pt", weights_only=True))
-        schedule.load_state_dict(torch.load(out_dir / "schedule.pt", weights_only=True))
+        _load_last(out_dir, net, optimizer, schedule)
         rng = np.random.default_rng(seed + start_epoch)
     val_batches = _validation_batches(val)
     facts = {"corpus": str(Path(corpus_dir).resolve()), "train_videos": len(train_ex), "validation_videos": len(val_ex),
@@ -364,23 +178,14 @@ def train_video_model(corpus_dir: str | Path, out_dir: str | Path, epochs: int =
              "loss_weights": weights.__dict__, "init_from": str(init_from) if init_from is not None else None}
     for epoch in range(start_epoch, epochs):
         epoch_start = time.perf_counter()
-        net.train()
-        losses = []
-        for _ in range(steps_per_epoch):
-            loss, _ = video_loss(net, _batch(train, rng, batch_size, window, noise), basis, weights)
-            losses.append(optimizer_step(net, optimizer, schedule, loss))
-        net.eval()
-        with torch.no_grad():
-            results = [video_loss(net, b, basis, weights) for b in val_batches]
-        held = float(np.mean([float(r[0]) for r in results]))
-        parts = {k: float(np.mean([r[1][k] for r in results])) for k in results[0][1]}
-        history["train"].append(float(np.mean(losses)))
+        train_loss = _train_epoch(net, optimizer, schedule, train, rng, basis, weights, steps_per_epoch, batch_size,
+                                  window, noise)
+        held, parts = _validate(net, val_batches, basis, weights)
+        history["train"].append(train_loss)
         history["validation"].append(held)
         history["validation_parts"].append(parts)
         history["seconds"] += time.perf_counter() - epoch_start
-        save_file(state_tensors(net), str(out_dir / "last.safetensors"))
-        torch.save(optimizer.state_dict(), out_dir / "optimizer.pt")
-        torch.save(schedule.state_dict(), out_dir / "schedule.pt")
+        _save_last(out_dir, net, optimizer, schedule)
         if held < history["best"]:
             history["best"], history["best_epoch"] = held, epoch
             save_face_model(net, out_dir, names, extra={
@@ -398,6 +203,86 @@ def train_video_model(corpus_dir: str | Path, out_dir: str | Path, epochs: int =
     if history["best_epoch"] >= 0:  # a model was saved
         history["pose_smoothing_s"] = choose_pose_smoothing(out_dir, val_ex)
     return history
+
+
+def _train_validation_examples(corpus_dir: str | Path, splits: tuple[str, ...]) -> tuple[list[VideoExample], list[VideoExample]]:
+    """The tracked videos in ``splits``, as training and validation examples (by :func:`is_validation`)."""
+    examples = load_video_examples(corpus_dir, splits)
+    if not examples:
+        raise LatticeTalkError(f"{corpus_dir}: no tracked videos in {'/'.join(splits)}; run 'python -m lattice_talk "
+                               "video track' (or 'video train', which tracks first)")
+    train_ex = [e for e in examples if not is_validation(e.index)] or examples  # a tiny corpus may be all validation
+    val_ex = [e for e in examples if is_validation(e.index)] or train_ex[-1:]
+    return train_ex, val_ex
+
+
+def _initial_net(config, init_from: str | Path | None, resume: bool, face_crops: bool, names: tuple[str, ...],
+                 train: list[_Arrays]):
+    """The net to train and its config: ``init_from``'s model to fine-tune, or a new net with ``config``
+    (a resumed run's config; its normalisation comes back with its weights)."""
+    from .video_model import CROP_SIZE, VideoFaceNet, VideoModelConfig, load_net, with_face_crops
+
+    if init_from is not None:
+        net, init_config = load_net(init_from)
+        if tuple(init_config["unit_names"]) != names:
+            raise LatticeTalkError(f"{init_from}: the model's units differ from the corpus's; train from scratch")
+        if face_crops and not net.config.face_crop:
+            net = with_face_crops(net)
+        config = net.config
+    else:
+        if not resume:  # a copy: the caller's config stays as given
+            config = dataclasses.replace(config or VideoModelConfig(), n_units=len(names),
+                                         face_crop=CROP_SIZE if face_crops else 0)
+        net = VideoFaceNet(config)  # a resumed run's normalisation comes back with its weights below
+        net.set_normalisation(np.concatenate([a.vertex for a in train]), np.concatenate([a.frame for a in train]))
+    return net, config
+
+
+def _save_last(out_dir: Path, net, optimizer, schedule) -> None:
+    """The latest epoch's weights, optimizer and schedule, for a run to resume from."""
+    import torch
+    from safetensors.torch import save_file
+
+    from .video_model import state_tensors
+
+    save_file(state_tensors(net), str(out_dir / "last.safetensors"))
+    torch.save(optimizer.state_dict(), out_dir / "optimizer.pt")
+    torch.save(schedule.state_dict(), out_dir / "schedule.pt")
+
+
+def _load_last(out_dir: Path, net, optimizer, schedule) -> None:
+    """Restore what :func:`_save_last` wrote."""
+    import torch
+    from safetensors.torch import load_file
+
+    net.load_state_dict(load_file(str(out_dir / "last.safetensors")))
+    optimizer.load_state_dict(torch.load(out_dir / "optimizer.pt", weights_only=True))
+    schedule.load_state_dict(torch.load(out_dir / "schedule.pt", weights_only=True))
+
+
+def _train_epoch(net, optimizer, schedule, train: list[_Arrays], rng: np.random.Generator, basis, weights: LossWeights,
+                 steps: int, batch_size: int, window: int, noise: float) -> float:
+    """``steps`` optimizer steps on random windows of ``train``; returns the mean training loss."""
+    from ..training import optimizer_step
+
+    net.train()
+    losses = []
+    for _ in range(steps):
+        loss, _ = video_loss(net, _batch(train, rng, batch_size, window, noise), basis, weights)
+        losses.append(optimizer_step(net, optimizer, schedule, loss))
+    return float(np.mean(losses))
+
+
+def _validate(net, val_batches, basis, weights: LossWeights) -> tuple[float, dict]:
+    """Mean validation loss and its mean parts over the whole validation videos."""
+    import torch
+
+    net.eval()
+    with torch.no_grad():
+        results = [video_loss(net, b, basis, weights) for b in val_batches]
+    held = float(np.mean([float(r[0]) for r in results]))
+    parts = {k: float(np.mean([r[1][k] for r in results])) for k in results[0][1]}
+    return held, parts
 
 
 POSE_SMOOTHING_CHOICES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)  # seconds

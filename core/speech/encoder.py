@@ -32,7 +32,6 @@ from __future__ import annotations
 import math
 import os
 import re
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -40,6 +39,7 @@ import numpy as np
 
 from ..errors import LatticeTalkError
 from ..validate import MAX_CONFIG_BYTES, read_json
+from .hf_hub import offline_hub, quiet_transformers
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -370,7 +370,7 @@ def load_encoder(source: str | os.PathLike[str], layer: int | str = "weighted", 
 def _load(source: str, folder: Path | None, layer: int | str, device: str, allow_download: bool) -> SpeechEncoder:
     if folder is not None:
         _check_folder(folder)
-    with _hub_mode(allow_download):
+    with offline_hub(allow_download):
         import transformers
 
         from . import frontend
@@ -451,54 +451,6 @@ def _feature_extractor_settings(source: str, folder: Path | None, config: Any, l
         except (ValueError, TypeError, AttributeError) as exc:
             raise SpeechEncoderError(f"{path}: not a readable feature-extractor config ({exc})") from exc
     return getattr(config, "feat_extract_norm", "group") == "layer", SAMPLE_RATE
-
-
-@contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """Silence transformers' warnings and its weight-loading/saving progress bars for the duration (restored after)."""
-    import transformers
-
-    logging = transformers.utils.logging
-    verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        logging.set_verbosity(verbosity)
-        if bars:
-            logging.enable_progress_bar()
-
-
-@contextmanager
-def _hub_mode(allow_download: bool) -> Iterator[None]:
-    """Offline for the duration of a load unless downloads are allowed: HF_HUB_OFFLINE=1, and the flag
-    huggingface_hub derived from it at import time.
-
-    ``local_files_only=True`` alone is not enough: huggingface_hub 2.x builds request headers even for a cache
-    lookup, and that fetches an agent registry from the Hub once per process unless its offline constant is set
-    (huggingface_hub reads the variable only when first imported, so a process that imported it earlier would
-    still go online). Both are restored afterwards."""
-    if allow_download:
-        yield
-        return
-    old_env = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    from huggingface_hub import constants
-
-    old_flag = constants.HF_HUB_OFFLINE
-    constants.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        constants.HF_HUB_OFFLINE = old_flag
-        if old_env is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = old_env
-
-
-offline_hub = _hub_mode  # for the trainer's own checkpoint loads: ``with offline_hub(False): ...``
 
 
 def _not_available(source: str, allow_download: bool, exc: Exception) -> SpeechEncoderError:

@@ -69,11 +69,9 @@ def load(folder: Path) -> tuple[Any, SimpleNamespace]:
 _MODEL_CLASS: type | None = None
 
 
-def _model_class() -> type:
-    """Build the torch modules on first use (importing this file does not import torch)."""
-    global _MODEL_CLASS
-    if _MODEL_CLASS is not None:
-        return _MODEL_CLASS
+def _block_classes() -> tuple[type, ...]:
+    """The encoder's building blocks as torch modules, defined here so that importing this file does not
+    import torch: Attention, FeedForward, Layer, PositionalConv, Encoder, Projection."""
     import torch
     from torch import nn
     from torch.nn import functional as F
@@ -137,6 +135,20 @@ def _model_class() -> type:
             super().__init__()
             self.projection = nn.Linear(c.conv_dim[-1], c.hidden_size)
 
+    return Attention, FeedForward, Layer, PositionalConv, Encoder, Projection
+
+
+def _model_class() -> type:
+    """Build the torch modules on first use (importing this file does not import torch)."""
+    global _MODEL_CLASS
+    if _MODEL_CLASS is not None:
+        return _MODEL_CLASS
+    import torch
+    from torch import nn
+
+    blocks = _block_classes()
+    Encoder, Projection = blocks[4], blocks[5]
+
     class LightWav2Vec2(nn.Module):
         """(B, N) waveform → ``.hidden_states`` (the input to layer 1, then each layer's output) and
         ``.last_hidden_state`` (the last output after the final LayerNorm), as transformers 5's ``Wav2Vec2Model``
@@ -159,7 +171,7 @@ def _model_class() -> type:
             return SimpleNamespace(last_hidden_state=self.encoder.layer_norm(x),
                                    hidden_states=tuple(states) if output_hidden_states else None)
 
-    for cls in (Attention, FeedForward, Layer, PositionalConv, Encoder, Projection, LightWav2Vec2):
+    for cls in (*blocks, LightWav2Vec2):
         cls.__module__ = __name__
     _MODEL_CLASS = LightWav2Vec2
     return _MODEL_CLASS

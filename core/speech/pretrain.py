@@ -150,12 +150,7 @@ def pretrain(corpus_dir: str | Path, out_dir: str | Path, steps: int, batch_seco
     ``out_dir``. Each history entry: step (1-based), loss, contrastive and diversity loss (per masked frame),
     codevector perplexity (of ``num_codevector_groups × num_codevectors_per_group``), Gumbel temperature,
     learning rate, seconds since this call began. ``progress(step, steps, entry)`` is called after every step."""
-    import torch
-    from transformers import Wav2Vec2ForPreTraining
-    from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices, _sample_negative_indices
-
     from . import frontend
-    from .encoder import offline_hub, quiet_transformers
 
     if isinstance(steps, bool) or int(steps) != steps or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
@@ -168,22 +163,7 @@ def pretrain(corpus_dir: str | Path, out_dir: str | Path, steps: int, batch_seco
     settings = {"seed": int(seed), "batch_seconds": float(batch_seconds), "crop_seconds": float(crop_seconds)}
 
     state = _read_state(out) if resume else None
-    if state is not None:
-        mismatched = {k: (state["settings"].get(k), v) for k, v in settings.items() if state["settings"].get(k) != v}
-        if mismatched:
-            raise LatticeTalkError(f"{out}: the checkpoint there was trained with different settings "
-                                   f"({', '.join(f'{k}: {a!r} there, {b!r} now' for k, (a, b) in mismatched.items())}); "
-                                   "pass the same ones to resume, or start over (resume=False / --no-resume)")
-        with offline_hub(False), quiet_transformers():
-            model = Wav2Vec2ForPreTraining.from_pretrained(out, local_files_only=True, use_safetensors=True)
-        model = model.float()
-        history: list[dict] = list(state["history"])
-        start = int(state["step"])
-    else:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = Wav2Vec2ForPreTraining(config if config is not None else small_config())
-        history, start = [], 0
+    model, history, start = _initial_model(out, state, settings, seed, config)
     frontend.install(model)
     model.train()
     cfg = model.config
@@ -197,13 +177,7 @@ def pretrain(corpus_dir: str | Path, out_dir: str | Path, steps: int, batch_seco
         raise LatticeTalkError(f"{corpus_dir}: crops of {crop / SAMPLE_RATE:.2f} s give {frames} frames, not more than a "
                                f"mask span ({cfg.mask_time_length}); make a bigger corpus or longer crops")
 
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (no_decay if p.ndim < 2 or "norm" in name or name.endswith("codevectors") else decay).append(p)
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=lr, betas=(0.9, 0.98), eps=1e-6)
-    if state is not None and (out / OPTIMIZER_FILE).is_file():
-        optimizer.load_state_dict(torch.load(out / OPTIMIZER_FILE, weights_only=True))
+    optimizer = _optimizer(model, lr, weight_decay, out if state is not None else None)
     warmup_steps = max(1, round(warmup * steps)) if warmup < 1 else int(warmup)
 
     def save(step: int) -> None:
@@ -222,27 +196,7 @@ def pretrain(corpus_dir: str | Path, out_dir: str | Path, steps: int, batch_seco
             group["lr"] = lr * lr_factor(step, steps, warmup_steps)
         temperature = gumbel_temperature(step, steps)
         model.set_gumbel_temperature(temperature)
-        step_seed = (int(seed) * 1_000_003 + step) % (2**32)
-        x = torch.from_numpy(sample_crops(streams, batch, crop, np.random.default_rng([int(seed), step])))
-        saved_np = np.random.get_state()  # transformers' mask helpers draw from numpy's global generator
-        try:
-            np.random.seed(step_seed)
-            mask = _compute_mask_indices((batch, frames), cfg.mask_time_prob, cfg.mask_time_length,
-                                         min_masks=cfg.mask_time_min_masks)
-            negatives = _sample_negative_indices((batch, frames), cfg.num_negatives, mask_time_indices=mask)
-        finally:
-            np.random.set_state(saved_np)
-        mask_t = torch.from_numpy(mask)
-        with torch.random.fork_rng(devices=[]):  # dropout and Gumbel noise, without disturbing the caller's generator
-            torch.manual_seed(step_seed)
-            output = model(x, mask_time_indices=mask_t, sampled_negative_indices=torch.from_numpy(negatives).long())
-            n_masked = float(mask.sum())
-            loss = output.loss / n_masked
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-            optimizer.step()
+        output, loss, n_masked = _train_step(model, optimizer, streams, batch, crop, frames, int(seed), step, max_grad_norm)
         step += 1
         entry = {
             "step": step, "loss": loss.item(), "contrastive": output.contrastive_loss.item() / n_masked,
@@ -261,6 +215,80 @@ def pretrain(corpus_dir: str | Path, out_dir: str | Path, steps: int, batch_seco
     if saved_at != step:
         save(step)
     return history
+
+
+def _initial_model(out: Path, state: dict | None, settings: dict, seed: int, config: Any) -> tuple[Any, list[dict], int]:
+    """The model to train with its history and first step: the checkpoint in ``out`` when ``state`` is its
+    state (its settings must be ``settings``), otherwise a new model initialised from ``seed``."""
+    import torch
+    from transformers import Wav2Vec2ForPreTraining
+
+    from .hf_hub import offline_hub, quiet_transformers
+
+    if state is not None:
+        mismatched = {k: (state["settings"].get(k), v) for k, v in settings.items() if state["settings"].get(k) != v}
+        if mismatched:
+            raise LatticeTalkError(f"{out}: the checkpoint there was trained with different settings "
+                                   f"({', '.join(f'{k}: {a!r} there, {b!r} now' for k, (a, b) in mismatched.items())}); "
+                                   "pass the same ones to resume, or start over (resume=False / --no-resume)")
+        with offline_hub(False), quiet_transformers():
+            model = Wav2Vec2ForPreTraining.from_pretrained(out, local_files_only=True, use_safetensors=True)
+        model = model.float()
+        history: list[dict] = list(state["history"])
+        start = int(state["step"])
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = Wav2Vec2ForPreTraining(config if config is not None else small_config())
+        history, start = [], 0
+    return model, history, start
+
+
+def _optimizer(model: Any, lr: float, weight_decay: float, resume_from: Path | None) -> Any:
+    """AdamW with weight decay on the matrices only (not on biases, norms or the codevectors), with the
+    state saved in ``resume_from`` where there is one."""
+    import torch
+
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim < 2 or "norm" in name or name.endswith("codevectors") else decay).append(p)
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=lr, betas=(0.9, 0.98), eps=1e-6)
+    if resume_from is not None and (resume_from / OPTIMIZER_FILE).is_file():
+        optimizer.load_state_dict(torch.load(resume_from / OPTIMIZER_FILE, weights_only=True))
+    return optimizer
+
+
+def _train_step(model: Any, optimizer: Any, streams: list, batch: int, crop: int, frames: int, seed: int, step: int,
+                max_grad_norm: float) -> tuple[Any, Any, float]:
+    """One optimizer step on crops, masks and negatives drawn from ``seed`` and ``step`` alone;
+    returns the model output, the loss per masked frame and the number of masked frames."""
+    import torch
+    from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices, _sample_negative_indices
+
+    cfg = model.config
+    step_seed = (seed * 1_000_003 + step) % (2**32)
+    x = torch.from_numpy(sample_crops(streams, batch, crop, np.random.default_rng([seed, step])))
+    saved_np = np.random.get_state()  # transformers' mask helpers draw from numpy's global generator
+    try:
+        np.random.seed(step_seed)
+        mask = _compute_mask_indices((batch, frames), cfg.mask_time_prob, cfg.mask_time_length,
+                                     min_masks=cfg.mask_time_min_masks)
+        negatives = _sample_negative_indices((batch, frames), cfg.num_negatives, mask_time_indices=mask)
+    finally:
+        np.random.set_state(saved_np)
+    mask_t = torch.from_numpy(mask)
+    with torch.random.fork_rng(devices=[]):  # dropout and Gumbel noise, without disturbing the caller's generator
+        torch.manual_seed(step_seed)
+        output = model(x, mask_time_indices=mask_t, sampled_negative_indices=torch.from_numpy(negatives).long())
+        n_masked = float(mask.sum())
+        loss = output.loss / n_masked
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+        optimizer.step()
+    return output, loss, n_masked
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints
@@ -285,7 +313,7 @@ def _save_checkpoint(out: Path, model: Any, optimizer: Any, state: dict) -> None
     import torch
     from transformers import Wav2Vec2FeatureExtractor
 
-    from .encoder import quiet_transformers
+    from .hf_hub import quiet_transformers
 
     out.mkdir(parents=True, exist_ok=True)
     side = out / ".checkpoint-tmp"
@@ -311,7 +339,8 @@ def export_encoder(checkpoint_dir: str | Path, out_dir: str | Path) -> Path:
     one model."""
     from transformers import Wav2Vec2FeatureExtractor
 
-    from .encoder import load_encoder, quiet_transformers
+    from .encoder import load_encoder
+    from .hf_hub import quiet_transformers
 
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):

@@ -178,10 +178,8 @@ def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30,
     from ..mouth import mouth_unit_mask
     from ..phonemes import MOUTH_CLASSES
     from ..heads import create
-    from ..training import optimizer_step
     from ..landmark_rig import LandmarkRig
     from ..mediapipe_points import LIPS
-    from .decoder import MotionDecoder
     from .features import LOG_MEL_AND_SSL_FEATURES, LOG_MEL_FEATURES, SSL_FEATURES, decoder_features
 
     if encoder_states_only and encoder is None:
@@ -198,14 +196,8 @@ def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30,
     mouth_mask = torch.tensor(mouth_unit_mask(names), dtype=torch.float32)
     lip_rig = LandmarkRig(create("default"), point_ids=LIPS) if weights.lip_mm else None
     n_classes = len(MOUTH_CLASSES) if weights.mouth_class else 0
-    if init_from is not None:
-        start, start_config = load_decoder(init_from)
-        hidden, dilations = start_config["model"]["hidden"], tuple(start_config["model"]["dilations"])
-    model = MotionDecoder(train[0].features.shape[1], len(names), hidden=hidden, dilations=dilations, n_classes=n_classes)
-    if init_from is not None:
-        state = widened_input(start.state_dict(), start_config.get("features", LOG_MEL_FEATURES), model, feature_config["features"],
-                              init_from)
-        model.load_state_dict({k: v for k, v in state.items() if k in model.state_dict()}, strict=False)
+    model = _initial_decoder(train[0].features.shape[1], len(names), hidden, dilations, n_classes, init_from,
+                             feature_config["features"])
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
     out_dir = Path(out_dir)
@@ -224,31 +216,64 @@ def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30,
     eval_rng = np.random.default_rng(seed + 10_000)
     eval_batches = [_batch(heldout, eval_rng, batch_size) for _ in range(8)]
     for epoch in range(start_epoch, epochs):
-        model.train()
-        losses = []
-        for _ in range(steps_per_epoch):
-            loss = decoder_loss(model, _batch(train, rng, batch_size, perturb=perturb), mouth_mask, lip_rig, weights)
-            losses.append(optimizer_step(model, optimizer, schedule, loss))
+        train_loss = _train_epoch(model, optimizer, schedule, train, rng, steps_per_epoch, batch_size, perturb,
+                                  mouth_mask, lip_rig, weights)
         model.eval()
         with torch.no_grad():
             held = float(np.mean([float(decoder_loss(model, b, mouth_mask, lip_rig, weights)) for b in eval_batches]))
-        history["train"].append(float(np.mean(losses)))
+        history["train"].append(train_loss)
         history["heldout"].append(held)
         save_file(model.state_dict(), str(out_dir / "last.safetensors"))
         torch.save(optimizer.state_dict(), out_dir / "optimizer.pt")
         if held < history["best"]:
             history["best"], history["best_epoch"] = held, epoch
-            save_file({k: v.half() for k, v in model.state_dict().items()}, str(out_dir / DECODER_FILE))
-            (out_dir / DECODER_CONFIG).write_text(json.dumps({
-                "model": model.config, **feature_config, "fps": FPS, "unit_names": list(names),
-                "epoch": epoch, "heldout_loss": held, "seed": seed, "loss_weights": asdict(weights),
-                "voice_perturbation": perturb}, indent=2))
+            _save_best(out_dir, model, {**feature_config, "fps": FPS, "unit_names": list(names), "epoch": epoch,
+                                        "heldout_loss": held, "seed": seed, "loss_weights": asdict(weights),
+                                        "voice_perturbation": perturb})
         state_path.write_text(json.dumps({"epoch": epoch, "history": history}))
         if progress is not None:
             progress(epoch, history["train"][-1], held)
         if epoch - history["best_epoch"] >= patience:
             break
     return history
+
+
+def _initial_decoder(n_features: int, n_units: int, hidden: int, dilations: tuple[int, ...], n_classes: int,
+                     init_from: str | Path | None, features: str):
+    """A new decoder, or one with ``init_from``'s architecture and weights (inputs widened to ``features``)."""
+    from .decoder import MotionDecoder
+    from .features import LOG_MEL_FEATURES
+
+    if init_from is not None:
+        start, start_config = load_decoder(init_from)
+        hidden, dilations = start_config["model"]["hidden"], tuple(start_config["model"]["dilations"])
+    model = MotionDecoder(n_features, n_units, hidden=hidden, dilations=dilations, n_classes=n_classes)
+    if init_from is not None:
+        state = widened_input(start.state_dict(), start_config.get("features", LOG_MEL_FEATURES), model, features,
+                              init_from)
+        model.load_state_dict({k: v for k, v in state.items() if k in model.state_dict()}, strict=False)
+    return model
+
+
+def _train_epoch(model, optimizer, schedule, train: list, rng: np.random.Generator, steps: int, batch_size: int,
+                 perturb: bool, mouth_mask, lip_rig, weights: LossWeights) -> float:
+    """``steps`` optimizer steps on random batches of ``train``; returns the mean training loss."""
+    from ..training import optimizer_step
+
+    model.train()
+    losses = []
+    for _ in range(steps):
+        loss = decoder_loss(model, _batch(train, rng, batch_size, perturb=perturb), mouth_mask, lip_rig, weights)
+        losses.append(optimizer_step(model, optimizer, schedule, loss))
+    return float(np.mean(losses))
+
+
+def _save_best(out_dir: Path, model, config: dict) -> None:
+    """The shipped decoder: half-precision weights and its config (the model's, then ``config``)."""
+    from safetensors.torch import save_file
+
+    save_file({k: v.half() for k, v in model.state_dict().items()}, str(out_dir / DECODER_FILE))
+    (out_dir / DECODER_CONFIG).write_text(json.dumps({"model": model.config, **config}, indent=2))
 
 
 def encoder_reference(encoder: str | Path, out_dir: str | Path) -> str:

@@ -157,6 +157,23 @@ def track_video(
             frames.close()
             cap.release()  # also when the reader never started
 
+    present = _face_presence(info, found, min_face_fraction)
+    report("head pose and eyes", 0.95)
+    with clock("post"):
+        track = _assemble(info, width, height, stamps, found, moved, crops, present)
+    if info.declared_frames and len(found) < 0.9 * info.declared_frames:
+        track.warnings.append(f"{info.path.name}: decoding stopped after {len(found)} of the {info.declared_frames} "
+                              "frames the file declares; it may be truncated")
+    if with_audio:
+        with clock("audio"):
+            _attach_audio(track, info.path)
+    report("done", 1.0)
+    return track
+
+
+def _face_presence(info, found: list[np.ndarray | None], min_face_fraction: float) -> np.ndarray:
+    """Which frames have a face; raises :class:`VideoError` for a still or an undecodable file and
+    :class:`NoFaceError` when too few frames have one."""
     if len(found) == 1 and info.declared_frames <= 1:  # a valid file, but a still: no motion to read
         raise VideoError(f"{info.path}: the video holds a single frame, a still picture with no motion to follow; "
                          "give a video of the speaker talking (at least two frames)")
@@ -172,18 +189,7 @@ def track_video(
             f"(at least {min_face_fraction:.0%} needed); use a video where the speaker's face is visible, "
             "frontal-ish and well lit"
         )
-
-    report("head pose and eyes", 0.95)
-    with clock("post"):
-        track = _assemble(info, width, height, stamps, found, moved, crops, present)
-    if info.declared_frames and len(found) < 0.9 * info.declared_frames:
-        track.warnings.append(f"{info.path.name}: decoding stopped after {len(found)} of the {info.declared_frames} "
-                              "frames the file declares; it may be truncated")
-    if with_audio:
-        with clock("audio"):
-            _attach_audio(track, info.path)
-    report("done", 1.0)
-    return track
+    return present
 
 
 def _assemble(info, width, height, stamps, found, moved, crops, present) -> VideoTrack:
