@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audio import SPEECH_RATE
 from ..errors import LatticeTalkError
 from ..phonemes import PHONEME_CLASS, SILENCE, PhonemeEvent
 
-TARGET_RATE = 16000
+TARGET_RATE = SPEECH_RATE
 
 _SUBPROCESS_TIMEOUT_S = 120.0
 _INSTALL_HINT = {

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import LatticeTalkError
+from ..npz_files import save_npz_atomic
 from .track_arrays import TRACK_ARRAYS, TrackArrays
 
 TRACK_SUFFIX = ".track.npz"
@@ -32,11 +33,7 @@ def save_track(track, path: str | Path, video: Path) -> Path:
     arrays["face_crops"] = np.asarray(track.face_crops, np.uint8)
     meta = {"format": TRACK_FORMAT, "source": video.name, "fps": float(track.fps), "width": int(track.width),
             "height": int(track.height), "video_bytes": stat.st_size, "video_mtime": stat.st_mtime}
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), **arrays)
-    tmp.replace(path)
-    return path
+    return save_npz_atomic(path, meta=np.array(json.dumps(meta)), **arrays)
 
 
 def load_track(path: str | Path) -> TrackArrays:

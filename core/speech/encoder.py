@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
+from ..audio import SPEECH_RATE
 from ..errors import LatticeTalkError
 from ..validate import MAX_CONFIG_BYTES, read_json
 from .hf_hub import offline_hub, quiet_transformers
@@ -50,7 +51,7 @@ SUPPORTED_MODEL_TYPES: dict[str, tuple[str, str]] = {
     "hubert": ("HubertConfig", "HubertModel"),
     "wavlm": ("WavLMConfig", "WavLMModel"),
 }
-SAMPLE_RATE = 16000
+SAMPLE_RATE = SPEECH_RATE
 DEFAULT_CHUNK_SECONDS = 20.0
 DEFAULT_OVERLAP_SECONDS = 1.0
 # Keys a bare model may lack in a checkpoint without harm at inference (the mask embedding is used in training only).

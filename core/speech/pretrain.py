@@ -39,12 +39,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..audio import SPEECH_RATE
 from ..errors import LatticeTalkError
 
 FORMAT = "lattice_talk.ssl_pretrain/1"
 STATE_FILE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.pt"
-SAMPLE_RATE = 16000
+SAMPLE_RATE = SPEECH_RATE
 TEMPERATURE = (2.0, 0.5)  # Gumbel softmax temperature: start, end
 
 
