@@ -19,4 +19,6 @@ FOREHEAD = (10, 338, 297, 332, 284, 251, 109, 67, 103, 54, 21, 151, 9, 8)
 EYES = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246,
         263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466)
 UPPER_FACE = BROWS + FOREHEAD + EYES  # for upper-face dynamics deviation (FDD)
+# Brow height (each brow's mean height over its own eye's corners): MediaPipe lists the subject's right brow first.
+BROW_HEIGHTS = {"left": (BROWS[len(BROWS) // 2:], (263, 362)), "right": (BROWS[:len(BROWS) // 2], (33, 133))}
 NOSE_BRIDGE = (6, 168, 197, 195, 5, 4, 1)  # moves rigidly with the skull: stable for pose

@@ -24,6 +24,12 @@ whose lip gap at the head's scale is under the closure threshold (1 mm), plus fr
 which are solved again with the contact rows ten times heavier each round. So lips that touch in motion space
 touch on the head, and never cross. The landmark rows are compressed by a QR factorisation per call (the normal
 equations only need the basis's span), so a frame's cost does not grow with the number of points.
+
+Options for a partial fit (the reference-video baseline fits the upper face only): ``units`` solves only the named
+units (the rest held at 0), ``depth_weight`` weighs every point's depth coordinate against 1 for x and y (a
+monocular tracker's depth is its least certain), and ``brow_weight`` adds one row per brow — the brow points' mean
+height over that eye's corners (``BROW_HEIGHTS``), at this weight — so the fit keeps the brows' travel, which a plain
+least-squares projection of real brow motion onto the head's brow units shrinks (to ~0.75 on real speakers).
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from .clip import AnimationClip
 from .errors import HeadModelError, LatticeTalkError
 from .head_model import JOINT_NAMES, HeadModel
 from .landmark_rig import LandmarkRig
-from .mediapipe_points import EYE_OUTER_CORNERS, LEFT_EYE_LIDS, RIGHT_EYE_LIDS
+from .mediapipe_points import BROW_HEIGHTS, EYE_OUTER_CORNERS, LEFT_EYE_LIDS, RIGHT_EYE_LIDS
 
 
 def _one_blas_thread():
@@ -80,6 +86,18 @@ class RetargetResult:
     residual_mm: np.ndarray  # (T,) RMS distance of the fitted landmarks from their targets, mm at the head's scale
     contact: np.ndarray  # (T,) bool: frames solved with the lip-contact term
     expression_names: tuple[str, ...]
+
+
+def _brow_height_rows(ids: list[int]) -> np.ndarray:
+    """(2, 3·len(ids)): each brow's mean height (y) over its eye's corners as a linear function of the points' xyz;
+    a brow whose points are not all in ``ids`` gets a zero row."""
+    rows = np.zeros((len(BROW_HEIGHTS), 3 * len(ids)))
+    for row, (brow, corners) in zip(rows, BROW_HEIGHTS.values()):
+        if set(brow) | set(corners) <= set(ids):
+            for group, sign in ((brow, 1.0), (corners, -1.0)):
+                for point in group:
+                    row[3 * ids.index(point) + 1] += sign / len(group)
+    return rows
 
 
 def _fourier(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -182,11 +200,13 @@ class Retargeter:
     (default: all the head embeds); a motion track is fitted on those of them it carries. ``ridge``: Tikhonov
     weight λ as a share of one unit's mean squared landmark motion (keeps PCA expressions such as FLAME's small
     where the points do not pin them). ``lip_contact_weight``: weight of each inner-lip contact coordinate
-    against 1 per landmark coordinate; 0 turns the lip-contact term off. ``jaw_range``: bounds of the jaw angle."""
+    against 1 per landmark coordinate; 0 turns the lip-contact term off. ``jaw_range``: bounds of the jaw angle.
+    ``units``, ``depth_weight``, ``brow_weight``: a partial fit, see the module's docstring."""
 
     def __init__(self, head: HeadModel, betas: np.ndarray | None = None, points: Sequence[int] | None = None,
                  lip_contact_weight: float = DEFAULT_LIP_CONTACT_WEIGHT, ridge: float = DEFAULT_RIDGE,
-                 jaw_range: tuple[float, float] = JAW_RANGE):
+                 jaw_range: tuple[float, float] = JAW_RANGE, units: Sequence[str] | None = None,
+                 depth_weight: float = 1.0, brow_weight: float = 0.0):
         rig = LandmarkRig(head, betas)
         embedded = [int(i) for i in rig.mediapipe_index]
         for corner in EYE_OUTER_CORNERS:
@@ -200,13 +220,17 @@ class Retargeter:
         self.head_id = head.head_id
         self.expression_names = head.expression_names
         self.lip_contact_weight = float(lip_contact_weight)
+        self.depth_weight, self.brow_weight = float(depth_weight), float(brow_weight)
         rows = _sample_landmark_model(rig, head.n_expression)  # all embedded points, metres
         neutral = rows.values(np.zeros((1, head.n_expression)), np.zeros(1))[0].reshape(-1, 3)
         self.face_scale = float(np.linalg.norm(neutral[embedded.index(EYE_OUTER_CORNERS[0])]
                                                - neutral[embedded.index(EYE_OUTER_CORNERS[1])]))
         # Everything below works in face-scale units, so tolerances and weights do not depend on head size.
         reach = np.abs(rows.linear).max(axis=(0, 1))
-        solved = np.array([name not in JAW_UNITS and reach[i] > 1e-9 * reach.max()
+        unknown = sorted(set(units or ()) - set(head.expression_names))
+        if unknown:
+            raise HeadModelError(f"{head.head_id}: no expression units {unknown[:8]} to solve")
+        solved = np.array([name not in JAW_UNITS and reach[i] > 1e-9 * reach.max() and (units is None or name in units)
                            for i, name in enumerate(head.expression_names)])
         self.solved_units = np.flatnonzero(solved)
         self.held_units = tuple(name for name, s in zip(head.expression_names, solved) if not s)
@@ -243,11 +267,16 @@ class Retargeter:
         columns = np.array([self._column[int(i)] for i in ids])
         rows = self._rows.take((3 * columns[:, None] + np.arange(3)).ravel())
         y = targets.reshape(len(targets), -1).astype(np.float64) / self.face_scale
-        # 2. Compress the landmark rows: with Z = [const | linear] = QR, ‖Z a − y‖² = ‖R a − Qᵀy‖² + const.
-        basis = np.concatenate([rows.const, rows.linear.transpose(1, 0, 2).reshape(len(y[0]), -1)], axis=1)
+        # 2. The fitted rows: the points (depth weighted) and the brow heights; compressed by a QR factorisation,
+        #    with Z = [const | linear] = QR, ‖Z a − y‖² = ‖R a − Qᵀy‖² + const.
+        fit = np.diag(np.tile([1.0, 1.0, self.depth_weight], len(ids)))
+        if self.brow_weight > 0:
+            fit = np.concatenate([fit, self.brow_weight * _brow_height_rows(list(ids))])
+        fitted_rows = rows.map(fit)
+        basis = np.concatenate([fitted_rows.const, fitted_rows.linear.transpose(1, 0, 2).reshape(len(fit), -1)], axis=1)
         q, _ = np.linalg.qr(basis)
-        data = rows.map(q.T)
-        y_compressed = y @ q
+        data = fitted_rows.map(q.T)
+        y_compressed = y @ fit.T @ q
         # 3. Lip-contact rows for the inner-lip pairs the motion carries.
         pairs = [(u, l) for u, l in INNER_LIP_PAIRS if u in ids and l in ids and self.lip_contact_weight > 0]
         lips, lip_targets, contact = self._lip_rows(rows, list(ids), pairs, motion)

@@ -20,6 +20,7 @@ from lattice_talk.core.motion.face_models import (
 from lattice_talk.core.motion.fusion import (
     FADE_SECONDS, fuse, resample_face, video_weight,
 )
+from lattice_talk.core.mouth import mouth_unit_mask
 from real_media import GRID_DIR
 
 NAMES = ("browInnerUp", "eyeBlinkLeft", "eyeBlinkRight", "jawOpen", "mouthClose", "mouthSmileLeft", "cheekSquintLeft")
@@ -155,8 +156,11 @@ def test_retarget_baseline_on_the_real_clip(real_clip):
     assert face.units.shape == (track.n_frames, 52) and face.units.min() >= 0.0 and face.units.max() <= 1.0
     assert np.array_equal(face.head_rotation, track.head_rotation) and np.array_equal(face.confidence, track.confidence)
     left, right = face.unit_names.index("eyeBlinkLeft"), face.unit_names.index("eyeBlinkRight")
-    assert np.array_equal(face.units[:, [left, right]], track.eye_closure)
+    # eyeBlink is solved from the lid points like the other units and follows the tracker's own eye closure.
+    assert min(np.corrcoef(face.units[:, k], track.eye_closure[:, side])[0, 1] for side, k in enumerate((left, right))) > 0.8
     assert face.units[37, left] > 0.5 and face.units[25, left] < 0.2  # the blink at frame 37, open at 25
+    mouth = mouth_unit_mask(face.unit_names)
+    assert not face.units[:, mouth].any()  # the lips and jaw are the audio's: the baseline leaves them at 0
     neutral = neutral_face(track.points_metric, track.confidence > 0)
     assert neutral.shape == (478, 3) and face.meta["retarget_residual_mm"] < 3.0
 
@@ -206,7 +210,7 @@ def test_pipeline_takes_head_pose_from_the_video_and_the_mouth_from_the_audio(re
     info = fused.provenance["video"]
     offset = info["offset_frames"]  # video frames: GRID's own 3-frame lead when the estimate is sure, else declined
     assert (offset, info["offset_reliable"]) in ((3, True), (0, False))  # never another shift (test_av_offset.py)
-    assert info["fused_share"] > 0.85 and info["model"] == "retarget-baseline/1"
+    assert info["fused_share"] > 0.85 and info["model"] == "retarget-baseline/2"
     assert len(info["sha256"]) == 64 and info["file"] == "line.mp4"
     mouth = mouth_unit_mask(fused.expression_names)
     assert np.array_equal(fused.expression[:, mouth], plain.expression[:, mouth]) and np.array_equal(fused.jaw, plain.jaw)

@@ -248,3 +248,50 @@ def test_refuses_points_the_head_does_not_embed(flame_head):
     missing = next(i for i in range(478) if i not in set(flame_head.landmarks.mediapipe_index.tolist()))
     with pytest.raises(HeadModelError, match="not in the landmark embedding"):
         Retargeter(flame_head, points=[*EYE_OUTER_CORNERS, missing])
+
+
+def test_a_partial_fit_solves_only_its_units_on_its_points(head):
+    """The reference-video baseline's shape of fit: upper-face points, upper-face units; the rest held at 0."""
+    from lattice_talk.core.mediapipe_points import NOSE_BRIDGE, UPPER_FACE
+
+    upper = ("browInnerUp", "browOuterUpLeft", "eyeBlinkLeft", "eyeSquintRight")
+    rig = LandmarkRig(head)
+    rng = np.random.default_rng(3)
+    expression = np.zeros((6, head.n_expression))
+    for name in upper + ("mouthSmileLeft", "mouthFunnel"):
+        expression[:, head.expression_names.index(name)] = rng.uniform(0.1, 0.8, 6)
+    motion = motion_of(rig, expression, np.full(6, 0.1))
+    fit = Retargeter(head, points=sorted(set(UPPER_FACE + NOSE_BRIDGE)), lip_contact_weight=0.0, units=upper,
+                     depth_weight=0.3, brow_weight=10.0).retarget(motion)
+    solved = [head.expression_names.index(name) for name in upper]
+    others = np.setdiff1d(np.arange(head.n_expression), solved)
+    assert not fit.expression[:, others].any()
+    # The mouth's units barely reach the upper face, so the upper units come back nearly as they were.
+    assert np.abs(fit.expression[:, solved] - expression[:, solved]).max() < 0.05
+    with pytest.raises(HeadModelError, match="browUpBoth"):
+        Retargeter(head, units=("browUpBoth",))
+
+
+def test_brow_rows_keep_a_raise_the_brow_units_cannot_copy(head):
+    """A real brow raise moves the brow points straight up, which no mix of the head's brow units copies exactly;
+    the plain least-squares projection shrinks it, the brow-height rows keep its height."""
+    from lattice_talk.core.mediapipe_points import BROW_HEIGHTS, BROWS, NOSE_BRIDGE, UPPER_FACE
+
+    rig = LandmarkRig(head)
+    rest = rig.points(np.zeros((1, head.n_expression), np.float32), np.zeros((1, 5, 3), np.float32))[0]
+    raise_mm = np.linspace(0.0, 4.0, 9)
+    points = np.repeat(rest[None], len(raise_mm), axis=0)
+    brow_columns = [list(rig.mediapipe_index).index(p) for p in BROWS]
+    points[:, brow_columns, 1] += raise_mm[:, None] / MM
+    motion = MotionTrack(fps=30.0, points=points, point_ids=rig.mediapipe_index, neutral=rest)
+    brow_units = [n for n in head.expression_names if n.startswith("brow")]
+    heights = {}
+    for weight in (0.0, 10.0):
+        fit = Retargeter(head, points=sorted(set(UPPER_FACE + NOSE_BRIDGE)), lip_contact_weight=0.0, units=brow_units,
+                         brow_weight=weight).retarget(motion)
+        fitted = rig.points(fit.expression, np.zeros((len(raise_mm), 5, 3), np.float32))
+        brow, corners = BROW_HEIGHTS["left"]
+        columns = lambda ids: [list(rig.mediapipe_index).index(p) for p in ids]  # noqa: E731
+        height = (fitted[:, columns(brow), 1].mean(1) - fitted[:, columns(corners), 1].mean(1)) * MM
+        heights[weight] = height - height[0]
+    assert heights[0.0][-1] < 0.85 * raise_mm[-1] and heights[10.0][-1] > 0.95 * raise_mm[-1]  # measured: 0.81, 0.98

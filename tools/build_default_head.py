@@ -162,6 +162,10 @@ def build(out: Path, render_dir: Path | None) -> None:
     from landmark_embedding import embed_mediapipe_points
 
     head = head.with_landmarks(embed_mediapipe_points(head, render_dir))
+    # 7. Lid points straight above each other, blinks closed onto the lower lid (tools/eyelid_closure.py).
+    from eyelid_closure import align_lid_points, close_eyelids
+
+    head = close_eyelids(align_lid_points(head))
     head.save(out)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, content digest {content_digest(out)})")
 

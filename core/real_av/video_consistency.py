@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import LatticeTalkError
-from ..mediapipe_points import BROWS
+from ..mediapipe_points import BROW_HEIGHTS
 from .manifest import RealClip, check_folder
 
 BLINK_TOLERANCE_FRAMES = 2
@@ -31,8 +31,6 @@ AUDIO_ONLY = "audio only"
 POSE_FEATURES = ("yaw", "pitch", "roll")
 FACE_FEATURES = ("brow L", "brow R", "lid L", "lid R")
 FEATURES = POSE_FEATURES + FACE_FEATURES
-_BROW_R, _BROW_L = BROWS[:len(BROWS) // 2], BROWS[len(BROWS) // 2:]  # MediaPipe lists the subject's right brow first
-_EYE_CORNERS_R, _EYE_CORNERS_L = (33, 133), (263, 362)
 
 
 def face_features(points: np.ndarray, head_rotation: np.ndarray) -> dict[str, np.ndarray]:
@@ -49,7 +47,7 @@ def face_features(points: np.ndarray, head_rotation: np.ndarray) -> dict[str, np
         return (points[:, list(brow_points), 1].mean(1) - points[:, list(corners), 1].mean(1)) / eyes
 
     return {"yaw": euler[:, 1], "pitch": euler[:, 0], "roll": euler[:, 2],
-            "brow L": brow(_BROW_L, _EYE_CORNERS_L), "brow R": brow(_BROW_R, _EYE_CORNERS_R),
+            "brow L": brow(*BROW_HEIGHTS["left"]), "brow R": brow(*BROW_HEIGHTS["right"]),
             "lid L": lids[:, 0], "lid R": lids[:, 1]}
 
 
