@@ -18,7 +18,7 @@ from lattice_talk.core.motion.face_models import (
     VIDEO_MODEL_WEIGHTS, RetargetFaceModel, VideoFace, neutral_face, video_face_model,
 )
 from lattice_talk.core.motion.fusion import (
-    FADE_SECONDS, fuse, resample_face, video_weight,
+    EDGE_HOLD_SECONDS, FADE_SECONDS, fuse, resample_face, video_weight,
 )
 from lattice_talk.core.mouth import mouth_unit_mask
 from real_media import GRID_DIR
@@ -126,10 +126,10 @@ def test_a_short_video_fades_back_to_the_audio_only_take():
     units, rotation = audio_only(n)
     fused, fused_rotation, weight = fuse(units, NAMES, rotation, face, fps)
     assert fused.shape == units.shape and len(weight) == n  # the take keeps the audio's length
-    after = np.arange(n) / fps >= 1.0
+    after = np.arange(n) / fps >= 1.0 + EDGE_HOLD_SECONDS - 1e-9  # the last video frame holds EDGE_HOLD_SECONDS
     assert np.array_equal(fused[after], units[after]) and np.array_equal(fused_rotation[after], rotation[after])
-    fade = int(FADE_SECONDS * fps)
-    assert weight[0] == 1.0 and weight[29 - fade] == 1.0 and 0.0 < weight[29 - fade // 2] < 1.0
+    fade, last = int(FADE_SECONDS * fps), int(np.argmax(after)) - 1
+    assert weight[0] == 1.0 and weight[last - fade] == 1.0 and 0.0 < weight[last - fade // 2] < 1.0
     assert np.abs(np.diff(weight)).max() <= 1.0 / fade + 1e-12
 
 
@@ -146,7 +146,21 @@ def test_a_long_video_is_cut_and_another_fps_is_resampled():
     shifted, _, confidence = resample_face(face, n, fps, 0.4)
     assert np.allclose(shifted[:, 0], (np.arange(n) / fps + 0.4) / 5.0, atol=1e-6) and (confidence > 0).all()
     early, _, confidence = resample_face(face, n, fps, -0.5)  # the video starts 0.5 s into the take
-    assert (confidence[:15] == 0).all() and (confidence[15:] > 0).all()
+    first = 13  # 0.433 s: the first take frame within EDGE_HOLD_SECONDS (0.08 s) of the video's start
+    assert (confidence[:first] == 0).all() and (confidence[first:] > 0).all()
+    assert np.allclose(early[:first + 3, 0], 0.0)  # the held edge shows the video's first frame
+
+
+def test_a_sound_a_frame_longer_than_its_video_holds_the_last_frame():
+    """A container's sound often outlasts its video by a frame (or a one-frame offset leaves one uncovered):
+    the last video frame holds there instead of a FADE_SECONDS fade to the audio-only motion."""
+    fps = 25.0
+    face = synthetic_face(75, fps)
+    units, rotation = audio_only(76)
+    _, _, weight = fuse(units, NAMES, rotation, face, fps)
+    assert (weight == 1.0).all() and EDGE_HOLD_SECONDS * fps >= 1
+    _, _, weight = fuse(units, NAMES, rotation, face, fps, offset_seconds=3 / fps)  # three frames uncovered: a fade
+    assert weight[-1] == 0.0 and weight[:60].min() == 1.0
 
 
 # ------------------------------------------------------------------------------------------ face models

@@ -22,9 +22,10 @@ makes every video-driven channel lag the speaker, which is worse than none.
 
 Length rule: the take always has the audio's length, at the take's fps. After the offset, the video's frames
 are resampled onto the take's frame times (linear for units, slerp for rotations; a video at another fps is
-resampled the same way). Where the video ends before the audio (or starts after it), the fused channels
-cross-fade over FADE_SECONDS back to the audio-only prediction, inside the video's own span; video beyond the
-audio is cut. A video with no face, an unreadable one or a still image raises the tracker's error before
+resampled the same way). Take frames up to EDGE_HOLD_SECONDS outside the video (a sound a frame longer than its
+video, or a one-frame offset) hold the video's first or last frame. Beyond that, where the video ends before the
+audio (or starts after it), the fused channels cross-fade over FADE_SECONDS back to the audio-only prediction,
+inside the video's own span; video beyond the audio is cut. A video with no face, an unreadable one or a still image raises the tracker's error before
 anything else happens (the pipeline tracks the video before it runs the speech model).
 
 numpy only (the learned video model, when installed, imports torch itself).
@@ -47,6 +48,8 @@ from .face_models import video_face_model
 from .video_face import VideoFace, VideoFaceModel
 
 FADE_SECONDS = 0.3  # video weight 1 → 0 (and back) at most this fast
+EDGE_HOLD_SECONDS = 0.08  # 2 frames at 25 fps: a one-frame offset made GRID clip lrwp9a fade its last 0.3 s to the
+# audio-only head motion, several times the speaker's own (its roll r 1.00 → −0.02 in `video eval-real`)
 MAX_OFFSET_SECONDS = 0.5  # the offset search window, either way
 MOUTH_LEAD_SECONDS = 0.12  # the mouth opens this much before the sound (the real talking-head clip: 3 frames at 25 fps)
 OFFSET_MIN_CORRELATION = 0.42  # the evidence's peak (mean r of its curves) under this: declined (real clips whose
@@ -170,11 +173,12 @@ def estimate_offset(video_opening: np.ndarray, predicted_opening: np.ndarray, au
 
 def resample_face(face: VideoFace, n_frames: int, fps: float, offset_seconds: float):
     """The video face at the take's frame times (video time = take time + offset): units (n, U), head rotation
-    (n, 3) and confidence (n,) — 0 outside the video and on any take frame that touches a video frame of
-    confidence 0."""
+    (n, 3) and confidence (n,) — 0 outside the video (beyond EDGE_HOLD_SECONDS, within which the edge frame holds)
+    and on any take frame that touches a video frame of confidence 0."""
     last = face.n_frames - 1
     positions = (np.arange(n_frames) / fps + offset_seconds) * face.fps
-    inside = (positions > -1e-6) & (positions < face.n_frames - 1e-6)  # frame k shows from k/fps to (k+1)/fps
+    hold = EDGE_HOLD_SECONDS * face.fps
+    inside = (positions > -hold - 1e-6) & (positions < face.n_frames + hold - 1e-6)  # frame k shows from k/fps to (k+1)/fps
     p = np.clip(positions, 0.0, last)
     nearest = np.rint(p).astype(np.int64)
     exact = np.abs(p - nearest) < 1e-6
