@@ -33,6 +33,7 @@ class GenerateSettings:
     fps: float = 30.0
     start_frame: int = 1
     seed: int = 0
+    recognize_words: bool = False  # no transcript: recognise the words to time the p/b/m closures (core.speech.transcript)
 
     def as_dict(self) -> dict:
         return asdict(self)

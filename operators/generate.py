@@ -53,7 +53,8 @@ def build_request(context, audio_path: str, video_path: str):
         video_path=Path(bpy.path.abspath(video_path)) if video_path else None,
         video_model=Path(video_model) if video_model else None,
         settings=GenerateSettings(intensity=settings.intensity, head_motion=settings.head_motion, blinks=settings.blinks,
-                                  fps=scene_fps(context.scene), start_frame=settings.start_frame, seed=settings.seed),
+                                  fps=scene_fps(context.scene), start_frame=settings.start_frame, seed=settings.seed,
+                                  recognize_words=settings.recognize_words),
         transcript=settings.transcript.strip() or None,
     )
     check_request(request)

@@ -59,6 +59,8 @@ class LATTICETALK_PT_generate(_LatticeTalkPanel, bpy.types.Panel):
         col = layout.column(align=True)
         col.prop(settings, "audio_path")
         col.prop(settings, "transcript")
+        if not settings.transcript.strip():
+            col.prop(settings, "recognize_words")
         col.prop(settings, "video_path")
         if prefs is not None and settings.video_path:  # which model reads the video: also a preference
             col.prop(prefs, "video_model_source", text="Video model")

@@ -35,13 +35,13 @@ def line(tmp_path_factory):
     return folder, save_tiny_decoder(folder / "model"), utterance
 
 
-def _generate(model, wav, transcript):
+def _generate(model, wav, transcript, recognize_words=False):
     from lattice_talk.core.heads import create
     from lattice_talk.core.jobs import run_sync
     from lattice_talk.core.pipeline import GenerateRequest, GenerateSettings
     from lattice_talk.core.speech.pipeline import SpeechPipeline
 
-    request = GenerateRequest(audio_path=wav, head=create("default"), settings=GenerateSettings(fps=30.0),
+    request = GenerateRequest(audio_path=wav, head=create("default"), settings=GenerateSettings(fps=30.0, recognize_words=recognize_words),
                               transcript=transcript)
     return run_sync(SpeechPipeline(model), request)
 
@@ -99,3 +99,34 @@ def test_cli_transcript_option_and_batch_text_files(line, tmp_path, capsys):
     assert main(["generate", str(batch), "--out", str(tmp_path / "x"), "--speech-model", str(model),
                  "--transcript", SENTENCE]) == 2
     assert "line.txt" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_recognition_mode_closes_the_bilabials_it_hears_without_a_transcript(line):
+    """No transcript: the recogniser's words, aligned in chunks, time the closures (generate --recognize-words)."""
+    folder, model, utterance = line
+    plain = _generate(model, folder / "line.wav", None)
+    heard = _generate(model, folder / "line.wav", None, recognize_words=True)
+    report = heard.provenance["transcript"]
+    assert report["source"] == "recognized" and report["text"] and report["bilabials"] >= 5
+    assert heard.provenance["settings"]["recognize_words"] is True
+    assert _closed_bilabials(heard, utterance) >= 6 > _closed_bilabials(plain, utterance)
+    # A given transcript wins over recognition.
+    given = _generate(model, folder / "line.wav", SENTENCE, recognize_words=True)
+    assert given.provenance["transcript"]["source"] == "given"
+
+
+def test_a_long_line_aligns_chunk_by_chunk(line):
+    """Four sentences with pauses: each recognised chunk aligns on its own stretch, in the line's time."""
+    from lattice_talk.core.speech.alignment import align_in_chunks, recognize_words
+
+    _, _, utterance = line
+    pause = np.zeros(int(0.6 * utterance.sample_rate), np.float32)
+    one = np.concatenate([np.asarray(utterance.audio, np.float32), pause])
+    samples = np.tile(one, 4)
+    heard = recognize_words(samples, utterance.sample_rate)
+    words, unaligned = align_in_chunks(samples, utterance.sample_rate, heard, chunk_words=5)
+    assert len(words) + len(unaligned) == len(heard) and len(words) >= 0.75 * len(heard)
+    starts = [w.start for w in words]
+    assert starts == sorted(starts) and starts[-1] > 3 * len(one) / utterance.sample_rate
+    bilabial_times = [p.start for w in words for p in w.phones if p.phoneme in BILABIALS]
+    assert sum(t > 3 * len(one) / utterance.sample_rate for t in bilabial_times) >= 4  # the last sentence's too

@@ -19,6 +19,8 @@ from ..errors import LatticeTalkError
 ALIGN_RATE = 16000  # PocketSphinx's en-us acoustic model
 FRAME_SECONDS = 0.01  # its frame step
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
+CHUNK_WORDS = 8  # recognised words aligned together (see align_in_chunks)
+CHUNK_MARGIN_SECONDS = 0.1  # audio kept either side of a chunk's recognised words
 _DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
@@ -40,13 +42,18 @@ def transcript_words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
-def _decoder():
+def _decoder(**options):
+    """A PocketSphinx decoder on its bundled English model (``lm=None``: no language model, for alignment)."""
     try:
         from pocketsphinx import Decoder
     except ImportError as exc:
         raise AlignmentError("transcript alignment needs PocketSphinx: pip install -c constraints.txt -e '.[align]' "
                              "(in Blender: Preferences › Add-ons › LatticeTalk › Install Dependencies)") from exc
-    return Decoder(lm=None, samprate=ALIGN_RATE, loglevel="FATAL")
+    return Decoder(samprate=ALIGN_RATE, loglevel="FATAL", **options)
+
+
+def _pcm(samples: np.ndarray) -> bytes:
+    return (np.clip(np.asarray(samples, np.float32), -1.0, 1.0) * 32767.0).astype(np.int16).tobytes()
 
 
 def align_words(samples: np.ndarray, sample_rate: int, text: str) -> list[AlignedWord]:
@@ -58,12 +65,12 @@ def align_words(samples: np.ndarray, sample_rate: int, text: str) -> list[Aligne
     words = transcript_words(text)
     if not words:
         raise AlignmentError("the transcript has no words to align")
-    decoder = _decoder()
+    decoder = _decoder(lm=None)
     missing = [w for w in dict.fromkeys(words) if decoder.lookup_word(w) is None]
     if missing:
         raise AlignmentError(f"the aligner's English dictionary does not know: {', '.join(missing)}; spell them as "
                              "they sound in English words, or leave the transcript out to use the audio alone")
-    pcm = (np.clip(np.asarray(samples, np.float32), -1.0, 1.0) * 32767.0).astype(np.int16).tobytes()
+    pcm = _pcm(samples)
     # 1. Recognise once with the text as the only grammar, 2. then align the phones inside that result.
     mismatch = AlignmentError("the transcript does not match the audio (no alignment found): check that it is the "
                               "text of this recording")
@@ -100,3 +107,43 @@ def _phone(label: str, start: int, duration: int) -> PhonemeEvent | None:
 def phone_events(words: list[AlignedWord]) -> list[PhonemeEvent]:
     """Every aligned phone in time order."""
     return [p for w in words for p in w.phones]
+
+
+def recognize_words(samples: np.ndarray, sample_rate: int) -> list[tuple[str, float, float]]:
+    """The words PocketSphinx's English recogniser (its bundled language model) hears, with start and end times in
+    seconds; silences and fillers left out."""
+    if sample_rate != ALIGN_RATE:
+        raise AlignmentError(f"recognition needs {ALIGN_RATE} Hz audio, got {sample_rate} Hz (load it with load_audio)")
+    decoder = _decoder()
+    decoder.start_utt()
+    decoder.process_raw(_pcm(samples), full_utt=True)
+    decoder.end_utt()
+    return [(re.sub(r"\(\d+\)$", "", s.word), s.start_frame * FRAME_SECONDS, (s.end_frame + 1) * FRAME_SECONDS)
+            for s in decoder.seg() if not s.word.startswith(("<", "["))]
+
+
+def align_in_chunks(samples: np.ndarray, sample_rate: int, timed_words: list[tuple[str, float, float]],
+                    chunk_words: int = CHUNK_WORDS) -> tuple[list[AlignedWord], list[str]]:
+    """Align words whose rough times are known (a recogniser's) a few at a time, each chunk on its own stretch of
+    audio: one alignment over a long line fails outright (PocketSphinx finds no path through 20–30 s of real
+    speech with its own hypothesis), a chunk that fails loses only its words. → (aligned words, unaligned words)."""
+    aligned, unaligned = [], []
+    todo = [timed_words[first:first + chunk_words] for first in range(0, len(timed_words), chunk_words)][::-1]
+    while todo:
+        chunk = todo.pop()
+        start = max(chunk[0][1] - CHUNK_MARGIN_SECONDS, 0.0)
+        end = chunk[-1][2] + CHUNK_MARGIN_SECONDS
+        piece = samples[int(start * sample_rate):int(end * sample_rate)]
+        try:
+            words = align_words(piece, sample_rate, " ".join(word for word, _, _ in chunk))
+        except AlignmentError:
+            if len(chunk) > 1:  # a misheard word spoils only its half: try each half alone
+                half = len(chunk) // 2
+                todo += [chunk[half:], chunk[:half]]
+            else:
+                unaligned.append(chunk[0][0])
+            continue
+        aligned += [AlignedWord(w.word, w.start + start, w.end + start,
+                                tuple(PhonemeEvent(p.phoneme, p.start + start, p.end + start) for p in w.phones))
+                    for w in words]
+    return sorted(aligned, key=lambda w: w.start), unaligned  # neighbouring chunks' margins overlap

@@ -108,6 +108,11 @@ class SpeechPipeline:
 
             progress("aligning the transcript", 0.9)
             units, jaw, transcript_report = seal_transcript_bilabials(units, jaw, names, audio, request.transcript, fps)
+        elif settings.recognize_words:
+            from .transcript import seal_recognized_bilabials
+
+            progress("recognising the words", 0.9)
+            units, jaw, transcript_report = seal_recognized_bilabials(units, jaw, names, audio, fps)
         mouth = mouth_unit_mask(names)
         units[:, mouth] = np.clip(units[:, mouth] * settings.intensity, 0.0, 1.0)
         jaw = jaw * settings.intensity
