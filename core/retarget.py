@@ -269,14 +269,19 @@ class Retargeter:
         y = targets.reshape(len(targets), -1).astype(np.float64) / self.face_scale
         # 2. The fitted rows: the points (depth weighted) and the brow heights; compressed by a QR factorisation,
         #    with Z = [const | linear] = QR, ‖Z a − y‖² = ‖R a − Qᵀy‖² + const.
-        fit = np.diag(np.tile([1.0, 1.0, self.depth_weight], len(ids)))
+        #    Weights scale rows elementwise (a dense diagonal matrix was a (3P)² product on every speech take).
+        weight = np.tile([1.0, 1.0, self.depth_weight], len(ids))
+        fitted_rows, y_fit = _TrigRows(rows.const * weight[:, None], rows.linear * weight[None, :, None]), y * weight
         if self.brow_weight > 0:
-            fit = np.concatenate([fit, self.brow_weight * _brow_height_rows(list(ids))])
-        fitted_rows = rows.map(fit)
-        basis = np.concatenate([fitted_rows.const, fitted_rows.linear.transpose(1, 0, 2).reshape(len(fit), -1)], axis=1)
+            brow = self.brow_weight * _brow_height_rows(list(ids))
+            brow_rows = rows.map(brow)
+            fitted_rows = _TrigRows(np.concatenate([fitted_rows.const, brow_rows.const]),
+                                    np.concatenate([fitted_rows.linear, brow_rows.linear], axis=1))
+            y_fit = np.concatenate([y_fit, y @ brow.T], axis=1)
+        basis = np.concatenate([fitted_rows.const, fitted_rows.linear.transpose(1, 0, 2).reshape(y_fit.shape[1], -1)], axis=1)
         q, _ = np.linalg.qr(basis)
         data = fitted_rows.map(q.T)
-        y_compressed = y @ fit.T @ q
+        y_compressed = y_fit @ q
         # 3. Lip-contact rows for the inner-lip pairs the motion carries.
         pairs = [(u, l) for u, l in INNER_LIP_PAIRS if u in ids and l in ids and self.lip_contact_weight > 0]
         lips, lip_targets, contact = self._lip_rows(rows, list(ids), pairs, motion)
