@@ -9,9 +9,10 @@
    ~2 mm below the lower lid's and stays ~3 mm behind it, so the head's lid points (which the retarget fits and the
    real-video measure reads) never met: the middle pair's opening over the eye-corner distance went 0.104 → 0.046,
    a travel of 0.06 where a real speaker's closing eye reads ~0.09. Per eye, the blink's displacement field is
-   rescaled (a) so the upper lid points come down exactly to the lower lid points' height at 1, and brought forward in proportion to each vertex's own vertical travel (c) so they meet in
-   depth too: d' = a·d + c·|d_y|·ẑ. Both are least-squares fits over the three upper/lower point pairs; a head that
-   already closes gives a = 1, c = 0 (applying it twice changes nothing but fp16 rounding).
+   rescaled (a) so the upper lid points come down exactly to the lower lid points' height at 1, and brought forward
+   in proportion to each vertex's own vertical travel (c) so they meet in depth too: d' = a·d + c·|d_y|·ẑ. Both
+   are least-squares fits over the three upper/lower point pairs; a head that already closes gives a = 1, c = 0
+   (applying it twice changes nothing but fp16 rounding).
 After both, the middle pair goes 0.100 → 0.006 (left) and 0.097 → 0.009 (right), a travel of ~0.09.
 
     python tools/eyelid_closure.py [--head vendor_models/default_head/default_head.npz]   # rewrites it in place
@@ -32,8 +33,7 @@ BLINK_UNITS = {"left": "eyeBlinkLeft", "right": "eyeBlinkRight"}  # the subject'
 def _points(head, values: np.ndarray, ids: list[int]) -> np.ndarray:
     """(len(ids), 3) the MediaPipe points ``ids`` of per-vertex ``values`` (V, 3) through the embedding."""
     rows = [int(np.flatnonzero(head.landmarks.mediapipe_index == i)[0]) for i in ids]
-    triangles = head.faces[head.landmarks.face_index[rows]]
-    return np.einsum("pk,pkc->pc", head.landmarks.barycentric[rows], values[triangles])
+    return head.landmark_points(values[None])[0][rows]
 
 
 def _closest_on_faces(head, faces: np.ndarray, target: np.ndarray) -> tuple[int, np.ndarray]:

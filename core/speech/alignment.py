@@ -19,6 +19,7 @@ from ..errors import LatticeTalkError
 ALIGN_RATE = 16000  # PocketSphinx's en-us acoustic model
 FRAME_SECONDS = 0.01  # its frame step
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
+_NOT_WORDS = ("<", "[")  # a decoder's <sil>, <s>, </s>, [NOISE], [SPEECH]
 CHUNK_WORDS = 8  # recognised words aligned together (see align_in_chunks)
 CHUNK_MARGIN_SECONDS = 0.1  # audio kept either side of a chunk's recognised words
 _DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -88,13 +89,17 @@ def align_words(samples: np.ndarray, sample_rate: int, text: str) -> list[Aligne
         raise mismatch from exc
     out = []
     for word in decoder.get_alignment():
-        if word.name.startswith("<") or word.name.startswith("["):  # <sil>, <s>, </s>, [NOISE]
+        if word.name.startswith(_NOT_WORDS):
             continue
         phones = tuple(_phone(p.name, p.start, p.duration) for p in word)
-        name = re.sub(r"\(\d+\)$", "", word.name)  # alternative pronunciations are named word(2)
-        out.append(AlignedWord(name, word.start * FRAME_SECONDS, (word.start + word.duration) * FRAME_SECONDS,
-                               tuple(p for p in phones if p is not None)))
+        out.append(AlignedWord(_dictionary_word(word.name), word.start * FRAME_SECONDS,
+                               (word.start + word.duration) * FRAME_SECONDS, tuple(p for p in phones if p is not None)))
     return out
+
+
+def _dictionary_word(name: str) -> str:
+    """A decoder's word without its pronunciation variant: alternative pronunciations are named word(2)."""
+    return re.sub(r"\(\d+\)$", "", name)
 
 
 def _phone(label: str, start: int, duration: int) -> PhonemeEvent | None:
@@ -118,8 +123,8 @@ def recognize_words(samples: np.ndarray, sample_rate: int) -> list[tuple[str, fl
     decoder.start_utt()
     decoder.process_raw(_pcm(samples), full_utt=True)
     decoder.end_utt()
-    return [(re.sub(r"\(\d+\)$", "", s.word), s.start_frame * FRAME_SECONDS, (s.end_frame + 1) * FRAME_SECONDS)
-            for s in decoder.seg() if not s.word.startswith(("<", "["))]
+    return [(_dictionary_word(s.word), s.start_frame * FRAME_SECONDS, (s.end_frame + 1) * FRAME_SECONDS)
+            for s in decoder.seg() if not s.word.startswith(_NOT_WORDS)]
 
 
 def align_in_chunks(samples: np.ndarray, sample_rate: int, timed_words: list[tuple[str, float, float]],
