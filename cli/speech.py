@@ -131,6 +131,8 @@ def _add_eval_real(speech_sub: argparse._SubParsersAction) -> None:
     real.add_argument("--figures", action="store_true", help="draw real vs predicted vs loudness per clip (PNG)")
     real.add_argument("--transcript-mode", action="store_true",
                       help="also score each model given the clips' transcripts (generate --transcript)")
+    real.add_argument("--recognition-mode", action="store_true",
+                      help="also score each model with the recogniser's words (generate --recognize-words)")
     real.set_defaults(func=_cmd_speech_eval_real)
 
 
@@ -287,8 +289,9 @@ def _cmd_speech_eval_real(args: argparse.Namespace) -> int:
     from ..core.speech.pipeline import MODEL_DIR
 
     models = {"shipped": MODEL_DIR} if not args.model else {Path(m).name: m for m in args.model}
+    modes = ("audio",) + ("transcript",) * args.transcript_mode + ("recognition",) * args.recognition_mode
     result = evaluate_real(clips, args.data, models, cache_dir=args.cache or Path(args.out) / "tracks",
-                           progress=lambda stage: print(stage, file=sys.stderr), transcript_mode=args.transcript_mode)
+                           progress=lambda stage: print(stage, file=sys.stderr), modes=modes)
     print(format_summary(result["summary"]))
     print(f"wrote {write_report(result, args.out)}")
     if args.figures:

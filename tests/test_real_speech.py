@@ -159,11 +159,17 @@ def test_eval_real_command_scores_a_model_beside_loudness_and_checks_the_files(s
     (tmp_path / "tiny").mkdir()
     model = save_tiny_decoder(tmp_path / "tiny")
     code = main(["speech", "eval-real", "--data", str(folder), "--manifest", str(folder / "manifest.json"),
-                 "--model", str(model), "--out", str(tmp_path / "report"), "--figures"])
+                 "--model", str(model), "--out", str(tmp_path / "report"), "--figures", "--transcript-mode",
+                 "--recognition-mode"])
     assert code == 0
     report = json.loads((tmp_path / "report" / "real_speech.json").read_text())
-    assert set(report["summary"]) == {"tiny", "loudness envelope"}
-    assert report["summary"]["tiny"]["pbm"] == 8 and "pbm" not in report["summary"]["loudness envelope"]
+    summary = report["summary"]
+    assert set(summary) == {"tiny", "tiny + transcript", "tiny + recognition", "loudness envelope"}
+    assert summary["tiny"]["pbm"] == 8 and "pbm" not in summary["loudness envelope"]
+    # The untrained decoder seals none by itself; the clip's own words seal every p/b/m, the recogniser's most.
+    assert summary["tiny"]["pbm_closed"] == 0
+    assert summary["tiny + transcript"]["pbm_closed"] == 8
+    assert summary["tiny + recognition"]["pbm"] == 8 and summary["tiny + recognition"]["pbm_closed"] >= 6
     assert (tmp_path / "report" / "figures" / "rendered_head.png").stat().st_size > 10_000
     assert "loudness envelope" in capsys.readouterr().out
     # A file that is not the manifest's is named, with where to take it from.

@@ -48,9 +48,13 @@ def _on_video_frames(signal: np.ndarray, fps: float, lips: RealLips) -> np.ndarr
     return np.interp(np.arange(lips.n_frames) / lips.fps, audio_times, signal)
 
 
+MODES = ("audio", "transcript", "recognition")
+
+
 def speech_model_predictor(model_dir: str | Path, head_lips: HeadLips,
-                           with_transcript: bool = False) -> Callable[[RealLips], Prediction]:
-    """The model on each clip's audio (``with_transcript``: and its manifest transcript, transcript mode)."""
+                           mode: str = "audio") -> Callable[[RealLips], Prediction]:
+    """The model on each clip's audio; ``mode`` "transcript" adds the clip's manifest transcript (transcript mode),
+    "recognition" the recogniser's words instead (``generate --recognize-words``)."""
     from ..heads import create
     from ..jobs import run_sync
     from ..pipeline import GenerateRequest, GenerateSettings
@@ -59,8 +63,9 @@ def speech_model_predictor(model_dir: str | Path, head_lips: HeadLips,
     pipeline, head = SpeechPipeline(model_dir), create("default")
 
     def predict(lips: RealLips) -> Prediction:
-        settings = GenerateSettings(fps=lips.fps, blinks=False, head_motion=0.0)
-        transcript = lips.transcript if with_transcript else None
+        settings = GenerateSettings(fps=lips.fps, blinks=False, head_motion=0.0,
+                                    recognize_words=mode == "recognition")
+        transcript = lips.transcript if mode == "transcript" else None
         clip = run_sync(pipeline, GenerateRequest(audio_path=lips.audio_path, head=head, settings=settings,
                                                   transcript=transcript))
         opening, gap = head_lips(clip)
@@ -71,15 +76,13 @@ def speech_model_predictor(model_dir: str | Path, head_lips: HeadLips,
 
 def evaluate_real(clips: list[RealClip], folder: str | Path, models: dict[str, str | Path],
                   cache_dir: str | Path | None = None, progress: Callable[[str], None] = lambda s: None,
-                  transcript_mode: bool = False) -> dict:
+                  modes: tuple[str, ...] = ("audio",)) -> dict:
     """{"clips": per-clip rows per predictor, "summary": one row per predictor}; the loudness baseline always.
-    ``transcript_mode`` adds each model with the clips' transcripts (clips without one get the audio alone)."""
+    Each model runs in each of ``modes`` (:data:`MODES`; with "transcript", clips without one get the audio alone)."""
     check_folder(clips, folder)
     head_lips = HeadLips()
-    predictors = {name: speech_model_predictor(path, head_lips) for name, path in models.items()}
-    if transcript_mode:
-        predictors.update({f"{name} + transcript": speech_model_predictor(path, head_lips, with_transcript=True)
-                           for name, path in models.items()})
+    predictors = {name if mode == "audio" else f"{name} + {mode}": speech_model_predictor(path, head_lips, mode)
+                  for mode in modes for name, path in models.items()}
     predictors[LOUDNESS] = lambda lips: Prediction(lips.loudness)
     rows: dict[str, list[dict]] = {name: [] for name in predictors}
     signals: dict[str, dict] = {}
