@@ -50,6 +50,20 @@ def test_alignment_finds_every_word_and_bilabial_where_the_synthesizer_spoke_it(
     assert np.abs(centres(aligned) - centres(truth)).max() < 0.05
 
 
+def test_the_retry_with_silence_around_the_audio_keeps_the_audios_times():
+    from lattice_talk.core.speech.alignment import (ALIGN_RATE, FRAME_SECONDS, RETRY_PAD_SECONDS, _align_pass,
+                                                    _decoder, phone_events, transcript_words)
+
+    utterance = speak(SENTENCE)
+    words = transcript_words(SENTENCE)
+    plain = phone_events(_align_pass(_decoder(lm=None), utterance.audio, words, 0))
+    silence = np.zeros(int(RETRY_PAD_SECONDS * ALIGN_RATE), np.float32)
+    padded = phone_events(_align_pass(_decoder(lm=None), np.concatenate([silence, utterance.audio, silence]), words,
+                                      int(round(RETRY_PAD_SECONDS / FRAME_SECONDS))))
+    assert [p.phoneme for p in padded] == [p.phoneme for p in plain] and min(p.start for p in padded) >= 0.0
+    assert max(abs(a.start - b.start) for a, b in zip(plain, padded)) <= 0.03
+
+
 def test_alignment_names_unknown_words_and_refuses_a_transcript_of_other_speech():
     from lattice_talk.core.speech.alignment import AlignmentError, align_words, transcript_words
 

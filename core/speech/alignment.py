@@ -21,7 +21,8 @@ FRAME_SECONDS = 0.01  # its frame step
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
 _NOT_WORDS = ("<", "[")  # a decoder's <sil>, <s>, </s>, [NOISE], [SPEECH]
 CHUNK_WORDS = 8  # recognised words aligned together (see align_in_chunks)
-CHUNK_MARGIN_SECONDS = 0.1  # audio kept either side of a chunk's recognised words
+CHUNK_MARGIN_SECONDS = 0.1
+RETRY_PAD_SECONDS = 0.2  # silence put around audio whose alignment failed, for the second try  # audio kept either side of a chunk's recognised words
 _DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
@@ -71,6 +72,18 @@ def align_words(samples: np.ndarray, sample_rate: int, text: str) -> list[Aligne
     if missing:
         raise AlignmentError(f"the aligner's English dictionary does not know: {', '.join(missing)}; spell them as "
                              "they sound in English words, or leave the transcript out to use the audio alone")
+    try:
+        return _align_pass(decoder, samples, words, 0)
+    except AlignmentError:
+        # The search sometimes finds no path through words that are there (7 of 52 GRID sentences of one held-out
+        # speaker); with silence around the audio it found one for all seven.
+        silence = np.zeros(int(RETRY_PAD_SECONDS * ALIGN_RATE), np.float32)
+        lead_frames = int(round(RETRY_PAD_SECONDS / FRAME_SECONDS))
+        return _align_pass(decoder, np.concatenate([silence, samples, silence]), words, lead_frames)
+
+
+def _align_pass(decoder, samples: np.ndarray, words: list[str], lead_frames: int) -> list[AlignedWord]:
+    """One alignment of ``words`` to ``samples`` whose first ``lead_frames`` are padding (taken off the times)."""
     pcm = _pcm(samples)
     # 1. Recognise once with the text as the only grammar, 2. then align the phones inside that result.
     mismatch = AlignmentError("the transcript does not match the audio (no alignment found): check that it is the "
@@ -91,9 +104,11 @@ def align_words(samples: np.ndarray, sample_rate: int, text: str) -> list[Aligne
     for word in decoder.get_alignment():
         if word.name.startswith(_NOT_WORDS):
             continue
-        phones = tuple(_phone(p.name, p.start, p.duration) for p in word)
-        out.append(AlignedWord(_dictionary_word(word.name), word.start * FRAME_SECONDS,
-                               (word.start + word.duration) * FRAME_SECONDS, tuple(p for p in phones if p is not None)))
+        phones = tuple(_phone(p.name, p.start - lead_frames, p.duration) for p in word)
+        start = max(word.start - lead_frames, 0)
+        out.append(AlignedWord(_dictionary_word(word.name), start * FRAME_SECONDS,
+                               (word.start - lead_frames + word.duration) * FRAME_SECONDS,
+                               tuple(p for p in phones if p is not None)))
     return out
 
 
@@ -104,6 +119,8 @@ def _dictionary_word(name: str) -> str:
 
 def _phone(label: str, start: int, duration: int) -> PhonemeEvent | None:
     label = label.lower()
+    if start < 0:  # a phone begun in the padding (_align_pass) starts with the audio
+        start, duration = 0, duration + start
     if duration <= 0:
         return None
     return PhonemeEvent(label if label in PHONEME_CLASS else SILENCE, start * FRAME_SECONDS, (start + duration) * FRAME_SECONDS)
