@@ -8,7 +8,7 @@ and the report says which and why.
 
 Without a transcript, recognition mode (:func:`seal_recognized_bilabials`) asks PocketSphinx's English recogniser
 for the words first and aligns them a few at a time: the recogniser gets many words wrong, but a p, b or m it
-hears is usually a p, b or m (as Rhubarb Lip Sync relies on). It costs a recognition pass (~0.15–0.26 s per second
+hears is usually a p, b or m (as Rhubarb Lip Sync relies on). It costs a recognition pass (~0.25–0.6 s per second
 of speech on a 2-core CPU), so it is a choice, not the default."""
 
 from __future__ import annotations
