@@ -18,7 +18,7 @@ class LatticeTalkSettings(bpy.types.PropertyGroup):
                                "lip closures; timing and intensity of the rest still come from the audio")
     recognize_words: BoolProperty(name="Recognise words", default=False,
                                   description="Without a transcript: recognise the line's English words to time the "
-                                  "p/b/m lip closures (slower: about a fifth of the line's length more)")
+                                  "p/b/m lip closures (slower: about a third to half of the line's length more)")
     take_name: StringProperty(name="Take", default="Take", description="Generating again with the same name replaces the take")
     start_frame: IntProperty(name="Start frame", default=1, description="Frame where the take and its sound start")
     intensity: FloatProperty(name="Intensity", default=1.0, min=0.0, max=3.0, soft_max=2.0,

@@ -37,7 +37,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                      "line.txt beside line.wav does the same (needs the 'align' extra)")
     gen.add_argument("--recognize-words", action="store_true",
                      help="lines without a transcript: recognise their words to time the p/b/m closures (English; "
-                     "needs the 'align' extra; ~0.15-0.26 s more per second of speech)")
+                     "needs the 'align' extra; ~0.25-0.6 s more per second of speech)")
     gen.add_argument("--take", default=None, help="take name (default: the output file's name)")
     gen.add_argument("--fps", type=float, default=30.0, help="frames per second of the take (default: 30)")
     gen.add_argument("--seed", type=int, default=0, help="seed of the head motion and blinks (default: 0)")
