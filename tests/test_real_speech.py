@@ -378,3 +378,13 @@ def test_a_manifest_never_puts_one_speaker_in_both_splits_and_the_shipped_one_is
     shipped = load_manifest(Path(__file__).resolve().parents[1] / "datasets" / "real_speech_heldout.json")
     assert len(shipped) >= 25 and all(c.transcript or c.phone_labels for c in shipped)
     assert not any(c.speaker == "grid_s1" or c.video.endswith("bbaf2n.mpg") for c in shipped)  # the training speaker
+    # A GRID clip's words are its file name's six letters, spelled by the corpus's grammar.
+    slots = ({"b": "bin", "l": "lay", "p": "place", "s": "set"}, {"b": "blue", "g": "green", "r": "red", "w": "white"},
+             {"a": "at", "b": "by", "i": "in", "w": "with"}, None,
+             {"z": "zero", **{str(d): w for d, w in enumerate("zero one two three four five six seven eight nine".split())}},
+             {"a": "again", "n": "now", "p": "please", "s": "soon"})
+    grid = [c for c in shipped if c.transcript_source == "grid_grammar"]
+    assert len(grid) >= 60
+    for clip in grid:
+        code = Path(clip.video).stem.rsplit("_", 1)[-1]
+        assert clip.transcript == " ".join(code[k] if table is None else table[code[k]] for k, table in enumerate(slots)), clip
