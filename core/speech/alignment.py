@@ -21,8 +21,8 @@ FRAME_SECONDS = 0.01  # its frame step
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
 _NOT_WORDS = ("<", "[")  # a decoder's <sil>, <s>, </s>, [NOISE], [SPEECH]
 CHUNK_WORDS = 8  # recognised words aligned together (see align_in_chunks)
-CHUNK_MARGIN_SECONDS = 0.1
-RETRY_PAD_SECONDS = 0.2  # silence put around audio whose alignment failed, for the second try  # audio kept either side of a chunk's recognised words
+CHUNK_MARGIN_SECONDS = 0.1  # audio kept either side of a chunk's recognised words
+RETRY_PAD_SECONDS = 0.2  # silence put around audio whose alignment failed, for the second try
 _DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
