@@ -4,7 +4,7 @@
   heads.py     demo, head-info, apply
   generate.py  generate (one line: ..generate_line, which farm.py runs on Dask workers)
   clips.py     export, convert, eval
-  data.py      data synth | real | voices | mix | plot | render-videos
+  data.py      data synth | real | voices | heldout | mix | plot | render-videos
   speech.py    speech pretrain | export-encoder | train | calibrate | recipe | eval | eval-real
   video.py     video track | train | eval | eval-real | eval-offset
   devtools.py  build-extension, bench

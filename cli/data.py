@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..core.errors import LatticeTalkError
 from ..core.paths import DATASETS_DIR
-from .common import EXIT_OK
+from .common import EXIT_OK, _real_clip_options
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -21,6 +21,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _add_synth(data_sub)
     _add_real(data_sub)
     _add_voices(data_sub)
+    _add_heldout(data_sub)
     _add_mix(data_sub)
     _add_plot(data_sub)
     _add_render_videos(data_sub)
@@ -76,6 +77,16 @@ def _add_voices(data_sub: argparse._SubParsersAction) -> None:
                         help="also write each training line N more times as other rooms and microphones would record it")
     voices.add_argument("--limit", type=int, default=None, help="only the first N lines (smoke tests)")
     voices.set_defaults(func=_cmd_data_voices)
+
+
+def _add_heldout(data_sub: argparse._SubParsersAction) -> None:
+    heldout = data_sub.add_parser("heldout", help="assemble the held-out real clips' folder from local clones of their "
+                                  "sources, by sha256 (nothing is downloaded)")
+    heldout.add_argument("--sources", nargs="+", required=True,
+                         help="clones of the repositories the manifest names (git history is read too), or folders")
+    heldout.add_argument("--out", required=True, help="the folder to fill (what `speech eval-real --data` reads)")
+    _real_clip_options(heldout, split="all")
+    heldout.set_defaults(func=_cmd_data_heldout)
 
 
 def _add_mix(data_sub: argparse._SubParsersAction) -> None:
@@ -189,6 +200,21 @@ def _cmd_data_voices(args: argparse.Namespace) -> int:
                                  augmented_copies=args.augmented_copies, progress=progress)
     bar.close()
     return _report_corpus(summary)
+
+
+def _cmd_data_heldout(args: argparse.Namespace) -> int:
+    """The manifest's files, found by sha256 in local clones of their sources, copied under the manifest's names."""
+    from ..core.real_av.assemble import assemble_folder
+    from ..core.real_av.manifest import load_manifest
+
+    clips = [c for c in load_manifest(args.manifest) if args.split == "all" or c.split == args.split]
+    result = assemble_folder(clips, args.sources, args.out,
+                             progress=lambda stage: print(stage, file=sys.stderr))
+    print(f"{len(result['found'])} files in {args.out}")
+    if result["missing"]:
+        raise LatticeTalkError(f"{len(result['missing'])} files are in none of the sources (clone the repositories "
+                               "named here; a file dropped later is found in their history): " + "; ".join(result["missing"]))
+    return EXIT_OK
 
 
 def _cmd_data_mix(args: argparse.Namespace) -> int:

@@ -388,3 +388,50 @@ def test_a_manifest_never_puts_one_speaker_in_both_splits_and_the_shipped_one_is
     for clip in grid:
         code = Path(clip.video).stem.rsplit("_", 1)[-1]
         assert clip.transcript == " ".join(code[k] if table is None else table[code[k]] for k, table in enumerate(slots)), clip
+
+
+def test_data_heldout_assembles_the_folder_from_git_history_and_folders_by_checksum(tmp_path, capsys):
+    import hashlib
+    import subprocess
+
+    from lattice_talk.cli import main
+    from lattice_talk.core.real_av.manifest import MANIFEST_FORMAT, check_folder, load_manifest
+
+    files = {"early.mpg": b"a GRID video removed in a later commit", "sound.wav": b"its sound",
+             "labels.json": b"[27, 27, 6]", "elsewhere.mp4": b"a clip in a plain folder"}
+    digest = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+    repo = tmp_path / "owner+repo"
+    repo.mkdir()
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args], check=True,
+                       capture_output=True)
+
+    git("init", "-q")
+    for name in ("early.mpg", "sound.wav", "labels.json"):
+        (repo / "data" / name).parent.mkdir(exist_ok=True)
+        (repo / "data" / name).write_bytes(files[name])
+    git("add", "-A"), git("commit", "-qm", "clips")
+    git("rm", "-q", "data/early.mpg"), git("commit", "-qm", "drop the video")
+    folder = tmp_path / "plain"
+    (folder / "deep").mkdir(parents=True)
+    (folder / "deep" / "clip.mp4").write_bytes(files["elsewhere.mp4"])
+    entry = {"speaker": "s", "split": "test", "license": "l", "transcript": "bin blue"}
+    clips = [{**entry, "name": "a", "video": "a.mpg", "sha256": digest["early.mpg"], "source": "owner/repo data/early.mpg",
+              "audio": "a.wav", "audio_sha256": digest["sound.wav"], "phone_labels": "a.json",
+              "phone_labels_sha256": digest["labels.json"]},
+             {**entry, "name": "b", "video": "b.mp4", "sha256": digest["elsewhere.mp4"], "source": "somewhere/else"},
+             {**entry, "name": "c", "video": "c.mp4", "sha256": "0" * 64, "source": "gone/repo c.mp4"}]
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"format": MANIFEST_FORMAT, "phone_index": ["B", "P"], "clips": clips}))
+    out = tmp_path / "clips"
+    # A file no source holds is named with its source; the others are copied under the manifest's names.
+    assert main(["data", "heldout", "--manifest", str(manifest), "--sources", str(repo), str(folder), "--out", str(out)]) == 2
+    assert re.search(r"1 files are in none of the sources .*c\.mp4: from gone/repo c\.mp4", capsys.readouterr().err)
+    assert sorted(p.name for p in out.iterdir()) == ["a.json", "a.mpg", "a.wav", "b.mp4"]
+    assert (out / "a.mpg").read_bytes() == files["early.mpg"]  # from the history: HEAD no longer has it
+    check_folder(load_manifest(manifest)[:2], out)
+    # Run again without the missing clip: what is there stays, nothing is read twice.
+    manifest.write_text(json.dumps({"format": MANIFEST_FORMAT, "phone_index": ["B", "P"], "clips": clips[:2]}))
+    assert main(["data", "heldout", "--manifest", str(manifest), "--sources", str(repo), "--out", str(out)]) == 0
+    assert "4 files in" in capsys.readouterr().out

@@ -1,8 +1,8 @@
 """A manifest of real talking-face clips: where each comes from, its license, speaker, transcript and checksum.
 
 The clips themselves are not shipped (most licenses do not allow it); the manifest names each file's public
-source so a user can assemble the folder, and its sha256 proves the folder holds exactly those files. A
-clip's phones come from one of three places, in this order: per-frame phone labels shipped with the clip
+source so a user can assemble the folder (``data heldout`` does it from local clones, :mod:`.assemble`), and its
+sha256 proves the folder holds exactly those files. A clip's phones come from one of three places, in this order: per-frame phone labels shipped with the clip
 (``phone_labels``), or forced alignment of its ``transcript`` (GRID's known sentence, or a recognised and
 checked one)."""
 
@@ -33,6 +33,7 @@ class RealClip:
     transcript: str | None = None
     transcript_source: str = ""  # "grid_grammar", "recognized", "recognized+corrected"
     phone_labels: str | None = None  # JSON list of per-video-frame ARPAbet indices (phone_index order)
+    phone_labels_sha256: str | None = None
     phone_index: tuple[str, ...] = ()
 
 
@@ -70,7 +71,8 @@ def check_folder(clips: list[RealClip], folder: str | Path) -> None:
     folder = Path(folder)
     problems = []
     for clip in clips:
-        for name, digest in ((clip.video, clip.sha256), (clip.audio, clip.audio_sha256)):
+        for name, digest in ((clip.video, clip.sha256), (clip.audio, clip.audio_sha256),
+                             (clip.phone_labels, clip.phone_labels_sha256)):
             if name is None:
                 continue
             path = folder / name
