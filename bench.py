@@ -245,14 +245,14 @@ def bench_speech(device: str = "cpu") -> list[dict]:
                              capture_output=True, text=True).stdout.split()[-1]
         rows.append({"metric": "peak memory, `generate` on 10 min of audio (chunked)", "value": int(out) / 1024, "unit": "MB",
                      "target": "< 1536"})
-    rows += _transcript_mode_cost(pipeline, head, sample)
+    rows += _word_modes_cost(pipeline, head, sample)
     return rows
 
 
 SAMPLE_TEXT = "Hello! My name is Lattice Talk. Bob brought a big bowl of soup for me."  # vendor_models/samples/MODEL_CARD.md
 
 
-def _transcript_mode_cost(pipeline, head, sample: Path) -> list[dict]:
+def _word_modes_cost(pipeline, head, sample: Path) -> list[dict]:
     """Extra seconds transcript mode (forced alignment) and recognition mode (recognition, then alignment) add to a
     take of the bundled sample, best of 3 each."""
     from .core.jobs import run_sync

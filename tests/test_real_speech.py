@@ -431,7 +431,14 @@ def test_data_heldout_assembles_the_folder_from_git_history_and_folders_by_check
     assert sorted(p.name for p in out.iterdir()) == ["a.json", "a.mpg", "a.wav", "b.mp4"]
     assert (out / "a.mpg").read_bytes() == files["early.mpg"]  # from the history: HEAD no longer has it
     check_folder(load_manifest(manifest)[:2], out)
-    # Run again without the missing clip: what is there stays, nothing is read twice.
+    # Phone labels without a recorded sha256 (an older manifest) are checked for being there, not for their bytes.
+    from dataclasses import replace
+
+    first = load_manifest(manifest)[0]
+    check_folder([replace(first, phone_labels_sha256=None)], out)
+    with pytest.raises(LatticeTalkError, match=r"b\.json is missing \(from owner/repo"):
+        check_folder([replace(first, phone_labels="b.json", phone_labels_sha256=None)], out)
+    # Run again without the missing clip: the files already there with their sha256 are kept.
     manifest.write_text(json.dumps({"format": MANIFEST_FORMAT, "phone_index": ["B", "P"], "clips": clips[:2]}))
     assert main(["data", "heldout", "--manifest", str(manifest), "--sources", str(repo), "--out", str(out)]) == 0
     assert "4 files in" in capsys.readouterr().out

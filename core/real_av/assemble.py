@@ -25,13 +25,7 @@ MEDIA_SUFFIXES = (".mp4", ".mpg", ".mpeg", ".mov", ".avi", ".mkv", ".wav", ".fla
 
 def wanted_files(clips: list[RealClip]) -> dict[str, tuple[str, str]]:
     """sha256 → (file name in the folder, the source to take it from), for every file the clips name."""
-    wanted = {}
-    for clip in clips:
-        for name, digest in ((clip.video, clip.sha256), (clip.audio, clip.audio_sha256),
-                             (clip.phone_labels, clip.phone_labels_sha256)):
-            if name is not None and digest is not None:
-                wanted[digest] = (name, clip.source)
-    return wanted
+    return {digest: (name, clip.source) for clip in clips for name, digest in clip.files() if digest is not None}
 
 
 def assemble_folder(clips: list[RealClip], sources: list[str | os.PathLike[str]], out: str | os.PathLike[str],
@@ -77,13 +71,12 @@ def _is_git_repository(source: Path) -> bool:
 
 
 def _git(source: Path, *args: str, data: bool = False):
-    if shutil.which("git") is None:
-        raise LatticeTalkError(f"{source} is a git repository, and reading it needs git on the PATH")
-    done = subprocess.run(["git", "-C", str(source), *args], capture_output=True, text=not data)
-    return done.stdout
+    return subprocess.run(["git", "-C", str(source), *args], capture_output=True, text=not data).stdout
 
 
 def _git_media_blobs(source: Path) -> Iterator[bytes]:
+    if shutil.which("git") is None:
+        raise LatticeTalkError(f"{source} is a git repository, and reading it needs git on the PATH")
     seen = set()
     for commit in _git(source, "rev-list", "--all").split():
         for line in _git(source, "ls-tree", "-r", commit).splitlines():

@@ -36,6 +36,12 @@ class RealClip:
     phone_labels_sha256: str | None = None
     phone_index: tuple[str, ...] = ()
 
+    def files(self) -> list[tuple[str, str | None]]:
+        """(file name in the data folder, its sha256 or None where the manifest records none) of every file the
+        clip names: the video, a separate sound, phone labels."""
+        return [(name, digest) for name, digest in ((self.video, self.sha256), (self.audio, self.audio_sha256),
+                                                    (self.phone_labels, self.phone_labels_sha256)) if name is not None]
+
 
 def load_manifest(path: str | Path) -> list[RealClip]:
     path = Path(path)
@@ -71,14 +77,11 @@ def check_folder(clips: list[RealClip], folder: str | Path) -> None:
     folder = Path(folder)
     problems = []
     for clip in clips:
-        for name, digest in ((clip.video, clip.sha256), (clip.audio, clip.audio_sha256),
-                             (clip.phone_labels, clip.phone_labels_sha256)):
-            if name is None:
-                continue
+        for name, digest in clip.files():
             path = folder / name
             if not path.is_file():
                 problems.append(f"{name} is missing (from {clip.source})")
-            elif sha256_of(path) != digest:
+            elif digest is not None and sha256_of(path) != digest:
                 problems.append(f"{name} differs from the manifest's (sha256 mismatch; take it unchanged from {clip.source})")
     if problems:
         raise LatticeTalkError(f"{folder}: " + "; ".join(problems))
