@@ -144,6 +144,35 @@ def spoken_video(tmp_path_factory):
     return folder, clip, utterance
 
 
+def _speaking_lips(releases: list[float], late_frames: float, fps: float = 25.0, seconds: float = 12.0,
+                   outliers: dict[int, float] | None = None) -> RealLips:
+    """A mouth that closes for a /b/ before each vowel and opens over 0.1 s, half open where the vowel starts, its
+    picture ``late_frames`` behind the sound; ``outliers``: releases (by index) that many frames further off."""
+    phones, opening = [], np.ones(int(seconds * fps))
+    times = np.arange(len(opening)) / fps
+    for k, release in enumerate(releases):
+        phones += [PhonemeEvent("b", release - 0.1, release), PhonemeEvent("aa", release, release + 0.3)]
+        parted = release - 0.05 + ((outliers or {}).get(k, 0.0) + late_frames) / fps
+        shape = np.clip(np.maximum((parted - 0.1 - times) / 0.1, (times - parted) / 0.1), 0.0, 1.0)
+        opening = np.minimum(opening, np.where(np.abs(times - parted) < 0.4, shape, 1.0))
+    return _lips(0.3 * opening, phones, fps)
+
+
+def test_the_release_check_reads_how_late_the_picture_is_from_where_the_lips_part():
+    from lattice_talk.core.real_av.lip_release import release_sync
+
+    releases = [1.0, 2.5, 4.0, 5.5, 7.0, 8.5]
+    for late in (0, 3, -5):
+        sync = release_sync(_speaking_lips(releases, late))
+        assert len(sync.lags) == 6 and sync.frames == late and abs(sync.median - late) < 0.1
+    # Two releases that caught another closure do not move it; too few agreeing releases say nothing.
+    assert release_sync(_speaking_lips(releases, 2, outliers={0: 5.0, 3: -4.0})).frames == 2
+    eight = [1.0, 2.2, 3.4, 4.6, 5.8, 7.0, 8.2, 9.4]  # half of them late by 2, the rest scattered later (median 3.25)
+    assert release_sync(_speaking_lips(eight, 2, outliers={1: 2.5, 3: 4.0, 5: 5.5, 7: 7.0})).frames == 2
+    assert release_sync(_speaking_lips(releases[:2], 2)).frames is None
+    assert release_sync(_speaking_lips(releases, 2, outliers={0: 5.0, 1: -4.0, 2: 4.0, 3: -2.5})).frames is None
+
+
 @pytest.mark.blender
 def test_tracked_lips_of_a_rendered_speaker_follow_the_lips_it_was_animated_with(spoken_video, tmp_path):
     from lattice_talk.core.real_av.evaluate import HeadLips
