@@ -146,3 +146,23 @@ def test_generate_with_a_short_video_places_it_and_keeps_audio_only_blinks_out_o
     fade = slice(video_end - int(FADE_SECONDS * FPS), video_end)
     assert blink[fade].max() < 0.3 and blink[:video_end].max() < 0.3  # the rendered head never blinks; nothing leaks in
     assert blink[video_end:].max() > 0.9  # after the video, audio-only blinks
+
+
+def test_the_offset_report_counts_each_case_against_zero_and_against_the_release_offset():
+    """A clip whose own sound is 2 frames off (by its releases): its estimate of −2 is wrong against 0, right against
+    the release offset; a clip with no release offset is unknown there when trusted, declined when not."""
+    from types import SimpleNamespace
+
+    from lattice_talk.core.real_av.offset_eval import _outcome, format_offsets, summarize_offsets
+
+    def case(shift, estimate, reliable, release):
+        est = SimpleNamespace(frames=estimate if reliable else 0, reliable=reliable)
+        return {"shift": shift, "outcome": _outcome(est, shift), "release_outcome": _outcome(est, release)}
+
+    cases = [case(0, -2, True, -2), case(3, 1, True, 1), case(0, 0, True, None), case(3, 0, False, None)]
+    summary = summarize_offsets(cases)
+    zero, release = summary["true offset 0"], summary["release offset"]
+    assert zero["all"] == {"cases": 4, "right": 1, "declined": 1, "wrong": 2, "unknown": 0}
+    assert release["all"] == {"cases": 4, "right": 2, "declined": 1, "wrong": 0, "unknown": 1}
+    assert zero["shifted"]["cases"] == 2 and zero["+3"]["wrong"] == 1
+    assert "against the release offset:" in format_offsets(summary)
