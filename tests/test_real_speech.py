@@ -471,3 +471,31 @@ def test_data_heldout_assembles_the_folder_from_git_history_and_folders_by_check
     manifest.write_text(json.dumps({"format": MANIFEST_FORMAT, "phone_index": ["B", "P"], "clips": clips[:2]}))
     assert main(["data", "heldout", "--manifest", str(manifest), "--sources", str(repo), "--out", str(out)]) == 0
     assert "4 files in" in capsys.readouterr().out
+
+
+@pytest.mark.blender
+def test_eval_offset_command_scores_every_case_against_zero_and_the_release_offset(spoken_video, tmp_path, capsys):
+    """The rendered head's releases are measured (its words are aligned), but its fast synthetic speech puts a
+    neighbouring closure in most release windows, so they do not agree on an offset and each case's release truth
+    is unknown; the same clip without words has no releases at all and is still scored against 0."""
+    from lattice_talk.cli import main
+
+    folder, _, _ = spoken_video
+    manifest = json.loads((folder / "manifest.json").read_text())
+    wordless = {k: v for k, v in manifest["clips"][0].items() if k not in ("transcript", "transcript_source")}
+    manifest["clips"].append({**wordless, "name": "rendered_head_no_words"})
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    code = main(["video", "eval-offset", "--data", str(folder), "--manifest", str(tmp_path / "manifest.json"),
+                 "--with-separate-sound", "--out", str(tmp_path / "offset" / "av_offset.json")])
+    assert code == 0
+    report = json.loads((tmp_path / "offset" / "av_offset.json").read_text())
+    cases = {(c["clip"], c["shift"]): c for c in report["cases"]}
+    assert len(cases) == 10 and "against the release offset:" in capsys.readouterr().out
+    for shift in (0, 3, -3, 7, -7):
+        spoken, wordless_case = cases["rendered_head", shift], cases["rendered_head_no_words", shift]
+        assert spoken["releases"] >= 3 and spoken["release"] is None
+        assert wordless_case["releases"] == 0 and wordless_case["release"] is None
+        for case in (spoken, wordless_case):
+            assert case["outcome"] != "wrong"  # the head's picture and sound are in step
+            assert case["release_outcome"] == ("unknown" if case["outcome"] == "right" else "declined")
+    assert report["summary"]["release offset"]["all"]["unknown"] == report["summary"]["true offset 0"]["all"]["right"]

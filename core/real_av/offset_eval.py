@@ -57,8 +57,7 @@ def evaluate_offsets(clips: list[RealClip], folder: str | Path, model_dir: str |
     from ..motion.fusion import CONFIDENCE_RAMP, estimate_offset, predicted_mouth_opening
     from ..pipeline import GenerateRequest, GenerateSettings
     from ..speech.pipeline import MODEL_DIR, SpeechPipeline
-    from .lip_release import release_sync
-    from .real_lips import load_real_lips, tracked_opening
+    from .real_lips import tracked_opening
 
     check_folder(clips, folder)
     folder = Path(folder)
@@ -68,7 +67,7 @@ def evaluate_offsets(clips: list[RealClip], folder: str | Path, model_dir: str |
         for k, clip in enumerate(clips):
             progress(f"{clip.name} ({k + 1}/{len(clips)})")
             opening, confidence, fps, audio_offset = tracked_opening(folder / clip.video, clip.sha256, cache_dir)
-            own = release_sync(load_real_lips(clip, folder, cache_dir))
+            own = _own_release_sync(clip, folder, cache_dir)
             sound = load_audio(folder / (clip.audio or clip.video))
             samples = _sound_on_video_clock(sound.samples, sound.sample_rate, 0.0 if clip.audio else audio_offset)
             for shift in shifts:
@@ -88,6 +87,20 @@ def evaluate_offsets(clips: list[RealClip], folder: str | Path, model_dir: str |
                               "releases": len(own.lags), "release_median": own.median, "release": release,
                               "release_outcome": _outcome(estimate, release)})
     return {"cases": cases, "summary": summarize_offsets(cases)}
+
+
+def _own_release_sync(clip: RealClip, folder: Path, cache_dir: str | Path | None):
+    """The clip's release lags with its own sound, or none where it has no words or phones to place them by."""
+    from ..speech.alignment import AlignmentError
+    from .lip_release import ReleaseSync, release_sync
+    from .real_lips import load_real_lips
+
+    if not (clip.transcript or clip.phone_labels):
+        return ReleaseSync(())
+    try:
+        return release_sync(load_real_lips(clip, folder, cache_dir))
+    except AlignmentError:
+        return ReleaseSync(())
 
 
 def _outcome(estimate, truth: int | None) -> str:
