@@ -56,8 +56,8 @@ def test_known_shifts_of_a_rendered_speaker_are_recovered_or_declined_never_wron
     outcomes = {}
     for shift in (0, 3, -3, 7, -7):
         audio = shifted_sound(utterance.audio, utterance.sample_rate, FPS, shift)
-        estimate = estimate_offset(opening, predicted_opening(audio, utterance.sample_rate, tmp_path), FPS,
-                                   track.confidence > 0.2)
+        estimate = estimate_offset(opening, predicted_opening(audio, utterance.sample_rate, tmp_path),
+                                   audio, utterance.sample_rate, FPS, track.confidence > 0.2)
         assert not estimate.reliable or abs(estimate.frames - shift) <= 1, (shift, estimate)
         assert estimate.reliable or estimate.frames == 0
         outcomes[shift] = estimate
@@ -74,20 +74,24 @@ def test_a_video_of_other_speech_is_declined(spoken, tmp_path):
     other = tts.synthesize("a completely different sentence, spoken about something else entirely, for a while now",
                            "flite", "slt")
     estimate = estimate_offset(video_mouth_opening(track), predicted_opening(other.audio, other.sample_rate, tmp_path),
-                               FPS, track.confidence > 0.2)
+                               other.audio, other.sample_rate, FPS, track.confidence > 0.2)
     assert not estimate.reliable and estimate.frames == 0 and estimate.seconds == 0.0
 
 
 def test_a_second_peak_nearly_as_high_is_declined():
     """A mouth and a sound that repeat every 8 frames fit at 0 and at ±8 frames alike: no lag can be trusted, however
     high the correlation. The same signals without the repetition are placed at their true lag."""
-    n = 200
+    rate, n = 16000, 200
+    hop = rate // int(FPS)
     t = np.arange(n)
     rng = np.random.default_rng(0)
     for periodic in (True, False):
         mouth = 0.5 + 0.5 * np.sin(2 * np.pi * t / 8) if periodic else np.convolve(rng.random(n), np.ones(4) / 4, "same")
         predicted = np.roll(mouth, -2)  # the video is 2 frames late
-        estimate = estimate_offset(mouth, predicted, FPS)
+        carrier = rng.normal(size=n * hop)
+        lead = int(0.12 * rate)  # the envelope is read MOUTH_LEAD_SECONDS ahead
+        audio = np.concatenate([np.zeros(lead), carrier * np.repeat(predicted, hop)])[: n * hop]
+        estimate = estimate_offset(mouth, predicted, audio, rate, FPS)
         if periodic:
             assert estimate.correlation > 0.9 and estimate.second_peak > 0.8 * estimate.correlation
             assert not estimate.reliable and estimate.frames == 0
@@ -97,23 +101,8 @@ def test_a_second_peak_nearly_as_high_is_declined():
 
 def test_no_evidence_means_no_offset():
     rng = np.random.default_rng(0)
-    estimate = estimate_offset(np.full(75, 0.2), rng.random(75), FPS)
+    estimate = estimate_offset(np.full(75, 0.2), rng.random(75), rng.normal(size=48000), 16000, FPS)
     assert not estimate.reliable and (estimate.frames, estimate.seconds) == (0, 0.0)
-
-
-def test_the_same_correlation_is_trusted_over_a_long_clip_and_declined_over_a_short_one():
-    """Significance grows with the clip's length: a mouth that follows the prediction only loosely (r ≈ 0.3) is
-    placed from 30 s of speech, while 3 s of it could be chance."""
-    rng = np.random.default_rng(1)
-    results = {}
-    for seconds in (3, 30):
-        n = int(seconds * FPS)
-        predicted = np.convolve(rng.random(n + 8), np.ones(3) / 3, "same")
-        mouth = predicted[:n] + 2.2 * np.convolve(rng.random(n), np.ones(3) / 3, "same")
-        mouth = np.roll(mouth, 3)  # the video is 3 frames late
-        results[seconds] = estimate_offset(mouth, predicted[:n], FPS)
-    assert 0.15 < results[30].correlation < 0.5 and results[30].reliable and results[30].frames == 3
-    assert not results[3].reliable and results[3].significance < results[30].significance
 
 
 @pytest.mark.blender

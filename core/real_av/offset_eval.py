@@ -77,12 +77,13 @@ def evaluate_offsets(clips: list[RealClip], folder: str | Path, model_dir: str |
                 settings = GenerateSettings(fps=fps, blinks=False, head_motion=0.0)
                 take = run_sync(pipeline, GenerateRequest(audio_path=wav, head=head, settings=settings))
                 predicted = predicted_mouth_opening(take.expression, take.expression_names, take.jaw[:, 0])
-                estimate = estimate_offset(opening, predicted, fps, confidence > CONFIDENCE_RAMP[0])
+                estimate = estimate_offset(opening, predicted, audio, sound.sample_rate, fps,
+                                           confidence > CONFIDENCE_RAMP[0])
                 release = None if own.frames is None else own.frames + shift
                 cases.append({"clip": clip.name, "split": clip.split, "own_sound": clip.audio is None, "fps": fps,
                               "shift": shift, "estimate": estimate.frames, "best_lag": estimate.best_frames,
                               "evidence": round(estimate.correlation, 4), "second_peak": round(estimate.second_peak, 4),
-                              "significance": round(estimate.significance, 2), "agreeing": estimate.agreeing,
+                              "agreeing": estimate.agreeing,
                               "outcome": _outcome(estimate, shift),
                               "releases": len(own.lags), "release_median": own.median, "release": release,
                               "release_outcome": _outcome(estimate, release)})
