@@ -3,7 +3,7 @@
 A /p/, /b/ or /m/ followed by a vowel ends where the lips part — the burst (or the nasal's release) *is* that
 parting — so the aligner's phone end in the sound and the moment the tracked mouth is half open again in the
 picture mark one physical event. Their difference, in frames, is how late the picture is against its sound at that
-release; the median over a clip's releases is the clip's own offset. Neither the speech model nor the offset
+release; the centre of a clip's agreeing releases (below) is the clip's own offset. Neither the speech model nor the offset
 estimate (``core.motion.fusion.estimate_offset``) enters it, so `video eval-offset` can tell an estimate that found a
 file's real offset from one that went wrong.
 
