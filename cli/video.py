@@ -48,6 +48,13 @@ def _add_train(video_sub: argparse._SubParsersAction) -> None:
     vtrain.add_argument("--include-heldout", action="store_true",
                         help="train on the held-out entries too (a final model whose test numbers come from another "
                              "corpus, rendered with --heldout-share 1)")
+    vtrain.add_argument("--real-videos", default=None, metavar="DIR",
+                        help="also learn from these videos of real people (a folder; self-supervised: the units, posed "
+                             "on the head, move as the tracked face moves; mirror images agree; smooth in time)")
+    vtrain.add_argument("--real-cache", default=None, metavar="DIR",
+                        help="folder for the real videos' tracks (default: DIR/tracks under --real-videos)")
+    vtrain.add_argument("--real-weight", type=float, default=1.0,
+                        help="scale of the real videos' loss against the rendered one (default: 1.0)")
     vtrain.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default: 2e-3)")
     vtrain.add_argument("--patience", type=int, default=8, help="epochs without validation gain before stopping")
     vtrain.add_argument("--init-from", default=None, metavar="MODEL_DIR",
@@ -159,13 +166,24 @@ def _cmd_video_train(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
+    from ..core.motion.real_face_loss import RealLossWeights
     from ..core.motion.video_model import VideoModelConfig
-    from ..core.motion.video_corpus import build_track_cache
+    from ..core.motion.video_corpus import build_track_cache, track_folder
     from ..core.motion.video_train import LossWeights, train_video_model
 
     torch.set_num_threads(args.threads)
     weights = LossWeights() if args.pose_weight is None else LossWeights(rotation_deg=args.pose_weight)
     build_track_cache(args.corpus)
+    real_tracks = None
+    if args.real_videos is not None:
+        cache = Path(args.real_cache) if args.real_cache else Path(args.real_videos) / "tracks"
+        with tqdm(unit="video", desc="real videos", disable=args.quiet) as bar:
+            real_tracks, stats = track_folder(args.real_videos, cache, progress=lambda i, n, name: (
+                setattr(bar, "total", n), bar.update(i - bar.n)))
+        if not real_tracks:
+            raise LatticeTalkError(f"{args.real_videos}: no face found in any video (see {cache / 'track_failures.json'})")
+        print(f"real videos: {len(real_tracks)} tracked ({stats['failed']} without a face)", file=sys.stderr)
+    real_weights = RealLossWeights().scaled(args.real_weight)
     with tqdm(total=args.epochs, unit="epoch", disable=args.quiet) as bar:
         def progress(epoch: int, losses: dict) -> None:
             bar.update(epoch + 1 - bar.n)
@@ -178,7 +196,7 @@ def _cmd_video_train(args: argparse.Namespace) -> int:
                                     mirror=not args.no_mirror, minutes=args.minutes, init_from=args.init_from,
                                     face_crops=not args.no_face_crops, weights=weights,
                                     splits=("train", "heldout") if args.include_heldout else ("train",),
-                                    progress=progress)
+                                    real_tracks=real_tracks, real_weights=real_weights, progress=progress)
     print(f"best validation loss {history['best']:.4f} at epoch {history['best_epoch']} "
           f"({history.get('stopped', 'all epochs')}); model in {args.out}")
     return EXIT_OK

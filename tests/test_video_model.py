@@ -340,3 +340,122 @@ def test_training_on_the_heldout_entries_only_when_asked(tmp_path, corpus):
     facts = json.loads((tmp_path / "all" / "video_model.json").read_text())["training"]
     assert facts["splits"] == ["train", "heldout"]
     assert facts["train_videos"] + facts["validation_videos"] >= len(vc.load_video_examples(test, ("heldout",)))
+
+
+# ------------------------------------------------------------------------------------------ real videos
+
+
+class _FixedUnits(torch.nn.Module):
+    """A stand-in net whose units are given: the loss alone is under test."""
+
+    def __init__(self, units: np.ndarray):
+        super().__init__()
+        self.units = torch.from_numpy(np.asarray(units, np.float32))
+
+    def forward(self, vertex, frame, crops=None):
+        return self.units, torch.zeros(*self.units.shape[:2], 3)
+
+
+def _speaker_track(units: np.ndarray, landmarks, scale: float, offset: np.ndarray):
+    """A tracked "real" face whose points are the default head's posed with ``units``, another size and place
+    (another identity's proportions aside: what the motion loss must not see)."""
+    from lattice_talk.core.motion.track_arrays import TrackArrays
+
+    t = len(units)
+    metric = np.repeat(vm.reference_points()[None], t, axis=0).astype(np.float64)
+    posed = (landmarks.rest + np.einsum("tu,upc->tpc", units, landmarks.basis)) / 1000.0  # metres
+    metric[:, landmarks.mediapipe_index] = posed
+    metric = metric * scale + offset
+    image = 0.5 + metric * np.array([4.0, -4.0, 1.0])
+    return TrackArrays("speaker.mp4", 25.0, 640, 480, image.astype(np.float32), metric.astype(np.float32),
+                       np.zeros((t, 3), np.float32), np.zeros((t, 478, 2), np.float32), np.zeros((t, 2), np.float32),
+                       np.ones(t, np.float32))
+
+
+def test_the_real_face_loss_compares_motion_not_identity_and_checks_mirror_images_and_smoothness():
+    from lattice_talk.core.motion import real_face_loss as rl
+    from lattice_talk.core.motion.track_arrays import unit_mirror
+
+    names = tuple(_names())
+    landmarks = vt.landmark_basis(names)
+    swap = unit_mirror(names)
+    basis = torch.from_numpy(landmarks.basis)
+    t = 12
+    rng = np.random.default_rng(0)
+    jaw, smile = names.index("jawOpen"), names.index("mouthSmileLeft")
+    units = np.zeros((t, len(names)))
+    units[:, jaw] = np.linspace(0.1, 0.7, t)  # a mouth opening over the window, and a smile on one side
+    units[:, smile] = np.linspace(0.6, 0.2, t)
+    track = _speaker_track(units, landmarks, scale=1.3, offset=np.array([0.02, -0.01, 0.3]))
+    pairs = rl.real_pairs([track], landmarks.mediapipe_index, landmarks.eye_corner_distance_mm)
+    batch = rl.real_batch(pairs, rng, 1, t)
+    assert batch["vertex"].shape[:2] == (2, t) and batch["points_mm"].shape == (2, t, len(landmarks.rest), 3)
+
+    def loss(predicted: np.ndarray, mirrored: np.ndarray):
+        return rl.real_face_loss(_FixedUnits(np.stack([predicted, mirrored])), batch, basis, swap)[1]
+
+    exact = loss(units, units[:, swap])
+    # exact on the video itself (< 0.001 mm); its mirror image is off by the head's own left-right asymmetry (~0.2 mm)
+    assert exact["real_motion_mm"] < 0.3 and exact["real_mirror_units"] < 1e-3 and exact["real_smooth_units"] < 1e-3
+    # the same motion from another resting face (all units shifted by a constant): no motion error
+    assert loss(units + 0.2, (units + 0.2)[:, swap])["real_motion_mm"] == pytest.approx(exact["real_motion_mm"], abs=1e-3)
+    # a still face, the wrong side's smile, a jittery jaw, a mirror image read unmirrored: each is seen
+    assert loss(np.zeros_like(units), np.zeros_like(units))["real_motion_mm"] > 1.0
+    wrong_side = units.copy()
+    wrong_side[:, [smile, swap[smile]]] = wrong_side[:, [swap[smile], smile]]
+    assert loss(wrong_side, wrong_side[:, swap])["real_motion_mm"] > exact["real_motion_mm"] + 0.3
+    jitter = units.copy()
+    jitter[::2, jaw] += 0.1
+    assert loss(jitter, jitter[:, swap])["real_smooth_units"] > 10 * exact["real_smooth_units"] + 0.01
+    assert loss(units, units)["real_mirror_units"] > 0.05
+    # frames the tracker lost are not read: garbage there changes nothing
+    lost = track.confidence.copy()
+    lost[3:6] = 0.0
+    track.confidence = lost
+    garbled = track.points_metric.copy()
+    garbled[3:6] += 0.05
+    track.points_metric = garbled
+    pairs = rl.real_pairs([track], landmarks.mediapipe_index, landmarks.eye_corner_distance_mm)
+    batch = rl.real_batch(pairs, rng, 1, t)
+    assert loss(units, units[:, swap])["real_motion_mm"] < 0.3
+
+
+def test_training_with_real_videos_adds_their_loss_and_records_them(tmp_path, corpus):
+    """The corpus's own videos stand in for real people: tracked from a folder (cached, a video without a face
+    listed, not fatal), trained on with the self-supervised loss, recorded in the model file."""
+    import shutil
+
+    import cv2
+
+    from lattice_talk.cli import main
+
+    torch.set_num_threads(1)
+    people = tmp_path / "people"
+    people.mkdir()
+    for video in sorted(corpus.glob("v*.mp4"))[:2]:
+        shutil.copy(video, people / video.name)
+    (people / "notes.txt").write_text("not a video")
+    writer = cv2.VideoWriter(str(people / "wall.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 25, (160, 120))
+    for _ in range(8):
+        writer.write(np.full((120, 160, 3), 90, np.uint8))
+    writer.release()
+    tracks, stats = vc.track_folder(people, tmp_path / "cache")
+    assert len(tracks) == 2 and stats["tracked"] == 2 and stats["failed"] == 1
+    assert "wall" in json.loads((tmp_path / "cache" / "track_failures.json").read_text())
+    assert vc.track_folder(people, tmp_path / "cache")[1]["cached"] == 2  # once tracked, read back
+    with pytest.raises(vt.LatticeTalkError, match="no videos"):
+        vc.track_folder(tmp_path / "cache", tmp_path / "other")
+    history = vt.train_video_model(corpus, tmp_path / "run", epochs=1, steps_per_epoch=2, batch_size=2, window=8,
+                                   config=TINY, real_tracks=tracks)
+    parts = history["validation_parts"][0]
+    assert {"real_motion_mm", "real_mirror_units", "real_smooth_units"} <= set(parts)
+    assert all(np.isfinite(v) for v in parts.values())
+    assert history["validation"][0] > parts["units_rmse"] + 0.1 * parts["real_motion_mm"]  # both losses in it
+    facts = json.loads((tmp_path / "run" / "video_model.json").read_text())["training"]
+    assert len(facts["real_videos"]) == 2 and facts["real_train_frames"] > 0
+    # the command line: --real-videos tracks the folder into --real-cache (here: already there) and trains
+    assert main(["video", "train", "--corpus", str(corpus), "--out", str(tmp_path / "cli"), "--epochs", "1",
+                 "--steps-per-epoch", "1", "--batch-size", "2", "--window", "8", "--real-videos", str(people),
+                 "--real-cache", str(tmp_path / "cache"), "--real-weight", "0.5", "--quiet"]) == 0
+    facts = json.loads((tmp_path / "cli" / "video_model.json").read_text())["training"]
+    assert facts["real_loss_weights"]["motion_mm"] == pytest.approx(0.05)

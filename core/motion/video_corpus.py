@@ -95,42 +95,68 @@ def build_track_cache(corpus_dir: str | Path, progress: Callable[[int, int, str]
                       refresh: bool = False) -> dict:
     """Track every video of the corpus that has no fresh cache yet; returns counts and seconds.
     Videos where the tracker fails (no face) are recorded in ``track_failures.json`` and skipped later."""
+    corpus_dir = Path(corpus_dir)
+    clips = read_manifest(corpus_dir)["clips"]
+    videos = [(entry["name"], corpus_dir / entry["video"]) for entry in clips]
+    stats, _ = _track_videos(videos, corpus_dir, corpus_dir / "track_failures.json", progress, refresh)
+    return stats
+
+
+VIDEO_SUFFIXES = (".mp4", ".mpg", ".mpeg", ".mov", ".avi", ".mkv", ".webm")
+
+
+def track_folder(folder: str | Path, cache_dir: str | Path,
+                 progress: Callable[[int, int, str], None] | None = None) -> tuple[list[TrackArrays], dict]:
+    """Every video in ``folder`` (not its sub-folders) tracked once into ``cache_dir`` (``NAME.track.npz``, as a
+    corpus's; videos without a face are listed in its ``track_failures.json``); their tracks and the counts."""
+    folder, cache_dir = Path(folder), Path(cache_dir)
+    videos = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()) \
+        if folder.is_dir() else []
+    if not videos:
+        raise LatticeTalkError(f"{folder}: no videos ({', '.join(VIDEO_SUFFIXES)}) in this folder")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    stats, caches = _track_videos([(v.stem, v) for v in videos], cache_dir, cache_dir / "track_failures.json", progress)
+    return [load_track(c) for c in caches], stats
+
+
+def _track_videos(videos: list[tuple[str, Path]], cache_dir: Path, failures_path: Path,
+                  progress: Callable[[int, int, str], None] | None, refresh: bool = False) -> tuple[dict, list[Path]]:
+    """Track each (name, video) without a fresh cache in ``cache_dir``; the counts and the caches there now."""
     from ..video.errors import VideoError
     from ..video.track import track_video
 
-    corpus_dir = Path(corpus_dir)
-    clips = read_manifest(corpus_dir)["clips"]
-    stats = {"videos": len(clips), "tracked": 0, "cached": 0, "failed": 0, "frames": 0, "seconds": 0.0}
-    failures_path = corpus_dir / "track_failures.json"
+    stats = {"videos": len(videos), "tracked": 0, "cached": 0, "failed": 0, "frames": 0, "seconds": 0.0}
     known_failures = {} if refresh or not failures_path.is_file() else json.loads(failures_path.read_text())
     failures: dict[str, str] = {}
-    for i, entry in enumerate(clips):
-        video = corpus_dir / entry["video"]
-        cache = corpus_dir / (Path(entry["video"]).stem + TRACK_SUFFIX)
+    caches: list[Path] = []
+    for i, (name, video) in enumerate(videos):
+        cache = cache_dir / (video.stem + TRACK_SUFFIX)
         if not video.is_file():
             continue
-        if entry["name"] in known_failures:  # tracked before without a face: not again (``refresh`` retries)
-            failures[entry["name"]] = known_failures[entry["name"]]
+        if name in known_failures:  # tracked before without a face: not again (``refresh`` retries)
+            failures[name] = known_failures[name]
             stats["failed"] += 1
         elif not refresh and _cache_is_fresh(cache, video):
             stats["cached"] += 1
+            caches.append(cache)
         else:
             start = time.perf_counter()
             try:
                 track = track_video(video, with_audio=False)
             except VideoError as exc:
-                failures[entry["name"]] = str(exc)
+                failures[name] = str(exc)
                 stats["failed"] += 1
                 continue
             save_track(track, cache, video)
+            caches.append(cache)
             stats["tracked"] += 1
             stats["frames"] += track.n_frames
             stats["seconds"] += time.perf_counter() - start
         if progress is not None:
-            progress(i + 1, len(clips), entry["name"])
+            progress(i + 1, len(videos), name)
     failures_path.write_text(json.dumps(failures, indent=1))
     stats["seconds"] = round(stats["seconds"], 1)
-    return stats
+    return stats, caches
 
 
 def load_video_examples(corpus_dir: str | Path, splits: tuple[str, ...] = ("train",),

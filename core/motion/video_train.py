@@ -21,7 +21,8 @@ import numpy as np
 
 from ..errors import LatticeTalkError
 from ..lbs import rodrigues_np
-from .track_arrays import mirror_rotation, mirror_track, unit_mirror
+from .real_face_loss import RealLossWeights
+from .track_arrays import TrackArrays, mirror_rotation, mirror_track, unit_mirror
 from .video_corpus import VideoExample, is_validation, load_video_examples
 
 
@@ -63,9 +64,24 @@ def _arrays(examples: list[VideoExample], mirror: bool = False) -> list[_Arrays]
     return out
 
 
-def landmark_basis(unit_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """The default head's 468 face points at rest (468, 3) and per unit (U, 468, 3), millimetres. With the
-    joints at rest the landmark rig is linear in the units, so this is exact for any unit vector."""
+@dataclass
+class LandmarkBasis:
+    rest: np.ndarray  # (P, 3) mm: the default head's face points at rest
+    basis: np.ndarray  # (U, P, 3) mm per unit
+    mediapipe_index: np.ndarray  # (P,) each point's MediaPipe face-mesh index
+
+    @property
+    def eye_corner_distance_mm(self) -> float:
+        from ..mediapipe_points import EYE_OUTER_CORNERS
+
+        row = {int(m): i for i, m in enumerate(self.mediapipe_index)}
+        a, b = (row[c] for c in EYE_OUTER_CORNERS)
+        return float(np.linalg.norm(self.rest[a] - self.rest[b]))
+
+
+def landmark_basis(unit_names: tuple[str, ...]) -> LandmarkBasis:
+    """The default head's 468 face points at rest and per unit, millimetres. With the joints at rest the landmark
+    rig is linear in the units, so this is exact for any unit vector."""
     from ..heads import create
     from ..landmark_rig import LandmarkRig
 
@@ -77,7 +93,8 @@ def landmark_basis(unit_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]
     n = len(unit_names)
     pts = rig.points(np.concatenate([np.zeros((1, n)), np.eye(n)]).astype(np.float32), np.zeros((n + 1, 5, 3), np.float32))
     pts = pts[:, face] * 1000.0
-    return pts[0].astype(np.float32), (pts[1:] - pts[0]).astype(np.float32)
+    return LandmarkBasis(pts[0].astype(np.float32), (pts[1:] - pts[0]).astype(np.float32),
+                         np.asarray(rig.mediapipe_index)[face])
 
 
 def _batch(data: list[_Arrays], rng: np.random.Generator, size: int, window: int, noise: float = 0.0):
@@ -128,7 +145,8 @@ def train_video_model(corpus_dir: str | Path, out_dir: str | Path, epochs: int =
                       batch_size: int = 8, window: int = 24, lr: float = 2e-3, seed: int = 0, patience: int = 8,
                       config=None, weights: LossWeights = LossWeights(), noise: float = 0.003, mirror: bool = True,
                       minutes: float | None = None, init_from: str | Path | None = None, face_crops: bool = True,
-                      splits: tuple[str, ...] = ("train",),
+                      splits: tuple[str, ...] = ("train",), real_tracks: list[TrackArrays] | None = None,
+                      real_weights: RealLossWeights = RealLossWeights(),
                       progress: Callable[[int, dict], None] | None = None) -> dict:
     """Train on the corpus's entries in ``splits`` (a validation subset of them for early stopping), keep the
     best validation checkpoint in ``out_dir`` as the shipped format, resume if a run is there; returns the history.
@@ -139,7 +157,10 @@ def train_video_model(corpus_dir: str | Path, out_dir: str | Path, epochs: int =
     tracker's face crops (a key-points-only ``init_from`` model gets the crop encoder added, starting from its
     own predictions: :func:`~.video_model.with_face_crops`). ``splits=("train", "heldout")`` trains on the
     held-out entries too: for a final model whose test numbers come from another corpus (one rendered with
-    ``heldout_share=1``, scored with ``evaluate_models(..., centroids_from=...)``)."""
+    ``heldout_share=1``, scored with ``evaluate_models(..., centroids_from=...)``). ``real_tracks``: tracked videos
+    of real people (:func:`~.video_corpus.track_folder`); each step then adds the self-supervised loss of
+    :mod:`.real_face_loss` on as many of their windows (half of them mirror images), and a validation subset of them
+    (by list position, :func:`~.video_corpus.is_validation`) joins the validation loss."""
     import torch
 
     from .video_model import VideoModelConfig, save_face_model
@@ -150,8 +171,9 @@ def train_video_model(corpus_dir: str | Path, out_dir: str | Path, epochs: int =
     train_ex, val_ex = _train_validation_examples(corpus_dir, splits)
     names = train_ex[0].unit_names
     train, val = _arrays(train_ex, mirror), _arrays(val_ex)
-    _, basis_np = landmark_basis(names)
-    basis = torch.from_numpy(basis_np)
+    landmarks = landmark_basis(names)
+    basis = torch.from_numpy(landmarks.basis)
+    real = _RealData.of(real_tracks or [], landmarks, names, real_weights)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state_path = out_dir / "train_state.json"
@@ -176,11 +198,14 @@ def train_video_model(corpus_dir: str | Path, out_dir: str | Path, epochs: int =
              "batch_size": batch_size, "window": window, "steps_per_epoch": steps_per_epoch, "epochs": epochs,
              "noise": noise, "mirror": mirror,
              "loss_weights": weights.__dict__, "init_from": str(init_from) if init_from is not None else None}
+    if real is not None:
+        facts.update(real_videos=[t.source for t in real_tracks], real_train_frames=real.train_frames,
+                     real_validation_videos=len(real.validation), real_loss_weights=real_weights.__dict__)
     for epoch in range(start_epoch, epochs):
         epoch_start = time.perf_counter()
         train_loss = _train_epoch(net, optimizer, schedule, train, rng, basis, weights, steps_per_epoch, batch_size,
-                                  window, noise)
-        held, parts = _validate(net, val_batches, basis, weights)
+                                  window, noise, real)
+        held, parts = _validate(net, val_batches, basis, weights, real)
         history["train"].append(train_loss)
         history["validation"].append(held)
         history["validation_parts"].append(parts)
@@ -260,28 +285,74 @@ def _load_last(out_dir: Path, net, optimizer, schedule) -> None:
     schedule.load_state_dict(torch.load(out_dir / "schedule.pt", weights_only=True))
 
 
+@dataclass
+class _RealData:
+    """Real videos for :mod:`.real_face_loss`: training and validation pairs (each video with its mirror image)."""
+
+    train: list
+    validation: list
+    basis: object  # torch (U, P, 3)
+    unit_swap: np.ndarray
+    weights: RealLossWeights
+
+    @classmethod
+    def of(cls, tracks: list[TrackArrays], landmarks: LandmarkBasis, names: tuple[str, ...],
+           weights: RealLossWeights) -> "_RealData | None":
+        import torch
+
+        from .real_face_loss import real_pairs
+
+        if not tracks:
+            return None
+        pairs = real_pairs(tracks, landmarks.mediapipe_index, landmarks.eye_corner_distance_mm)
+        held = [is_validation(i) for i in range(len(pairs))]
+        train = [p for p, h in zip(pairs, held) if not h] or pairs
+        validation = [p for p, h in zip(pairs, held) if h] or pairs[-1:]
+        return cls(train, validation, torch.from_numpy(landmarks.basis), unit_mirror(names), weights)
+
+    @property
+    def train_frames(self) -> int:
+        return int(sum(len(a.reliable) for a, _ in self.train))
+
+    def loss(self, net, batch):
+        from .real_face_loss import real_face_loss
+
+        return real_face_loss(net, batch, self.basis, self.unit_swap, self.weights)
+
+
 def _train_epoch(net, optimizer, schedule, train: list[_Arrays], rng: np.random.Generator, basis, weights: LossWeights,
-                 steps: int, batch_size: int, window: int, noise: float) -> float:
-    """``steps`` optimizer steps on random windows of ``train``; returns the mean training loss."""
+                 steps: int, batch_size: int, window: int, noise: float, real: _RealData | None = None) -> float:
+    """``steps`` optimizer steps on random windows of ``train`` (and of the real videos); the mean training loss."""
     from ..training import optimizer_step
+    from .real_face_loss import real_batch
 
     net.train()
     losses = []
     for _ in range(steps):
         loss, _ = video_loss(net, _batch(train, rng, batch_size, window, noise), basis, weights)
+        if real is not None:
+            loss = loss + real.loss(net, real_batch(real.train, rng, max(1, batch_size // 2), window))[0]
         losses.append(optimizer_step(net, optimizer, schedule, loss))
     return float(np.mean(losses))
 
 
-def _validate(net, val_batches, basis, weights: LossWeights) -> tuple[float, dict]:
-    """Mean validation loss and its mean parts over the whole validation videos."""
+def _validate(net, val_batches, basis, weights: LossWeights, real: _RealData | None = None) -> tuple[float, dict]:
+    """Mean validation loss and its mean parts over the whole validation videos (rendered, and real when given:
+    their loss is added to the rendered one, as in training)."""
     import torch
+
+    from .real_face_loss import real_batch
 
     net.eval()
     with torch.no_grad():
         results = [video_loss(net, b, basis, weights) for b in val_batches]
-    held = float(np.mean([float(r[0]) for r in results]))
-    parts = {k: float(np.mean([r[1][k] for r in results])) for k in results[0][1]}
+        held = float(np.mean([float(r[0]) for r in results]))
+        parts = {k: float(np.mean([r[1][k] for r in results])) for k in results[0][1]}
+        if real is not None:  # each whole video and its mirror image, one at a time
+            whole = [real.loss(net, real_batch([p], np.random.default_rng(0), 1, len(p[0].reliable)))
+                     for p in real.validation]
+            held += float(np.mean([float(r[0]) for r in whole]))
+            parts.update({k: float(np.mean([r[1][k] for r in whole])) for k in whole[0][1]})
     return held, parts
 
 
@@ -376,10 +447,10 @@ def evaluate_models(models: dict[str, object], corpus_dir: str | Path,
     train_expr = [e for e in load_video_examples(centroid_corpus, ("train",), kinds=("expression",)) if not e.relit]
     if not heldout:
         raise LatticeTalkError(f"{corpus_dir}: no tracked held-out videos")
-    rest, basis = landmark_basis(heldout[0].unit_names)
+    landmarks = landmark_basis(heldout[0].unit_names)
 
     def rig_points(units: np.ndarray) -> np.ndarray:  # (T, U) → (T, 468, 3) mm
-        return rest + np.einsum("tu,upc->tpc", units, basis)
+        return landmarks.rest + np.einsum("tu,upc->tpc", units, landmarks.basis)
 
     results: dict = {"corpus": str(Path(corpus_dir).resolve()), "heldout_videos": len(heldout),
                      "centroids_from": str(Path(centroid_corpus).resolve()), "centroid_clips": len(train_expr), "models": {}}
