@@ -348,12 +348,14 @@ def test_training_on_the_heldout_entries_only_when_asked(tmp_path, corpus):
 class _FixedUnits(torch.nn.Module):
     """A stand-in net whose units are given: the loss alone is under test."""
 
-    def __init__(self, units: np.ndarray):
+    def __init__(self, units: np.ndarray, correction: np.ndarray | None = None):
         super().__init__()
         self.units = torch.from_numpy(np.asarray(units, np.float32))
+        self.correction = (torch.zeros(*self.units.shape[:2], 3) if correction is None
+                           else torch.from_numpy(np.asarray(correction, np.float32)))
 
     def forward(self, vertex, frame, crops=None):
-        return self.units, torch.zeros(*self.units.shape[:2], 3)
+        return self.units, self.correction
 
 
 def _speaker_track(units: np.ndarray, landmarks, scale: float, offset: np.ndarray):
@@ -391,12 +393,19 @@ def test_the_real_face_loss_compares_motion_not_identity_and_checks_mirror_image
     batch = rl.real_batch(pairs, rng, 1, t)
     assert batch["vertex"].shape[:2] == (2, t) and batch["points_mm"].shape == (2, t, len(landmarks.rest), 3)
 
-    def loss(predicted: np.ndarray, mirrored: np.ndarray):
-        return rl.real_face_loss(_FixedUnits(np.stack([predicted, mirrored])), batch, basis, swap)[1]
+    def loss(predicted: np.ndarray, mirrored: np.ndarray, correction: np.ndarray | None = None):
+        return rl.real_face_loss(_FixedUnits(np.stack([predicted, mirrored]), correction), batch, basis, swap)[1]
 
     exact = loss(units, units[:, swap])
     # exact on the video itself (< 0.001 mm); its mirror image is off by the head's own left-right asymmetry (~0.2 mm)
     assert exact["real_motion_mm"] < 0.3 and exact["real_mirror_units"] < 1e-3 and exact["real_smooth_units"] < 1e-3
+    assert exact["real_pose_motion_deg"] < 0.01
+    # the pose correction: a constant offset on the tracker's pose is free, one that changes within the window costs
+    steady = np.tile(np.radians([5.0, -3.0, 1.0]), (2, t, 1))
+    assert loss(units, units[:, swap], steady)["real_pose_motion_deg"] < 0.01
+    turning = steady.copy()
+    turning[:, :, 1] += np.radians(np.linspace(-2.0, 2.0, t))  # a yaw the tracker's fit did not see
+    assert loss(units, units[:, swap], turning)["real_pose_motion_deg"] == pytest.approx(1.25, abs=0.1)
     # the same motion from another resting face (all units shifted by a constant): no motion error
     assert loss(units + 0.2, (units + 0.2)[:, swap])["real_motion_mm"] == pytest.approx(exact["real_motion_mm"], abs=1e-3)
     # a still face, the wrong side's smile, a jittery jaw, a mirror image read unmirrored: each is seen
@@ -448,7 +457,7 @@ def test_training_with_real_videos_adds_their_loss_and_records_them(tmp_path, co
     history = vt.train_video_model(corpus, tmp_path / "run", epochs=1, steps_per_epoch=2, batch_size=2, window=8,
                                    config=TINY, real_tracks=tracks)
     parts = history["validation_parts"][0]
-    assert {"real_motion_mm", "real_mirror_units", "real_smooth_units"} <= set(parts)
+    assert {"real_motion_mm", "real_mirror_units", "real_smooth_units", "real_pose_motion_deg"} <= set(parts)
     assert all(np.isfinite(v) for v in parts.values())
     assert history["validation"][0] > parts["units_rmse"] + 0.1 * parts["real_motion_mm"]  # both losses in it
     facts = json.loads((tmp_path / "run" / "video_model.json").read_text())["training"]
