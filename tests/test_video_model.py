@@ -422,6 +422,27 @@ def test_the_real_face_loss_compares_motion_not_identity_and_checks_mirror_image
     blink[5:7, [names.index("eyeBlinkLeft"), names.index("eyeBlinkRight")]] = 1.0
     assert loss(blink, blink[:, swap])["real_smooth_units"] < exact["real_smooth_units"] + 0.02
     assert loss(units, units)["real_mirror_units"] > 0.05
+    # the upper face's points (73 of 468) carry half the motion term: a brow raise the prediction misses counts more,
+    # a missed jaw opening less; the weights sum to 1, so an exact prediction stays exact
+    balance = rl.upper_face_balance(landmarks.mediapipe_index)
+    assert balance.sum() == pytest.approx(1.0) and balance.max() > 4 * balance.min()
+
+    def motion_mm(predicted: np.ndarray, point_weights=None) -> float:
+        return rl.real_face_loss(_FixedUnits(np.stack([predicted, predicted[:, swap]])), batch, basis, swap,
+                                 point_weights=point_weights)[1]["real_motion_mm"]
+
+    brow = names.index("browInnerUp")
+    raised = units.copy()
+    raised[:, brow] = np.linspace(0.0, 0.8, t)  # the real face: jaw, smile and a brow raise
+    brow_track = _speaker_track(raised, landmarks, scale=1.3, offset=np.array([0.02, -0.01, 0.3]))
+    batch = rl.real_batch(rl.real_pairs([brow_track], landmarks.mediapipe_index, landmarks.eye_corner_distance_mm),
+                          rng, 1, t)
+    weights = torch.from_numpy(balance)
+    assert motion_mm(units, weights) > 1.2 * motion_mm(units)  # the brow raise missed
+    no_jaw = raised.copy()
+    no_jaw[:, jaw] = 0.1
+    assert motion_mm(no_jaw, weights) < motion_mm(no_jaw)  # the jaw missed
+    assert motion_mm(raised, weights) < 0.3
     # frames the tracker lost are not read: garbage there changes nothing
     lost = track.confidence.copy()
     lost[3:6] = 0.0

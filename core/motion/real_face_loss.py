@@ -31,6 +31,9 @@ import numpy as np
 from .track_arrays import TrackArrays, mirror_track
 
 RELIABLE_CONFIDENCE = 0.5  # tracker confidence above this: a frame the loss reads
+# The motion term's share on the upper face's points: of 468 points most are the mouth's and cheeks', whose speech
+# motion otherwise outweighs the brows (as in the retarget baseline, whose brows came back when it fitted them alone).
+UPPER_FACE_SHARE = 0.5
 
 
 @dataclass
@@ -101,7 +104,17 @@ def real_batch(pairs: list[tuple[RealFaceArrays, RealFaceArrays]], rng: np.rando
     return {name: stack(name) for name in ("vertex", "frame", "crops", "points_mm", "reliable")}
 
 
-def real_face_loss(net, batch: dict, basis, unit_swap, weights: RealLossWeights = RealLossWeights()):
+def upper_face_balance(mediapipe_index: np.ndarray, share: float = UPPER_FACE_SHARE) -> np.ndarray:
+    """(P,) weights of the landmark basis's points, summing to 1: ``share`` on the upper face's (brows, forehead,
+    eyes, nose bridge), the rest on the others."""
+    from ..mediapipe_points import NOSE_BRIDGE, UPPER_FACE
+
+    upper = np.isin(np.asarray(mediapipe_index), UPPER_FACE + NOSE_BRIDGE)
+    return np.where(upper, share / max(upper.sum(), 1), (1.0 - share) / max((~upper).sum(), 1)).astype(np.float32)
+
+
+def real_face_loss(net, batch: dict, basis, unit_swap, weights: RealLossWeights = RealLossWeights(),
+                   point_weights=None):
     """Total loss and its parts (motion mm, mirror units, smoothness units, pose motion degrees) for one
     :func:`real_batch`."""
     import torch
@@ -119,7 +132,8 @@ def real_face_loss(net, batch: dict, basis, unit_swap, weights: RealLossWeights 
 
     # 1. motion of the posed head's points against the real points' motion
     predicted = torch.einsum("btu,upc->btpc", units, basis)
-    error = ((motion(predicted) - motion(batch["points_mm"])) ** 2).sum(-1).mean(-1)  # (2B, T) mm²
+    squared = ((motion(predicted) - motion(batch["points_mm"])) ** 2).sum(-1)  # (2B, T, P) mm²
+    error = squared.mean(-1) if point_weights is None else (squared * point_weights).sum(-1)
     l_motion = seen_rms(error, seen)
     # 2. a window and its mirror image (the second half of the batch) read mirrored units
     half = units.shape[0] // 2

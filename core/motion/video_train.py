@@ -294,13 +294,14 @@ class _RealData:
     basis: object  # torch (U, P, 3)
     unit_swap: np.ndarray
     weights: RealLossWeights
+    point_weights: object  # torch (P,): the motion term's weight of each point
 
     @classmethod
     def of(cls, tracks: list[TrackArrays], landmarks: LandmarkBasis, names: tuple[str, ...],
            weights: RealLossWeights) -> "_RealData | None":
         import torch
 
-        from .real_face_loss import real_pairs
+        from .real_face_loss import real_pairs, upper_face_balance
 
         if not tracks:
             return None
@@ -308,7 +309,8 @@ class _RealData:
         held = [is_validation(i) for i in range(len(pairs))]
         train = [p for p, h in zip(pairs, held) if not h] or pairs
         validation = [p for p, h in zip(pairs, held) if h] or pairs[-1:]
-        return cls(train, validation, torch.from_numpy(landmarks.basis), unit_mirror(names), weights)
+        return cls(train, validation, torch.from_numpy(landmarks.basis), unit_mirror(names), weights,
+                   torch.from_numpy(upper_face_balance(landmarks.mediapipe_index)))
 
     @property
     def train_frames(self) -> int:
@@ -317,7 +319,7 @@ class _RealData:
     def loss(self, net, batch):
         from .real_face_loss import real_face_loss
 
-        return real_face_loss(net, batch, self.basis, self.unit_swap, self.weights)
+        return real_face_loss(net, batch, self.basis, self.unit_swap, self.weights, self.point_weights)
 
 
 def _train_epoch(net, optimizer, schedule, train: list[_Arrays], rng: np.random.Generator, basis, weights: LossWeights,
