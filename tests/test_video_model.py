@@ -422,7 +422,7 @@ def test_the_real_face_loss_compares_motion_not_identity_and_checks_mirror_image
     blink[5:7, [names.index("eyeBlinkLeft"), names.index("eyeBlinkRight")]] = 1.0
     assert loss(blink, blink[:, swap])["real_smooth_units"] < exact["real_smooth_units"] + 0.02
     assert loss(units, units)["real_mirror_units"] > 0.05
-    # the upper face's points (73 of 468) carry half the motion term: a brow raise the prediction misses counts more,
+    # the upper face's points (73 of 468) carry most of the motion term: a brow raise the prediction misses counts more,
     # a missed jaw opening less; the weights sum to 1, so an exact prediction stays exact
     balance = rl.upper_face_balance(landmarks.mediapipe_index)
     assert balance.sum() == pytest.approx(1.0) and balance.max() > 4 * balance.min()
