@@ -108,10 +108,10 @@ def real_batch(pairs: list[tuple[RealFaceArrays, RealFaceArrays]], rng: np.rando
 
 def upper_face_balance(mediapipe_index: np.ndarray, share: float = UPPER_FACE_SHARE) -> np.ndarray:
     """(P,) weights of the landmark basis's points, summing to 1: ``share`` on the upper face's (brows, forehead,
-    eyes, nose bridge), the rest on the others."""
-    from ..mediapipe_points import NOSE_BRIDGE, UPPER_FACE
+    eyes, nose bridge: the points the retarget baseline fits), the rest on the others."""
+    from .face_models import BASELINE_POINTS
 
-    upper = np.isin(np.asarray(mediapipe_index), UPPER_FACE + NOSE_BRIDGE)
+    upper = np.isin(np.asarray(mediapipe_index), BASELINE_POINTS)
     return np.where(upper, share / max(upper.sum(), 1), (1.0 - share) / max((~upper).sum(), 1)).astype(np.float32)
 
 
@@ -129,8 +129,11 @@ def real_face_loss(net, batch: dict, basis, unit_swap, weights: RealLossWeights 
         weight = seen.reshape(seen.shape + (1,) * (x.dim() - 2))
         return x - (x * weight).sum(1, keepdim=True) / weight.sum(1, keepdim=True).clamp_min(1.0)
 
+    def seen_mean(per_frame: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return (per_frame * mask).sum() / mask.sum().clamp_min(1.0)
+
     def seen_rms(per_frame: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return torch.sqrt((per_frame * mask).sum() / mask.sum().clamp_min(1.0) + 1e-8)
+        return torch.sqrt(seen_mean(per_frame, mask) + 1e-8)
 
     # 1. motion of the posed head's points against the real points' motion
     predicted = torch.einsum("btu,upc->btpc", units, basis)
@@ -145,7 +148,7 @@ def real_face_loss(net, batch: dict, basis, unit_swap, weights: RealLossWeights 
     # 3. smoothness: the second difference over frames seen three in a row
     accel = (units[:, 2:] - 2 * units[:, 1:-1] + units[:, :-2]).abs().mean(-1)
     run = seen[:, 2:] * seen[:, 1:-1] * seen[:, :-2]
-    l_smooth = (accel * run).sum() / run.sum().clamp_min(1.0)
+    l_smooth = seen_mean(accel, run)
     # 4. the pose correction's change within the window (small angles: the rotation vector's length)
     l_pose = torch.rad2deg(seen_rms((motion(correction) ** 2).sum(-1), seen))
     total = (weights.motion_mm * l_motion + weights.mirror_units * l_mirror + weights.smooth_units * l_smooth
