@@ -20,6 +20,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _add_export_encoder(speech_sub)
     _add_train(speech_sub)
     _add_calibrate(speech_sub)
+    _add_train_bilabial(speech_sub)
     _add_recipe(speech_sub)
     _add_eval(speech_sub)
     _add_eval_real(speech_sub)
@@ -74,6 +75,23 @@ def _add_train(speech_sub: argparse._SubParsersAction) -> None:
     train.add_argument("--calibrate-limit", type=int, default=200,
                        help="choose the seal window on this many held-out utterances after training (0: keep the default)")
     train.set_defaults(func=_cmd_speech_train)
+
+
+def _add_train_bilabial(speech_sub: argparse._SubParsersAction) -> None:
+    det = speech_sub.add_parser("train-bilabial", help="train a speech model's p/b/m detector on real speech with "
+                                                       "aligned phones (seals the lips where it is sure)")
+    det.add_argument("--model", required=True, help="trained speech model folder whose features the detector reads")
+    det.add_argument("--corpus", nargs="+", required=True,
+                     help="real speech folders from 'data voices' or 'data real' (their aligned phones are the labels)")
+    det.add_argument("--out", required=True, help="new folder: a copy of --model with the detector (or --model itself)")
+    det.add_argument("--epochs", type=int, default=12, help="most epochs (default: 12; stops early without held-out gain)")
+    det.add_argument("--steps-per-epoch", type=int, default=100, help="training steps per epoch (default: 100)")
+    det.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default: 2e-3)")
+    det.add_argument("--threshold", type=float, default=0.5,
+                     help="p/b/m probability from which a frame is sealed (default: 0.5; choose it on real dev clips)")
+    det.add_argument("--seed", type=int, default=0, help="seed of the batches and initial weights (default: 0)")
+    det.add_argument("--quiet", action="store_true", help="no progress bar")
+    det.set_defaults(func=_cmd_speech_train_bilabial)
 
 
 def _add_calibrate(speech_sub: argparse._SubParsersAction) -> None:
@@ -188,6 +206,30 @@ def _cmd_speech_train(args: argparse.Namespace) -> int:
     print(f"best held-out loss {history['best']:.4f} at epoch {history['best_epoch']}; decoder in {args.out}")
     if args.calibrate_limit > 0:
         _calibrate(args.out, args.corpus, args.calibrate_limit)
+    return EXIT_OK
+
+
+def _cmd_speech_train_bilabial(args: argparse.Namespace) -> int:
+    """Train a p/b/m detector for a speech model on real speech (core.speech.bilabial_train)."""
+    from tqdm import tqdm
+
+    from ..core.speech.bilabial_train import train_detector
+    from ..core.validate import number
+
+    threshold = number(args.threshold, "--threshold", 0.0, 1.0, "give a probability between 0 and 1")
+    with tqdm(total=args.epochs, unit="epoch", disable=args.quiet) as bar:
+        def progress(epoch: int, train_loss: float, heldout_loss: float) -> None:
+            bar.update(epoch + 1 - bar.n)
+            bar.set_postfix(train=f"{train_loss:.3f}", heldout=f"{heldout_loss:.3f}", refresh=False)
+
+        result = train_detector(args.model, args.corpus, args.out, epochs=args.epochs,
+                                steps_per_epoch=args.steps_per_epoch, lr=args.lr, threshold=threshold, seed=args.seed,
+                                progress=progress)
+    history = result["history"]
+    print(f"best held-out loss {history['best']:.4f} at epoch {history['best_epoch']}; detector in {args.out}")
+    for level, s in result["heldout_events"].items():
+        print(f"  threshold {level}: {s['found']}/{s['bilabials']} held-out p/b/m found, {s['stray']} of {s['events']} "
+              "detections on no p/b/m")
     return EXIT_OK
 
 

@@ -36,6 +36,8 @@ class SpeechPipeline:
         self._model = None
         self._config: dict = {}
         self._features = None  # audio → decoder input (log-mel or an SSL encoder's states), set by prepare()
+        self._detector = None  # the model folder's p/b/m detector (core.speech.bilabial), when it has one
+        self._detector_threshold = 1.0
         self._weights_sha256 = ""  # a take names the exact weights that made it
 
     def prepare(self) -> None:
@@ -50,6 +52,7 @@ class SpeechPipeline:
 
         import hashlib
 
+        from .bilabial import has_detector, load_detector
         from .features import decoder_features
         from .model import DECODER_FILE, load_decoder
 
@@ -60,15 +63,21 @@ class SpeechPipeline:
             self._model.to(self.device)
             self._features = decoder_features(self._config, self.model_dir, self.device)
             self._weights_sha256 = hashlib.sha256((self.model_dir / DECODER_FILE).read_bytes()).hexdigest()
+            if has_detector(self.model_dir):
+                detector, detector_config = load_detector(self.model_dir)
+                self._detector, self._detector_threshold = detector.to(self.device), detector_config["threshold"]
 
     def _decode(self, samples: np.ndarray, n_frames: int, fps: float, progress: ProgressFn, should_stop: StopFn):
-        """Units (T, U) and jaw (T,), chunk by chunk with CONTEXT_SECONDS of audio either side."""
+        """Units (T, U), jaw (T,) and the detector's p/b/m probability (T,; zeros without a detector), chunk by
+        chunk with CONTEXT_SECONDS of audio either side."""
+        from .bilabial import detect
         from .log_mel import SAMPLE_RATE
         from .model import predict, seal_window
 
         names, seal = tuple(self._config["unit_names"]), seal_window(self._config)
         units = np.zeros((n_frames, len(names)), np.float32)
         jaw = np.zeros(n_frames, np.float32)
+        bilabial = np.zeros(n_frames, np.float32)
         starts = np.arange(0.0, n_frames / fps, CHUNK_SECONDS)
         for k, start in enumerate(starts):
             if should_stop():
@@ -77,11 +86,14 @@ class SpeechPipeline:
             lo, hi = max(0.0, start - CONTEXT_SECONDS), min(n_frames / fps, start + CHUNK_SECONDS + CONTEXT_SECONDS)
             segment = samples[int(lo * SAMPLE_RATE):int(hi * SAMPLE_RATE)]
             f_lo, f_hi = int(round(lo * fps)), int(round(hi * fps))
-            u, j = predict(self._model, self._features(segment), f_hi - f_lo, names, seal)
+            features = self._features(segment)
+            u, j = predict(self._model, features, f_hi - f_lo, names, seal)
             keep_lo, keep_hi = int(round(start * fps)), min(n_frames, int(round((start + CHUNK_SECONDS) * fps)))
             units[keep_lo:keep_hi] = u[keep_lo - f_lo:keep_hi - f_lo]
             jaw[keep_lo:keep_hi] = j[keep_lo - f_lo:keep_hi - f_lo]
-        return units, jaw
+            if self._detector is not None:
+                bilabial[keep_lo:keep_hi] = detect(self._detector, features, f_hi - f_lo)[keep_lo - f_lo:keep_hi - f_lo]
+        return units, jaw, bilabial
 
     def generate(self, request: GenerateRequest, progress: ProgressFn, should_stop: StopFn) -> AnimationClip:
         from ..audio import audio_warnings, load_audio
@@ -100,8 +112,13 @@ class SpeechPipeline:
                                                     video_face_model(request.video_model, self.device))
         fps = settings.fps
         n_frames = max(1, int(round(audio.duration * fps)))
-        units, jaw = self._decode(audio.samples, n_frames, fps, progress, should_stop)
+        units, jaw, bilabial = self._decode(audio.samples, n_frames, fps, progress, should_stop)
         names = tuple(self._config["unit_names"])
+        detected = None
+        if self._detector is not None:
+            from .bilabial import seal_detected_bilabials
+
+            units, jaw, detected = seal_detected_bilabials(units, jaw, names, bilabial, fps, self._detector_threshold)
         transcript_report = None
         if request.transcript:
             from .transcript import seal_transcript_bilabials
@@ -132,6 +149,8 @@ class SpeechPipeline:
                       "device": self.device,
                       "features": self._config.get("features"), "audio_sha256": audio.sha256,
                       "settings": settings.as_dict()}
+        if detected is not None:
+            provenance["bilabial_detector"] = {"threshold": self._detector_threshold, "sealed": detected}
         if transcript_report is not None:
             provenance["transcript"] = transcript_report
         warnings = audio_warnings(audio)

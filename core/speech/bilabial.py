@@ -1,0 +1,101 @@
+"""The bilabial detector: a small network trained on real voices that hears p, b and m, and seals the lips on them.
+
+The decoder's closure channel learnt its p/b/m mostly from synthetic voices; on real speakers it stays low on many
+of them (held-out GRID speakers: "by", "please"), and no seal window catches a closure the channel never raises.
+The detector reads the decoder's own features (log-mel bands + encoder states) and is trained on real speech
+only, every aligned p/b/m a positive (``bilabial_train``). Where it is sure, the frames become p/b/m events sealed
+the way transcript mode seals aligned phones (``core.mouth.closure_curve``): audio alone, no recogniser.
+
+A speech model folder may hold one (``bilabial.safetensors`` + ``bilabial.json``); without it the decoder's own seal
+is all there is, as before."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..errors import LatticeTalkError
+from ..phonemes import PhonemeEvent
+from .decoder import ResidualBlock
+
+BILABIAL_FILE, BILABIAL_CONFIG = "bilabial.safetensors", "bilabial.json"
+FIX = "copy the model folder again or train a detector with 'python -m lattice_talk speech train-bilabial'"
+
+
+class BilabialDetector(nn.Module):
+    """(B, T50, F) decoder features → (B, T) p/b/m logits at ``n_frames`` output frames: dilated 1-D convolutions
+    (±0.6 s of context with the default dilations), resampled to the frames as the decoder is."""
+
+    def __init__(self, in_dim: int, hidden: int = 96, dilations: tuple[int, ...] = (1, 2, 4, 8, 1)):
+        super().__init__()
+        self.config = {"in_dim": in_dim, "hidden": hidden, "dilations": list(dilations)}
+        self.inp = nn.Conv1d(in_dim, hidden, 1)
+        self.blocks = nn.Sequential(*(ResidualBlock(hidden, d) for d in dilations))
+        self.out = nn.Conv1d(hidden, 1, 3, padding=1)
+
+    def forward(self, features: torch.Tensor, n_frames: int) -> torch.Tensor:
+        x = self.blocks(self.inp(features.transpose(1, 2)))
+        return self.out(F.interpolate(x, size=n_frames, mode="linear", align_corners=False))[:, 0]
+
+
+def has_detector(folder: str | Path) -> bool:
+    return (Path(folder) / BILABIAL_FILE).is_file()
+
+
+def load_detector(folder: str | Path) -> tuple[BilabialDetector, dict]:
+    """The detector in a speech model folder (fp16 on disk, fp32 in memory) and its checked config."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from ..validate import MAX_CONFIG_BYTES, number, read_json, whole_number
+
+    folder = Path(folder)
+    path = folder / BILABIAL_CONFIG
+    config = read_json(path, "bilabial detector config", MAX_CONFIG_BYTES, FIX)
+    model = config.get("model") if isinstance(config, dict) else None
+    if not isinstance(model, dict) or set(model) != {"in_dim", "hidden", "dilations"} \
+            or not isinstance(model["dilations"], list) or not 0 < len(model["dilations"]) <= 64:
+        raise LatticeTalkError(f"{path}: needs a \"model\" object with in_dim, hidden and 1–64 dilations; {FIX}")
+    sizes = {"in_dim": whole_number(model["in_dim"], f"{path}: model.in_dim", 1, 1 << 16, FIX),
+             "hidden": whole_number(model["hidden"], f"{path}: model.hidden", 1, 4096, FIX),
+             "dilations": tuple(whole_number(d, f"{path}: model.dilations", 1, 1024, FIX) for d in model["dilations"])}
+    config["threshold"] = number(config.get("threshold"), f"{path}: threshold", 0.0, 1.0, FIX)
+    detector = BilabialDetector(**sizes)
+    weights = folder / BILABIAL_FILE
+    try:
+        detector.load_state_dict({k: v.float() for k, v in load_file(str(weights)).items()})
+    except (OSError, SafetensorError, RuntimeError) as exc:
+        raise LatticeTalkError(f"{weights}: the weights are damaged or do not match {BILABIAL_CONFIG} "
+                               f"({str(exc)[:200]}); {FIX}") from exc
+    detector.eval()
+    return detector, config
+
+
+def detect(detector: BilabialDetector, features: np.ndarray, n_frames: int) -> np.ndarray:
+    """(T50, F) features → the p/b/m probability of each of ``n_frames`` frames."""
+    device = next(detector.parameters()).device
+    with torch.no_grad():
+        logits = detector(torch.from_numpy(np.asarray(features, np.float32))[None].to(device), n_frames)
+    return torch.sigmoid(logits[0]).cpu().numpy()
+
+
+def bilabial_events(probability: np.ndarray, fps: float, threshold: float) -> list[PhonemeEvent]:
+    """Each run of frames at or above ``threshold`` → one p/b/m event over those frames."""
+    above = np.concatenate([[False], probability >= threshold, [False]])
+    edges = np.flatnonzero(np.diff(above.astype(np.int8)))
+    return [PhonemeEvent("b", start / fps, end / fps) for start, end in zip(edges[0::2], edges[1::2])]
+
+
+def seal_detected_bilabials(units: np.ndarray, jaw: np.ndarray, unit_names: tuple[str, ...], probability: np.ndarray,
+                            fps: float, threshold: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """Units and jaw sealed on every detected p/b/m (as transcript mode seals aligned ones), and how many."""
+    from ..mouth import closure_curve, seal_lips
+
+    events = bilabial_events(probability, fps, threshold)
+    closure = closure_curve(events, np.arange(len(jaw)) / fps, fps)
+    units, jaw = seal_lips(units, jaw, closure, unit_names)
+    return units, jaw, len(events)

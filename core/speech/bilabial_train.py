@@ -1,0 +1,131 @@
+"""Train the bilabial detector (:mod:`.bilabial`) on real speech with aligned phones, and score it per event.
+
+Real read speech (``data voices``) and real talking faces (``data real``) carry their aligned phones in the corpus
+shards; every frame inside a p/b/m is a positive. The detector reads the features of the speech model it joins
+(the same encoder), so it adds one small network to a model folder and nothing else. Early stopping on the
+corpora's held-out lines; the event scores (a p/b/m is found when a frame within it ±1 frame is over the threshold,
+as the real-speech evaluation counts a closure) are reported at a few thresholds."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import LatticeTalkError
+from .bilabial import BILABIAL_CONFIG, BILABIAL_FILE, BilabialDetector, bilabial_events, detect
+from .train import FPS, Example, _batch, load_examples
+
+POSITIVE_WEIGHT = 3.0  # p/b/m are ~8 % of speech frames: a missed one costs three times a false frame
+SCORED_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
+
+
+def event_scores(probability: np.ndarray, example: Example, threshold: float) -> tuple[int, int, int, int]:
+    """(p/b/m found, p/b/m, detected events that overlap no p/b/m ±1 frame, detected events) for one utterance."""
+    from ..phonemes import BILABIALS
+
+    frames = np.arange(len(probability)) / FPS
+    margin = 1.0 / FPS
+    truth = [e for e in example.utterance.phonemes if e.phoneme in BILABIALS]
+    found = sum(bool((probability[(frames >= e.start - margin) & (frames <= e.end + margin)] >= threshold).any())
+                for e in truth)
+    events = bilabial_events(probability, FPS, threshold)
+    stray = sum(not any(e.start <= t.end + margin and t.start <= e.end + margin for t in truth) for e in events)
+    return found, len(truth), stray, len(events)
+
+
+def score_events(detector: BilabialDetector, examples: list[Example]) -> dict:
+    """Recall and stray events over ``examples`` at each of SCORED_THRESHOLDS."""
+    probabilities = [detect(detector, ex.features, len(ex.jaw)) for ex in examples]
+    scores = {}
+    for threshold in SCORED_THRESHOLDS:
+        found, total, stray, events = np.sum([event_scores(p, ex, threshold)
+                                              for p, ex in zip(probabilities, examples)], axis=0).tolist()
+        scores[f"{threshold:.1f}"] = {"found": found, "bilabials": total, "recall": found / max(total, 1),
+                                      "stray": stray, "events": events}
+    return scores
+
+
+def detector_loss(detector: BilabialDetector, batch) -> "torch.Tensor":
+    import torch
+
+    features, _, _, bilabial, _, _, trust = batch
+    logits = detector(features, bilabial.shape[1])
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, bilabial.float(), pos_weight=torch.tensor(POSITIVE_WEIGHT), reduction="none")
+    return (loss * (trust > 0)).mean()
+
+
+def _examples(corpora: list[str | Path], split: str, features) -> list[Example]:
+    """Every corpus's ``split`` (a corpus may have none: one folder of held-out lines beside training ones)."""
+    from ..data.corpus import Corpus
+
+    examples = [ex for corpus in corpora if Corpus(corpus).shards(split)
+                for ex in load_examples(corpus, split, features)]
+    if not examples:
+        raise LatticeTalkError(f"no '{split}' lines in {', '.join(map(str, corpora))}: the detector needs both training "
+                               "and held-out lines ('data voices' keeps --heldout-share of them)")
+    return examples
+
+
+def train_detector(model_dir: str | Path, corpora: list[str | Path], out_dir: str | Path, epochs: int = 12,
+                   steps_per_epoch: int = 100, batch_size: int = 24, lr: float = 2e-3, threshold: float = 0.5,
+                   hidden: int = 96, seed: int = 0, patience: int = 4,
+                   progress: Callable[[int, float, float], None] | None = None) -> dict:
+    """A detector for the speech model in ``model_dir`` trained on ``corpora``; ``out_dir`` becomes a copy of the
+    model folder with the detector in it (``model_dir`` itself when they are the same). Returns the history and
+    the held-out event scores of the best epoch."""
+    import torch
+    from safetensors.torch import save_file
+
+    from ..training import optimizer_step
+    from .features import decoder_features
+    from .model import decoder_config
+
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    if not corpora:
+        raise LatticeTalkError("the detector needs real speech with aligned phones (--corpus: 'data voices' or "
+                               "'data real' folders)")
+    if out_dir.resolve() != model_dir.resolve():
+        if out_dir.exists() and any(out_dir.iterdir()):
+            raise LatticeTalkError(f"{out_dir}: the folder is not empty; give a new folder for the model with its "
+                                   "detector (or --out the model folder itself)")
+        shutil.copytree(model_dir, out_dir, dirs_exist_ok=True)
+    features = decoder_features(decoder_config(out_dir), out_dir)
+    train, heldout = (_examples(corpora, split, features) for split in ("train", "heldout"))
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    detector = BilabialDetector(train[0].features.shape[1], hidden=hidden)
+    optimizer = torch.optim.AdamW(detector.parameters(), lr=lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
+    eval_rng = np.random.default_rng(seed + 10_000)
+    eval_batches = [_batch(heldout, eval_rng, batch_size) for _ in range(8)]
+    history = {"train": [], "heldout": [], "best_epoch": -1, "best": float("inf")}
+    for epoch in range(epochs):
+        detector.train()
+        losses = [optimizer_step(detector, optimizer, schedule,
+                                 detector_loss(detector, _batch(train, rng, batch_size, perturb=True)))
+                  for _ in range(steps_per_epoch)]
+        detector.eval()
+        with torch.no_grad():
+            held = float(np.mean([float(detector_loss(detector, b)) for b in eval_batches]))
+        history["train"].append(float(np.mean(losses)))
+        history["heldout"].append(held)
+        if held < history["best"]:
+            history["best"], history["best_epoch"] = held, epoch
+            save_file({k: v.half() for k, v in detector.state_dict().items()}, str(out_dir / BILABIAL_FILE))
+            best_state = {k: v.clone() for k, v in detector.state_dict().items()}
+        if progress is not None:
+            progress(epoch, history["train"][-1], held)
+        if epoch - history["best_epoch"] >= patience:
+            break
+    detector.load_state_dict(best_state)
+    scores = score_events(detector, heldout)
+    (out_dir / BILABIAL_CONFIG).write_text(json.dumps({
+        "model": detector.config, "threshold": threshold, "corpora": [str(c) for c in corpora],
+        "epoch": history["best_epoch"], "heldout_loss": history["best"], "heldout_events": scores,
+        "train_hours": round(sum(len(ex.jaw) for ex in train) / FPS / 3600, 3), "seed": seed}, indent=2))
+    return {"history": history, "heldout_events": scores}

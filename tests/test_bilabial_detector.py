@@ -1,0 +1,131 @@
+"""The p/b/m detector (core.speech.bilabial): trained on speech with aligned phones, it seals the lips where it
+hears a bilabial, inside a speech model folder, with no transcript.
+
+Real inputs the tests make: sentences spoken by flite's slt voice (built from a real speaker's recordings), aligned
+by PocketSphinx as ``data voices`` aligns real read speech, and a tiny random-init decoder saved like trained
+weights (so every seal in the take comes from the detector, not the decoder)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lattice_talk.core.errors import LatticeTalkError
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+TRAINING_LINES = ("bob paid my mum a big bonus", "a bumpy bus ride by the bay", "please put the maple pie back",
+                  "the cat sat on the red chair", "seven green ducks rode a sled", "my brother made a map of boston")
+HELDOUT_LINES = ("ben bought a pen for mary", "the old dog ran to the door")
+
+
+def test_bilabial_events_are_the_runs_at_or_over_the_threshold():
+    from lattice_talk.core.speech.bilabial import bilabial_events
+
+    events = bilabial_events(np.array([0.0, 0.6, 0.7, 0.2, 0.5, 0.49, 0.9]), fps=10.0, threshold=0.5)
+    assert [(e.phoneme, round(e.start, 3), round(e.end, 3)) for e in events] == \
+        [("b", 0.1, 0.3), ("b", 0.4, 0.5), ("b", 0.6, 0.7)]
+    assert bilabial_events(np.zeros(5), 10.0, 0.5) == []
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny speech model folder with a detector trained on six aligned flite sentences (held out: two more)."""
+    pytest.importorskip("pocketsphinx", reason="the 'align' extra (pocketsphinx==5.1.1)")
+    pytest.importorskip("torch")
+    import soundfile
+
+    from pipeline_fixtures import save_tiny_decoder
+
+    from lattice_talk.cli import main
+    from lattice_talk.core.data import tts
+
+    root = tmp_path_factory.mktemp("detector")
+    (root / "model").mkdir()
+    save_tiny_decoder(root / "model")
+    for split, lines in (("train", TRAINING_LINES), ("heldout", HELDOUT_LINES)):
+        rows = []
+        for k, text in enumerate(lines):
+            utterance = tts.synthesize(text, "flite", "slt")
+            soundfile.write(root / f"{split}{k}.wav", utterance.audio, utterance.sample_rate)
+            rows.append(f"{split}{k}.wav\t{text}\tslt")
+        (root / f"{split}.tsv").write_text("\n".join(rows) + "\n")
+        assert main(["data", "voices", "--lines", str(root / f"{split}.tsv"), "--tag", split, "--out",
+                     str(root / f"v_{split}"), "--teacher", str(root / "model"),
+                     "--heldout-share", "1.0" if split == "heldout" else "0.0"]) == 0
+    code = main(["speech", "train-bilabial", "--model", str(root / "model"), "--corpus", str(root / "v_train"),
+                 str(root / "v_heldout"), "--out", str(root / "with_detector"), "--epochs", "12",
+                 "--steps-per-epoch", "25", "--quiet"])
+    assert code == 0
+    return root
+
+
+def test_the_detector_learns_where_the_aligned_bilabials_are(trained):
+    from lattice_talk.core.speech.bilabial import load_detector
+    from lattice_talk.core.speech.bilabial_train import score_events
+    from lattice_talk.core.speech.features import decoder_features
+    from lattice_talk.core.speech.model import decoder_config
+    from lattice_talk.core.speech.train import load_examples
+
+    folder = trained / "with_detector"
+    detector, config = load_detector(folder)  # fp16 on disk, as the pipeline reads it
+    examples = load_examples(trained / "v_train", "train", decoder_features(decoder_config(folder), folder))
+    scores = score_events(detector, examples)["0.5"]
+    assert scores["bilabials"] >= 25  # b b p m m m b b, b b b b, p p m p b, ..., m b m p b
+    assert scores["found"] >= 0.8 * scores["bilabials"] and scores["stray"] <= 0.3 * scores["events"]
+    assert config["threshold"] == 0.5 and config["heldout_events"]["0.5"]["bilabials"] >= 4
+    assert (trained / "model" / "decoder.safetensors").read_bytes() == (folder / "decoder.safetensors").read_bytes()
+    assert not (trained / "model" / "bilabial.json").exists()  # the source model folder is left as it was
+
+
+def test_the_pipeline_seals_the_lips_where_the_detector_hears_a_bilabial(trained):
+    from lattice_talk.core.heads import create
+    from lattice_talk.core.jobs import run_sync
+    from lattice_talk.core.pipeline import GenerateRequest, GenerateSettings
+    from lattice_talk.core.real_av.evaluate import HeadLips
+    from lattice_talk.core.speech.pipeline import SpeechPipeline
+
+    def take(model):
+        request = GenerateRequest(audio_path=trained / "train0.wav", head=create("default"),
+                                  settings=GenerateSettings(fps=30.0))
+        return run_sync(SpeechPipeline(model), request)
+
+    with_detector, without = take(trained / "with_detector"), take(trained / "model")
+    report = with_detector.provenance["bilabial_detector"]
+    assert report["threshold"] == 0.5 and report["sealed"] >= 4  # "bob paid my mum a big bonus": 8 p/b/m
+    assert "bilabial_detector" not in without.provenance
+    head_lips = HeadLips()
+    closed_with, closed_without = ((head_lips(clip)[1] < 1.0).sum() for clip in (with_detector, without))
+    assert closed_with >= report["sealed"] and closed_without == 0  # the random decoder alone never shuts the lips
+
+
+def test_a_damaged_detector_is_one_error_naming_its_file(trained, tmp_path):
+    import shutil
+
+    from lattice_talk.core.speech.bilabial import load_detector
+
+    folder = tmp_path / "model"
+    shutil.copytree(trained / "with_detector", folder)
+    config = json.loads((folder / "bilabial.json").read_text())
+    (folder / "bilabial.json").write_text(json.dumps({**config, "model": {**config["model"], "hidden": 10 ** 9}}))
+    with pytest.raises(LatticeTalkError, match=r"bilabial\.json: model\.hidden"):
+        load_detector(folder)
+    (folder / "bilabial.json").write_text(json.dumps(config))
+    (folder / "bilabial.safetensors").write_bytes(b"not weights")
+    with pytest.raises(LatticeTalkError, match=r"bilabial\.safetensors: the weights are damaged"):
+        load_detector(folder)
+
+
+def test_train_bilabial_refuses_a_corpus_without_held_out_lines_and_a_full_out_folder(trained, tmp_path, capsys):
+    from lattice_talk.cli import main
+
+    code = main(["speech", "train-bilabial", "--model", str(trained / "model"), "--corpus", str(trained / "v_train"),
+                 "--out", str(tmp_path / "new"), "--epochs", "1", "--quiet"])
+    assert code != 0 and "no 'heldout' lines" in capsys.readouterr().err
+    code = main(["speech", "train-bilabial", "--model", str(trained / "model"), "--corpus", str(trained / "v_train"),
+                 str(trained / "v_heldout"), "--out", str(trained / "with_detector"), "--epochs", "1", "--quiet"])
+    assert code != 0 and "not empty" in capsys.readouterr().err
