@@ -66,6 +66,9 @@ def _add_voices(data_sub: argparse._SubParsersAction) -> None:
                         "'#' lines are comments (speaker: the audio's folder name when left out; a sha256 is checked "
                         "before anything is written; default: datasets/training_voices.tsv, the shipped model's "
                         "training voices)")
+    voices.add_argument("--grid", default=None, metavar="DIR",
+                        help="instead of --lines: a GRID speaker's folder, each NAME.mpg with its NAME.align beside it "
+                        "(the words of the alignment are the text; the speaker: the folder's name, grid_ before it)")
     voices.add_argument("--root", default=None, help="folder the audio paths are relative to (default: the table's "
                         "folder; for datasets/training_voices.tsv: the folder of cloned OWNER+NAME repositories)")
     voices.add_argument("--teacher", default=None, help="speech model whose raw motion becomes the targets "
@@ -186,10 +189,10 @@ def _cmd_data_voices(args: argparse.Namespace) -> int:
     """Real read speech of many speakers (+ its text) → training shards: aligned phones, a teacher model's motion."""
     from tqdm import tqdm
 
-    from ..core.real_av.voice_shards import build_voice_corpus, read_line_table
+    from ..core.real_av.voice_shards import build_voice_corpus, grid_lines, read_line_table
     from ..core.speech.pipeline import MODEL_DIR
 
-    lines = read_line_table(args.lines, args.root)[:args.limit or None]
+    lines = (grid_lines(args.grid) if args.grid else read_line_table(args.lines, args.root))[:args.limit or None]
     bar = tqdm(total=len(lines), unit="line")
 
     def progress(stage: str, fraction: float) -> None:

@@ -89,6 +89,8 @@ def _add_train_bilabial(speech_sub: argparse._SubParsersAction) -> None:
     det.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default: 2e-3)")
     det.add_argument("--threshold", type=float, default=0.5,
                      help="p/b/m probability from which a frame is sealed (default: 0.5; choose it on real dev clips)")
+    det.add_argument("--chosen-on", default="the default (speech train-bilabial)",
+                     help="what the threshold was chosen on, kept in bilabial.json")
     det.add_argument("--seed", type=int, default=0, help="seed of the batches and initial weights (default: 0)")
     det.add_argument("--quiet", action="store_true", help="no progress bar")
     det.set_defaults(func=_cmd_speech_train_bilabial)
@@ -224,7 +226,7 @@ def _cmd_speech_train_bilabial(args: argparse.Namespace) -> int:
 
         result = train_detector(args.model, args.corpus, args.out, epochs=args.epochs,
                                 steps_per_epoch=args.steps_per_epoch, lr=args.lr, threshold=threshold, seed=args.seed,
-                                progress=progress)
+                                chosen_on=args.chosen_on, progress=progress)
     history = result["history"]
     print(f"best held-out loss {history['best']:.4f} at epoch {history['best_epoch']}; detector in {args.out}")
     for level, s in result["heldout_events"].items():
@@ -298,11 +300,16 @@ def _cmd_speech_eval(args: argparse.Namespace) -> int:
     from ..core.speech.features import decoder_features
     from ..core.speech.train import evaluate, load_examples
     from ..core.speech.model import load_decoder, seal_window
+    from ..core.speech.bilabial import has_detector, load_detector
 
     model, config = load_decoder(args.model)
     head = create("default")
     examples = load_examples(args.corpus, "heldout", decoder_features(config, args.model), limit=args.limit)
-    report = {"heldout": evaluate(model, examples, LandmarkRig(head), seal_window(config))}
+    detector = None
+    if has_detector(args.model):
+        detector, detector_config = load_detector(args.model)
+        detector = (detector, detector_config["threshold"])
+    report = {"heldout": evaluate(model, examples, LandmarkRig(head), seal_window(config), detector)}
     if args.real:
         clips = sorted(Path(args.real).glob("*.wav"))
         report["real_clips"], generated = real_clip_checks(SpeechPipeline(args.model), clips, head)

@@ -23,13 +23,28 @@ TRAINING_LINES = ("bob paid my mum a big bonus", "a bumpy bus ride by the bay", 
 HELDOUT_LINES = ("ben bought a pen for mary", "the old dog ran to the door")
 
 
-def test_bilabial_events_are_the_runs_at_or_over_the_threshold():
+def test_each_run_over_the_threshold_is_one_frame_at_its_most_certain_frame():
     from lattice_talk.core.speech.bilabial import bilabial_events
 
-    events = bilabial_events(np.array([0.0, 0.6, 0.7, 0.2, 0.5, 0.49, 0.9]), fps=10.0, threshold=0.5)
+    events = bilabial_events(np.array([0.8, 0.6, 0.7, 0.9, 0.2, 0.5, 0.49, 0.9]), fps=10.0, threshold=0.5)
     assert [(e.phoneme, round(e.start, 3), round(e.end, 3)) for e in events] == \
-        [("b", 0.1, 0.3), ("b", 0.4, 0.5), ("b", 0.6, 0.7)]
+        [("b", 0.25, 0.35), ("b", 0.45, 0.55), ("b", 0.65, 0.75)]
+    assert [round(e.start, 3) for e in bilabial_events(np.array([0.9, 0.1]), 10.0, 0.5)] == [0.0]  # not before 0
     assert bilabial_events(np.zeros(5), 10.0, 0.5) == []
+
+
+def test_detections_are_sealed_only_where_the_jaw_is_nearly_shut():
+    from lattice_talk.core.heads import create
+    from lattice_talk.core.mouth import SEAL_JAW
+    from lattice_talk.core.speech.bilabial import JAW_GATE, seal_detected_bilabials
+
+    names = create("default").expression_names
+    units, jaw = np.full((12, len(names)), 0.3, np.float32), np.full(12, 0.3, np.float32)
+    jaw[2:5] = 0.5 * JAW_GATE  # nearly shut around frame 3; wide open around frame 8
+    probability = np.zeros(12, np.float32)
+    probability[3], probability[8] = 0.9, 0.9
+    _, sealed_jaw, count = seal_detected_bilabials(units, jaw, names, probability, fps=10.0, threshold=0.5)
+    assert count == 1 and sealed_jaw[3] == SEAL_JAW and np.array_equal(sealed_jaw[6:], jaw[6:])
 
 
 @pytest.fixture(scope="module")
@@ -82,12 +97,16 @@ def test_the_detector_learns_where_the_aligned_bilabials_are(trained):
     assert not (trained / "model" / "bilabial.json").exists()  # the source model folder is left as it was
 
 
-def test_the_pipeline_seals_the_lips_where_the_detector_hears_a_bilabial(trained):
+def test_the_pipeline_seals_the_lips_where_the_detector_hears_a_bilabial(trained, monkeypatch):
     from lattice_talk.core.heads import create
     from lattice_talk.core.jobs import run_sync
     from lattice_talk.core.pipeline import GenerateRequest, GenerateSettings
     from lattice_talk.core.real_av.evaluate import HeadLips
+    from lattice_talk.core.speech import bilabial
     from lattice_talk.core.speech.pipeline import SpeechPipeline
+
+    # The random decoder's jaw never nearly shuts (the gate's own test is above): here every detection counts.
+    monkeypatch.setattr(bilabial, "JAW_GATE", 1.0)
 
     def take(model):
         request = GenerateRequest(audio_path=trained / "train0.wav", head=create("default"),

@@ -62,6 +62,8 @@ def test_toy_recipe_builds_a_model_from_nothing_and_resumes(tmp_path, capsys):
     assert list(log["steps"]) == names and all(entry["seconds"] >= 0 for entry in log["steps"].values())
     real = json.loads((work / "data" / "real_s1" / "corpus.json").read_text())
     assert real["utterances"] == {"train": 1, "heldout": 1}  # both GRID clips tracked and aligned
+    grid = json.loads((work / "data" / "v_grid_s1" / "corpus.json").read_text())
+    assert grid["speakers"] == ["grid_s1"] and grid["utterances"]["heldout"] == 2  # the GRID folder read as lines
     voices = json.loads((work / "data" / "v_multi" / "corpus.json").read_text())
     assert voices["audio_only"] and voices["speakers"] == ["grid_s1"] and not voices["failed"]
     # Everything done: a rerun runs nothing.
@@ -71,6 +73,8 @@ def test_toy_recipe_builds_a_model_from_nothing_and_resumes(tmp_path, capsys):
     moved = shutil.move(work / "model", tmp_path / "moved")
     config = json.loads((Path(moved) / "decoder.json").read_text())
     assert config["encoder"] == "encoder" and (config["seal"]["from"], config["seal"]["full"]) == (0.5, 0.9)
+    detector = json.loads((Path(moved) / "bilabial.json").read_text())  # the p/b/m detector rides in the same folder
+    assert detector["threshold"] == 0.6 and "dev split" in detector["threshold_chosen_on"]
     clip = run_sync(SpeechPipeline(moved, threads=1),
                     GenerateRequest(audio_path=GRID_DIR / "pbai7a.mpg", head=create("default")))
     assert clip.n_frames > 60 and np.isfinite(clip.expression).all()
@@ -91,7 +95,7 @@ def test_full_scale_commands_are_the_model_cards(capsys):
     recorded = [line for block in card[:card.index("## Rebuild")].split("```")[1::2]
                 for line in re.sub(r"\\\n\s*", "", block).splitlines() if line.startswith("python -m lattice_talk")]
     recipe_lines = [line for line in printed.splitlines() if " data mix " not in line and " --window " not in line]
-    assert len(recorded) == len(recipe_lines) == 33
+    assert len(recorded) == len(recipe_lines) == 35
     for card_line, recipe_line in zip(recorded, recipe_lines):
         assert _settings(card_line) == _settings(recipe_line), card_line
 

@@ -67,6 +67,21 @@ def read_line_table(path: str | Path, root: str | Path | None = None) -> list[Sp
     return lines
 
 
+def grid_lines(folder: str | Path) -> list[SpokenLine]:
+    """A GRID speaker's folder (``NAME.mpg`` with ``NAME.align`` beside it) as lines: the sound of each video with the
+    words of its alignment; the speaker is the folder's name with ``grid_`` before it (GRID's ``s1`` → ``grid_s1``;
+    a folder named ``grid_s1`` keeps its name)."""
+    from .shards import read_grid_words
+
+    folder = Path(folder)
+    speaker = folder.name if folder.name.startswith("grid_") else f"grid_{folder.name}"
+    lines = [SpokenLine(video, speaker, " ".join(read_grid_words(video.with_suffix(".align"))))
+             for video in sorted(folder.glob("*.mpg")) if video.with_suffix(".align").is_file()]
+    if not lines:
+        raise LatticeTalkError(f"{folder}: no GRID videos with their word alignments (NAME.mpg beside NAME.align)")
+    return lines
+
+
 def check_line_files(lines: list[SpokenLine]) -> None:
     """Every line with a sha256 has its audio file, byte for byte — else one error listing the files."""
     problems = []

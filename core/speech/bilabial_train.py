@@ -16,7 +16,8 @@ from typing import Callable
 import numpy as np
 
 from ..errors import LatticeTalkError
-from .bilabial import BILABIAL_CONFIG, BILABIAL_FILE, BilabialDetector, bilabial_events, detect
+from .bilabial import BilabialDetector, bilabial_events, detect
+from .model import BILABIAL_CONFIG, BILABIAL_FILE
 from .train import FPS, Example, _batch, load_examples
 
 POSITIVE_WEIGHT = 3.0  # p/b/m are ~8 % of speech frames: a missed one costs three times a false frame
@@ -73,10 +74,11 @@ def _examples(corpora: list[str | Path], split: str, features) -> list[Example]:
 
 def train_detector(model_dir: str | Path, corpora: list[str | Path], out_dir: str | Path, epochs: int = 12,
                    steps_per_epoch: int = 100, batch_size: int = 24, lr: float = 2e-3, threshold: float = 0.5,
-                   hidden: int = 96, seed: int = 0, patience: int = 4,
+                   hidden: int = 96, seed: int = 0, patience: int = 4, chosen_on: str = "",
                    progress: Callable[[int, float, float], None] | None = None) -> dict:
     """A detector for the speech model in ``model_dir`` trained on ``corpora``; ``out_dir`` becomes a copy of the
-    model folder with the detector in it (``model_dir`` itself when they are the same). Returns the history and
+    model folder with the detector in it (``model_dir`` itself when they are the same); ``chosen_on``: what
+    ``threshold`` was chosen on, kept in its config. Returns the history and
     the held-out event scores of the best epoch."""
     import torch
     from safetensors.torch import save_file
@@ -125,7 +127,7 @@ def train_detector(model_dir: str | Path, corpora: list[str | Path], out_dir: st
     detector.load_state_dict(best_state)
     scores = score_events(detector, heldout)
     (out_dir / BILABIAL_CONFIG).write_text(json.dumps({
-        "model": detector.config, "threshold": threshold, "corpora": [str(c) for c in corpora],
+        "model": detector.config, "threshold": threshold, "threshold_chosen_on": chosen_on, "corpora": [str(c) for c in corpora],
         "epoch": history["best_epoch"], "heldout_loss": history["best"], "heldout_events": scores,
         "train_hours": round(sum(len(ex.jaw) for ex in train) / FPS / 3600, 3), "seed": seed}, indent=2))
     return {"history": history, "heldout_events": scores}

@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import LatticeTalkError
 
 DECODER_FILE, DECODER_CONFIG = "decoder.safetensors", "decoder.json"
+BILABIAL_FILE, BILABIAL_CONFIG = "bilabial.safetensors", "bilabial.json"  # the optional p/b/m detector (.bilabial)
 
 
 def load_decoder(folder: str | Path):

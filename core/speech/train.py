@@ -310,26 +310,32 @@ SEAL_CANDIDATES = ((0.3, 0.7), (0.4, 0.8), (0.5, 0.9), (0.6, 1.0), (0.7, 1.0), (
 MIN_CLOSURE_RATE = 0.9  # calibration never trades bilabial closure below this for lip error
 
 
-def evaluate(model, examples: list[Example], rig, seal: tuple[float, float] = SEAL_DEFAULT) -> dict:
-    """Pose the default head with the predictions; compare with the corpus motion (same head)."""
-    return evaluate_seals(model, examples, rig, (seal,))[0]
+def evaluate(model, examples: list[Example], rig, seal: tuple[float, float] = SEAL_DEFAULT, detector=None) -> dict:
+    """Pose the default head with the predictions; compare with the corpus motion (same head). ``detector``: the
+    model folder's p/b/m detector and its threshold (``bilabial.load_detector``), sealing as the pipeline does."""
+    return evaluate_seals(model, examples, rig, (seal,), detector)[0]
 
 
-def evaluate_seals(model, examples: list[Example], rig, seals) -> list[dict]:
+def evaluate_seals(model, examples: list[Example], rig, seals, detector=None) -> list[dict]:
     """:func:`evaluate` for each seal window in ``seals``; the decoder and the reference motion run once."""
     from .. import metrics
     from ..mediapipe_points import LIPS
     from ..motion_file import MotionTrack
+    from .bilabial import detect, seal_detected_bilabials
 
     decoded = []
     for ex in examples:
         ref = ex.utterance.motion(rig)
-        decoded.append((ex, ref, decode(model, ex.features, ref.n_frames)))
+        bilabial = None if detector is None else detect(detector[0], ex.features, ref.n_frames)
+        decoded.append((ex, ref, decode(model, ex.features, ref.n_frames), bilabial))
     reports = []
     for seal in seals:
         lve, closed, total, offsets, corr = [], 0, 0, [], []
-        for ex, ref, raw in decoded:
+        for ex, ref, raw, bilabial in decoded:
             units, jaw = apply_seal(*raw, ex.utterance.unit_names, seal)
+            if bilabial is not None:
+                units, jaw, _ = seal_detected_bilabials(units, jaw, ex.utterance.unit_names, bilabial, ref.fps,
+                                                        detector[1])
             pose = np.zeros((len(jaw), 5, 3), np.float32)
             pose[:, 2, 0] = jaw
             pred = MotionTrack(fps=ref.fps, points=rig.points(units, pose), point_ids=ref.point_ids,
