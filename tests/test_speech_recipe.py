@@ -74,7 +74,7 @@ def test_toy_recipe_builds_a_model_from_nothing_and_resumes(tmp_path, capsys):
     config = json.loads((Path(moved) / "decoder.json").read_text())
     assert config["encoder"] == "encoder" and (config["seal"]["from"], config["seal"]["full"]) == (0.5, 0.9)
     detector = json.loads((Path(moved) / "bilabial.json").read_text())  # the p/b/m detector rides in the same folder
-    assert detector["threshold"] == 0.6 and "dev split" in detector["threshold_chosen_on"]
+    assert detector["threshold"] == 0.8 and "dev split" in detector["threshold_chosen_on"]
     clip = run_sync(SpeechPipeline(moved, threads=1),
                     GenerateRequest(audio_path=GRID_DIR / "pbai7a.mpg", head=create("default")))
     assert clip.n_frames > 60 and np.isfinite(clip.expression).all()
