@@ -23,14 +23,12 @@ TRAINING_LINES = ("bob paid my mum a big bonus", "a bumpy bus ride by the bay", 
 HELDOUT_LINES = ("ben bought a pen for mary", "the old dog ran to the door")
 
 
-def test_each_run_over_the_threshold_is_one_frame_at_its_most_certain_frame():
-    from lattice_talk.core.speech.bilabial import bilabial_events
+def test_each_run_over_the_threshold_is_one_detection_at_its_most_certain_frame():
+    from lattice_talk.core.speech.bilabial import detected_bilabials
 
-    events = bilabial_events(np.array([0.8, 0.6, 0.7, 0.9, 0.2, 0.5, 0.49, 0.9]), fps=10.0, threshold=0.5)
-    assert [(e.phoneme, round(e.start, 3), round(e.end, 3)) for e in events] == \
-        [("b", 0.25, 0.35), ("b", 0.45, 0.55), ("b", 0.65, 0.75)]
-    assert [round(e.start, 3) for e in bilabial_events(np.array([0.9, 0.1]), 10.0, 0.5)] == [0.0]  # not before 0
-    assert bilabial_events(np.zeros(5), 10.0, 0.5) == []
+    assert detected_bilabials(np.array([0.8, 0.6, 0.7, 0.9, 0.2, 0.5, 0.49, 0.9]), threshold=0.5) == [3, 5, 7]
+    assert detected_bilabials(np.array([0.9, 0.1]), 0.5) == [0]
+    assert detected_bilabials(np.zeros(5), 0.5) == []
 
 
 def test_detections_are_sealed_only_where_the_jaw_is_nearly_shut():

@@ -22,6 +22,7 @@ from ..errors import LatticeTalkError
 from ..phonemes import PhonemeEvent
 from .decoder import ResidualBlock
 from .model import BILABIAL_CONFIG, BILABIAL_FILE
+
 # A detected p/b/m is sealed only where the decoder's jaw is already nearly shut (rad; JAW_MAX is 0.45):
 # detections inside open vowels were mostly strays, and sealing them cost the synthetic check 0.13 mm of lip error.
 JAW_GATE = 0.06
@@ -85,24 +86,23 @@ def detect(detector: BilabialDetector, features: np.ndarray, n_frames: int) -> n
     return torch.sigmoid(logits[0]).cpu().numpy()
 
 
-def bilabial_events(probability: np.ndarray, fps: float, threshold: float) -> list[PhonemeEvent]:
-    """Each run of frames at or above ``threshold`` → one p/b/m event, one frame long, centred on the run's most
-    certain frame: a run is often wider than the closure (the detector is unsure where in it the lips meet), and lips
-    held shut over all of it cost more than they gain (synthetic lip error +0.3 mm)."""
+def detected_bilabials(probability: np.ndarray, threshold: float) -> list[int]:
+    """Each run of frames at or above ``threshold`` → its most certain frame: a run is often wider than the closure
+    (the detector is unsure where in it the lips meet), and lips held shut over all of it cost more than they gain
+    (synthetic lip error +0.1–0.2 mm)."""
     above = np.concatenate([[False], probability >= threshold, [False]])
     edges = np.flatnonzero(np.diff(above.astype(np.int8)))
-    peaks = [start + int(np.argmax(probability[start:end])) for start, end in zip(edges[0::2], edges[1::2])]
-    return [PhonemeEvent("b", max(0.0, peak - 0.5) / fps, (peak + 0.5) / fps) for peak in peaks]
+    return [start + int(np.argmax(probability[start:end])) for start, end in zip(edges[0::2], edges[1::2])]
 
 
 def seal_detected_bilabials(units: np.ndarray, jaw: np.ndarray, unit_names: tuple[str, ...], probability: np.ndarray,
                             fps: float, threshold: float) -> tuple[np.ndarray, np.ndarray, int]:
-    """Units and jaw sealed on every detected p/b/m where the jaw is nearly shut (as transcript mode seals aligned
-    ones), and how many were sealed."""
+    """Units and jaw sealed for one frame on every detected p/b/m where the jaw is nearly shut (a one-frame p/b/m
+    event through ``core.mouth.closure_curve``, as transcript mode seals aligned ones), and how many were sealed."""
     from ..mouth import closure_curve, seal_lips
 
-    events = [e for e in bilabial_events(probability, fps, threshold)
-              if jaw[min(len(jaw) - 1, int(round(0.5 * (e.start + e.end) * fps)))] <= JAW_GATE]
+    frames = [k for k in detected_bilabials(probability, threshold) if jaw[k] <= JAW_GATE]
+    events = [PhonemeEvent("b", max(0.0, k - 0.5) / fps, (k + 0.5) / fps) for k in frames]
     closure = closure_curve(events, np.arange(len(jaw)) / fps, fps)
     units, jaw = seal_lips(units, jaw, closure, unit_names)
-    return units, jaw, len(events)
+    return units, jaw, len(frames)

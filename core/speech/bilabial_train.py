@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import LatticeTalkError
-from .bilabial import BilabialDetector, bilabial_events, detect
+from .bilabial import BilabialDetector, detect, detected_bilabials
 from .model import BILABIAL_CONFIG, BILABIAL_FILE
 from .train import FPS, Example, _batch, load_examples
 
@@ -25,7 +25,8 @@ SCORED_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 
 
 def event_scores(probability: np.ndarray, example: Example, threshold: float) -> tuple[int, int, int, int]:
-    """(p/b/m found, p/b/m, detected events that overlap no p/b/m ±1 frame, detected events) for one utterance."""
+    """(p/b/m found, p/b/m, detections (each run's most certain frame) on no p/b/m ±1 frame, detections) for one
+    utterance."""
     from ..phonemes import BILABIALS
 
     frames = np.arange(len(probability)) / FPS
@@ -33,9 +34,9 @@ def event_scores(probability: np.ndarray, example: Example, threshold: float) ->
     truth = [e for e in example.utterance.phonemes if e.phoneme in BILABIALS]
     found = sum(bool((probability[(frames >= e.start - margin) & (frames <= e.end + margin)] >= threshold).any())
                 for e in truth)
-    events = bilabial_events(probability, FPS, threshold)
-    stray = sum(not any(e.start <= t.end + margin and t.start <= e.end + margin for t in truth) for e in events)
-    return found, len(truth), stray, len(events)
+    detected = np.asarray(detected_bilabials(probability, threshold)) / FPS
+    stray = sum(not any(t.start - margin <= time <= t.end + margin for t in truth) for time in detected)
+    return found, len(truth), stray, len(detected)
 
 
 def score_events(detector: BilabialDetector, examples: list[Example]) -> dict:
