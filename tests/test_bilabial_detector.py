@@ -7,6 +7,7 @@ weights (so every seal in the take comes from the detector, not the decoder)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -114,6 +115,7 @@ def test_the_pipeline_seals_the_lips_where_the_detector_hears_a_bilabial(trained
     with_detector, without = take(trained / "with_detector"), take(trained / "model")
     report = with_detector.provenance["bilabial_detector"]
     assert report["threshold"] == 0.5 and report["sealed"] >= 4  # "bob paid my mum a big bonus": 8 p/b/m
+    assert report["sha256"] == hashlib.sha256((trained / "with_detector" / "bilabial.safetensors").read_bytes()).hexdigest()
     assert "bilabial_detector" not in without.provenance
     head_lips = HeadLips()
     closed_with, closed_without = ((head_lips(clip)[1] < 1.0).sum() for clip in (with_detector, without))

@@ -38,6 +38,7 @@ class SpeechPipeline:
         self._features = None  # audio → decoder input (log-mel or an SSL encoder's states), set by prepare()
         self._detector = None  # the model folder's p/b/m detector (core.speech.bilabial), when it has one
         self._detector_threshold = 1.0
+        self._detector_sha256 = ""
         self._weights_sha256 = ""  # a take names the exact weights that made it
 
     def prepare(self) -> None:
@@ -54,7 +55,7 @@ class SpeechPipeline:
 
         from .bilabial import has_detector, load_detector
         from .features import decoder_features
-        from .model import DECODER_FILE, load_decoder
+        from .model import BILABIAL_FILE, DECODER_FILE, load_decoder
 
         # A couple of threads keep Blender's UI responsive on small machines and are all this model needs.
         torch.set_num_threads(self.threads or max(1, min(4, (os.cpu_count() or 2) - 1)))
@@ -66,6 +67,7 @@ class SpeechPipeline:
             if has_detector(self.model_dir):
                 detector, detector_config = load_detector(self.model_dir)
                 self._detector, self._detector_threshold = detector.to(self.device), detector_config["threshold"]
+                self._detector_sha256 = hashlib.sha256((self.model_dir / BILABIAL_FILE).read_bytes()).hexdigest()
 
     def _decode(self, samples: np.ndarray, n_frames: int, fps: float, progress: ProgressFn, should_stop: StopFn):
         """Units (T, U), jaw (T,) and the detector's p/b/m probability (T,; zeros without a detector), chunk by
@@ -150,7 +152,8 @@ class SpeechPipeline:
                       "features": self._config.get("features"), "audio_sha256": audio.sha256,
                       "settings": settings.as_dict()}
         if detected is not None:
-            provenance["bilabial_detector"] = {"threshold": self._detector_threshold, "sealed": detected}
+            provenance["bilabial_detector"] = {"sha256": self._detector_sha256, "threshold": self._detector_threshold,
+                                               "sealed": detected}
         if transcript_report is not None:
             provenance["transcript"] = transcript_report
         warnings = audio_warnings(audio)
