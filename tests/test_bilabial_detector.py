@@ -144,7 +144,7 @@ def test_train_bilabial_refuses_a_corpus_without_held_out_lines_and_a_full_out_f
 
     code = main(["speech", "train-bilabial", "--model", str(trained / "model"), "--corpus", str(trained / "v_train"),
                  "--out", str(tmp_path / "new"), "--epochs", "1", "--quiet"])
-    assert code != 0 and "no 'heldout' lines" in capsys.readouterr().err
+    assert code != 0 and "no 'heldout' lines" in capsys.readouterr().err and not (tmp_path / "new").exists()
     code = main(["speech", "train-bilabial", "--model", str(trained / "model"), "--corpus", str(trained / "v_train"),
                  str(trained / "v_heldout"), "--out", str(trained / "with_detector"), "--epochs", "1", "--quiet"])
     assert code != 0 and "not empty" in capsys.readouterr().err

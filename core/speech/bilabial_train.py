@@ -92,13 +92,14 @@ def train_detector(model_dir: str | Path, corpora: list[str | Path], out_dir: st
     if not corpora:
         raise LatticeTalkError("the detector needs real speech with aligned phones (--corpus: 'data voices' or "
                                "'data real' folders)")
-    if out_dir.resolve() != model_dir.resolve():
-        if out_dir.exists() and any(out_dir.iterdir()):
-            raise LatticeTalkError(f"{out_dir}: the folder is not empty; give a new folder for the model with its "
-                                   "detector (or --out the model folder itself)")
-        shutil.copytree(model_dir, out_dir, dirs_exist_ok=True)
-    features = decoder_features(decoder_config(out_dir), out_dir)
+    copy = out_dir.resolve() != model_dir.resolve()
+    if copy and out_dir.exists() and any(out_dir.iterdir()):
+        raise LatticeTalkError(f"{out_dir}: the folder is not empty; give a new folder for the model with its "
+                               "detector (or --out the model folder itself)")
+    features = decoder_features(decoder_config(model_dir), model_dir)
     train, heldout = (_examples(corpora, split, features) for split in ("train", "heldout"))
+    if copy:  # only once the data is known to be usable: a refused run leaves no half-made folder behind
+        shutil.copytree(model_dir, out_dir, dirs_exist_ok=True)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     detector = BilabialDetector(train[0].features.shape[1], hidden=hidden)
