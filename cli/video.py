@@ -88,6 +88,8 @@ def _add_eval_real(video_sub: argparse._SubParsersAction) -> None:
     vreal.add_argument("--model", action="append", default=None,
                        help="a video model folder to compare with the default (repeat for several)")
     vreal.add_argument("--out", default="reports/video_real/video_real.json", help="JSON report to write")
+    vreal.add_argument("--cache", default=None,
+                       help="folder for tracked mouths, read for the clips' own offsets (default: beside --out, tracks/)")
     vreal.set_defaults(func=_cmd_video_eval_real)
 
 
@@ -142,7 +144,8 @@ def _cmd_video_eval_real(args: argparse.Namespace) -> int:
         raise LatticeTalkError(f"{args.manifest}: no clips in split {args.split!r}" +
                                (f" starting with {args.clips}" if args.clips else ""))
     models = {"default": None, **{Path(m).name: m for m in args.model or ()}}
-    result = evaluate_video_consistency(clips, args.real, models, progress=lambda stage: print(stage, file=sys.stderr))
+    result = evaluate_video_consistency(clips, args.real, models, cache_dir=args.cache or Path(args.out).parent / "tracks",
+                                        progress=lambda stage: print(stage, file=sys.stderr))
     print(format_consistency(result["summary"]))
     print(f"wrote {_write_report(result, args.out)}")
     return EXIT_OK

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..phonemes import BILABIALS, MID_VOWEL, OPEN_VOWEL, PHONEME_CLASS, ROUNDED_VOWEL, SPREAD_VOWEL
+from .manifest import RealClip
 from .real_lips import RealLips
 
 WINDOW_S = 0.28  # the lips' closing and opening are looked for this far either side of the acoustic release
@@ -92,3 +93,16 @@ def release_sync(lips: RealLips) -> ReleaseSync:
         if picture is not None:
             lags.append(round(picture - sound, 3))
     return ReleaseSync(tuple(lags))
+
+
+def clip_release_sync(clip: RealClip, folder, cache_dir=None) -> ReleaseSync:
+    """A manifest clip's release lags with its own sound, or none where it has no words or phones to place them by."""
+    from ..speech.alignment import AlignmentError
+    from .real_lips import load_real_lips
+
+    if not (clip.transcript or clip.phone_labels):
+        return ReleaseSync(())
+    try:
+        return release_sync(load_real_lips(clip, folder, cache_dir))
+    except AlignmentError:
+        return ReleaseSync(())

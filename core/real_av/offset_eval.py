@@ -10,8 +10,8 @@ when it is trusted and further off — the one outcome that must not happen.
 "True offset 0" assumes a file's own sound is in sync with its picture. Many in-the-wild files are not, so each case
 is also scored against the clip's own offset as the lips show it at bilabial releases
 (:mod:`~lattice_talk.core.real_av.lip_release`, no model involved): ``release`` is that offset (+ the shift) where
-enough consistent releases say it, and ``release_outcome`` the case's outcome against it ("unknown" where trusted
-but no release offset exists)."""
+enough consistent releases say it, and ``own_outcome`` the case's outcome against it — against the shift alone
+(an own offset of 0) where the releases say nothing."""
 
 from __future__ import annotations
 
@@ -57,6 +57,7 @@ def evaluate_offsets(clips: list[RealClip], folder: str | Path, model_dir: str |
     from ..motion.fusion import CONFIDENCE_RAMP, estimate_offset, predicted_mouth_opening
     from ..pipeline import GenerateRequest, GenerateSettings
     from ..speech.pipeline import MODEL_DIR, SpeechPipeline
+    from .lip_release import clip_release_sync
     from .real_lips import tracked_opening
 
     check_folder(clips, folder)
@@ -68,7 +69,7 @@ def evaluate_offsets(clips: list[RealClip], folder: str | Path, model_dir: str |
         for k, clip in enumerate(clips):
             progress(f"{clip.name} ({k + 1}/{len(clips)})")
             opening, confidence, fps, audio_offset = tracked_opening(folder / clip.video, clip.sha256, tracks)
-            own = _own_release_sync(clip, folder, tracks)
+            own = clip_release_sync(clip, folder, tracks)
             sound = load_audio(folder / (clip.audio or clip.video))
             samples = _sound_on_video_clock(sound.samples, sound.sample_rate, 0.0 if clip.audio else audio_offset)
             for shift in shifts:
@@ -78,63 +79,45 @@ def evaluate_offsets(clips: list[RealClip], folder: str | Path, model_dir: str |
                 settings = GenerateSettings(fps=fps, blinks=False, head_motion=0.0)
                 take = run_sync(pipeline, GenerateRequest(audio_path=wav, head=head, settings=settings))
                 predicted = predicted_mouth_opening(take.expression, take.expression_names, take.jaw[:, 0])
-                estimate = estimate_offset(opening, predicted, audio, sound.sample_rate, fps,
-                                           confidence > CONFIDENCE_RAMP[0])
+                estimate = estimate_offset(opening, predicted, fps, confidence > CONFIDENCE_RAMP[0])
                 release = None if own.frames is None else own.frames + shift
                 cases.append({"clip": clip.name, "split": clip.split, "own_sound": clip.audio is None, "fps": fps,
                               "shift": shift, "estimate": estimate.frames, "best_lag": estimate.best_frames,
                               "evidence": round(estimate.correlation, 4), "second_peak": round(estimate.second_peak, 4),
-                              "agreeing": estimate.agreeing,
+                              "agreeing": estimate.agreeing, "significance": estimate.significance,
                               "outcome": _outcome(estimate, shift),
                               "releases": len(own.lags), "release_median": own.median, "release": release,
-                              "release_outcome": _outcome(estimate, release)})
+                              "own_outcome": _outcome(estimate, shift if release is None else release)})
     return {"cases": cases, "summary": summarize_offsets(cases)}
 
 
-def _own_release_sync(clip: RealClip, folder: Path, cache_dir: str | Path | None):
-    """The clip's release lags with its own sound, or none where it has no words or phones to place them by."""
-    from ..speech.alignment import AlignmentError
-    from .lip_release import ReleaseSync, release_sync
-    from .real_lips import load_real_lips
-
-    if not (clip.transcript or clip.phone_labels):
-        return ReleaseSync(())
-    try:
-        return release_sync(load_real_lips(clip, folder, cache_dir))
-    except AlignmentError:
-        return ReleaseSync(())
-
-
-def _outcome(estimate, truth: int | None) -> str:
+def _outcome(estimate, truth: int) -> str:
     if not estimate.reliable:
         return "declined"
-    if truth is None:
-        return "unknown"
     return "right" if abs(estimate.frames - truth) <= 1 else "wrong"
 
 
-OUTCOMES = ("right", "declined", "wrong", "unknown")
+OUTCOMES = ("right", "declined", "wrong")
 
 
 def summarize_offsets(cases: list[dict]) -> dict:
     """Counts of each outcome per shift and over all shifts: against a true offset of 0 ("outcome") and against the
-    clips' release offsets ("release_outcome")."""
+    clips' own offsets, the release offset where there is one ("own_outcome")."""
     def counts(rows, key):
         return {"cases": len(rows), **{o: sum(r[key] == o for r in rows) for o in OUTCOMES}}
 
     shifts = sorted({r["shift"] for r in cases}, key=lambda s: (abs(s), s))
     return {table: {**{f"{s:+d}": counts([r for r in cases if r["shift"] == s], key) for s in shifts},
                     "shifted": counts([r for r in cases if r["shift"] != 0], key), "all": counts(cases, key)}
-            for table, key in (("true offset 0", "outcome"), ("release offset", "release_outcome"))}
+            for table, key in (("true offset 0", "outcome"), ("own offset (release offset where known, else 0)", "own_outcome"))}
 
 
 def format_offsets(summary: dict) -> str:
     lines = []
     for table, rows in summary.items():
-        head = f"{'shift (frames)':<16} {'cases':>6} {'right ±1':>10} {'declined':>10} {'wrong':>7} {'unknown':>8}"
+        head = f"{'shift (frames)':<16} {'cases':>6} {'right ±1':>10} {'declined':>10} {'wrong':>7}"
         lines += [f"against the {table}:", head, "-" * len(head)]
         for name, c in rows.items():
-            lines.append(f"{name:<16} {c['cases']:>6} {c['right']:>10} {c['declined']:>10} {c['wrong']:>7} "
-                         f"{c['unknown']:>8}")
+            lines.append(f"{name:<16} {c['cases']:>6} {c['right']:>10} {c['declined']:>10} {c['wrong']:>7}")
     return "\n".join(lines)
 
