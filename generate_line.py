@@ -55,7 +55,8 @@ def _generate_one(args: argparse.Namespace, pipeline, head, model: dict, item, p
     blend = out.suffix.lower() == ".blend"
     video = _reference_video(args.video, Path(item.input))
     settings = GenerateSettings(intensity=args.intensity, head_motion=args.head_motion, blinks=not args.no_blinks,
-                                fps=args.fps, seed=args.seed, recognize_words=args.recognize_words)
+                                fps=args.fps, seed=args.seed, recognize_words=args.recognize_words,
+                                video_offset=args.video_offset if video is not None else None)
     take = args.take or out.stem
     inputs = {"audio": Path(item.input), "video": video}
     transcript = _transcript(args.transcript, Path(item.input))

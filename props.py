@@ -13,6 +13,13 @@ class LatticeTalkSettings(bpy.types.PropertyGroup):
     video_path: StringProperty(name="Reference video", subtype="FILE_PATH",
                                description="Optional video of the speaker: brows, eyes, blinks and head pose come "
                                "from it, the lips from the audio; the take keeps the audio's length")
+    video_offset_auto: BoolProperty(name="Auto offset", default=True,
+                                    description="Estimate how late the video is against the sound from the lips "
+                                    "(0 where the estimate is unsure); off: use Offset")
+    video_offset: FloatProperty(name="Offset (s)", default=0.0, min=-600.0, max=600.0, soft_min=-2.0, soft_max=2.0,
+                                step=1, precision=3,
+                                description="Seconds the reference video is late against the sound (negative: early), "
+                                "e.g. a video recorded apart from its sound")
     transcript: StringProperty(name="Transcript", default="",
                                description="Optional: the line's words (English). Forced alignment times the p/b/m "
                                "lip closures; timing and intensity of the rest still come from the audio")

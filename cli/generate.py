@@ -24,6 +24,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                      "several inputs a folder: each audio file uses the video with its name there, if any")
     gen.add_argument("--video-model", default=None, help="video face model folder for --video, e.g. the opt-in learned "
                      "vendor_models/video/meshconv (default: the installed one, else the retarget baseline)")
+    gen.add_argument("--video-offset", type=float, default=None, metavar="SECONDS",
+                     help="how late the reference video is against the sound, in seconds (negative: early); default: "
+                     "estimated from the lips, 0 where the estimate is unsure (the take's provenance says which)")
     gen.add_argument("--head", default="default", help="'default' or a FLAME .pkl/.npz")
     gen.add_argument("--embedding", default=None, help=EMBEDDING_HELP)
     gen.add_argument("--device", choices=DEVICE_CHOICES, default="cpu",
@@ -83,6 +86,9 @@ def _generate_jobs(args: argparse.Namespace, local: bool = True) -> GenerateJobs
     _check_outputs(args, items)
     if args.video and len(items) > 1 and not Path(args.video).is_dir():
         raise LatticeTalkError(f"{args.video}: several inputs need --video to be a folder of videos named like the audio files")
+    if args.video_offset is not None and not args.video:
+        raise LatticeTalkError(f"--video-offset {args.video_offset:g}: it places a reference video; give one with "
+                               "--video, or leave the offset out")
     if args.transcript is not None and len(items) > 1:
         raise LatticeTalkError("--transcript is the text of one line; for a batch put each line's text in a .txt "
                                "file beside its audio (line.wav → line.txt)")

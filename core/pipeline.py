@@ -16,6 +16,7 @@ from .head_model import HeadModel
 from .validate import MAX_FRAME
 
 MIN_FPS, MAX_FPS = 1.0, 240.0  # a take is keyed per frame: beyond this, frames outnumber what any rig shows
+MAX_VIDEO_OFFSET_SECONDS = 600.0  # a given reference-video offset: a video recorded apart from its sound (see fusion)
 ProgressFn = Callable[[str, float], None]  # (stage description, overall fraction 0..1)
 StopFn = Callable[[], bool]  # True once the caller asked to stop
 WARNINGS_KEY = "warnings"  # a clip's provenance: what was usable but worth telling the user (clipped audio, …)
@@ -34,6 +35,7 @@ class GenerateSettings:
     start_frame: int = 1
     seed: int = 0
     recognize_words: bool = False  # no transcript: recognise the words to time the p/b/m closures (core.speech.transcript)
+    video_offset: float | None = None  # seconds the reference video is late against the sound; None: estimated
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -94,5 +96,9 @@ def check_request(request: GenerateRequest) -> None:
     number(settings.fps, "frames per second", MIN_FPS, MAX_FPS,
            f"give {MIN_FPS:g}–{MAX_FPS:g} (--fps, or the scene's frame rate)")
     whole_number(settings.seed, "seed", 0, 2**32 - 1, "give a whole number from 0 to 4294967295 (--seed)")
+    if settings.video_offset is not None:
+        number(settings.video_offset, "video offset", -MAX_VIDEO_OFFSET_SECONDS, MAX_VIDEO_OFFSET_SECONDS,
+               f"give seconds within ±{MAX_VIDEO_OFFSET_SECONDS:g} (--video-offset, or the sidebar's Offset), or leave "
+               "it to the estimate")
     whole_number(settings.start_frame, "start frame", -MAX_FRAME, MAX_FRAME,
                  "give a frame Blender can key (the sidebar's Start frame)")

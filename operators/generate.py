@@ -54,7 +54,8 @@ def build_request(context, audio_path: str, video_path: str):
         video_model=Path(video_model) if video_model else None,
         settings=GenerateSettings(intensity=settings.intensity, head_motion=settings.head_motion, blinks=settings.blinks,
                                   fps=scene_fps(context.scene), start_frame=settings.start_frame, seed=settings.seed,
-                                  recognize_words=settings.recognize_words),
+                                  recognize_words=settings.recognize_words,
+                                  video_offset=None if settings.video_offset_auto or not video_path else settings.video_offset),
         transcript=settings.transcript.strip() or None,
     )
     check_request(request)

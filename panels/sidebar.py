@@ -62,6 +62,12 @@ class LATTICETALK_PT_generate(_LatticeTalkPanel, bpy.types.Panel):
         if not settings.transcript.strip():
             col.prop(settings, "recognize_words")
         col.prop(settings, "video_path")
+        if settings.video_path:
+            row = col.row(align=True)
+            row.prop(settings, "video_offset_auto", text="Auto")
+            sub = row.row(align=True)
+            sub.enabled = not settings.video_offset_auto
+            sub.prop(settings, "video_offset")
         if prefs is not None and settings.video_path:  # which model reads the video: also a preference
             col.prop(prefs, "video_model_source", text="Video model")
         col = layout.column(align=True)

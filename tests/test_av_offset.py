@@ -186,3 +186,29 @@ def test_the_offset_report_counts_each_case_against_zero_and_against_the_clips_o
     assert own["all"] == {"cases": 5, "right": 3, "declined": 1, "wrong": 1}
     assert zero["shifted"]["cases"] == 3 and zero["+3"]["wrong"] == 1 and own["-3"]["wrong"] == 1
     assert "against the own offset" in format_offsets(summary)
+
+
+@pytest.mark.blender
+def test_a_given_offset_replaces_the_estimate_which_is_still_recorded(spoken, tmp_path):
+    """generate --video-offset 0.2: the video is placed 0.2 s late (its last 0.2 s of sound have no video, so the
+    video's share falls), while the provenance keeps the estimate's own best lag (0, the render is in sync)."""
+    import soundfile
+
+    from lattice_talk.core.heads import create
+    from lattice_talk.core.jobs import run_sync
+    from lattice_talk.core.pipeline import GenerateRequest, GenerateSettings
+    from lattice_talk.core.speech.pipeline import SpeechPipeline
+
+    track, utterance = spoken
+    wav, video = tmp_path / "line.wav", tmp_path / "head.mp4"
+    soundfile.write(wav, utterance.audio, utterance.sample_rate)
+    video.symlink_to(track.source)
+    pipeline, shares = SpeechPipeline(threads=1), {}
+    for given in (None, 0.2):
+        request = GenerateRequest(audio_path=wav, head=create("default"), video_path=video,
+                                  settings=GenerateSettings(fps=FPS, seed=0, video_offset=given))
+        info = run_sync(pipeline, request).provenance["video"]
+        assert info["offset_given"] is (given is not None) and abs(info["offset_best_frames"]) <= 1
+        assert info["offset_seconds"] == pytest.approx(0.2 if given else 0.0, abs=0.5 / FPS)
+        shares[given] = info["fused_share"]
+    assert shares[0.2] < shares[None] - 0.02

@@ -62,8 +62,10 @@ def test_generate_panel_shows_the_model_choices_of_the_preferences(addon, tmp_pa
     try:
         props = [e[1] for e in draw(sidebar.LATTICETALK_PT_generate) if e[0] == "prop"]
         assert "speech_model_source" in props and "video_model_source" not in props  # no video: no video model
+        assert "video_offset" not in props  # nor its offset
         bpy.context.scene.lattice_talk.video_path = str(tmp_path / "face.mp4")
         props = [e[1] for e in draw(sidebar.LATTICETALK_PT_generate) if e[0] == "prop"]
-        assert props.index("video_model_source") == props.index("video_path") + 1
+        at = props.index("video_path")
+        assert props[at + 1:at + 4] == ["video_offset_auto", "video_offset", "video_model_source"]
     finally:
         addons.remove(addons[lattice_talk.__name__])

@@ -21,6 +21,8 @@ peak, both curves peak within a frame of it, and it is not at the window's edge 
 Otherwise the estimate declines and the offset stays 0: a wrong shift makes every video-driven channel lag the
 speaker, which is worse than none. The loudness envelope is no longer evidence: on real speakers it peaked 2–3 frames
 from both the speech model's curves and the lips' own bilabial releases, and dragged clear cases under the bar.
+A given offset (``generate --video-offset``, the sidebar's *Offset*) replaces the estimate, for a video recorded apart
+from its sound or one the estimate declines; the estimate is still made and recorded beside it.
 
 Length rule: the take always has the audio's length, at the take's fps. After the offset, the video's frames
 are resampled onto the take's frame times (linear for units, slerp for rotations; a video at another fps is
@@ -38,11 +40,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import LatticeTalkError
 from ..mouth import mouth_unit_mask
 from ..rotations import slerp_track
 from .face_models import video_face_model
@@ -72,6 +75,7 @@ class OffsetEstimate:
     agreeing: int = 0  # evidence curves peaking within a frame of the best lag
     significance: float = 0.0  # Fisher z of the peak × √(frames/3 − 3)
     curves: tuple[str, ...] = ()  # the names of the evidence curves
+    given: bool = False  # frames and seconds are the user's (--video-offset); the rest is still the estimate's
 
 
 @dataclass(eq=False)
@@ -274,18 +278,28 @@ class PlacedVideo:
 
 
 def place_reference_video(video: ReferenceVideo, audio: np.ndarray, sample_rate: int, units: np.ndarray,
-                          unit_names: tuple[str, ...], jaw: np.ndarray, fps: float) -> PlacedVideo:
+                          unit_names: tuple[str, ...], jaw: np.ndarray, fps: float,
+                          given_offset: float | None = None) -> PlacedVideo:
     """Estimate the offset from the speech model's mouth (``units`` (T, U) and ``jaw`` (T,) at the take's ``fps``)
-    against the video's, and where the video will have a say — before the audio-only events are drawn, so that
-    none falls where the video fades in or out."""
+    against the video's — or take ``given_offset`` (seconds the video is late; the estimate is still made, for the
+    provenance) — and where the video will have a say, before the audio-only events are drawn, so that none falls
+    where the video fades in or out. A given offset that leaves the video and the sound no common frame is refused."""
     video_fps = video.face.fps
     predicted = predicted_mouth_opening(units, unit_names, jaw)
     audio_frames = max(1, int(round(len(audio) / sample_rate * video_fps)))
     predicted = np.interp(np.arange(audio_frames) / video_fps, np.arange(len(units)) / fps, predicted)
     offset = estimate_offset(video_mouth_opening(video.track), predicted, video_fps,
                              video.track.confidence > CONFIDENCE_RAMP[0])
+    if given_offset is not None:
+        offset = replace(offset, frames=int(round(given_offset * video_fps)), seconds=float(given_offset), given=True)
     _, _, confidence = resample_face(video.face, len(units), fps, offset.seconds)
-    return PlacedVideo(video, offset, video_weight(confidence, fps))
+    weight = video_weight(confidence, fps)
+    if offset.given and not weight.any():
+        raise LatticeTalkError(
+            f"{video.path}: at the given offset of {offset.seconds:g} s the video ({video.face.n_frames / video_fps:.2f} s)"
+            f" and the sound ({len(units) / fps:.2f} s) share no frame the face was seen on; give the seconds the "
+            "video is late against the sound (negative: early), or leave the offset to the estimate")
+    return PlacedVideo(video, offset, weight)
 
 
 def fuse_reference_video(placed: PlacedVideo, units: np.ndarray, unit_names: tuple[str, ...],
@@ -300,7 +314,7 @@ def fuse_reference_video(placed: PlacedVideo, units: np.ndarray, unit_names: tup
         "offset_seconds": offset.seconds, "offset_frames": offset.frames, "offset_fps": video.face.fps,
         "offset_correlation": round(offset.correlation, 4), "offset_reliable": offset.reliable,
         "offset_best_frames": offset.best_frames, "offset_second_peak": round(offset.second_peak, 4),
-        "offset_significance": offset.significance,
+        "offset_significance": offset.significance, "offset_given": offset.given,
         "offset_agreeing": f"{offset.agreeing}/{len(offset.curves)}",
         "fused_share": round(float(weight.mean()), 4), "video_fps": float(track.fps), "video_frames": track.n_frames,
         "lost_frames": len(track.lost_frames), "dropped_frames": len(track.dropped_frames), "warnings": list(track.warnings),

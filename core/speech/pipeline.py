@@ -139,7 +139,8 @@ class SpeechPipeline:
         if video is not None:  # where the video will have a say, so no audio-only blink falls inside its fades
             from ..motion.fusion import place_reference_video
 
-            placed = place_reference_video(video, audio.samples, audio.sample_rate, units, names, jaw, fps)
+            placed = place_reference_video(video, audio.samples, audio.sample_rate, units, names, jaw, fps,
+                                           settings.video_offset)
         # The audio's own digest joins the seed: two clips with one seed do not blink and nod on the same frames.
         rng = np.random.default_rng([settings.seed, int(audio.sha256[:16], 16)])
         pauses = energy_pauses(audio.samples, audio.sample_rate, fps, n_frames)
