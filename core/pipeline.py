@@ -64,9 +64,15 @@ class Pipeline(Protocol):
 
 def clip_warnings(clip: AnimationClip, audio_path: Path) -> list[str]:
     """What the caller tells the user after a take is made from ``audio_path``: the pipeline's warnings (each names
-    its file) and a transcript it could not use."""
+    its file), a transcript it could not use, and a reference video placed at 0 s because its offset could not be
+    told (the take is right if the video is in sync; if not, only the user knows by how much)."""
     transcript = clip.provenance.get("transcript", {})
     unused = [f"{audio_path}: transcript not used: {transcript['error']}"] if "error" in transcript else []
+    video = clip.provenance.get("video", {})
+    if video and not video.get("offset_reliable", True) and not video.get("offset_given", False):
+        unused.append(f"{video['file']}: its offset against the sound could not be told from the lips, so it is "
+                      "placed at 0 s; if it is not in sync with the sound, give the offset (--video-offset SECONDS, "
+                      "or untick the sidebar's Auto offset)")
     return list(clip.provenance.get(WARNINGS_KEY, [])) + unused
 
 

@@ -196,7 +196,7 @@ def test_a_given_offset_replaces_the_estimate_which_is_still_recorded(spoken, tm
 
     from lattice_talk.core.heads import create
     from lattice_talk.core.jobs import run_sync
-    from lattice_talk.core.pipeline import GenerateRequest, GenerateSettings
+    from lattice_talk.core.pipeline import GenerateRequest, GenerateSettings, clip_warnings
     from lattice_talk.core.speech.pipeline import SpeechPipeline
 
     track, utterance = spoken
@@ -207,8 +207,26 @@ def test_a_given_offset_replaces_the_estimate_which_is_still_recorded(spoken, tm
     for given in (None, 0.2):
         request = GenerateRequest(audio_path=wav, head=create("default"), video_path=video,
                                   settings=GenerateSettings(fps=FPS, seed=0, video_offset=given))
-        info = run_sync(pipeline, request).provenance["video"]
+        clip = run_sync(pipeline, request)
+        info = clip.provenance["video"]
         assert info["offset_given"] is (given is not None) and abs(info["offset_best_frames"]) <= 1
+        assert clip_warnings(clip, wav) == []  # trusted or given: nothing to tell
         assert info["offset_seconds"] == pytest.approx(0.2 if given else 0.0, abs=0.5 / FPS)
         shares[given] = info["fused_share"]
     assert shares[0.2] < shares[None] - 0.02
+
+
+def test_a_declined_offset_is_told_to_the_user_with_the_fix():
+    """A take whose video offset was declined (placed at 0 s) warns, naming the video and --video-offset; a given
+    offset does not."""
+    from clip_fixtures import make_clip
+
+    from lattice_talk.core.heads import create
+    from lattice_talk.core.pipeline import clip_warnings
+
+    clip = make_clip(create("default"), seconds=0.5)
+    clip.provenance["video"] = {"file": "actor.mp4", "offset_reliable": False, "offset_given": False}
+    (warning,) = clip_warnings(clip, "line.wav")
+    assert warning.startswith("actor.mp4: its offset") and "--video-offset" in warning
+    clip.provenance["video"]["offset_given"] = True
+    assert clip_warnings(clip, "line.wav") == []
