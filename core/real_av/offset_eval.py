@@ -82,7 +82,8 @@ def evaluate_offsets(clips: list[RealClip], folder: str | Path, model_dir: str |
                 estimate = estimate_offset(opening, predicted, fps, confidence > CONFIDENCE_RAMP[0])
                 release = None if own.frames is None else own.frames + shift
                 cases.append({"clip": clip.name, "split": clip.split, "own_sound": clip.audio is None, "fps": fps,
-                              "shift": shift, "estimate": estimate.frames, "best_lag": estimate.best_frames,
+                              "shift": shift, "estimate": estimate.frames,
+                              "estimate_fraction": round(estimate.seconds * fps, 3), "best_lag": estimate.best_frames,
                               "evidence": round(estimate.correlation, 4), "second_peak": round(estimate.second_peak, 4),
                               "agreeing": estimate.agreeing, "significance": estimate.significance,
                               "outcome": _outcome(estimate, shift),
