@@ -108,6 +108,25 @@ def test_the_offset_is_placed_to_a_fraction_of_a_frame():
     assert estimate.seconds * FPS == pytest.approx(2.4, abs=0.2)
 
 
+def test_the_verdict_does_not_depend_on_the_video_frame_rate():
+    """The same 12 s of mouth motion, 2 frames late at 25 fps, seen at 25 and at 50 fps: the same offset in seconds
+    and about the same significance (it counts independent stretches of time, not frames)."""
+    rng = np.random.default_rng(4)
+    slow = np.convolve(rng.random(340), np.ones(5) / 5, "same")
+    estimates = {}
+    for fps in (25.0, 50.0):
+        t = np.arange(int(12 * fps)) * 25.0 / fps + 20  # in 25 fps frames
+        video = np.interp(t, np.arange(len(slow)), slow)
+        predicted = np.interp(t + 2.0, np.arange(len(slow)), slow)
+        noise = np.random.default_rng(5).normal(0, 0.05, 340)
+        predicted = predicted + np.interp(t, np.arange(340), noise)  # the same noise in time at either rate
+        estimates[fps] = estimate_offset(video, predicted, fps)
+    low, high = estimates[25.0], estimates[50.0]
+    assert low.reliable and high.reliable and (low.frames, high.frames) == (2, 4)
+    assert high.seconds == pytest.approx(low.seconds, abs=0.01)
+    assert high.significance == pytest.approx(low.significance, rel=0.1)
+
+
 def test_weak_evidence_is_declined_on_a_short_clip_and_trusted_on_a_long_one():
     """The same correlation (~0.3) means little over 3 s and a lot over 30 s: the bar is significance, not r."""
     rng = np.random.default_rng(1)

@@ -14,10 +14,11 @@ Audio/video offset (:func:`estimate_offset`): the video's mouth opening (inner-l
 distance, pose-free) is cross-correlated over ±MAX_OFFSET_SECONDS with two curves of the speech model — its own
 predicted mouth opening (on the default head, before fusion) and its onsets (the frame-to-frame change of both
 openings). The evidence is their mean correlation per lag. The video is shifted only when that evidence is
-unambiguous: its peak is significant for the clip's length (Fisher z × √(frames/3 − 3) ≥ OFFSET_MIN_SIGNIFICANCE,
-frames/3 because the curves are smooth over ~3 frames; every pairing of a video with another clip's sound on the dev
-clips stays under 3.7), no lag OFFSET_PEAK_SEPARATION or more frames away reaches OFFSET_SECOND_PEAK_RATIO of the
-peak, both curves peak within a frame of it, and it is not at the window's edge (the true peak may lie beyond).
+unambiguous: its peak is significant for the clip's length (Fisher z × √(n − 3) ≥ OFFSET_MIN_SIGNIFICANCE, n the
+seen frames counted once per OFFSET_SMOOTH_SECONDS, over which the curves are smooth — 3 frames at 25 fps, 6 at 50, so
+a video's frame rate does not change the verdict; every pairing of a video with another clip's sound on the dev clips
+stays under 3.7), no lag OFFSET_SMOOTH_SECONDS or more away reaches OFFSET_SECOND_PEAK_RATIO of the peak, both
+curves peak within OFFSET_AGREE_SECONDS of it, and it is not at the window's edge (the true peak may lie beyond).
 Otherwise the estimate declines and the offset stays 0: a wrong shift makes every video-driven channel lag the
 speaker, which is worse than none. The loudness envelope is no longer evidence: on real speakers it peaked 2–3 frames
 from both the speech model's curves and the lips' own bilabial releases, and dragged clear cases under the bar.
@@ -55,11 +56,13 @@ FADE_SECONDS = 0.3  # video weight 1 → 0 (and back) at most this fast
 EDGE_HOLD_SECONDS = 0.08  # 2 frames at 25 fps: a one-frame offset made GRID clip lrwp9a fade its last 0.3 s to the
 # audio-only head motion, several times the speaker's own (its roll r 1.00 → −0.02 in `video eval-real`)
 MAX_OFFSET_SECONDS = 0.5  # the offset search window, either way
-OFFSET_MIN_SIGNIFICANCE = 4.0  # Fisher z of the evidence's peak × √(frames/3 − 3), at least (dev: true pairings
-# 4.2-10, GRID s1 sentences 5-9; a video against another clip's sound at most 3.6)
-OFFSET_SECOND_PEAK_RATIO = 0.7  # a lag OFFSET_PEAK_SEPARATION+ frames away reaching this share of the peak: declined
-# (GRID s1's 3 s sentences, whose syllables repeat, reach 0.62)
-OFFSET_PEAK_SEPARATION = 3  # frames: nearer lags belong to the peak itself (the curves are smooth over ~2 frames)
+OFFSET_MIN_SIGNIFICANCE = 4.0  # Fisher z of the evidence's peak × √(n − 3), at least (dev: true pairings 4.2-10,
+# GRID s1 sentences 5-9; a video against another clip's sound at most 3.6)
+OFFSET_SMOOTH_SECONDS = 0.12  # the curves are smooth over this (3 frames at 25 fps): one independent value per it,
+# and nearer lags belong to the peak itself
+OFFSET_SECOND_PEAK_RATIO = 0.7  # a lag OFFSET_SMOOTH_SECONDS+ away reaching this share of the peak: declined (GRID s1's
+# 3 s sentences, whose syllables repeat, reach 0.62)
+OFFSET_AGREE_SECONDS = 0.04  # each evidence curve's own peak within this of the chosen lag (a frame at 25 fps)
 CONFIDENCE_RAMP = (0.2, 0.5)  # tracker confidence → video weight: 0 at or under the first, 1 from the second
 VIDEO_PROGRESS_SHARE = 0.6  # of the pipeline's progress bar, spent tracking the video
 
@@ -71,9 +74,9 @@ class OffsetEstimate:
     correlation: float  # the evidence (mean r of its curves) at the best lag
     reliable: bool  # False: the evidence was weak or ambiguous, the offset was set to 0
     best_frames: int = 0  # the best lag whether trusted or not
-    second_peak: float = -1.0  # the evidence's highest value OFFSET_PEAK_SEPARATION+ frames from the best lag
+    second_peak: float = -1.0  # the evidence's highest value OFFSET_SMOOTH_SECONDS+ from the best lag
     agreeing: int = 0  # evidence curves peaking within a frame of the best lag
-    significance: float = 0.0  # Fisher z of the peak × √(frames/3 − 3)
+    significance: float = 0.0  # Fisher z of the peak × √(n − 3), n the seen frames per OFFSET_SMOOTH_SECONDS
     curves: tuple[str, ...] = ()  # the names of the evidence curves
     given: bool = False  # frames and seconds are the user's (--video-offset); the rest is still the estimate's
 
@@ -164,11 +167,13 @@ def estimate_offset(video_opening: np.ndarray, predicted_opening: np.ndarray, fp
     best = int(np.argmax(evidence - 1e-9 * np.abs(lags)))
     peak = float(evidence[best])
     # 2. how sure: the peak's significance for the frames it rests on, the next peak, the curves' agreement
-    frames = int(valid[:min(len(video), len(predicted))].sum())
-    significance = float(np.arctanh(np.clip(peak, -0.999, 0.999)) * np.sqrt(max(frames / 3.0 - 3.0, 0.0)))
-    far = np.abs(lags - lags[best]) >= OFFSET_PEAK_SEPARATION
+    smooth = max(OFFSET_SMOOTH_SECONDS * fps, 1.0)  # frames per independent value
+    independent = valid[:min(len(video), len(predicted))].sum() / smooth
+    significance = float(np.arctanh(np.clip(peak, -0.999, 0.999)) * np.sqrt(max(independent - 3.0, 0.0)))
+    far = np.abs(lags - lags[best]) >= round(smooth)
     second = float(evidence[far].max()) if far.any() else -1.0
-    agreeing = sum(abs(int(lags[int(np.argmax(c))]) - int(lags[best])) <= 1 for c in curves.values())
+    near = max(round(OFFSET_AGREE_SECONDS * fps), 1)
+    agreeing = sum(abs(int(lags[int(np.argmax(c))]) - int(lags[best])) <= near for c in curves.values())
     # 3. trusted, or declined (offset 0)
     reliable = (significance >= OFFSET_MIN_SIGNIFICANCE and second < OFFSET_SECOND_PEAK_RATIO * peak
                 and agreeing == len(curves) and abs(int(lags[best])) < max_lag)
