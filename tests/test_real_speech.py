@@ -504,3 +504,26 @@ def test_eval_offset_command_scores_every_case_against_zero_and_the_clips_own_of
             assert (case["outcome"] == "declined") == (case["own_outcome"] == "declined")
     summary = report["summary"]["own offset (release offset where known, else 0)"]
     assert summary["all"]["cases"] == 10 and summary["all"]["right"] >= 8  # the rendered speaker is placed
+
+
+def test_a_picture_late_against_its_sound_is_read_on_the_sound_clock():
+    """A mouth that opens at picture frame 52 in a file whose picture is 2.5 frames late opens at sound frame 49.5:
+    moved by 2.5 frames, the real lips peak between frames 49 and 50; frames whose picture lies past the video's end,
+    or touches an untracked frame, are left out."""
+    from pathlib import Path
+
+    from lattice_talk.core.real_av.lip_release import picture_on_sound_clock
+    from lattice_talk.core.real_av.real_lips import RealLips
+
+    n = 80
+    opening = np.exp(-0.5 * ((np.arange(n) - 52.0) / 2.0) ** 2)
+    valid = np.ones(n, bool)
+    valid[20] = False
+    lips = RealLips("clip", "speaker", 25.0, opening, valid, np.ones(n, bool), [], np.zeros(n), Path("clip.wav"), 0.0,
+                    None)
+    moved = picture_on_sound_clock(lips, 2.5)
+    assert moved.speech is lips.speech and moved.loudness is lips.loudness  # the sound's own arrays stay
+    assert np.nanargmax(moved.opening) in (49, 50) and moved.opening[49] == pytest.approx(moved.opening[50])
+    assert not moved.valid[-3:].any() and moved.valid[-4] is np.True_  # frame 77 reads picture 79.5: outside
+    assert not moved.valid[17] and not moved.valid[18] and moved.valid[16] and moved.valid[19]  # 19.5, 20.5 touch 20
+    assert np.isnan(moved.opening[~moved.valid]).all()

@@ -2,7 +2,10 @@
 
 The audio alone goes into each model (as ``generate`` gets it, on the default head at the video's frame
 rate); its mouth opening and lip gap are read off the posed head at the same MediaPipe points as the real
-face and placed on the video's frames (a sound that starts later than the picture is shifted to match)."""
+face and placed on the video's frames (a sound that starts later than the picture is shifted to match). A file
+whose picture runs ahead of or behind its own sound (by its bilabial releases, :mod:`.lip_release`, no model) has
+its real lips moved onto the sound's clock first, as ``video eval-real`` does: the prediction is made from the
+sound, so it is compared with what the face did when that sound was made."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import numpy as np
 
 from ..lip_geometry import INNER_LIP_PAIRS, MM
 from .manifest import RealClip, check_folder
+from .lip_release import on_sound_clock
 from .real_lips import RealLips, load_real_lips
 from ..lip_geometry import OPENING_POINTS, opening_ratio
 from .score import Prediction, score_clip, summarize
@@ -88,12 +92,12 @@ def evaluate_real(clips: list[RealClip], folder: str | Path, models: dict[str, s
     signals: dict[str, dict] = {}
     for k, clip in enumerate(clips):
         progress(f"{clip.name} ({k + 1}/{len(clips)})")
-        lips = load_real_lips(clip, folder, cache_dir)
+        lips, own_offset = on_sound_clock(load_real_lips(clip, folder, cache_dir))
         signals[clip.name] = {"lips": lips}
         for name, predict in predictors.items():
             prediction = predict(lips)
             signals[clip.name][name] = prediction
-            rows[name].append(score_clip(prediction, lips))
+            rows[name].append({**score_clip(prediction, lips), "own_offset_frames": round(own_offset, 3)})
     return {"clips": rows, "summary": {name: summarize(r) for name, r in rows.items()}, "signals": signals}
 
 

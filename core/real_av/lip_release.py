@@ -16,7 +16,7 @@ sentences 0.0 over 33, while several in-the-wild clips read 2 to 6 frames (the p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -93,6 +93,29 @@ def release_sync(lips: RealLips) -> ReleaseSync:
         if picture is not None:
             lags.append(round(picture - sound, 3))
     return ReleaseSync(tuple(lags))
+
+
+def picture_on_sound_clock(lips: RealLips, offset_frames: float) -> RealLips:
+    """``lips`` with its picture (opening, valid) read ``offset_frames`` later, so that frame t shows what the sound
+    plays at t: the picture of a file whose picture is late by that much. Its phones, speech frames and loudness come
+    from the sound and stay; frames whose picture lies outside the video become invalid."""
+    frames = np.arange(lips.n_frames)
+    at = frames + offset_frames
+    inside = (at >= 0) & (at <= lips.n_frames - 1)
+    lo = np.clip(np.floor(at).astype(np.int64), 0, lips.n_frames - 1)
+    hi = np.clip(lo + 1, 0, lips.n_frames - 1)
+    valid = inside & lips.valid[lo] & (lips.valid[hi] | (at == lo))
+    opening = np.interp(at, frames, np.where(lips.valid, lips.opening, 0.0))
+    return replace(lips, opening=np.where(valid, opening, np.nan), valid=valid)
+
+
+def on_sound_clock(lips: RealLips) -> tuple[RealLips, float]:
+    """``lips`` moved onto its sound's clock by the clip's own release offset (:func:`picture_on_sound_clock`) and
+    that offset in frames; unchanged, and 0, where its releases do not agree on one."""
+    sync = release_sync(lips)
+    if sync.frames is None:
+        return lips, 0.0
+    return picture_on_sound_clock(lips, sync.median), sync.median
 
 
 def clip_release_sync(clip: RealClip, folder, cache_dir=None) -> ReleaseSync:
