@@ -79,16 +79,20 @@ def _generate_jobs(args: argparse.Namespace, local: bool = True) -> GenerateJobs
     from ..core.batch import OUTPUT_SUFFIXES, expand_inputs, plan_outputs
     from ..core.device import torch_device
     from ..core.pipeline_registry import get_pipeline
-    from ..core.validate import output_path
+    from ..core.pipeline import MAX_VIDEO_OFFSET_SECONDS
+    from ..core.validate import number, output_path
 
     out = output_path(args.out, "--out", OUTPUT_SUFFIXES, folder_allowed=True)
     items = plan_outputs(expand_inputs(args.inputs), out, args.format)
     _check_outputs(args, items)
     if args.video and len(items) > 1 and not Path(args.video).is_dir():
         raise LatticeTalkError(f"{args.video}: several inputs need --video to be a folder of videos named like the audio files")
-    if args.video_offset is not None and not args.video:
-        raise LatticeTalkError(f"--video-offset {args.video_offset:g}: it places a reference video; give one with "
-                               "--video, or leave the offset out")
+    if args.video_offset is not None:
+        if not args.video:
+            raise LatticeTalkError(f"--video-offset {args.video_offset:g}: it places a reference video; give one with "
+                                   "--video, or leave the offset out")
+        number(args.video_offset, "--video-offset", -MAX_VIDEO_OFFSET_SECONDS, MAX_VIDEO_OFFSET_SECONDS,
+               f"give seconds within ±{MAX_VIDEO_OFFSET_SECONDS:g}, or leave it to the estimate")
     if args.transcript is not None and len(items) > 1:
         raise LatticeTalkError("--transcript is the text of one line; for a batch put each line's text in a .txt "
                                "file beside its audio (line.wav → line.txt)")

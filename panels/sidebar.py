@@ -62,7 +62,7 @@ class LATTICETALK_PT_generate(_LatticeTalkPanel, bpy.types.Panel):
         if not settings.transcript.strip():
             col.prop(settings, "recognize_words")
         col.prop(settings, "video_path")
-        if settings.video_path:
+        if settings.video_path or not settings.video_offset_auto:  # a given offset is never hidden
             row = col.row(align=True)
             row.prop(settings, "video_offset_auto", text="Auto")
             sub = row.row(align=True)

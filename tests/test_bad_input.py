@@ -225,7 +225,7 @@ OPTIONS = [
          "it places a reference video"),
     Case("--video-offset NaN", lambda d: ["generate", str(make.wav(d / "line.wav")), "--out", str(d / "t.npz"),
                                           "--video", str(make.video(d / "ref.mp4", frames=3)), "--video-offset", "nan"],
-         "video offset: nan is out of range"),
+         "--video-offset: nan is out of range"),
     Case("--video-offset past the video", lambda d: ["generate", str(make.wav(d / "line.wav")), "--out", str(d / "t.npz"),
                                                      "--video", str(make.video(d / "ref.mp4")), "--video-offset", "30"],
          "share no frame the face was seen on"),

@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     info = clip.provenance["video"]
     print(f"generated {clip.n_frames} frames in {seconds:.1f} s; video: " + json.dumps(
         {k: info[k] for k in ("model", "offset_frames", "offset_correlation", "fused_share")}))
-    shift = int(info["offset_frames"])  # video frame = take frame + offset (same fps)
+    shift = int(round(info["offset_seconds"] * info["offset_fps"]))  # video frame = take frame + offset (same fps)
     with tempfile.TemporaryDirectory() as tmp:
         heads = render_heads(clip, args.frames, Path(tmp))
     photos = video_frames(args.video, [f + shift for f in args.frames])

@@ -17,7 +17,7 @@ openings). The evidence is their mean correlation per lag. The video is shifted 
 unambiguous: its peak is significant for the clip's length (Fisher z × √(n − 3) ≥ OFFSET_MIN_SIGNIFICANCE, n the
 seen frames counted once per OFFSET_SMOOTH_SECONDS, over which the curves are smooth — 3 frames at 25 fps, 6 at 50, so
 a video's frame rate does not change the verdict; every pairing of a video with another clip's sound on the dev clips
-stays under 3.7), no lag OFFSET_SMOOTH_SECONDS or more away reaches OFFSET_SECOND_PEAK_RATIO of the peak, both
+stays under 3.7, though two GRID sentences of one speaker reached 4.7), no lag OFFSET_SMOOTH_SECONDS or more away reaches OFFSET_SECOND_PEAK_RATIO of the peak, both
 curves peak within OFFSET_AGREE_SECONDS of it, and it is not at the window's edge (the true peak may lie beyond).
 Otherwise the estimate declines and the offset stays 0: a wrong shift makes every video-driven channel lag the
 speaker, which is worse than none. The loudness envelope is no longer evidence: on real speakers it peaked 2–3 frames
@@ -55,7 +55,7 @@ from .video_face import VideoFace, VideoFaceModel
 FADE_SECONDS = 0.3  # video weight 1 → 0 (and back) at most this fast
 EDGE_HOLD_SECONDS = 0.08  # 2 frames at 25 fps: a one-frame offset made GRID clip lrwp9a fade its last 0.3 s to the
 # audio-only head motion, several times the speaker's own (its roll r 1.00 → −0.02 in `video eval-real`)
-MAX_OFFSET_SECONDS = 0.5  # the offset search window, either way
+MAX_OFFSET_SECONDS = 0.5  # the offset search window, either way (±12 frames at 25 fps; its edges are not trusted)
 OFFSET_MIN_SIGNIFICANCE = 4.0  # Fisher z of the evidence's peak × √(n − 3), at least (dev: true pairings 4.2-10,
 # GRID s1 sentences 5-9; a video against another clip's sound at most 3.6)
 OFFSET_SMOOTH_SECONDS = 0.12  # the curves are smooth over this (3 frames at 25 fps): one independent value per it,
@@ -70,12 +70,13 @@ VIDEO_PROGRESS_SHARE = 0.6  # of the pipeline's progress bar, spent tracking the
 @dataclass(frozen=True)
 class OffsetEstimate:
     frames: int  # at the video's fps; positive: the video is late (its mouth moves after the sound); 0 when declined
+    # (and not given)
     seconds: float  # the offset to a fraction of a frame (what the take uses)
     correlation: float  # the evidence (mean r of its curves) at the best lag
-    reliable: bool  # False: the evidence was weak or ambiguous, the offset was set to 0
+    reliable: bool  # False: the evidence was weak or ambiguous, and the offset is 0 unless given
     best_frames: int = 0  # the best lag whether trusted or not
     second_peak: float = -1.0  # the evidence's highest value OFFSET_SMOOTH_SECONDS+ from the best lag
-    agreeing: int = 0  # evidence curves peaking within a frame of the best lag
+    agreeing: int = 0  # evidence curves peaking within OFFSET_AGREE_SECONDS of the best lag
     significance: float = 0.0  # Fisher z of the peak × √(n − 3), n the seen frames per OFFSET_SMOOTH_SECONDS
     curves: tuple[str, ...] = ()  # the names of the evidence curves
     given: bool = False  # frames and seconds are the user's (--video-offset); the rest is still the estimate's
@@ -170,7 +171,7 @@ def estimate_offset(video_opening: np.ndarray, predicted_opening: np.ndarray, fp
     smooth = max(OFFSET_SMOOTH_SECONDS * fps, 1.0)  # frames per independent value
     independent = valid[:min(len(video), len(predicted))].sum() / smooth
     significance = float(np.arctanh(np.clip(peak, -0.999, 0.999)) * np.sqrt(max(independent - 3.0, 0.0)))
-    far = np.abs(lags - lags[best]) >= round(smooth)
+    far = np.abs(lags - lags[best]) >= max(2, int(np.ceil(smooth - 1e-9)))  # the peak's neighbours are its own
     second = float(evidence[far].max()) if far.any() else -1.0
     near = max(round(OFFSET_AGREE_SECONDS * fps), 1)
     agreeing = sum(abs(int(lags[int(np.argmax(c))]) - int(lags[best])) <= near for c in curves.values())
@@ -303,7 +304,8 @@ def place_reference_video(video: ReferenceVideo, audio: np.ndarray, sample_rate:
         raise LatticeTalkError(
             f"{video.path}: at the given offset of {offset.seconds:g} s the video ({video.face.n_frames / video_fps:.2f} s)"
             f" and the sound ({len(units) / fps:.2f} s) share no frame the face was seen on; give the seconds the "
-            "video is late against the sound (negative: early), or leave the offset to the estimate")
+            "video is late against the sound (negative: early) with --video-offset or the sidebar's Offset (s), or "
+            "leave the offset to the estimate")
     return PlacedVideo(video, offset, weight)
 
 
