@@ -61,6 +61,11 @@ class ReleaseSync:
             return None
         return int(round(self.median))
 
+    @property
+    def offset(self) -> float:
+        """The clip's own offset to a fraction of a frame (the median), or 0 where too few releases agree on one."""
+        return 0.0 if self.frames is None else self.median
+
 
 def _release_frame(opening: np.ndarray, first: int, p95: float) -> float | None:
     """The fractional frame at which ``opening`` (a window starting at frame ``first``) is half way from its closed
@@ -115,7 +120,7 @@ def on_sound_clock(lips: RealLips) -> tuple[RealLips, float]:
     sync = release_sync(lips)
     if sync.frames is None:
         return lips, 0.0
-    return picture_on_sound_clock(lips, sync.median), sync.median
+    return picture_on_sound_clock(lips, sync.offset), sync.offset
 
 
 def clip_release_sync(clip: RealClip, folder, cache_dir=None) -> ReleaseSync:
