@@ -123,14 +123,15 @@ def on_sound_clock(lips: RealLips) -> tuple[RealLips, float]:
     return picture_on_sound_clock(lips, sync.offset), sync.offset
 
 
-def clip_release_sync(clip: RealClip, folder, cache_dir=None) -> ReleaseSync:
-    """A manifest clip's release lags with its own sound, or none where it has no words or phones to place them by."""
+def clip_release_sync(clip: RealClip, folder, cache_dir=None, track=None) -> ReleaseSync:
+    """A manifest clip's release lags with its own sound, or none where it has no words or phones to place them by
+    (``track``: the clip already tracked, :func:`~.real_lips.tracked_opening`)."""
     from ..speech.alignment import AlignmentError
     from .real_lips import load_real_lips
 
     if not (clip.transcript or clip.phone_labels):
         return ReleaseSync(())
     try:
-        return release_sync(load_real_lips(clip, folder, cache_dir))
+        return release_sync(load_real_lips(clip, folder, cache_dir, track))
     except AlignmentError:
         return ReleaseSync(())

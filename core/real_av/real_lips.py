@@ -61,17 +61,21 @@ def loudness_envelope(samples: np.ndarray, sample_rate: int, times: np.ndarray) 
     return np.sqrt(np.divide(sq[hi] - sq[lo], n, out=np.zeros(len(times)), where=n > 0))
 
 
-def tracked_opening(video: Path, sha256: str, cache_dir: Path | None) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """(opening, confidence, fps, audio offset) of a video, from the cache when it has this file's track."""
+def tracked_opening(video: Path, sha256: str, cache_dir: Path | None,
+                    track=None) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """(opening, confidence, fps, audio offset) of a video, from the cache when it has this file's track, else from
+    ``track`` when the caller has one (``track_video(video, face_crops=False, min_face_fraction=0.3)``), else by
+    tracking it."""
     cache = None if cache_dir is None else Path(cache_dir) / f"{sha256}.lips.npz"
     if cache is not None and cache.is_file():
         with np.load(cache, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             if meta.get("format") == CACHE_FORMAT:
                 return data["opening"], data["confidence"], meta["fps"], meta["audio_offset"]
-    from ..video.track import track_video
+    if track is None:
+        from ..video.track import track_video
 
-    track = track_video(video, face_crops=False, min_face_fraction=0.3)
+        track = track_video(video, face_crops=False, min_face_fraction=0.3)
     opening = opening_ratio(track.points_metric[:, list(OPENING_POINTS)]).astype(np.float32)
     result = (opening, track.confidence.astype(np.float32), float(track.fps), float(track.audio_offset))
     if cache is not None:
@@ -92,14 +96,15 @@ def _labelled_phones(labels: list[int], index: tuple[str, ...], fps: float) -> l
     return events
 
 
-def load_real_lips(clip: RealClip, folder: str | Path, cache_dir: str | Path | None = None) -> RealLips:
-    """Track (or read from the cache) one manifest clip and place its phones and loudness on its frames."""
+def load_real_lips(clip: RealClip, folder: str | Path, cache_dir: str | Path | None = None, track=None) -> RealLips:
+    """Track (or read from the cache, or take the caller's ``track``: :func:`tracked_opening`) one manifest clip and
+    place its phones and loudness on its frames."""
     from ..audio import load_audio
     from ..speech.alignment import align_words, phone_events
 
     folder = Path(folder)
     video = folder / clip.video
-    opening, confidence, fps, audio_offset = tracked_opening(video, clip.sha256, cache_dir)
+    opening, confidence, fps, audio_offset = tracked_opening(video, clip.sha256, cache_dir, track)
     audio_path = folder / clip.audio if clip.audio else video
     audio_start = 0.0 if clip.audio else audio_offset
     audio = load_audio(audio_path)

@@ -129,7 +129,7 @@ def evaluate_video_consistency(clips: list[RealClip], folder: str | Path, video_
         progress(f"{clip.name} ({k + 1}/{len(clips)})")
         video = folder / clip.video
         track = track_video(video, face_crops=False, min_face_fraction=0.3)
-        own_offset = clip_release_sync(clip, folder, cache_dir).offset  # frames, to a fraction (as the take places it)
+        own_offset = clip_release_sync(clip, folder, cache_dir, track).offset  # frames, to a fraction (as the take places it)
         audio_start = (0.0 if clip.audio else track.audio_offset) + own_offset / track.fps
         real = face_features(track.points_metric.astype(np.float64), track.head_rotation.astype(np.float64))
         valid = track.confidence > 0.5
