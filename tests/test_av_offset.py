@@ -190,12 +190,11 @@ def test_the_offset_report_counts_each_case_against_zero_and_against_the_clips_o
     its own offset; a clip with no release offset is scored against 0 in both tables."""
     from types import SimpleNamespace
 
-    from lattice_talk.core.real_av.offset_eval import _outcome, format_offsets, summarize_offsets
+    from lattice_talk.core.real_av.offset_eval import case_outcomes, format_offsets, summarize_offsets
 
     def case(shift, estimate, reliable, release):
         est = SimpleNamespace(frames=estimate if reliable else 0, reliable=reliable)
-        return {"shift": shift, "outcome": _outcome(est, shift),
-                "own_outcome": _outcome(est, shift if release is None else release)}
+        return {"shift": shift, **case_outcomes(est, shift, release)}
 
     cases = [case(0, -2, True, -2), case(3, 1, True, 1), case(0, 0, True, None), case(3, 0, False, None),
              case(-3, -6, True, None)]

@@ -86,10 +86,16 @@ def evaluate_offsets(clips: list[RealClip], folder: str | Path, model_dir: str |
                               "estimate_fraction": round(estimate.seconds * fps, 3), "best_lag": estimate.best_frames,
                               "evidence": round(estimate.correlation, 4), "second_peak": round(estimate.second_peak, 4),
                               "agreeing": estimate.agreeing, "significance": estimate.significance,
-                              "outcome": _outcome(estimate, shift),
                               "releases": len(own.lags), "release_median": own.median, "release": release,
-                              "own_outcome": _outcome(estimate, shift if release is None else release)})
+                              **case_outcomes(estimate, shift, release)})
     return {"cases": cases, "summary": summarize_offsets(cases)}
+
+
+def case_outcomes(estimate, shift: int, release: int | None) -> dict[str, str]:
+    """A case's outcome against a true offset of 0 (``outcome``) and against the clip's own offset (``own_outcome``:
+    its ``release`` offset + the shift where the releases give one, else the shift alone)."""
+    own = shift if release is None else release
+    return {"outcome": _outcome(estimate, shift), "own_outcome": _outcome(estimate, own)}
 
 
 def _outcome(estimate, truth: int) -> str:
