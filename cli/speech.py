@@ -300,16 +300,12 @@ def _cmd_speech_eval(args: argparse.Namespace) -> int:
     from ..core.speech.features import decoder_features
     from ..core.speech.train import evaluate, load_examples
     from ..core.speech.model import load_decoder, seal_window
-    from ..core.speech.bilabial import has_detector, load_detector
+    from ..core.speech.bilabial import folder_detector
 
     model, config = load_decoder(args.model)
     head = create("default")
     examples = load_examples(args.corpus, "heldout", decoder_features(config, args.model), limit=args.limit)
-    detector = None
-    if has_detector(args.model):
-        detector, detector_config = load_detector(args.model)
-        detector = (detector, detector_config["threshold"])
-    report = {"heldout": evaluate(model, examples, LandmarkRig(head), seal_window(config), detector)}
+    report = {"heldout": evaluate(model, examples, LandmarkRig(head), seal_window(config), folder_detector(args.model))}
     if args.real:
         clips = sorted(Path(args.real).glob("*.wav"))
         report["real_clips"], generated = real_clip_checks(SpeechPipeline(args.model), clips, head)

@@ -78,6 +78,14 @@ def load_detector(folder: str | Path) -> tuple[BilabialDetector, dict]:
     return detector, config
 
 
+def folder_detector(folder: str | Path) -> tuple[BilabialDetector, float] | None:
+    """A speech model folder's detector and its sealing threshold, or None where the folder has no detector."""
+    if not has_detector(folder):
+        return None
+    detector, config = load_detector(folder)
+    return detector, config["threshold"]
+
+
 def detect(detector: BilabialDetector, features: np.ndarray, n_frames: int) -> np.ndarray:
     """(T50, F) features → the p/b/m probability of each of ``n_frames`` frames."""
     device = next(detector.parameters()).device

@@ -53,7 +53,7 @@ class SpeechPipeline:
 
         import hashlib
 
-        from .bilabial import has_detector, load_detector
+        from .bilabial import folder_detector
         from .features import decoder_features
         from .model import BILABIAL_FILE, DECODER_FILE, load_decoder
 
@@ -64,9 +64,9 @@ class SpeechPipeline:
             self._model.to(self.device)
             self._features = decoder_features(self._config, self.model_dir, self.device)
             self._weights_sha256 = hashlib.sha256((self.model_dir / DECODER_FILE).read_bytes()).hexdigest()
-            if has_detector(self.model_dir):
-                detector, detector_config = load_detector(self.model_dir)
-                self._detector, self._detector_threshold = detector.to(self.device), detector_config["threshold"]
+            found = folder_detector(self.model_dir)
+            if found is not None:
+                self._detector, self._detector_threshold = found[0].to(self.device), found[1]
                 self._detector_sha256 = hashlib.sha256((self.model_dir / BILABIAL_FILE).read_bytes()).hexdigest()
 
     def _decode(self, samples: np.ndarray, n_frames: int, fps: float, progress: ProgressFn, should_stop: StopFn):
