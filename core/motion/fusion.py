@@ -17,13 +17,14 @@ openings). The evidence is their mean correlation per lag. The video is shifted 
 unambiguous: its peak is significant for the clip's length (Fisher z × √(n − 3) ≥ OFFSET_MIN_SIGNIFICANCE, n the
 seen frames counted once per OFFSET_SMOOTH_SECONDS, over which the curves are smooth — 3 frames at 25 fps, 6 at 50, so
 a video's frame rate does not change the verdict; every pairing of a video with another clip's sound on the dev clips
-stays under 3.7, though two GRID sentences of one speaker reached 4.7), no lag OFFSET_SMOOTH_SECONDS or more away reaches OFFSET_SECOND_PEAK_RATIO of the peak, both
-curves peak within OFFSET_AGREE_SECONDS of it, and it is not at the window's edge (the true peak may lie beyond).
-Otherwise the estimate declines and the offset stays 0: a wrong shift makes every video-driven channel lag the
-speaker, which is worse than none. The loudness envelope is no longer evidence: on real speakers it peaked 2–3 frames
-from both the speech model's curves and the lips' own bilabial releases, and dragged clear cases under the bar.
-A given offset (``generate --video-offset``, the sidebar's *Offset*) replaces the estimate, for a video recorded apart
-from its sound or one the estimate declines; the estimate is still made and recorded beside it.
+stays under 3.7, though two GRID sentences of one speaker reached 4.7), no lag OFFSET_SMOOTH_SECONDS or more away
+reaches OFFSET_SECOND_PEAK_RATIO of the peak, both curves peak within OFFSET_AGREE_SECONDS of it, and it is not at
+the window's edge (the true peak may lie beyond). Otherwise the estimate declines and the offset stays 0: a wrong
+shift makes every video-driven channel lag the speaker, which is worse than none. The loudness envelope is no longer
+evidence: on real speakers it peaked 2–3 frames from both the speech model's curves and the lips' own bilabial
+releases, and dragged clear cases under the bar. A given offset (``generate --video-offset``, the sidebar's
+*Offset*) replaces the estimate, for a video recorded apart from its sound or one the estimate declines; the estimate
+is still made and recorded beside it.
 
 Length rule: the take always has the audio's length, at the take's fps. After the offset, the video's frames
 are resampled onto the take's frame times (linear for units, slerp for rotations; a video at another fps is

@@ -116,7 +116,8 @@ def summarize_offsets(cases: list[dict]) -> dict:
     shifts = sorted({r["shift"] for r in cases}, key=lambda s: (abs(s), s))
     return {table: {**{f"{s:+d}": counts([r for r in cases if r["shift"] == s], key) for s in shifts},
                     "shifted": counts([r for r in cases if r["shift"] != 0], key), "all": counts(cases, key)}
-            for table, key in (("true offset 0", "outcome"), ("own offset (release offset where known, else 0)", "own_outcome"))}
+            for table, key in (("true offset 0", "outcome"),
+                               ("own offset (release offset where known, else 0)", "own_outcome"))}
 
 
 def format_offsets(summary: dict) -> str:
