@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..core.errors import LatticeTalkError
+from ..core.paths import DATASETS_DIR
 from .common import EXIT_OK, SPEECH_RECIPE, _real_clip_options
 
 
@@ -24,6 +25,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _add_recipe(speech_sub)
     _add_eval(speech_sub)
     _add_eval_real(speech_sub)
+    _add_eval_voices(speech_sub)
 
 
 def _add_pretrain(speech_sub: argparse._SubParsersAction) -> None:
@@ -154,6 +156,21 @@ def _add_eval_real(speech_sub: argparse._SubParsersAction) -> None:
     real.add_argument("--recognition-mode", action="store_true",
                       help="also score each model with the recogniser's words (generate --recognize-words)")
     real.set_defaults(func=_cmd_speech_eval_real)
+
+
+def _add_eval_voices(speech_sub: argparse._SubParsersAction) -> None:
+    voices = speech_sub.add_parser("eval-voices", help="p/b/m closure on held-out real voices with their true words "
+                                   "(audio only: no face needed)")
+    voices.add_argument("--lines", default=str(DATASETS_DIR / "real_voices_heldout.tsv"),
+                        help="table of audio<TAB>text<TAB>speaker<TAB>sha256<TAB>source rows (default: the held-out "
+                        "voices in datasets/, see datasets/README.md)")
+    voices.add_argument("--root", required=True, help="folder the table's audio paths are relative to")
+    voices.add_argument("--model", action="append", default=None,
+                        help="speech model folder; repeat to compare several (default: the shipped model)")
+    voices.add_argument("--recognition-mode", action="store_true",
+                        help="also score each model with the recogniser's words (generate --recognize-words)")
+    voices.add_argument("--out", default="reports/real_voices", help="folder for real_voices.json")
+    voices.set_defaults(func=_cmd_speech_eval_voices)
 
 
 def _cmd_speech_pretrain(args: argparse.Namespace) -> int:
@@ -344,4 +361,22 @@ def _cmd_speech_eval_real(args: argparse.Namespace) -> int:
 
         for path in plot_clips(result, Path(args.out) / "figures"):
             print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _cmd_speech_eval_voices(args: argparse.Namespace) -> int:
+    """p/b/m closure of speech models on held-out real voices whose words are known (no face, no recogniser labels)."""
+    from ..core.real_av.evaluate import model_predictors
+    from ..core.real_av.voice_closures import evaluate_voices, format_voice_summary, write_voice_report
+    from ..core.real_av.voice_shards import read_line_table
+    from ..core.speech.pipeline import MODEL_DIR
+
+    lines = read_line_table(args.lines, args.root)
+    models = {"shipped": MODEL_DIR} if not args.model else {Path(m).name: m for m in args.model}
+    predictors = model_predictors(models, ("audio",) + ("recognition",) * args.recognition_mode)
+    result = evaluate_voices(lines, predictors, progress=lambda stage: print(stage, file=sys.stderr))
+    print(format_voice_summary(result["summary"]))
+    for skipped in result["unaligned"]:
+        print(f"not scored: {skipped['audio']}: {skipped['reason']}", file=sys.stderr)
+    print(f"wrote {write_voice_report(result, args.out)}")
     return EXIT_OK

@@ -527,3 +527,62 @@ def test_a_picture_late_against_its_sound_is_read_on_the_sound_clock():
     assert not moved.valid[-3:].any() and moved.valid[-4] is np.True_  # frame 77 reads picture 79.5: outside
     assert not moved.valid[17] and not moved.valid[18] and moved.valid[16] and moved.valid[19]  # 19.5, 20.5 touch 20
     assert np.isnan(moved.opening[~moved.valid]).all()
+
+
+# ------------------------------------------------------------------------------------ held-out voices, no face
+def test_closures_off_pbm_are_closures_in_words_that_touch_no_pbm():
+    from lattice_talk.core.real_av.score import predicted_closed
+    from lattice_talk.core.real_av.voice_closures import off_pbm_closures
+
+    fps, n = 25.0, 100
+    lips = _lips(np.zeros(n), [PhonemeEvent("m", 20 / fps, 22 / fps)], fps)
+    lips.speech[:] = False
+    lips.speech[10:90] = True  # one long word
+    gap = np.full(n, 5.0)
+    gap[23] = 0.5  # one frame after the m: it counts as the m's closure
+    gap[50:53] = 0.2  # a closure inside the word, far from any p/b/m
+    gap[95:98] = 0.2  # a closure outside every word (a pause): not counted
+    assert off_pbm_closures(predicted_closed(gap, lips), lips) == 1
+
+
+def _voice_table(tmp_path: Path) -> Path:
+    soundfile = pytest.importorskip("soundfile")
+    from lattice_talk.core.real_av.manifest import sha256_of
+
+    audio = speak(SENTENCE)
+    root = tmp_path / "voices"
+    (root / "owner+name").mkdir(parents=True)
+    rows = []
+    for stem, text in (("bob", SENTENCE), ("wrong", "the quick brown fox jumps over the lazy dog")):
+        wav = root / "owner+name" / f"{stem}.wav"
+        soundfile.write(wav, audio.audio, audio.sample_rate)
+        rows.append(f"owner+name/{stem}.wav\t{text}\tslt\t{sha256_of(wav)}\towner/name@{'0' * 40}\tCC0-1.0")
+    table = root / "voices.tsv"
+    table.write_text("# audio\ttext\tspeaker\tsha256\tsource\tlicense\n" + "\n".join(rows) + "\n")
+    return table
+
+
+@pytest.mark.blender
+def test_eval_voices_scores_pbm_on_true_words_without_a_face_and_names_lines_it_cannot_align(tmp_path, capsys):
+    from pipeline_fixtures import save_tiny_decoder
+
+    from lattice_talk.cli import main
+
+    table = _voice_table(tmp_path)
+    (tmp_path / "tiny").mkdir()
+    model = save_tiny_decoder(tmp_path / "tiny")
+    code = main(["speech", "eval-voices", "--lines", str(table), "--root", str(table.parent), "--model", str(model),
+                 "--recognition-mode", "--out", str(tmp_path / "report")])
+    assert code == 0
+    captured = capsys.readouterr()
+    report = json.loads((tmp_path / "report" / "real_voices.json").read_text())
+    summary = report["summary"]
+    assert set(summary) == {"tiny", "tiny + recognition"}
+    # "bob paid my mum a big bonus": 8 true p/b/m; the untrained decoder seals none, the recogniser's words most.
+    assert (summary["tiny"]["lines"], summary["tiny"]["speakers"], summary["tiny"]["pbm"]) == (1, 1, 8)
+    assert summary["tiny"]["pbm_closed"] == 0 and summary["tiny"]["closures_off_pbm"] == 0
+    assert summary["tiny + recognition"]["pbm"] == 8 and summary["tiny + recognition"]["pbm_closed"] >= 6
+    # The line whose text is not its speech is left out, named with the aligner's reason.
+    [skipped] = report["unaligned"]
+    assert skipped["audio"].endswith("wrong.wav") and "does not match the audio" in skipped["reason"]
+    assert "wrong.wav" in captured.err and "p/b/m closed" in captured.out

@@ -78,15 +78,21 @@ def speech_model_predictor(model_dir: str | Path, head_lips: HeadLips,
     return predict
 
 
+def model_predictors(models: dict[str, str | Path],
+                     modes: tuple[str, ...] = ("audio",)) -> dict[str, Callable[[RealLips], Prediction]]:
+    """One predictor per model and mode, named "MODEL" for the audio alone and "MODEL + MODE" otherwise."""
+    head_lips = HeadLips()
+    return {name if mode == "audio" else f"{name} + {mode}": speech_model_predictor(path, head_lips, mode)
+            for mode in modes for name, path in models.items()}
+
+
 def evaluate_real(clips: list[RealClip], folder: str | Path, models: dict[str, str | Path],
                   cache_dir: str | Path | None = None, progress: Callable[[str], None] = lambda s: None,
                   modes: tuple[str, ...] = ("audio",)) -> dict:
     """{"clips": per-clip rows per predictor, "summary": one row per predictor}; the loudness baseline always.
     Each model runs in each of ``modes`` (:data:`MODES`; with "transcript", clips without one get the audio alone)."""
     check_folder(clips, folder)
-    head_lips = HeadLips()
-    predictors = {name if mode == "audio" else f"{name} + {mode}": speech_model_predictor(path, head_lips, mode)
-                  for mode in modes for name, path in models.items()}
+    predictors = model_predictors(models, modes)
     predictors[LOUDNESS] = lambda lips: Prediction(lips.loudness)
     rows: dict[str, list[dict]] = {name: [] for name in predictors}
     signals: dict[str, dict] = {}

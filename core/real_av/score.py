@@ -42,40 +42,51 @@ def lagged_correlation(signal: np.ndarray, lips: RealLips, lag_s: float) -> floa
     return pearson(shifted[scored], lips.opening[scored]).value
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """[first, last] frame of each run of True."""
     edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
     return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1))
 
 
-def _widened(first: int, last: int, n: int) -> slice:
+def widened(first: int, last: int, n: int) -> slice:
     return slice(max(0, first - 1), min(n, last + 2))
 
 
-def closure_scores(gap_mm: np.ndarray, lips: RealLips) -> dict:
+def predicted_closed(gap_mm: np.ndarray, lips: RealLips) -> np.ndarray:
+    """(T,) bool on the clip's frames: the predicted inner-lip gap under 1 mm (open past the prediction's end)."""
     n = min(len(gap_mm), lips.n_frames)
     gap = np.full(lips.n_frames, np.inf)
     gap[:n] = gap_mm[:n]
-    closed = gap < CLOSURE_THRESHOLD_MM
+    return gap < CLOSURE_THRESHOLD_MM
+
+
+def pbm_scores(closed: np.ndarray, lips: RealLips) -> dict:
+    """How many of the clip's p/b/m phones the prediction closes (``closed``: :func:`predicted_closed`) within the
+    phone ±1 frame, and the start times of those it misses."""
     pbm, pbm_closed, missed = 0, 0, []
     for phone in lips.bilabials:
         frames = event_frames(phone, lips.fps, lips.n_frames)
         if frames is None:
             continue
         pbm += 1
-        if closed[_widened(int(frames[0]), int(frames[-1]), lips.n_frames)].any():
+        if closed[widened(int(frames[0]), int(frames[-1]), lips.n_frames)].any():
             pbm_closed += 1
         else:
             missed.append(round(phone.start, 2))
+    return {"pbm": pbm, "pbm_closed": pbm_closed, "pbm_missed_at_s": missed}
+
+
+def closure_scores(gap_mm: np.ndarray, lips: RealLips) -> dict:
+    closed = predicted_closed(gap_mm, lips)
     # The speaker's own closures and the prediction's, during speech on tracked frames.
     scored = lips.speech & lips.valid
     threshold = REAL_CLOSED_SHARE * np.percentile(lips.opening[lips.valid], 95)
     real_closed = (lips.opening < threshold) & lips.valid
-    own = _runs(real_closed & scored)
-    own_made = sum(bool(closed[_widened(a, b, lips.n_frames)].any()) for a, b in own)
-    predicted = _runs(closed & scored)
-    false = sum(not real_closed[_widened(a, b, lips.n_frames)].any() for a, b in predicted)
-    return {"pbm": pbm, "pbm_closed": pbm_closed, "pbm_missed_at_s": missed, "own_closures": len(own),
+    own = runs(real_closed & scored)
+    own_made = sum(bool(closed[widened(a, b, lips.n_frames)].any()) for a, b in own)
+    predicted = runs(closed & scored)
+    false = sum(not real_closed[widened(a, b, lips.n_frames)].any() for a, b in predicted)
+    return {**pbm_scores(closed, lips), "own_closures": len(own),
             "own_closures_made": own_made, "predicted_closures": len(predicted), "closures_where_open": false}
 
 
