@@ -161,10 +161,13 @@ def _add_eval_real(speech_sub: argparse._SubParsersAction) -> None:
 def _add_eval_voices(speech_sub: argparse._SubParsersAction) -> None:
     voices = speech_sub.add_parser("eval-voices", help="p/b/m closure on held-out real voices with their true words "
                                    "(audio only: no face needed)")
-    voices.add_argument("--lines", default=str(DATASETS_DIR / "real_voices_heldout.tsv"),
-                        help="table of audio<TAB>text<TAB>speaker<TAB>sha256<TAB>source rows (default: the held-out "
-                        "voices in datasets/, see datasets/README.md)")
-    voices.add_argument("--root", required=True, help="folder the table's audio paths are relative to")
+    voices.add_argument("--root", required=True, help="folder the table's audio paths are relative to (the cloned "
+                        "sources, see datasets/README.md)")
+    voices.add_argument("--split", choices=("dev", "test"), default="test",
+                        help="dev: the speakers choices may read; test: read once for published figures (default: "
+                        "test); the table is datasets/real_voices_SPLIT.tsv")
+    voices.add_argument("--lines", default=None, help="another table of audio<TAB>text<TAB>speaker[<TAB>sha256<TAB>"
+                        "source<TAB>license<TAB>FIRST-END] rows instead of the held-out voices")
     voices.add_argument("--model", action="append", default=None,
                         help="speech model folder; repeat to compare several (default: the shipped model)")
     voices.add_argument("--recognition-mode", action="store_true",
@@ -371,7 +374,7 @@ def _cmd_speech_eval_voices(args: argparse.Namespace) -> int:
     from ..core.real_av.voice_shards import read_line_table
     from ..core.speech.pipeline import MODEL_DIR
 
-    lines = read_line_table(args.lines, args.root)
+    lines = read_line_table(args.lines or DATASETS_DIR / f"real_voices_{args.split}.tsv", args.root)
     models = {"shipped": MODEL_DIR} if not args.model else {Path(m).name: m for m in args.model}
     predictors = model_predictors(models, ("audio",) + ("recognition",) * args.recognition_mode)
     result = evaluate_voices(lines, predictors, progress=lambda stage: print(stage, file=sys.stderr))

@@ -586,3 +586,46 @@ def test_eval_voices_scores_pbm_on_true_words_without_a_face_and_names_lines_it_
     [skipped] = report["unaligned"]
     assert skipped["audio"].endswith("wrong.wav") and "does not match the audio" in skipped["reason"]
     assert "wrong.wav" in captured.err and "p/b/m closed" in captured.out
+
+
+def test_a_span_of_a_longer_file_is_cut_losslessly_and_a_bad_span_is_refused(tmp_path):
+    soundfile = pytest.importorskip("soundfile")
+    from lattice_talk.core.real_av.voice_shards import line_audio_file, read_line_table
+
+    samples = (np.arange(48000) % 2000 - 1000).astype(np.int16)  # every value distinct within a period
+    wav = tmp_path / "joined.wav"
+    soundfile.write(wav, samples, 16000, subtype="PCM_16")
+    table = tmp_path / "lines.tsv"
+    table.write_text(f"joined.wav\tfirst\tann\t{'0' * 64}\to/n@{'0' * 40}\tCC0-1.0\t100-16100\n"
+                     f"joined.wav\twhole\tann\n")
+    spanned, whole = read_line_table(table)
+    assert spanned.span == (100, 16100) and whole.span is None
+    cut = line_audio_file(spanned, tmp_path)
+    read, rate = soundfile.read(cut, dtype="int16")
+    assert rate == 16000 and np.array_equal(read, samples[100:16100])
+    assert line_audio_file(whole, tmp_path) == wav
+    for bad in ("16100-100", "1-2-3"):
+        (tmp_path / "bad.tsv").write_text(f"joined.wav\tx\tann\t{'0' * 64}\to/n\tCC0-1.0\t{bad}\n")
+        with pytest.raises(LatticeTalkError, match="sample span FIRST-END"):
+            read_line_table(tmp_path / "bad.tsv")
+    (tmp_path / "long.tsv").write_text(f"joined.wav\tx\tann\t{'0' * 64}\to/n\tCC0-1.0\t40000-50000\n")
+    with pytest.raises(LatticeTalkError, match="run past its end"):
+        line_audio_file(read_line_table(tmp_path / "long.tsv")[0], tmp_path)
+
+
+def test_the_heldout_voices_are_speakers_no_training_and_no_other_split_reads():
+    from lattice_talk.core.paths import DATASETS_DIR
+    from lattice_talk.core.real_av.manifest import load_manifest
+    from lattice_talk.core.real_av.voice_shards import read_line_table
+
+    split = {name: read_line_table(DATASETS_DIR / f"real_voices_{name}.tsv", root="/sources") for name in ("dev", "test")}
+    speakers = {name: {line.speaker for line in lines} for name, lines in split.items()}
+    assert (len(split["dev"]), len(split["test"])) == (100, 98) and len(speakers["dev"]) == len(speakers["test"]) == 20
+    assert not speakers["dev"] & speakers["test"]
+    everyone = speakers["dev"] | speakers["test"]
+    training = {line.speaker for table in ("training_voices.tsv", "training_voice_cathy.tsv")
+                for line in read_line_table(DATASETS_DIR / table, root="/sources")}
+    audiovisual = {clip.speaker for clip in load_manifest(DATASETS_DIR / "real_speech_heldout.json")}
+    assert not everyone & (training | audiovisual | {"grid_s1"})
+    assert all(line.span is not None and line.sha256 and re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", line.source)
+               for lines in split.values() for line in lines)

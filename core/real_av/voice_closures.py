@@ -23,18 +23,20 @@ import numpy as np
 from ..metrics import event_frames
 from .real_lips import RealLips, loudness_envelope
 from .score import Prediction, pbm_scores, predicted_closed, runs, widened
-from .voice_shards import SpokenLine, check_line_files
+from .voice_shards import SpokenLine, check_line_files, line_audio_file
 
 VOICE_FPS = 25.0  # the GRID clips' rate: ±1 frame is ±40 ms, as on the audio-visual manifest's GRID sentences
 
 
-def voice_lips(line: SpokenLine, index: int) -> RealLips:
-    """A read line as the measure sees it: its aligned phones and words on VOICE_FPS frames, and no face."""
+def voice_lips(line: SpokenLine, index: int, folder: Path) -> RealLips:
+    """A read line as the measure sees it: its aligned phones and words on VOICE_FPS frames, and no face (a line
+    that is a span of a longer file is cut into ``folder``, :func:`~.voice_shards.line_audio_file`)."""
     from ..audio import load_audio
     from ..phonemes import PhonemeEvent
     from ..speech.alignment import align_words, phone_events
 
-    audio = load_audio(line.audio)
+    path = line_audio_file(line, folder)
+    audio = load_audio(path)
     n = max(1, int(round(audio.duration * VOICE_FPS)))
     times = np.arange(n) / VOICE_FPS
     words = align_words(audio.samples, audio.sample_rate, line.text)
@@ -42,9 +44,8 @@ def voice_lips(line: SpokenLine, index: int) -> RealLips:
     for w in words:
         speech |= (times >= w.start) & (times < w.end)
     phones = [PhonemeEvent(p.phoneme, p.start, p.end) for p in phone_events(words)]
-    return RealLips(f"{index:03d}_{line.audio.stem}", line.speaker, VOICE_FPS, np.zeros(n), np.zeros(n, bool),
-                    speech, phones, loudness_envelope(audio.samples, audio.sample_rate, times), line.audio, 0.0,
-                    line.text)
+    return RealLips(f"{index:03d}_{path.stem}", line.speaker, VOICE_FPS, np.zeros(n), np.zeros(n, bool), speech,
+                    phones, loudness_envelope(audio.samples, audio.sample_rate, times), path, 0.0, line.text)
 
 
 def off_pbm_closures(closed: np.ndarray, lips: RealLips) -> int:
@@ -63,6 +64,8 @@ def evaluate_voices(lines: list[SpokenLine], predictors: dict[str, Callable[[Rea
                     progress: Callable[[str], None] = lambda s: None) -> dict:
     """{"lines": per-line rows per predictor, "summary": p/b/m closed and closures off p/b/m per predictor}. Lines
     the aligner cannot place are listed under "unaligned" and scored by no predictor."""
+    import tempfile
+
     from ..speech.alignment import AlignmentError
 
     check_line_files(lines)
@@ -70,15 +73,16 @@ def evaluate_voices(lines: list[SpokenLine], predictors: dict[str, Callable[[Rea
     unaligned = []
     for k, line in enumerate(lines):
         progress(f"{line.audio.name} ({k + 1}/{len(lines)})")
-        try:
-            lips = voice_lips(line, k)
-        except AlignmentError as exc:
-            unaligned.append({"audio": str(line.audio), "reason": str(exc)})
-            continue
-        for name, predict in predictors.items():
-            closed = predicted_closed(predict(lips).gap_mm, lips)
-            rows[name].append({"line": lips.name, "speaker": line.speaker, **pbm_scores(closed, lips),
-                               "closures_off_pbm": off_pbm_closures(closed, lips)})
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                lips = voice_lips(line, k, Path(tmp))
+            except AlignmentError as exc:
+                unaligned.append({"audio": str(line.audio), "span": line.span, "reason": str(exc)})
+                continue
+            for name, predict in predictors.items():  # inside: the prediction reads the cut file
+                closed = predicted_closed(predict(lips).gap_mm, lips)
+                rows[name].append({"line": lips.name, "speaker": line.speaker, **pbm_scores(closed, lips),
+                                   "closures_off_pbm": off_pbm_closures(closed, lips)})
     summary = {}
     for name, r in rows.items():
         pbm, closed = sum(x["pbm"] for x in r), sum(x["pbm_closed"] for x in r)

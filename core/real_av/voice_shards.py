@@ -35,6 +35,32 @@ class SpokenLine:
     text: str
     sha256: str | None = None  # of the audio file as its source publishes it; checked before the line is used
     source: str = ""  # where to take the file from when it is missing or differs
+    span: tuple[int, int] | None = None  # [first, end) samples at the file's own rate: one utterance of a longer file
+
+
+SPAN = re.compile(r"(\d+)-(\d+)")
+
+
+def line_audio_file(line: SpokenLine, folder: Path) -> Path:
+    """The file holding exactly the line's audio: its own file, or its span of it cut losslessly (the samples as
+    stored, no resampling) into ``folder``."""
+    if line.span is None:
+        return line.audio
+    import soundfile
+
+    first, end = line.span
+    try:
+        info = soundfile.info(str(line.audio))
+        integer = info.subtype not in ("FLOAT", "DOUBLE")  # integer samples read as int32 and written back exactly
+        samples, rate = soundfile.read(str(line.audio), start=first, stop=end, dtype="int32" if integer else "float64")
+    except (OSError, RuntimeError) as exc:
+        raise LatticeTalkError(f"{line.audio}: cannot read samples {first}-{end} ({exc}); a span needs a WAV or FLAC "
+                               "file") from exc
+    if len(samples) != end - first:
+        raise LatticeTalkError(f"{line.audio}: samples {first}-{end} run past its end ({info.frames} samples)")
+    cut = Path(folder) / f"{line.audio.stem}_{first}_{end}.wav"
+    soundfile.write(str(cut), samples, rate, subtype=info.subtype if integer else "FLOAT")
+    return cut
 
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -44,7 +70,8 @@ def read_line_table(path: str | Path, root: str | Path | None = None) -> list[Sp
     """A tab-separated table of ``audio<TAB>text[<TAB>speaker[<TAB>sha256[<TAB>source ...]]]`` rows; ``#`` lines
     are comments. Audio paths are relative to ``root`` (default: the table's folder); without a speaker column a
     line's speaker is its audio's folder name. Further columns (``datasets/training_voices.tsv``: sha256, source,
-    license) are the file's checksum and where it comes from."""
+    license) are the file's checksum and where it comes from; a seventh, ``FIRST-END``, is the line's span of
+    samples where the file holds several utterances (``datasets/real_voices_*.tsv``)."""
     path = Path(path)
     base = Path(root) if root is not None else path.parent
     lines = []
@@ -57,9 +84,14 @@ def read_line_table(path: str | Path, root: str | Path | None = None) -> list[Sp
                     raise LatticeTalkError(f"{path}: the row {row!r} is not 'audio<TAB>text[<TAB>speaker]'")
                 if len(row) > 3 and not SHA256_HEX.fullmatch(row[3]):
                     raise LatticeTalkError(f"{path}: the row {row[:4]!r} has no sha256 (64 hex digits) in column 4")
+                span = SPAN.fullmatch(row[6]) if len(row) > 6 and row[6] else None
+                if len(row) > 6 and row[6] and (span is None or int(span[1]) >= int(span[2])):
+                    raise LatticeTalkError(f"{path}: the row {row[:1]!r} has no sample span FIRST-END (FIRST < END) "
+                                           "in column 7")
                 audio = base / row[0]
                 lines.append(SpokenLine(audio, row[2] if len(row) > 2 else audio.parent.name, row[1],
-                                        row[3] if len(row) > 3 else None, row[4] if len(row) > 4 else ""))
+                                        row[3] if len(row) > 3 else None, row[4] if len(row) > 4 else "",
+                                        (int(span[1]), int(span[2])) if span else None))
     except (OSError, UnicodeDecodeError) as exc:
         raise LatticeTalkError(f"{path}: cannot read the line table ({exc})") from exc
     if not lines:
@@ -118,11 +150,14 @@ class TeacherModel:
 
 def voice_utterance(utterance_id: str, line: SpokenLine, teacher: TeacherModel, split: str) -> CorpusUtterance:
     """One recording → a corpus utterance: aligned phones, the teacher's motion sealed on its p/b/m."""
+    import tempfile
+
     from ..audio import load_audio
     from ..mouth import closure_curve, seal_lips
     from ..speech.alignment import align_words, phone_events
 
-    audio = load_audio(line.audio, target_rate=SAMPLE_RATE, max_seconds=60.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        audio = load_audio(line_audio_file(line, Path(tmp)), target_rate=SAMPLE_RATE, max_seconds=60.0)
     phones = phone_events(align_words(audio.samples, audio.sample_rate, line.text))
     n = max(1, int(round(audio.duration * FPS)))
     units, jaw = teacher(audio.samples, n)
