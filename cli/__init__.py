@@ -5,7 +5,7 @@
   generate.py  generate (one line: ..generate_line, which farm.py runs on Dask workers)
   clips.py     export, convert, eval
   data.py      data synth | real | voices | heldout | mix | plot | render-videos
-  speech.py    speech pretrain | export-encoder | train | calibrate | recipe | eval | eval-real
+  speech.py    speech pretrain | export-encoder | train | calibrate | recipe | eval | eval-real | eval-voices
   video.py     video track | train | eval | eval-real | eval-offset
   devtools.py  build-extension, bench
   common.py    exit codes, shared option constants and helpers
