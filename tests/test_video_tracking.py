@@ -347,7 +347,7 @@ def test_dropped_frames_are_found_from_time_stamps(tmp_path):
         stream.pix_fmt = "yuv420p"
         stream.time_base = fractions.Fraction(1, 25)
         for i, image in enumerate(frames):
-            if i in (20, 21, 40):
+            if i in (20, 21, 30, 31, 32, 40):
                 continue
             frame = av.VideoFrame.from_ndarray(image, format="bgr24")
             frame.pts = i
@@ -355,8 +355,12 @@ def test_dropped_frames_are_found_from_time_stamps(tmp_path):
         out.mux(stream.encode())
     track = track_video(path)
     assert track.fps == pytest.approx(25.0) and track.n_frames == 50
-    assert track.dropped_frames == [20, 21, 40] and track.lost_frames == []
-    assert np.all(track.confidence[[20, 21, 40]] == 0) and np.all(np.isfinite(track.points))
+    assert track.dropped_frames == [20, 21, 30, 31, 32, 40] and track.lost_frames == []
+    assert np.all(np.isfinite(track.points))
+    # Gaps of up to 0.1 s (2 frames at 25 fps) are bridged with their neighbours' lower confidence; 3 frames are not.
+    assert track.confidence[20] == track.confidence[21] == min(track.confidence[19], track.confidence[22]) > 0.5
+    assert track.confidence[40] == min(track.confidence[39], track.confidence[41]) > 0.5
+    assert np.all(track.confidence[[30, 31, 32]] == 0)
     np.testing.assert_array_equal(track.face_crops[[20, 21]], track.face_crops[[19, 19]])  # the last picture shown
     # The flow across the 3-step gap is shared by the frames it spans.
     np.testing.assert_allclose(track.flow[20], track.flow[22], atol=1e-7)
@@ -440,3 +444,21 @@ def test_core_video_imports_without_the_video_stack_and_says_how_to_install():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "pip install -c constraints.txt -e '.[video]'" in out.stdout
+
+
+def test_a_file_that_skips_frames_keeps_the_reference_video_in_the_take():
+    """A variable-frame-rate file skipping one frame in four (a phone in low light): bridged, the video's share of the
+    take stays whole; at confidence 0 each skipped frame faded it out (a tenth on average)."""
+    from lattice_talk.core.motion.fusion import video_weight
+    from lattice_talk.core.video.gaps import bridged_confidence
+
+    fps, n = 30.0, 180
+    dropped = list(range(2, n - 1, 4))
+    raw = np.full(n, 0.9)
+    raw[dropped] = 0.0
+    raw[100:106] = 0.0  # ... and a lost face stays lost
+    bridged = bridged_confidence(raw, [d for d in dropped if not 100 <= d < 106], fps)
+    assert video_weight(raw, fps).mean() < 0.15
+    weight = video_weight(bridged, fps)
+    assert np.all(weight[:90] == 1.0) and np.all(weight[100:106] == 0.0) and weight.mean() > 0.85
+    assert np.array_equal(bridged_confidence(raw, [], fps), raw)

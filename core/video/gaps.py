@@ -31,3 +31,27 @@ def fill_rotations(rotvec: np.ndarray, known: np.ndarray) -> np.ndarray:
         return rotvec.copy()
     idx, pos = _positions(known)
     return slerp_track(rotvec[idx], pos).astype(rotvec.dtype, copy=False)
+
+
+MAX_BRIDGED_SECONDS = 0.1  # 1 frame at 15 fps, 2 at 25, 3 at 30: shorter than a blink's closing
+
+
+def bridged_confidence(confidence: np.ndarray, dropped: list[int], fps: float) -> np.ndarray:
+    """``confidence`` (T,) with each run of dropped frames (missing from the file) that lasts at most
+    MAX_BRIDGED_SECONDS between two frames carrying the lower of those two frames' confidence instead of 0.
+
+    A variable-frame-rate file (phones skip frames when the light is low, about one in four) has no picture there:
+    the interpolation between its neighbours is all a player shows too. At confidence 0 each skipped frame faded the
+    reference video out and back in (``core.motion.fusion.video_weight``): on a 30 fps file that skips one frame in
+    four, the video's share of the take stayed under a third and averaged a tenth. Longer gaps, and frames where the
+    face was lost, stay at 0."""
+    out = np.asarray(confidence).copy()
+    frames = np.asarray(sorted(dropped), np.int64)
+    if frames.size == 0:
+        return out
+    breaks = np.flatnonzero(np.diff(frames) > 1)
+    for run in np.split(frames, breaks + 1):
+        before, after = int(run[0]) - 1, int(run[-1]) + 1
+        if run.size / fps <= MAX_BRIDGED_SECONDS + 1e-9 and before >= 0 and after < out.size:
+            out[run] = min(out[before], out[after])
+    return out
