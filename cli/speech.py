@@ -341,6 +341,13 @@ def _cmd_speech_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _compared_models(args: argparse.Namespace) -> dict[str, str | Path]:
+    """The --model folders by name, or the shipped model as "shipped"."""
+    from ..core.speech.pipeline import MODEL_DIR
+
+    return {"shipped": MODEL_DIR} if not args.model else {Path(m).name: m for m in args.model}
+
+
 def _cmd_speech_eval_real(args: argparse.Namespace) -> int:
     """Speech models against real talking faces no training read (the held-out manifest), loudness beside them."""
     from ..core.real_av.evaluate import evaluate_real, format_summary, write_report
@@ -351,9 +358,7 @@ def _cmd_speech_eval_real(args: argparse.Namespace) -> int:
         clips = [c for c in clips if c.split == args.split]
     if args.clips:
         clips = [c for c in clips if any(c.name.startswith(prefix) for prefix in args.clips)]
-    from ..core.speech.pipeline import MODEL_DIR
-
-    models = {"shipped": MODEL_DIR} if not args.model else {Path(m).name: m for m in args.model}
+    models = _compared_models(args)
     modes = ("audio",) + ("transcript",) * args.transcript_mode + ("recognition",) * args.recognition_mode
     result = evaluate_real(clips, args.data, models, cache_dir=args.cache or Path(args.out) / "tracks",
                            progress=lambda stage: print(stage, file=sys.stderr), modes=modes)
@@ -372,11 +377,9 @@ def _cmd_speech_eval_voices(args: argparse.Namespace) -> int:
     from ..core.real_av.evaluate import model_predictors
     from ..core.real_av.voice_closures import evaluate_voices, format_voice_summary, write_voice_report
     from ..core.real_av.voice_shards import read_line_table
-    from ..core.speech.pipeline import MODEL_DIR
 
     lines = read_line_table(args.lines or DATASETS_DIR / f"real_voices_{args.split}.tsv", args.root)
-    models = {"shipped": MODEL_DIR} if not args.model else {Path(m).name: m for m in args.model}
-    predictors = model_predictors(models, ("audio",) + ("recognition",) * args.recognition_mode)
+    predictors = model_predictors(_compared_models(args), ("audio",) + ("recognition",) * args.recognition_mode)
     result = evaluate_voices(lines, predictors, progress=lambda stage: print(stage, file=sys.stderr))
     print(format_voice_summary(result["summary"]))
     for skipped in result["unaligned"]:
