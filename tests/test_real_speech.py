@@ -557,6 +557,13 @@ def _voice_table(tmp_path: Path) -> Path:
         wav = root / "owner+name" / f"{stem}.wav"
         soundfile.write(wav, audio.audio, audio.sample_rate)
         rows.append(f"owner+name/{stem}.wav\t{text}\tslt\t{sha256_of(wav)}\towner/name@{'0' * 40}\tCC0-1.0")
+    # The same sentence as the second utterance of a joined file, named by its span of samples.
+    joined = root / "owner+name" / "joined.wav"
+    pause = np.zeros(audio.sample_rate // 2, audio.audio.dtype)
+    soundfile.write(joined, np.concatenate([audio.audio, pause, audio.audio]), audio.sample_rate, subtype="PCM_16")
+    first = len(audio.audio) + len(pause) // 2
+    rows.append(f"owner+name/joined.wav\t{SENTENCE}\tslt\t{sha256_of(joined)}\towner/name@{'0' * 40}\tCC0-1.0\t"
+                f"{first}-{len(audio.audio) * 2 + len(pause)}")
     table = root / "voices.tsv"
     table.write_text("# audio\ttext\tspeaker\tsha256\tsource\tlicense\n" + "\n".join(rows) + "\n")
     return table
@@ -578,10 +585,13 @@ def test_eval_voices_scores_pbm_on_true_words_without_a_face_and_names_lines_it_
     report = json.loads((tmp_path / "report" / "real_voices.json").read_text())
     summary = report["summary"]
     assert set(summary) == {"tiny", "tiny + recognition"}
-    # "bob paid my mum a big bonus": 8 true p/b/m; the untrained decoder seals none, the recogniser's words most.
-    assert (summary["tiny"]["lines"], summary["tiny"]["speakers"], summary["tiny"]["pbm"]) == (1, 1, 8)
+    # "bob paid my mum a big bonus", alone and cut from the joined file: 8 true p/b/m each; the untrained decoder
+    # seals none, the recogniser's words most.
+    assert (summary["tiny"]["lines"], summary["tiny"]["speakers"], summary["tiny"]["pbm"]) == (2, 1, 16)
     assert summary["tiny"]["pbm_closed"] == 0 and summary["tiny"]["closures_off_pbm"] == 0
-    assert summary["tiny + recognition"]["pbm"] == 8 and summary["tiny + recognition"]["pbm_closed"] >= 6
+    assert summary["tiny + recognition"]["pbm"] == 16 and summary["tiny + recognition"]["pbm_closed"] >= 12
+    cut, whole = report["lines"]["tiny + recognition"][1], report["lines"]["tiny + recognition"][0]
+    assert cut["line"].startswith("002_joined_") and cut["pbm"] == whole["pbm"] == 8
     # The line whose text is not its speech is left out, named with the aligner's reason.
     [skipped] = report["unaligned"]
     assert skipped["audio"].endswith("wrong.wav") and "does not match the audio" in skipped["reason"]
