@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import types
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -190,6 +191,39 @@ def test_face_crops_are_cut_only_for_a_model_that_reads_them(real_clip):
         video, _ = track_reference_video(real_clip.video, lambda stage, f: None, lambda: False, model)
         assert (video.track.face_crops is not None) == cut
         assert video.face.model_id == model.model_id and np.isfinite(video.face.units).all()
+
+
+def test_a_file_that_skips_frames_keeps_its_video_in_the_take_but_nothing_unseen_is_measured(real_clip, tmp_path):
+    """A variable-frame-rate file (one frame in four missing, as phones record in low light): the tracker marks the
+    skipped frames unseen (confidence 0, which the offset evidence and the measures read), while the video's weight in
+    the take bridges them; at 0 each skip faded the video out and back in."""
+    import av
+    import fractions
+
+    from lattice_talk.core.motion.fusion import resample_face, track_reference_video, video_weight
+
+    path = tmp_path / "skips.mp4"
+    with av.open(str(real_clip.video)) as source, av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=int(VIDEO_FPS))
+        stream.time_base = fractions.Fraction(1, int(VIDEO_FPS))
+        for k, frame in enumerate(source.decode(video=0)):
+            if k == 0:
+                stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, "yuv420p"
+            if k % 4 == 2:
+                continue
+            picture = av.VideoFrame.from_ndarray(frame.to_ndarray(format="bgr24"), format="bgr24")
+            picture.pts = k
+            out.mux(stream.encode(picture))
+        out.mux(stream.encode())
+    video, _ = track_reference_video(path, lambda stage, f: None, lambda: False, RetargetFaceModel())
+    dropped = video.track.dropped_frames
+    assert len(dropped) >= 15 and np.all(video.track.confidence[dropped] == 0)
+    assert np.all(video.face.confidence[dropped] > 0.5)
+    n = video.track.n_frames
+    skipping = video_weight(resample_face(replace(video.face, confidence=video.track.confidence), n, VIDEO_FPS, 0.0)[2],
+                            VIDEO_FPS)
+    bridged = video_weight(resample_face(video.face, n, VIDEO_FPS, 0.0)[2], VIDEO_FPS)
+    assert skipping.mean() < 0.3 and bridged.mean() > 0.9
 
 
 def test_the_learned_model_is_chosen_when_its_weights_exist(tmp_path, monkeypatch):

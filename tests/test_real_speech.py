@@ -600,7 +600,8 @@ def test_eval_voices_scores_pbm_on_true_words_without_a_face_and_names_lines_it_
 
 def test_a_span_of_a_longer_file_is_cut_losslessly_and_a_bad_span_is_refused(tmp_path):
     soundfile = pytest.importorskip("soundfile")
-    from lattice_talk.core.real_av.voice_shards import line_audio_file, read_line_table
+    from lattice_talk.core.real_av.manifest import sha256_of
+    from lattice_talk.core.real_av.voice_shards import check_line_files, line_audio_file, read_line_table
 
     samples = (np.arange(48000) % 2000 - 1000).astype(np.int16)  # every value distinct within a period
     wav = tmp_path / "joined.wav"
@@ -616,11 +617,28 @@ def test_a_span_of_a_longer_file_is_cut_losslessly_and_a_bad_span_is_refused(tmp
     assert line_audio_file(whole, tmp_path) == wav
     for bad in ("16100-100", "1-2-3"):
         (tmp_path / "bad.tsv").write_text(f"joined.wav\tx\tann\t{'0' * 64}\to/n\tCC0-1.0\t{bad}\n")
-        with pytest.raises(LatticeTalkError, match="sample span FIRST-END"):
+        with pytest.raises(LatticeTalkError, match=f"'{bad}' in column 7, where a sample span FIRST-END"):
             read_line_table(tmp_path / "bad.tsv")
-    (tmp_path / "long.tsv").write_text(f"joined.wav\tx\tann\t{'0' * 64}\to/n\tCC0-1.0\t40000-50000\n")
-    with pytest.raises(LatticeTalkError, match="run past its end"):
-        line_audio_file(read_line_table(tmp_path / "long.tsv")[0], tmp_path)
+    # Other sample types and a lossless container come out sample for sample, in their own format.
+    wide = np.sin(np.arange(48000) / 7.0)
+    (tmp_path / "cuts").mkdir()
+    for name, subtype, dtype in (("wide.wav", "PCM_24", "int32"), ("float.wav", "FLOAT", "float32"),
+                                 ("double.wav", "DOUBLE", "float64"), ("lossless.flac", "PCM_16", "int16")):
+        soundfile.write(tmp_path / name, 0.5 * wide, 16000, subtype=subtype)
+        (tmp_path / "kind.tsv").write_text(f"{name}\tx\tann\t{'0' * 64}\to/n\tCC0-1.0\t100-16100\n")
+        cut = line_audio_file(read_line_table(tmp_path / "kind.tsv")[0], tmp_path / "cuts")
+        assert cut.suffix == Path(name).suffix and soundfile.info(cut).subtype == subtype
+        assert np.array_equal(soundfile.read(cut, dtype=dtype)[0], soundfile.read(tmp_path / name, dtype=dtype)[0][100:16100])
+    # A span past the file's end, or of lossy audio, is one error naming the file and the fix, before any work.
+    soundfile.write(tmp_path / "lossy.ogg", 0.5 * wide, 16000)
+    (tmp_path / "long.tsv").write_text(
+        f"joined.wav\tx\tann\t{sha256_of(wav)}\to/n\tCC0-1.0\t40000-50000\n"
+        f"lossy.ogg\tx\tann\t{sha256_of(tmp_path / 'lossy.ogg')}\to/n\tCC0-1.0\t0-100\n")
+    long, lossy = read_line_table(tmp_path / "long.tsv")
+    with pytest.raises(LatticeTalkError, match=r"joined\.wav: samples 40000-50000 run past its end \(48000 samples\)"):
+        line_audio_file(long, tmp_path)
+    with pytest.raises(LatticeTalkError, match=r"lossy\.ogg: .*OGG VORBIS is not\); convert the file to WAV or FLAC"):
+        check_line_files([long, lossy])
 
 
 def test_the_heldout_voices_are_speakers_no_training_and_no_other_split_reads():

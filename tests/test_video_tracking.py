@@ -337,6 +337,7 @@ def test_blanked_frames_are_reported_lost_and_interpolated(tmp_path):
 def test_dropped_frames_are_found_from_time_stamps(tmp_path):
     needs_video_stack()
     av = pytest.importorskip("av")
+    from lattice_talk.core.video.gaps import bridged_confidence
     from lattice_talk.core.video.track import track_video
 
     frames = real_frames(50)
@@ -356,11 +357,14 @@ def test_dropped_frames_are_found_from_time_stamps(tmp_path):
     track = track_video(path)
     assert track.fps == pytest.approx(25.0) and track.n_frames == 50
     assert track.dropped_frames == [20, 21, 30, 31, 32, 40] and track.lost_frames == []
-    assert np.all(np.isfinite(track.points))
-    # Gaps of up to 0.1 s (2 frames at 25 fps) are bridged with their neighbours' lower confidence; 3 frames are not.
-    assert track.confidence[20] == track.confidence[21] == min(track.confidence[19], track.confidence[22]) > 0.5
-    assert track.confidence[40] == min(track.confidence[39], track.confidence[41]) > 0.5
-    assert np.all(track.confidence[[30, 31, 32]] == 0)
+    assert np.all(track.confidence[track.dropped_frames] == 0) and np.all(np.isfinite(track.points))
+    # For a take's video weight, gaps of up to 0.1 s (2 frames at 25 fps) are bridged with their neighbours' lower
+    # confidence; 3 frames are not.
+    bridged = bridged_confidence(track.confidence, track.dropped_frames, track.fps)
+    assert bridged[20] == bridged[21] == min(track.confidence[19], track.confidence[22]) > 0.5
+    assert bridged[40] == min(track.confidence[39], track.confidence[41]) > 0.5
+    assert np.all(bridged[[30, 31, 32]] == 0)
+    assert np.array_equal(np.delete(bridged, [20, 21, 40]), np.delete(track.confidence, [20, 21, 40]))
     np.testing.assert_array_equal(track.face_crops[[20, 21]], track.face_crops[[19, 19]])  # the last picture shown
     # The flow across the 3-step gap is shared by the frames it spans.
     np.testing.assert_allclose(track.flow[20], track.flow[22], atol=1e-7)
@@ -462,3 +466,6 @@ def test_a_file_that_skips_frames_keeps_the_reference_video_in_the_take():
     weight = video_weight(bridged, fps)
     assert np.all(weight[:90] == 1.0) and np.all(weight[100:106] == 0.0) and weight.mean() > 0.85
     assert np.array_equal(bridged_confidence(raw, [], fps), raw)
+    three = np.full(20, 0.9)
+    three[5:8] = 0.0
+    assert np.all(bridged_confidence(three, [5, 6, 7], 29.97)[5:8] == 0.9)  # 3 frames at NTSC rate: 0.1001 s

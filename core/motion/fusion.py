@@ -4,7 +4,7 @@ What comes from where:
 - lips, jaw, tongue, cheek puff (``core.mouth.mouth_unit_mask``): always the audio (the speech decoder);
 - the upper face — brows, eyes and blinks, cheek squint, nose — and the head rotation: the video, through a
   :class:`~.face_models.VideoFaceModel`, weighted per frame by the tracker's confidence. Where the video has
-  no say (confidence 0: lost or dropped frames, or outside the video) the take has exactly the audio-only
+  no say (confidence 0: lost faces, dropped frames beyond a short gap, or outside the video) the take has exactly the audio-only
   prediction (``core.prosody.add_prosody``: brows on pitch accents, random blinks, prosodic head motion);
   the weight never changes faster than from 1 to 0 in FADE_SECONDS, so nothing jumps. The video is placed
   (:func:`place_reference_video`) before the audio-only blinks are drawn, so none is drawn where the video has any
@@ -50,6 +50,7 @@ import numpy as np
 from ..errors import LatticeTalkError
 from ..mouth import mouth_unit_mask
 from ..rotations import slerp_track
+from ..video.gaps import bridged_confidence
 from .face_models import video_face_model
 from .video_face import VideoFace, VideoFaceModel
 
@@ -270,6 +271,9 @@ def track_reference_video(path: str | os.PathLike[str], progress, should_stop,
                         face_crops=getattr(model, "reads_face_crops", True))
     progress("video: face model", share)
     face = model.predict(track)
+    # The video's weight bridges frames a variable-frame-rate file skipped (core.video.gaps.bridged_confidence); the
+    # offset evidence and every measure read only the frames the tracker saw (track.confidence).
+    face = replace(face, confidence=bridged_confidence(face.confidence, track.dropped_frames, track.fps))
     with open(path, "rb") as fh:
         sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
     return ReferenceVideo(Path(path), sha256, track, face), lambda stage, f: progress(stage, share + (1.0 - share) * f)

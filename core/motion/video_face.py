@@ -20,7 +20,7 @@ class VideoFace:
     fps: float
     units: np.ndarray  # (T, 52) the default head's ARKit units, 0..1, columns named by ``unit_names``
     head_rotation: np.ndarray  # (T, 3) axis-angle, head → camera (= AnimationClip.global_rotation)
-    confidence: np.ndarray  # (T,) 0..1, 0 where the tracker lost the face (interpolated frames)
+    confidence: np.ndarray  # (T,) 0..1, 0 where the tracker measured nothing (lost face, dropped frame; fusion bridges short drops)
     unit_names: tuple[str, ...]  # the default head's expression names (the 52 ARKit units)
     model_id: str = ""
     meta: dict = field(default_factory=dict)

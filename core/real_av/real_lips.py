@@ -21,7 +21,7 @@ from .manifest import RealClip
 
 LOUDNESS_WINDOW_S = 0.06
 MIN_CONFIDENCE = 0.5  # frames the tracker is less sure of are left out of every score
-CACHE_FORMAT = "lattice_talk.real_lips/2"  # 2: dropped frames in short gaps bridged (core.video.gaps.bridged_confidence)
+CACHE_FORMAT = "lattice_talk.real_lips/1"
 _NON_SPEECH_LABELS = ("sil", "nsn", "spn", "sp")
 
 

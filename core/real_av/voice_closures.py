@@ -4,14 +4,14 @@ Whether the lips close on a p, b or m is read off the *predicted* mesh at the ph
 speech is the measure*), so it needs no video of the speaker — only the phone's true time. A recording of read
 speech with its corpus transcript gives that: the transcript is forced-aligned to the recording (PocketSphinx), so
 every p/b/m is a true label, independent of any recogniser's guess (unlike the in-the-wild clips of the
-audio-visual manifest, whose words are the recogniser's). ``datasets/real_voices_heldout.tsv`` lists such
+audio-visual manifest, whose words are the recogniser's). ``datasets/real_voices_{dev,test}.tsv`` list such
 recordings by speakers that no training, calibration or choice read.
 
 Per line, each predictor (:func:`~.evaluate.speech_model_predictor`, any mode) is scored as the audio-visual
 clips are: a p/b/m is closed when the predicted inner-lip gap is under 1 mm within the phone ±1 frame. Without
 a face there are no "closures where the lips were open"; in their place, *closures off p/b/m* counts the
-prediction's closures inside words that touch no p/b/m ±1 frame — where a wrongly heard p/b/m (recognition mode)
-or a stray detection would show."""
+prediction's closures during speech (inside aligned words) more than two frames from any p/b/m — where a wrongly
+heard p/b/m (recognition mode) or a stray detection would show."""
 
 from __future__ import annotations
 
@@ -49,8 +49,8 @@ def voice_lips(line: SpokenLine, index: int, folder: Path) -> RealLips:
 
 
 def off_pbm_closures(closed: np.ndarray, lips: RealLips) -> int:
-    """The prediction's closures (runs of ``closed``, :func:`~.score.predicted_closed`) inside words that touch no
-    p/b/m phone ±1 frame."""
+    """The prediction's closures (runs of ``closed``, :func:`~.score.predicted_closed`) during speech whose run ±1
+    frame touches no p/b/m phone ±1 frame: more than two frames from every p/b/m."""
     n = lips.n_frames
     near_pbm = np.zeros(n, bool)
     for phone in lips.bilabials:
@@ -87,7 +87,7 @@ def evaluate_voices(lines: list[SpokenLine], predictors: dict[str, Callable[[Rea
     for name, r in rows.items():
         pbm, closed = sum(x["pbm"] for x in r), sum(x["pbm_closed"] for x in r)
         summary[name] = {"lines": len(r), "speakers": len({x["speaker"] for x in r}), "pbm": pbm,
-                         "pbm_closed": closed, "pbm_closure_rate": closed / pbm if pbm else float("nan"),
+                         "pbm_closed": closed, "pbm_closure_rate": closed / pbm if pbm else None,
                          "closures_off_pbm": sum(x["closures_off_pbm"] for x in r)}
     return {"lines": rows, "summary": summary, "unaligned": unaligned}
 

@@ -41,26 +41,50 @@ class SpokenLine:
 SPAN = re.compile(r"(\d+)-(\d+)")
 
 
+def line_name(line: SpokenLine) -> str:
+    """The line's file name, with its span of samples where it has one: ``p246_mic1_0_140000.wav``."""
+    if line.span is None:
+        return line.audio.name
+    return f"{line.audio.stem}_{line.span[0]}_{line.span[1]}{line.audio.suffix}"
+
+
 def line_audio_file(line: SpokenLine, folder: Path) -> Path:
-    """The file holding exactly the line's audio: its own file, or its span of it cut losslessly (the samples as
-    stored, no resampling) into ``folder``."""
+    """The file holding exactly the line's audio: its own file, or its span of it cut losslessly into ``folder`` (the
+    samples as stored, in the source's own format and sample type: no resampling, no re-encoding)."""
     if line.span is None:
         return line.audio
+    import soundfile
+
+    problem = span_problem(line)
+    if problem is not None:
+        raise LatticeTalkError(problem)
+    info = soundfile.info(str(line.audio))
+    floating = info.subtype in ("FLOAT", "DOUBLE")  # integer samples go through int32, which holds every PCM width
+    samples, rate = soundfile.read(str(line.audio), start=line.span[0], stop=line.span[1],
+                                   dtype="float64" if floating else "int32")
+    cut = Path(folder) / line_name(line)
+    soundfile.write(str(cut), samples, rate, format=info.format, subtype=info.subtype)
+    return cut
+
+
+def span_problem(line: SpokenLine) -> str | None:
+    """Why the line's span of samples cannot be cut from its file (named, with the fix), or None."""
     import soundfile
 
     first, end = line.span
     try:
         info = soundfile.info(str(line.audio))
-        integer = info.subtype not in ("FLOAT", "DOUBLE")  # integer samples read as int32 and written back exactly
-        samples, rate = soundfile.read(str(line.audio), start=first, stop=end, dtype="int32" if integer else "float64")
     except (OSError, RuntimeError) as exc:
-        raise LatticeTalkError(f"{line.audio}: cannot read samples {first}-{end} ({exc}); a span needs a WAV or FLAC "
-                               "file") from exc
-    if len(samples) != end - first:
-        raise LatticeTalkError(f"{line.audio}: samples {first}-{end} run past its end ({info.frames} samples)")
-    cut = Path(folder) / f"{line.audio.stem}_{first}_{end}.wav"
-    soundfile.write(str(cut), samples, rate, subtype=info.subtype if integer else "FLOAT")
-    return cut
+        return f"{line.audio}: cannot read it ({exc}); a line with a span of samples needs a WAV or FLAC file"
+    if info.format not in LOSSLESS_FORMATS or not info.subtype.startswith(("PCM", "FLOAT", "DOUBLE")):
+        return (f"{line.audio}: a span of samples is cut only from uncompressed or lossless audio ({info.format} "
+                f"{info.subtype} is not); convert the file to WAV or FLAC first")
+    if end > info.frames:
+        return f"{line.audio}: samples {first}-{end} run past its end ({info.frames} samples); check the line table"
+    return None
+
+
+LOSSLESS_FORMATS = ("WAV", "WAVEX", "FLAC", "AIFF")
 
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -86,8 +110,8 @@ def read_line_table(path: str | Path, root: str | Path | None = None) -> list[Sp
                     raise LatticeTalkError(f"{path}: the row {row[:4]!r} has no sha256 (64 hex digits) in column 4")
                 span = SPAN.fullmatch(row[6]) if len(row) > 6 and row[6] else None
                 if len(row) > 6 and row[6] and (span is None or int(span[1]) >= int(span[2])):
-                    raise LatticeTalkError(f"{path}: the row {row[:1]!r} has no sample span FIRST-END (FIRST < END) "
-                                           "in column 7")
+                    raise LatticeTalkError(f"{path}: the row {row[:1]!r} has {row[6]!r} in column 7, where a sample "
+                                           "span FIRST-END (FIRST < END) belongs")
                 audio = base / row[0]
                 lines.append(SpokenLine(audio, row[2] if len(row) > 2 else audio.parent.name, row[1],
                                         row[3] if len(row) > 3 else None, row[4] if len(row) > 4 else "",
@@ -115,16 +139,23 @@ def grid_lines(folder: str | Path) -> list[SpokenLine]:
 
 
 def check_line_files(lines: list[SpokenLine]) -> None:
-    """Every line with a sha256 has its audio file, byte for byte — else one error listing the files."""
-    problems = []
+    """Every line with a sha256 has its audio file, byte for byte, and every span of samples lies in a file it can be
+    cut from — else one error listing them all."""
+    problems, digests = [], {}
     for line in lines:
-        if line.sha256 is None:
-            continue
-        origin = f"take it unchanged from {line.source}" if line.source else "take it unchanged from its source"
-        if not line.audio.is_file():
-            problems.append(f"{line.audio} is missing ({origin})")
-        elif sha256_of(line.audio) != line.sha256:
-            problems.append(f"{line.audio} differs from the table's (sha256 mismatch; {origin})")
+        if line.sha256 is not None:
+            origin = f"take it unchanged from {line.source}" if line.source else "take it unchanged from its source"
+            if not line.audio.is_file():
+                problems.append(f"{line.audio} is missing ({origin})")
+                continue
+            if line.audio not in digests:  # one file may hold many lines' spans: read it once
+                digests[line.audio] = sha256_of(line.audio)
+            if digests[line.audio] != line.sha256:
+                problems.append(f"{line.audio} differs from the table's (sha256 mismatch; {origin})")
+                continue
+        if line.span is not None and line.audio.is_file():
+            problems.append(span_problem(line))
+    problems = list(dict.fromkeys(p for p in problems if p is not None))
     if problems:
         raise LatticeTalkError(f"{len(problems)} audio file(s) are not the ones the line table names, so nothing was "
                                "written: " + "; ".join(problems))
@@ -162,7 +193,7 @@ def voice_utterance(utterance_id: str, line: SpokenLine, teacher: TeacherModel, 
     n = max(1, int(round(audio.duration * FPS)))
     units, jaw = teacher(audio.samples, n)
     units, jaw = seal_lips(units, jaw, closure_curve(phones, np.arange(n) / FPS, FPS), teacher.unit_names)
-    meta = {"id": utterance_id, "split": split, "speaker": line.speaker, "source": line.audio.name, "text": line.text,
+    meta = {"id": utterance_id, "split": split, "speaker": line.speaker, "source": line_name(line), "text": line.text,
             "engine": "real-voice", "voice": line.speaker}
     return CorpusUtterance(utterance_id, audio.samples.astype(np.float32), SAMPLE_RATE, phones, FPS, teacher.unit_names,
                            units.astype(np.float32), jaw.astype(np.float32), np.zeros((n, 3), np.float32), meta)
@@ -187,9 +218,9 @@ def build_voice_corpus(lines: list[SpokenLine], teacher_dir: str | Path, out: st
         progress("aligning", k / len(lines))
         split = "heldout" if k in heldout else "train"
         try:
-            utterance = voice_utterance(f"{tag}-{line.speaker}-{line.audio.stem}", line, teacher, split)
+            utterance = voice_utterance(f"{tag}-{line.speaker}-{Path(line_name(line)).stem}", line, teacher, split)
         except LatticeTalkError as exc:  # a line the aligner cannot follow is left out, and listed
-            failed.append(f"{line.audio.name}: {exc}")
+            failed.append(f"{line_name(line)}: {exc}")
             continue
         shards.add(split, utterance, augmented_copies, seed)
     speakers = sorted({line.speaker for line in lines})

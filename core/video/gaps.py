@@ -33,12 +33,13 @@ def fill_rotations(rotvec: np.ndarray, known: np.ndarray) -> np.ndarray:
     return slerp_track(rotvec[idx], pos).astype(rotvec.dtype, copy=False)
 
 
-MAX_BRIDGED_SECONDS = 0.1  # 1 frame at 15 fps, 2 at 25, 3 at 30: shorter than a blink's closing
+MAX_BRIDGED_SECONDS = 0.1  # 1 frame at 15 fps, 2 at 25, 3 at 29.97 or 30: shorter than a blink's closing
 
 
 def bridged_confidence(confidence: np.ndarray, dropped: list[int], fps: float) -> np.ndarray:
-    """``confidence`` (T,) with each run of dropped frames (missing from the file) that lasts at most
-    MAX_BRIDGED_SECONDS between two frames carrying the lower of those two frames' confidence instead of 0.
+    """``confidence`` (T,) with each run of dropped frames (missing from the file) of at most MAX_BRIDGED_SECONDS
+    (rounded to whole frames) between two frames carrying the lower of those two frames' confidence instead of 0 — for
+    the reference video's weight in a take (``core.motion.fusion``), not for measuring: nothing was seen there.
 
     A variable-frame-rate file (phones skip frames when the light is low, about one in four) has no picture there:
     the interpolation between its neighbours is all a player shows too. At confidence 0 each skipped frame faded the
@@ -52,6 +53,6 @@ def bridged_confidence(confidence: np.ndarray, dropped: list[int], fps: float) -
     breaks = np.flatnonzero(np.diff(frames) > 1)
     for run in np.split(frames, breaks + 1):
         before, after = int(run[0]) - 1, int(run[-1]) + 1
-        if run.size / fps <= MAX_BRIDGED_SECONDS + 1e-9 and before >= 0 and after < out.size:
+        if run.size <= round(MAX_BRIDGED_SECONDS * fps) and before >= 0 and after < out.size:
             out[run] = min(out[before], out[after])
     return out

@@ -39,9 +39,9 @@ class VideoTrack:
     """What the video tracker measured, one row per frame of the video's regular frame grid.
 
     Frames are at ``fps`` from the first decoded frame; frames that were dropped in the file or where
-    no face was found are interpolated from their neighbours and listed in ``dropped_frames`` /
-    ``lost_frames``. A lost face has confidence 0; so has a dropped frame, unless its gap is short
-    enough to bridge (:func:`~.gaps.bridged_confidence`: it then carries its neighbours' lower one)."""
+    no face was found are interpolated from their neighbours, listed in ``dropped_frames`` /
+    ``lost_frames``, and have confidence 0: nothing was measured there (fusion bridges short drops for
+    the video's weight, :func:`~.gaps.bridged_confidence`)."""
 
     source: str
     fps: float
@@ -231,7 +231,7 @@ def _assemble(info, width, height, stamps, found, moved, crops, present) -> Vide
         head_translation=translation.astype(np.float32), flow=flow_px / np.array([width, height], np.float32),
         face_crops=face_crops,
         eye_closure=closure, blinks=eyes.blinks(closure, fps),
-        confidence=gaps.bridged_confidence(_confidence(raw, flow_px, residual, known, width, height), dropped, fps),
+        confidence=_confidence(raw, flow_px, residual, known, width, height),
         lost_frames=lost, dropped_frames=[int(d) for d in dropped],
     )
     for what, frames in (("without a face found", lost), ("dropped in the file", dropped)):
