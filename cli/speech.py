@@ -161,8 +161,8 @@ def _add_eval_real(speech_sub: argparse._SubParsersAction) -> None:
 def _add_eval_voices(speech_sub: argparse._SubParsersAction) -> None:
     voices = speech_sub.add_parser("eval-voices", help="p/b/m closure on held-out real voices with their true words "
                                    "(audio only: no face needed)")
-    voices.add_argument("--root", required=True, help="folder the table's audio paths are relative to (the cloned "
-                        "sources, see datasets/README.md)")
+    voices.add_argument("--root", default=None, help="folder the table's audio paths are relative to: the cloned "
+                        "sources (datasets/README.md); needed for the held-out voices, default for --lines: its folder")
     voices.add_argument("--split", choices=("dev", "test"), default="test",
                         help="dev: the speakers choices may read; test: read once for published figures (default: "
                         "test); the table is datasets/real_voices_SPLIT.tsv")
@@ -378,6 +378,9 @@ def _cmd_speech_eval_voices(args: argparse.Namespace) -> int:
     from ..core.real_av.voice_closures import evaluate_voices, format_voice_summary, write_voice_report
     from ..core.real_av.voice_shards import read_line_table
 
+    if args.lines is None and args.root is None:
+        raise LatticeTalkError("speech eval-voices: give --root, the folder holding the held-out voices' sources "
+                               "(clone them as datasets/README.md, 'Held-out voices', says)")
     lines = read_line_table(args.lines or DATASETS_DIR / f"real_voices_{args.split}.tsv", args.root)
     predictors = model_predictors(_compared_models(args), ("audio",) + ("recognition",) * args.recognition_mode)
     result = evaluate_voices(lines, predictors, progress=lambda stage: print(stage, file=sys.stderr))

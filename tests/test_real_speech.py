@@ -578,10 +578,12 @@ def test_eval_voices_scores_pbm_on_true_words_without_a_face_and_names_lines_it_
     table = _voice_table(tmp_path)
     (tmp_path / "tiny").mkdir()
     model = save_tiny_decoder(tmp_path / "tiny")
-    code = main(["speech", "eval-voices", "--lines", str(table), "--root", str(table.parent), "--model", str(model),
-                 "--recognition-mode", "--out", str(tmp_path / "report")])
+    code = main(["speech", "eval-voices", "--lines", str(table), "--model", str(model), "--recognition-mode",
+                 "--out", str(tmp_path / "report")])  # --root: the table's folder
     assert code == 0
     captured = capsys.readouterr()
+    assert main(["speech", "eval-voices", "--split", "dev"]) != 0
+    assert "give --root, the folder holding the held-out voices' sources" in capsys.readouterr().err
     report = json.loads((tmp_path / "report" / "real_voices.json").read_text())
     summary = report["summary"]
     assert set(summary) == {"tiny", "tiny + recognition"}
