@@ -659,3 +659,29 @@ def test_the_heldout_voices_are_speakers_no_training_and_no_other_split_reads():
     assert not everyone & (training | audiovisual | {"grid_s1"})
     assert all(line.span is not None and line.sha256 and re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", line.source)
                for lines in split.values() for line in lines)
+
+
+@pytest.mark.blender
+def test_voice_shards_from_spans_of_one_file_are_one_utterance_each(tmp_path):
+    """Two utterances of one joined file, named by their spans: two training utterances with their own ids and
+    sources, each the sentence's own audio and phones."""
+    from pipeline_fixtures import save_tiny_decoder
+
+    from lattice_talk.core.data.corpus import Corpus
+    from lattice_talk.core.real_av.voice_shards import build_voice_corpus, read_line_table
+
+    table = _voice_table(tmp_path)
+    spans = [line for line in read_line_table(table) if line.span is not None]
+    first = (0, spans[0].span[0])  # the first copy of the sentence and half the pause: the same joined file
+    table.write_text(table.read_text() + table.read_text().splitlines()[-1].rsplit("\t", 1)[0] + f"\t{first[0]}-{first[1]}\n")
+    lines = [line for line in read_line_table(table) if line.span is not None]
+    assert [line.span for line in lines] == [spans[0].span, first]
+    (tmp_path / "teacher").mkdir()
+    summary = build_voice_corpus(lines, save_tiny_decoder(tmp_path / "teacher"), tmp_path / "corpus", "t",
+                                 heldout_share=0.0)
+    assert summary["utterances"] == {"train": 2, "heldout": 0} and summary["failed"] == []
+    utterances = list(Corpus(tmp_path / "corpus").utterances("train"))
+    assert len({u.meta["id"] for u in utterances}) == 2
+    assert sorted(u.meta["source"] for u in utterances) == sorted(f"joined_{a}_{b}.wav" for a, b in (spans[0].span, first))
+    for u in utterances:
+        assert [p.phoneme for p in u.phonemes if p.phoneme in BILABIALS] == ["b", "b", "p", "m", "m", "m", "b", "b"]
