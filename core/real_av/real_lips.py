@@ -96,11 +96,25 @@ def _labelled_phones(labels: list[int], index: tuple[str, ...], fps: float) -> l
     return events
 
 
+def aligned_speech(audio, text: str, times: np.ndarray,
+                   audio_start: float = 0.0) -> tuple[list[PhonemeEvent], np.ndarray]:
+    """``text`` forced-aligned to ``audio`` (a :class:`~lattice_talk.core.audio.Audio` whose first sample plays at
+    ``audio_start`` s): its phones in that time, from 0 on, and the speech frames at ``times`` (inside a word)."""
+    from ..speech.alignment import align_words, phone_events
+
+    words = align_words(audio.samples, audio.sample_rate, text)
+    phones = [PhonemeEvent(p.phoneme, p.start + audio_start, p.end + audio_start)
+              for p in phone_events(words) if p.start + audio_start >= 0]
+    speech = np.zeros(len(times), bool)
+    for w in words:
+        speech |= (times >= w.start + audio_start) & (times < w.end + audio_start)
+    return phones, speech
+
+
 def load_real_lips(clip: RealClip, folder: str | Path, cache_dir: str | Path | None = None, track=None) -> RealLips:
     """Track (or read from the cache, or take the caller's ``track``: :func:`tracked_opening`) one manifest clip and
     place its phones and loudness on its frames."""
     from ..audio import load_audio
-    from ..speech.alignment import align_words, phone_events
 
     folder = Path(folder)
     video = folder / clip.video
@@ -118,11 +132,7 @@ def load_real_lips(clip: RealClip, folder: str | Path, cache_dir: str | Path | N
             if p.phoneme != SILENCE:
                 speech |= (times >= p.start) & (times < p.end)
     else:
-        words = align_words(audio.samples, audio.sample_rate, clip.transcript or "")
-        phones = [PhonemeEvent(p.phoneme, p.start + audio_start, p.end + audio_start)
-                  for p in phone_events(words) if p.start + audio_start >= 0]
-        for w in words:
-            speech |= (times >= w.start + audio_start) & (times < w.end + audio_start)
+        phones, speech = aligned_speech(audio, clip.transcript or "", times, audio_start)
     loudness = loudness_envelope(audio.samples, audio.sample_rate, times - audio_start)
     valid = (confidence >= MIN_CONFIDENCE) & np.isfinite(opening)
     return RealLips(clip.name, clip.speaker, fps, opening.astype(np.float64), valid, speech, phones, loudness,

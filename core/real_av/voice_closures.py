@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from ..metrics import event_frames
-from .real_lips import RealLips, loudness_envelope
+from .real_lips import RealLips, aligned_speech, loudness_envelope
 from .score import Prediction, pbm_scores, predicted_closed, runs, widened
 from .voice_shards import SpokenLine, check_line_files, line_audio_file
 
@@ -32,18 +32,12 @@ def voice_lips(line: SpokenLine, index: int, folder: Path) -> RealLips:
     """A read line as the measure sees it: its aligned phones and words on VOICE_FPS frames, and no face (a line
     that is a span of a longer file is cut into ``folder``, :func:`~.voice_shards.line_audio_file`)."""
     from ..audio import load_audio
-    from ..phonemes import PhonemeEvent
-    from ..speech.alignment import align_words, phone_events
 
     path = line_audio_file(line, folder)
     audio = load_audio(path)
     n = max(1, int(round(audio.duration * VOICE_FPS)))
     times = np.arange(n) / VOICE_FPS
-    words = align_words(audio.samples, audio.sample_rate, line.text)
-    speech = np.zeros(n, bool)
-    for w in words:
-        speech |= (times >= w.start) & (times < w.end)
-    phones = [PhonemeEvent(p.phoneme, p.start, p.end) for p in phone_events(words)]
+    phones, speech = aligned_speech(audio, line.text, times)
     return RealLips(f"{index:03d}_{path.stem}", line.speaker, VOICE_FPS, np.zeros(n), np.zeros(n, bool), speech,
                     phones, loudness_envelope(audio.samples, audio.sample_rate, times), path, 0.0, line.text)
 
