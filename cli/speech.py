@@ -145,16 +145,13 @@ def _add_eval_real(speech_sub: argparse._SubParsersAction) -> None:
                                  "loudness envelope as a baseline")
     real.add_argument("--data", required=True, help="folder holding the manifest's files (see datasets/README.md)")
     _real_clip_options(real, split="all")
-    real.add_argument("--model", action="append", default=None,
-                      help="speech model folder; repeat to compare several (default: the shipped model)")
+    _compared_model_options(real)
     real.add_argument("--clips", nargs="*", default=None, help="only clips whose names start with these")
     real.add_argument("--out", default="reports/real_speech", help="folder for real_speech.json, tracks and figures")
     real.add_argument("--cache", default=None, help="folder for tracked lips (default: OUT/tracks)")
     real.add_argument("--figures", action="store_true", help="draw real vs predicted vs loudness per clip (PNG)")
     real.add_argument("--transcript-mode", action="store_true",
                       help="also score each model given the clips' transcripts (generate --transcript)")
-    real.add_argument("--recognition-mode", action="store_true",
-                      help="also score each model with the recogniser's words (generate --recognize-words)")
     real.set_defaults(func=_cmd_speech_eval_real)
 
 
@@ -168,10 +165,7 @@ def _add_eval_voices(speech_sub: argparse._SubParsersAction) -> None:
                         "test); the table is datasets/real_voices_SPLIT.tsv")
     voices.add_argument("--lines", default=None, help="another table of audio<TAB>text<TAB>speaker[<TAB>sha256<TAB>"
                         "source<TAB>license<TAB>FIRST-END] rows instead of the held-out voices")
-    voices.add_argument("--model", action="append", default=None,
-                        help="speech model folder; repeat to compare several (default: the shipped model)")
-    voices.add_argument("--recognition-mode", action="store_true",
-                        help="also score each model with the recogniser's words (generate --recognize-words)")
+    _compared_model_options(voices)
     voices.add_argument("--out", default="reports/real_voices", help="folder for real_voices.json")
     voices.set_defaults(func=_cmd_speech_eval_voices)
 
@@ -339,6 +333,15 @@ def _cmd_speech_eval(args: argparse.Namespace) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2))
     return EXIT_OK
+
+
+def _compared_model_options(parser: argparse.ArgumentParser) -> None:
+    """--model and --recognition-mode of the commands that score speech models on real speech
+    (:func:`_compared_models`)."""
+    parser.add_argument("--model", action="append", default=None,
+                        help="speech model folder; repeat to compare several (default: the shipped model)")
+    parser.add_argument("--recognition-mode", action="store_true",
+                        help="also score each model with the recogniser's words (generate --recognize-words)")
 
 
 def _compared_models(args: argparse.Namespace) -> dict[str, str | Path]:
