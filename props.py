@@ -6,6 +6,8 @@ from __future__ import annotations
 import bpy
 from bpy.props import BoolProperty, CollectionProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
+from .core.pipeline import MAX_VIDEO_OFFSET_SECONDS
+
 
 class LatticeTalkSettings(bpy.types.PropertyGroup):
     audio_path: StringProperty(name="Audio", subtype="FILE_PATH",
@@ -16,8 +18,8 @@ class LatticeTalkSettings(bpy.types.PropertyGroup):
     video_offset_auto: BoolProperty(name="Auto offset", default=True,
                                     description="Estimate how late the video is against the sound from the lips "
                                     "(0 where the estimate is unsure); off: use Offset")
-    video_offset: FloatProperty(name="Offset (s)", default=0.0, min=-600.0, max=600.0, soft_min=-2.0, soft_max=2.0,
-                                step=1, precision=3,
+    video_offset: FloatProperty(name="Offset (s)", default=0.0, min=-MAX_VIDEO_OFFSET_SECONDS,
+                                max=MAX_VIDEO_OFFSET_SECONDS, soft_min=-2.0, soft_max=2.0, step=1, precision=3,
                                 description="Seconds the reference video is late against the sound (negative: early), "
                                 "e.g. a video recorded apart from its sound")
     transcript: StringProperty(name="Transcript", default="",

@@ -69,3 +69,13 @@ def test_generate_panel_shows_the_model_choices_of_the_preferences(addon, tmp_pa
         assert props[at + 1:at + 4] == ["video_offset_auto", "video_offset", "video_model_source"]
     finally:
         addons.remove(addons[lattice_talk.__name__])
+
+
+def test_offset_field_takes_exactly_the_offsets_the_pipeline_accepts(addon):
+    from lattice_talk.core.pipeline import MAX_VIDEO_OFFSET_SECONDS
+
+    settings = bpy.context.scene.lattice_talk
+    field = settings.bl_rna.properties["video_offset"]
+    assert (field.hard_min, field.hard_max) == (-MAX_VIDEO_OFFSET_SECONDS, MAX_VIDEO_OFFSET_SECONDS)
+    settings.video_offset = 10 * MAX_VIDEO_OFFSET_SECONDS  # Blender clamps what is typed to the field's range
+    assert settings.video_offset == MAX_VIDEO_OFFSET_SECONDS
