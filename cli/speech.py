@@ -80,8 +80,6 @@ def _add_train(speech_sub: argparse._SubParsersAction) -> None:
 
 
 def _add_train_bilabial(speech_sub: argparse._SubParsersAction) -> None:
-    from ..core.speech.model import BILABIAL_INPUTS
-
     det = speech_sub.add_parser("train-bilabial", help="train a speech model's p/b/m detector on real speech with "
                                                        "aligned phones (seals the lips where it is sure)")
     det.add_argument("--model", required=True, help="trained speech model folder whose features the detector reads")
@@ -95,9 +93,6 @@ def _add_train_bilabial(speech_sub: argparse._SubParsersAction) -> None:
                      help="p/b/m probability from which a frame is sealed (default: 0.5; choose it on real dev clips)")
     det.add_argument("--chosen-on", default="the default (speech train-bilabial)",
                      help="what the threshold was chosen on, kept in bilabial.json")
-    det.add_argument("--inputs", nargs="+", choices=BILABIAL_INPUTS, default=None,
-                     help="one detector per input, heard together: all the decoder's features, its log-mel bands, its "
-                          "encoder states (default: every input the decoder's features have)")
     det.add_argument("--seed", type=int, default=0, help="seed of the batches and initial weights (default: 0)")
     det.add_argument("--quiet", action="store_true", help="no progress bar")
     det.set_defaults(func=_cmd_speech_train_bilabial)
@@ -238,17 +233,16 @@ def _cmd_speech_train_bilabial(args: argparse.Namespace) -> int:
     from ..core.validate import number
 
     threshold = number(args.threshold, "--threshold", 0.0, 1.0, "give a probability between 0 and 1")
-    with tqdm(unit="epoch", disable=args.quiet) as bar:  # detectors stop early: no total to promise
-        def progress(epochs_done: int, train_loss: float, heldout_loss: float) -> None:
-            bar.update(epochs_done - bar.n)
+    with tqdm(total=args.epochs, unit="epoch", disable=args.quiet) as bar:
+        def progress(epoch: int, train_loss: float, heldout_loss: float) -> None:
+            bar.update(epoch + 1 - bar.n)
             bar.set_postfix(train=f"{train_loss:.3f}", heldout=f"{heldout_loss:.3f}", refresh=False)
 
         result = train_detector(args.model, args.corpus, args.out, epochs=args.epochs,
                                 steps_per_epoch=args.steps_per_epoch, lr=args.lr, threshold=threshold, seed=args.seed,
-                                chosen_on=args.chosen_on, inputs=args.inputs, progress=progress)
-    for history in result["histories"]:
-        print(f"best held-out loss {history['best']:.4f} at epoch {history['best_epoch']}")
-    print(f"detectors in {args.out}")
+                                chosen_on=args.chosen_on, progress=progress)
+    history = result["history"]
+    print(f"best held-out loss {history['best']:.4f} at epoch {history['best_epoch']}; detector in {args.out}")
     for level, s in result["heldout_events"].items():
         print(f"  threshold {level}: {s['found']}/{s['bilabials']} held-out p/b/m found, {s['stray']} of {s['events']} "
               "detections on no p/b/m")

@@ -73,14 +73,12 @@ def trained(tmp_path_factory):
                      "--heldout-share", "1.0" if split == "heldout" else "0.0"]) == 0
     code = main(["speech", "train-bilabial", "--model", str(root / "model"), "--corpus", str(root / "v_train"),
                  str(root / "v_heldout"), "--out", str(root / "with_detector"), "--epochs", "12",
-                 "--steps-per-epoch", "25", "--inputs", "all", "all", "--quiet"])  # two detectors, two seeds
+                 "--steps-per-epoch", "25", "--quiet"])
     assert code == 0
     return root
 
 
 def test_the_detector_learns_where_the_aligned_bilabials_are(trained):
-    import torch
-
     from lattice_talk.core.speech.bilabial import load_detector
     from lattice_talk.core.speech.bilabial_train import score_events
     from lattice_talk.core.speech.features import decoder_features
@@ -94,8 +92,6 @@ def test_the_detector_learns_where_the_aligned_bilabials_are(trained):
     assert scores["bilabials"] >= 25  # b b p m m m b b, b b b b, p p m p b, ..., m b m p b
     assert scores["found"] >= 0.8 * scores["bilabials"] and scores["stray"] <= 0.3 * scores["events"]
     assert config["threshold"] == 0.5 and config["heldout_events"]["0.5"]["bilabials"] >= 4
-    assert len(detector.members) == 2 and config["inputs"] == ["all", "all"] and len(config["epochs"]) == 2
-    assert not torch.equal(detector.members[0].inp.weight, detector.members[1].inp.weight)
     assert (trained / "model" / "decoder.safetensors").read_bytes() == (folder / "decoder.safetensors").read_bytes()
     assert not (trained / "model" / "bilabial.json").exists()  # the source model folder is left as it was
 
@@ -134,57 +130,13 @@ def test_a_damaged_detector_is_one_error_naming_its_file(trained, tmp_path):
     folder = tmp_path / "model"
     shutil.copytree(trained / "with_detector", folder)
     config = json.loads((folder / "bilabial.json").read_text())
-    member = config["model"]["members"][0]
-    (folder / "bilabial.json").write_text(json.dumps({**config, "model": {"members": [{**member, "hidden": 10 ** 9}]}}))
+    (folder / "bilabial.json").write_text(json.dumps({**config, "model": {**config["model"], "hidden": 10 ** 9}}))
     with pytest.raises(LatticeTalkError, match=r"bilabial\.json: model\.hidden"):
-        load_detector(folder)
-    (folder / "bilabial.json").write_text(json.dumps({**config, "model": {"members": [{**member, "columns": [3, 5]}]}}))
-    with pytest.raises(LatticeTalkError, match=r"bilabial\.json: model\.columns \[3, 5\] do not hold"):
         load_detector(folder)
     (folder / "bilabial.json").write_text(json.dumps(config))
     (folder / "bilabial.safetensors").write_bytes(b"not weights")
     with pytest.raises(LatticeTalkError, match=r"bilabial\.safetensors: the weights are damaged"):
         load_detector(folder)
-
-
-def test_an_ensemble_hears_the_mean_probability_of_detectors_reading_their_own_columns():
-    import torch
-
-    from lattice_talk.core.speech.bilabial import BilabialDetector, BilabialEnsemble, detect
-    from lattice_talk.core.speech.bilabial_train import input_columns
-    from lattice_talk.core.speech.features import LOG_MEL_AND_SSL_FEATURES, LOG_MEL_FEATURES
-
-    assert input_columns("log-mel", LOG_MEL_AND_SSL_FEATURES, 176) == (0, 80)
-    assert input_columns("encoder", LOG_MEL_AND_SSL_FEATURES, 176) == (80, 176)
-    assert input_columns("all", LOG_MEL_FEATURES, 80) == (0, 80)
-    with pytest.raises(LatticeTalkError, match="'encoder' needs a decoder trained on log-mel bands and encoder states"):
-        input_columns("encoder", LOG_MEL_FEATURES, 80)
-    torch.manual_seed(0)
-    bands, states = BilabialDetector(4, hidden=8, columns=(0, 4)), BilabialDetector(6, hidden=8, columns=(4, 10))
-    ensemble = BilabialEnsemble([bands, states]).eval()
-    features = np.random.default_rng(0).normal(size=(40, 10)).astype(np.float32)
-    members = [detect(m.eval(), features, 24) for m in (bands, states)]
-    assert np.allclose(detect(ensemble, features, 24), np.mean(members, axis=0), atol=1e-5)
-    changed = features.copy()
-    changed[:, 4:] += 1.0  # only the encoder states change: the detector of the bands hears the same
-    assert np.allclose(detect(bands, changed, 24), members[0]) and not np.allclose(detect(states, changed, 24), members[1])
-
-
-def test_a_detector_saved_alone_before_ensembles_still_loads(tmp_path):
-    import torch
-    from safetensors.torch import save_file
-
-    from lattice_talk.core.speech.bilabial import BilabialDetector, detect, load_detector
-
-    torch.manual_seed(1)
-    single = BilabialDetector(12, hidden=8).eval()
-    save_file({k: v.half() for k, v in single.state_dict().items()}, str(tmp_path / "bilabial.safetensors"))
-    (tmp_path / "bilabial.json").write_text(json.dumps({"model": {"in_dim": 12, "hidden": 8,
-                                                                  "dilations": [1, 2, 4, 8, 1]}, "threshold": 0.8}))
-    loaded, config = load_detector(tmp_path)
-    features = np.random.default_rng(1).normal(size=(30, 12)).astype(np.float32)
-    assert len(loaded.members) == 1 and config["threshold"] == 0.8
-    assert np.allclose(detect(loaded, features, 18), detect(single.half().float(), features, 18), atol=1e-4)
 
 
 def test_train_bilabial_refuses_a_corpus_without_held_out_lines_and_a_full_out_folder(trained, tmp_path, capsys):
@@ -196,6 +148,3 @@ def test_train_bilabial_refuses_a_corpus_without_held_out_lines_and_a_full_out_f
     code = main(["speech", "train-bilabial", "--model", str(trained / "model"), "--corpus", str(trained / "v_train"),
                  str(trained / "v_heldout"), "--out", str(trained / "with_detector"), "--epochs", "1", "--quiet"])
     assert code != 0 and "not empty" in capsys.readouterr().err
-    code = main(["speech", "train-bilabial", "--model", str(trained / "model"), "--corpus", str(trained / "v_train"),
-                 str(trained / "v_heldout"), "--out", str(tmp_path / "bands"), "--inputs", "encoder", "--quiet"])
-    assert code != 0 and "use --inputs all" in capsys.readouterr().err and not (tmp_path / "bands").exists()

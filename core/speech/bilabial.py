@@ -31,86 +31,46 @@ FIX = "copy the model folder again or train a detector with 'python -m lattice_t
 
 class BilabialDetector(nn.Module):
     """(B, T50, F) decoder features → (B, T) p/b/m logits at ``n_frames`` output frames: dilated 1-D convolutions
-    (±0.6 s of context with the default dilations) over the feature ``columns`` [first, end) (all by default),
-    resampled to the frames as the decoder is."""
+    (±0.6 s of context with the default dilations), resampled to the frames as the decoder is."""
 
-    def __init__(self, in_dim: int, hidden: int = 96, dilations: tuple[int, ...] = (1, 2, 4, 8, 1),
-                 columns: tuple[int, int] | None = None):
+    def __init__(self, in_dim: int, hidden: int = 96, dilations: tuple[int, ...] = (1, 2, 4, 8, 1)):
         super().__init__()
-        self.columns = tuple(columns) if columns is not None else (0, in_dim)
-        if self.columns[1] - self.columns[0] != in_dim:
-            raise ValueError(f"columns {self.columns} do not hold in_dim={in_dim} features")
-        self.config = {"in_dim": in_dim, "hidden": hidden, "dilations": list(dilations), "columns": list(self.columns)}
+        self.config = {"in_dim": in_dim, "hidden": hidden, "dilations": list(dilations)}
         self.inp = nn.Conv1d(in_dim, hidden, 1)
         self.blocks = nn.Sequential(*(ResidualBlock(hidden, d) for d in dilations))
         self.out = nn.Conv1d(hidden, 1, 3, padding=1)
 
     def forward(self, features: torch.Tensor, n_frames: int) -> torch.Tensor:
-        x = self.blocks(self.inp(features[..., self.columns[0]:self.columns[1]].transpose(1, 2)))
+        x = self.blocks(self.inp(features.transpose(1, 2)))
         return self.out(F.interpolate(x, size=n_frames, mode="linear", align_corners=False))[:, 0]
-
-
-class BilabialEnsemble(nn.Module):
-    """Several detectors, each trained on its own part of the features (log-mel bands, encoder states, both), heard
-    together: the logit of their mean probability. Their mistakes differ, so at the same number of strays the mean
-    finds more p/b/m than any one of them (MODEL_CARD.md, p/b/m detector)."""
-
-    def __init__(self, members: list[BilabialDetector]):
-        super().__init__()
-        self.members = nn.ModuleList(members)
-        self.config = {"members": [m.config for m in members]}
-
-    def forward(self, features: torch.Tensor, n_frames: int) -> torch.Tensor:
-        probability = torch.stack([torch.sigmoid(m(features, n_frames)) for m in self.members]).mean(0)
-        return torch.logit(probability, eps=1e-6)
 
 
 def has_detector(folder: str | Path) -> bool:
     return (Path(folder) / BILABIAL_FILE).is_file()
 
 
-def _member(model: object, path: Path) -> BilabialDetector:
-    """One detector of a ``bilabial.json`` "model" entry, its sizes checked."""
-    from ..validate import whole_number
-
-    if not isinstance(model, dict) or not {"in_dim", "hidden", "dilations"} <= set(model) <= {
-            "in_dim", "hidden", "dilations", "columns"} \
-            or not isinstance(model["dilations"], list) or not 0 < len(model["dilations"]) <= 64:
-        raise LatticeTalkError(f"{path}: each detector needs in_dim, hidden and 1–64 dilations; {FIX}")
-    in_dim = whole_number(model["in_dim"], f"{path}: model.in_dim", 1, 1 << 16, FIX)
-    columns = model.get("columns", [0, in_dim])
-    if not isinstance(columns, list) or len(columns) != 2:
-        raise LatticeTalkError(f"{path}: model.columns must be [first, end]; {FIX}")
-    first = whole_number(columns[0], f"{path}: model.columns", 0, 1 << 16, FIX)
-    if whole_number(columns[1], f"{path}: model.columns", 1, 1 << 17, FIX) - first != in_dim:
-        raise LatticeTalkError(f"{path}: model.columns {columns} do not hold in_dim={in_dim} features; {FIX}")
-    return BilabialDetector(in_dim, whole_number(model["hidden"], f"{path}: model.hidden", 1, 4096, FIX),
-                            tuple(whole_number(d, f"{path}: model.dilations", 1, 1024, FIX) for d in model["dilations"]),
-                            (first, first + in_dim))
-
-
-def load_detector(folder: str | Path) -> tuple[BilabialEnsemble, dict]:
-    """The detectors in a speech model folder (fp16 on disk, fp32 in memory) and their checked config. A
-    ``bilabial.json`` of one detector ("model": its sizes, written before ensembles) loads as an ensemble of one."""
+def load_detector(folder: str | Path) -> tuple[BilabialDetector, dict]:
+    """The detector in a speech model folder (fp16 on disk, fp32 in memory) and its checked config."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from ..validate import MAX_CONFIG_BYTES, number, read_json
+    from ..validate import MAX_CONFIG_BYTES, number, read_json, whole_number
 
     folder = Path(folder)
     path = folder / BILABIAL_CONFIG
     config = read_json(path, "bilabial detector config", MAX_CONFIG_BYTES, FIX)
     model = config.get("model") if isinstance(config, dict) else None
-    single = isinstance(model, dict) and "members" not in model
-    members = [model] if single else model.get("members") if isinstance(model, dict) else None
-    if not isinstance(members, list) or not 0 < len(members) <= 16:
-        raise LatticeTalkError(f"{path}: needs a \"model\" object with 1–16 \"members\"; {FIX}")
+    if not isinstance(model, dict) or set(model) != {"in_dim", "hidden", "dilations"} \
+            or not isinstance(model["dilations"], list) or not 0 < len(model["dilations"]) <= 64:
+        raise LatticeTalkError(f"{path}: needs a \"model\" object with in_dim, hidden and 1–64 dilations; {FIX}")
+    sizes = {"in_dim": whole_number(model["in_dim"], f"{path}: model.in_dim", 1, 1 << 16, FIX),
+             "hidden": whole_number(model["hidden"], f"{path}: model.hidden", 1, 4096, FIX),
+             "dilations": tuple(whole_number(d, f"{path}: model.dilations", 1, 1024, FIX) for d in model["dilations"])}
     config["threshold"] = number(config.get("threshold"), f"{path}: threshold", 0.0, 1.0, FIX)
-    detector = BilabialEnsemble([_member(m, path) for m in members])
+    detector = BilabialDetector(**sizes)
     weights = folder / BILABIAL_FILE
     try:
-        state = {k: v.float() for k, v in load_file(str(weights)).items()}
-        (detector.members[0] if single else detector).load_state_dict(state)
+        detector.load_state_dict({k: v.float() for k, v in load_file(str(weights)).items()})
     except (OSError, SafetensorError, RuntimeError) as exc:
         raise LatticeTalkError(f"{weights}: the weights are damaged or do not match {BILABIAL_CONFIG} "
                                f"({str(exc)[:200]}); {FIX}") from exc
@@ -118,7 +78,7 @@ def load_detector(folder: str | Path) -> tuple[BilabialEnsemble, dict]:
     return detector, config
 
 
-def folder_detector(folder: str | Path) -> tuple[BilabialEnsemble, float] | None:
+def folder_detector(folder: str | Path) -> tuple[BilabialDetector, float] | None:
     """A speech model folder's detector and its sealing threshold, or None where the folder has no detector."""
     if not has_detector(folder):
         return None
@@ -126,7 +86,7 @@ def folder_detector(folder: str | Path) -> tuple[BilabialEnsemble, float] | None
     return detector, config["threshold"]
 
 
-def detect(detector: nn.Module, features: np.ndarray, n_frames: int) -> np.ndarray:
+def detect(detector: BilabialDetector, features: np.ndarray, n_frames: int) -> np.ndarray:
     """(T50, F) features → the p/b/m probability of each of ``n_frames`` frames."""
     device = next(detector.parameters()).device
     with torch.no_grad():

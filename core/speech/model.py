@@ -13,9 +13,6 @@ from ..errors import LatticeTalkError
 
 DECODER_FILE, DECODER_CONFIG = "decoder.safetensors", "decoder.json"
 BILABIAL_FILE, BILABIAL_CONFIG = "bilabial.safetensors", "bilabial.json"  # the optional p/b/m detector (.bilabial)
-# What one detector of the ensemble reads (.bilabial_train): all of the decoder's features, only its log-mel bands, or
-# only the encoder states after them (a decoder of one kind of features has "all" only).
-BILABIAL_INPUTS = ("all", "log-mel", "encoder")
 
 
 def load_decoder(folder: str | Path):
