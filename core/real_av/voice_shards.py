@@ -39,6 +39,7 @@ class SpokenLine:
 
 
 SPAN = re.compile(r"(\d+)-(\d+)")
+LOSSLESS_FORMATS = ("WAV", "WAVEX", "FLAC", "AIFF")  # containers a span of samples is cut from exactly (span_problem)
 
 
 def line_name(line: SpokenLine) -> str:
@@ -82,9 +83,6 @@ def span_problem(line: SpokenLine) -> str | None:
     if end > info.frames:
         return f"{line.audio}: samples {first}-{end} run past its end ({info.frames} samples); check the line table"
     return None
-
-
-LOSSLESS_FORMATS = ("WAV", "WAVEX", "FLAC", "AIFF")
 
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
