@@ -19,6 +19,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     speech_sub = speech.add_subparsers(dest="speech_command", required=True, metavar="SPEECH_COMMAND")
     _add_pretrain(speech_sub)
     _add_export_encoder(speech_sub)
+    _add_import_whisper(speech_sub)
     _add_train(speech_sub)
     _add_calibrate(speech_sub)
     _add_train_bilabial(speech_sub)
@@ -53,6 +54,16 @@ def _add_export_encoder(speech_sub: argparse._SubParsersAction) -> None:
     export.add_argument("--checkpoint", required=True, help="folder written by 'speech pretrain'")
     export.add_argument("--out", required=True, help="new folder, e.g. inside the decoder's folder: models/speech/encoder")
     export.set_defaults(func=_cmd_speech_export_encoder)
+
+
+def _add_import_whisper(speech_sub: argparse._SubParsersAction) -> None:
+    imp = speech_sub.add_parser("import-whisper", help="the first layers of Whisper's audio encoder, from a faster-whisper "
+                                                      "(CTranslate2) model.bin, as the p/b/m detector's phonetic encoder")
+    imp.add_argument("--ct2", required=True, help="model.bin of a faster-whisper model (e.g. Systran/faster-whisper-base)")
+    imp.add_argument("--layers", type=int, default=3, help="encoder layers to keep (default: 3)")
+    imp.add_argument("--source", default="", help="where the file came from, kept in the config")
+    imp.add_argument("--out", required=True, help="folder to write (model.safetensors + config.json)")
+    imp.set_defaults(func=_cmd_speech_import_whisper)
 
 
 def _add_train(speech_sub: argparse._SubParsersAction) -> None:
@@ -91,6 +102,9 @@ def _add_train_bilabial(speech_sub: argparse._SubParsersAction) -> None:
     det.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default: 2e-3)")
     det.add_argument("--threshold", type=float, default=0.5,
                      help="p/b/m probability from which a frame is sealed (default: 0.5; choose it on real dev clips)")
+    det.add_argument("--phonetic-encoder", default=None,
+                     help="folder from 'speech import-whisper': the detector reads its states instead of the decoder's "
+                          "features (copied into --out)")
     det.add_argument("--chosen-on", default="the default (speech train-bilabial)",
                      help="what the threshold was chosen on, kept in bilabial.json")
     det.add_argument("--seed", type=int, default=0, help="seed of the batches and initial weights (default: 0)")
@@ -196,6 +210,14 @@ def _cmd_speech_pretrain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_speech_import_whisper(args: argparse.Namespace) -> int:
+    """Whisper's first encoder layers → the phonetic encoder's folder (core.speech.ct2_whisper)."""
+    from ..core.speech.ct2_whisper import import_whisper_encoder
+
+    print(f"wrote {import_whisper_encoder(args.ct2, args.out, args.layers, args.source)}")
+    return EXIT_OK
+
+
 def _cmd_speech_export_encoder(args: argparse.Namespace) -> int:
     """A pretraining checkpoint's encoder as it ships: bare Wav2Vec2Model, fp16 safetensors."""
     from ..core.speech.pretrain import export_encoder
@@ -240,7 +262,7 @@ def _cmd_speech_train_bilabial(args: argparse.Namespace) -> int:
 
         result = train_detector(args.model, args.corpus, args.out, epochs=args.epochs,
                                 steps_per_epoch=args.steps_per_epoch, lr=args.lr, threshold=threshold, seed=args.seed,
-                                chosen_on=args.chosen_on, progress=progress)
+                                chosen_on=args.chosen_on, phonetic_encoder=args.phonetic_encoder, progress=progress)
     history = result["history"]
     print(f"best held-out loss {history['best']:.4f} at epoch {history['best_epoch']}; detector in {args.out}")
     for level, s in result["heldout_events"].items():

@@ -7,11 +7,15 @@ only, every aligned p/b/m a positive (``bilabial_train``). Where it is sure, the
 the way transcript mode seals aligned phones (``core.mouth.closure_curve``): audio alone, no recogniser.
 
 A speech model folder may hold one (``bilabial.safetensors`` + ``bilabial.json``); without it the decoder's own seal
-is all there is, as before."""
+is all there is, as before. The detector reads either the decoder's features or, where ``bilabial.json`` says
+``"features": "whisper_encoder_states"``, the states of the phonetic encoder in the folder its ``"encoder"`` names
+(:mod:`.phonetic_encoder`: Whisper's first layers, which hear p, b and m in voices our encoder never met)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -78,12 +82,43 @@ def load_detector(folder: str | Path) -> tuple[BilabialDetector, dict]:
     return detector, config
 
 
-def folder_detector(folder: str | Path) -> tuple[BilabialDetector, float] | None:
-    """A speech model folder's detector and its sealing threshold, or None where the folder has no detector."""
+@dataclass(eq=False)
+class FolderDetector:
+    """A model folder's detector, its sealing threshold and what it reads: ``features`` (audio → its input) for a
+    detector on the phonetic encoder, None for one on the decoder's own features."""
+
+    detector: BilabialDetector
+    threshold: float
+    features: Callable[[np.ndarray], np.ndarray] | None = None
+    encoder: str = ""  # the phonetic encoder's folder inside the model folder ("" on the decoder's features)
+
+    def probability(self, decoder_features: np.ndarray, samples: np.ndarray, n_frames: int) -> np.ndarray:
+        """The p/b/m probability of each of ``n_frames`` frames of ``samples`` (16 kHz), whose decoder features
+        are ``decoder_features``."""
+        return detect(self.detector, decoder_features if self.features is None else self.features(samples), n_frames)
+
+    def to(self, device: str) -> "FolderDetector":
+        self.detector.to(device)
+        return self
+
+
+def folder_detector(folder: str | Path, device: str = "cpu") -> FolderDetector | None:
+    """A speech model folder's detector with what it reads, or None where the folder has no detector."""
+    from .phonetic_encoder import PHONETIC_FEATURES, phonetic_features
+
     if not has_detector(folder):
         return None
     detector, config = load_detector(folder)
-    return detector, config["threshold"]
+    if config.get("features", "decoder") == "decoder":
+        return FolderDetector(detector.to(device), config["threshold"])
+    path = Path(folder) / BILABIAL_CONFIG
+    encoder = config.get("encoder")
+    if config["features"] != PHONETIC_FEATURES or not isinstance(encoder, str) or not encoder \
+            or Path(encoder).is_absolute() or ".." in Path(encoder).parts or not (Path(folder) / encoder).is_dir():
+        raise LatticeTalkError(f"{path}: the detector reads features {config['features']!r} from encoder folder "
+                               f"{encoder!r}, which this model folder does not have; {FIX}")
+    return FolderDetector(detector.to(device), config["threshold"], phonetic_features(Path(folder) / encoder, device),
+                          encoder)
 
 
 def detect(detector: BilabialDetector, features: np.ndarray, n_frames: int) -> np.ndarray:

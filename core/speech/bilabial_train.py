@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import LatticeTalkError
 from .bilabial import BilabialDetector, detect, detected_bilabials
 from .model import BILABIAL_CONFIG, BILABIAL_FILE
+from .phonetic_encoder import PHONETIC_DIR, PHONETIC_FEATURES, phonetic_features
 from .train import FPS, Example, _batch, load_examples
 
 POSITIVE_WEIGHT = 3.0  # p/b/m are ~8 % of speech frames: a missed one costs three times a false frame
@@ -73,14 +74,38 @@ def _examples(corpora: list[str | Path], split: str, features) -> list[Example]:
     return examples
 
 
+def _standardize(train: list[Example], heldout: list[Example]) -> tuple[np.ndarray, np.ndarray]:
+    """Each feature to zero mean and unit variance over the training lines, in place; → (mean, std). The encoder's
+    states are far from unit scale (its residual stream), and the detector trains slowly on them as they are."""
+    stacked = np.concatenate([ex.features[::4] for ex in train]).astype(np.float64)
+    mean, std = stacked.mean(0), stacked.std(0) + 1e-3
+    for ex in train + heldout:
+        ex.features = ((ex.features - mean) / std).astype(np.float16)
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def _folded(state: dict, scale: tuple[np.ndarray, np.ndarray] | None) -> dict:
+    """The detector's weights with the standardisation folded into its first (1×1, linear) convolution, so the saved
+    detector reads the encoder's states as they come: W (x − m) / s + b = (W / s) x + (b − W m / s)."""
+    import torch
+
+    if scale is None:
+        return state
+    mean, std = (torch.from_numpy(a) for a in scale)
+    weight = state["inp.weight"] / std[None, :, None]
+    return {**state, "inp.weight": weight, "inp.bias": state["inp.bias"] - (weight[:, :, 0] * mean[None]).sum(1)}
+
+
 def train_detector(model_dir: str | Path, corpora: list[str | Path], out_dir: str | Path, epochs: int = 12,
                    steps_per_epoch: int = 100, batch_size: int = 24, lr: float = 2e-3, threshold: float = 0.5,
                    hidden: int = 96, seed: int = 0, patience: int = 4, chosen_on: str = "",
+                   phonetic_encoder: str | Path | None = None,
                    progress: Callable[[int, float, float], None] | None = None) -> dict:
     """A detector for the speech model in ``model_dir`` trained on ``corpora``; ``out_dir`` becomes a copy of the
     model folder with the detector in it (``model_dir`` itself when they are the same); ``chosen_on``: what
-    ``threshold`` was chosen on, kept in its config. Returns the history and
-    the held-out event scores of the best epoch."""
+    ``threshold`` was chosen on, kept in its config. ``phonetic_encoder``: a Whisper encoder folder
+    (``speech import-whisper``) whose states the detector reads instead of the decoder's features; it is copied into
+    ``out_dir`` as PHONETIC_DIR. Returns the history and the held-out event scores of the best epoch."""
     import torch
     from safetensors.torch import save_file
 
@@ -96,10 +121,17 @@ def train_detector(model_dir: str | Path, corpora: list[str | Path], out_dir: st
     if copy and out_dir.exists() and any(out_dir.iterdir()):
         raise LatticeTalkError(f"{out_dir}: the folder is not empty; give a new folder for the model with its "
                                "detector (or --out the model folder itself)")
-    features = decoder_features(decoder_config(model_dir), model_dir)
+    if phonetic_encoder is None:
+        features = decoder_features(decoder_config(model_dir), model_dir)
+    else:
+        features = phonetic_features(phonetic_encoder)  # checks the folder before any data is read
     train, heldout = (_examples(corpora, split, features) for split in ("train", "heldout"))
+    scale = None if phonetic_encoder is None else _standardize(train, heldout)
     if copy:  # only once the data is known to be usable: a refused run leaves no half-made folder behind
         shutil.copytree(model_dir, out_dir, dirs_exist_ok=True)
+    if phonetic_encoder is not None and Path(phonetic_encoder).resolve() != (out_dir / PHONETIC_DIR).resolve():
+        shutil.rmtree(out_dir / PHONETIC_DIR, ignore_errors=True)
+        shutil.copytree(phonetic_encoder, out_dir / PHONETIC_DIR)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     detector = BilabialDetector(train[0].features.shape[1], hidden=hidden)
@@ -111,7 +143,7 @@ def train_detector(model_dir: str | Path, corpora: list[str | Path], out_dir: st
     for epoch in range(epochs):
         detector.train()
         losses = [optimizer_step(detector, optimizer, schedule,
-                                 detector_loss(detector, _batch(train, rng, batch_size, perturb=True)))
+                                 detector_loss(detector, _batch(train, rng, batch_size, perturb=scale is None)))
                   for _ in range(steps_per_epoch)]
         detector.eval()
         with torch.no_grad():
@@ -120,16 +152,18 @@ def train_detector(model_dir: str | Path, corpora: list[str | Path], out_dir: st
         history["heldout"].append(held)
         if held < history["best"]:
             history["best"], history["best_epoch"] = held, epoch
-            save_file({k: v.half() for k, v in detector.state_dict().items()}, str(out_dir / BILABIAL_FILE))
             best_state = {k: v.clone() for k, v in detector.state_dict().items()}
+            save_file({k: v.half() for k, v in _folded(best_state, scale).items()}, str(out_dir / BILABIAL_FILE))
         if progress is not None:
             progress(epoch, history["train"][-1], held)
         if epoch - history["best_epoch"] >= patience:
             break
     detector.load_state_dict(best_state)
     scores = score_events(detector, heldout)
+    reads = {} if scale is None else {"features": PHONETIC_FEATURES, "encoder": PHONETIC_DIR}
     (out_dir / BILABIAL_CONFIG).write_text(json.dumps({
-        "model": detector.config, "threshold": threshold, "threshold_chosen_on": chosen_on, "corpora": [str(c) for c in corpora],
+        "model": detector.config, **reads, "threshold": threshold, "threshold_chosen_on": chosen_on,
+        "corpora": [str(c) for c in corpora],
         "epoch": history["best_epoch"], "heldout_loss": history["best"], "heldout_events": scores,
         "train_hours": round(sum(len(ex.jaw) for ex in train) / FPS / 3600, 3), "seed": seed}, indent=2))
     return {"history": history, "heldout_events": scores}

@@ -36,8 +36,7 @@ class SpeechPipeline:
         self._model = None
         self._config: dict = {}
         self._features = None  # audio → decoder input (log-mel or an SSL encoder's states), set by prepare()
-        self._detector = None  # the model folder's p/b/m detector (core.speech.bilabial), when it has one
-        self._detector_threshold = 1.0
+        self._detector = None  # the model folder's p/b/m detector (core.speech.bilabial.FolderDetector), when it has one
         self._detector_sha256 = ""
         self._weights_sha256 = ""  # a take names the exact weights that made it
 
@@ -64,15 +63,13 @@ class SpeechPipeline:
             self._model.to(self.device)
             self._features = decoder_features(self._config, self.model_dir, self.device)
             self._weights_sha256 = hashlib.sha256((self.model_dir / DECODER_FILE).read_bytes()).hexdigest()
-            found = folder_detector(self.model_dir)
-            if found is not None:
-                self._detector, self._detector_threshold = found[0].to(self.device), found[1]
+            self._detector = folder_detector(self.model_dir, self.device)
+            if self._detector is not None:
                 self._detector_sha256 = hashlib.sha256((self.model_dir / BILABIAL_FILE).read_bytes()).hexdigest()
 
     def _decode(self, samples: np.ndarray, n_frames: int, fps: float, progress: ProgressFn, should_stop: StopFn):
         """Units (T, U), jaw (T,) and the detector's p/b/m probability (T,; zeros without a detector), chunk by
         chunk with CONTEXT_SECONDS of audio either side."""
-        from .bilabial import detect
         from .log_mel import SAMPLE_RATE
         from .model import predict, seal_window
 
@@ -94,7 +91,8 @@ class SpeechPipeline:
             units[keep_lo:keep_hi] = u[keep_lo - f_lo:keep_hi - f_lo]
             jaw[keep_lo:keep_hi] = j[keep_lo - f_lo:keep_hi - f_lo]
             if self._detector is not None:
-                bilabial[keep_lo:keep_hi] = detect(self._detector, features, f_hi - f_lo)[keep_lo - f_lo:keep_hi - f_lo]
+                probability = self._detector.probability(features, segment, f_hi - f_lo)
+                bilabial[keep_lo:keep_hi] = probability[keep_lo - f_lo:keep_hi - f_lo]
         return units, jaw, bilabial
 
     def generate(self, request: GenerateRequest, progress: ProgressFn, should_stop: StopFn) -> AnimationClip:
@@ -120,7 +118,7 @@ class SpeechPipeline:
         if self._detector is not None:
             from .bilabial import seal_detected_bilabials
 
-            units, jaw, detected = seal_detected_bilabials(units, jaw, names, bilabial, fps, self._detector_threshold)
+            units, jaw, detected = seal_detected_bilabials(units, jaw, names, bilabial, fps, self._detector.threshold)
         transcript_report = None
         if request.transcript:
             from .transcript import seal_transcript_bilabials
@@ -153,8 +151,8 @@ class SpeechPipeline:
                       "features": self._config.get("features"), "audio_sha256": audio.sha256,
                       "settings": settings.as_dict()}
         if detected is not None:
-            provenance["bilabial_detector"] = {"sha256": self._detector_sha256, "threshold": self._detector_threshold,
-                                               "sealed": detected}
+            provenance["bilabial_detector"] = {"sha256": self._detector_sha256, "threshold": self._detector.threshold,
+                                               "encoder": self._detector.encoder or None, "sealed": detected}
         if transcript_report is not None:
             provenance["transcript"] = transcript_report
         warnings = audio_warnings(audio)

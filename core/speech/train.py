@@ -312,7 +312,7 @@ MIN_CLOSURE_RATE = 0.9  # calibration never trades bilabial closure below this f
 
 def evaluate(model, examples: list[Example], rig, seal: tuple[float, float] = SEAL_DEFAULT, detector=None) -> dict:
     """Pose the default head with the predictions; compare with the corpus motion (same head). ``detector``: the
-    model folder's p/b/m detector and its threshold (``bilabial.load_detector``), sealing as the pipeline does."""
+    model folder's p/b/m detector (``bilabial.folder_detector``), sealing as the pipeline does."""
     return evaluate_seals(model, examples, rig, (seal,), detector)[0]
 
 
@@ -321,12 +321,12 @@ def evaluate_seals(model, examples: list[Example], rig, seals, detector=None) ->
     from .. import metrics
     from ..mediapipe_points import LIPS
     from ..motion_file import MotionTrack
-    from .bilabial import detect, seal_detected_bilabials
+    from .bilabial import seal_detected_bilabials
 
     decoded = []
     for ex in examples:
         ref = ex.utterance.motion(rig)
-        bilabial = None if detector is None else detect(detector[0], ex.features, ref.n_frames)
+        bilabial = None if detector is None else detector.probability(ex.features, ex.utterance.audio, ref.n_frames)
         decoded.append((ex, ref, decode(model, ex.features, ref.n_frames), bilabial))
     reports = []
     for seal in seals:
@@ -335,7 +335,7 @@ def evaluate_seals(model, examples: list[Example], rig, seals, detector=None) ->
             units, jaw = apply_seal(*raw, ex.utterance.unit_names, seal)
             if bilabial is not None:
                 units, jaw, _ = seal_detected_bilabials(units, jaw, ex.utterance.unit_names, bilabial, ref.fps,
-                                                        detector[1])
+                                                        detector.threshold)
             pose = np.zeros((len(jaw), 5, 3), np.float32)
             pose[:, 2, 0] = jaw
             pred = MotionTrack(fps=ref.fps, points=rig.points(units, pose), point_ids=ref.point_ids,

@@ -1,0 +1,143 @@
+"""The phonetic encoder: the first layers of Whisper's audio encoder (OpenAI, MIT), which the p/b/m detector reads.
+
+Whisper learnt English phonetics from 680,000 hours of real speech; our own small encoder learnt from synthetic
+voices and a few hours of real ones, and a detector on its features misses a p, b or m of a new voice one time in
+five. On the first layers of Whisper's encoder the same detector, trained on the same real speech, finds nearly all
+of them (MODEL_CARD.md, p/b/m detector). Only the layers the detector reads are kept (a few of base's six), so the
+encoder stays small (22 MB in fp16 for three) and fast (~0.1 s for 10 s of audio on two CPU cores).
+
+The module is Whisper's encoder as published: log-mel (80 bands, 25 ms windows every 10 ms, log10, floored 8 below
+the peak, scaled), two GELU convolutions (the second halves the rate to 50 Hz), sinusoidal positions, pre-LN
+transformer blocks. Positions cover 30 s, so longer audio is encoded in 30 s pieces. Weights come from a
+CTranslate2 conversion of the published checkpoint (``speech import-whisper``, :mod:`.ct2_whisper`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import LatticeTalkError
+
+PHONETIC_FEATURES = "whisper_encoder_states"  # bilabial.json "features": the detector reads this encoder
+PHONETIC_DIR = "phonetic_encoder"  # its folder inside a speech model folder
+WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"
+CONFIG_FORMAT = "lattice_talk.whisper_encoder/1"
+SAMPLE_RATE, N_FFT, HOP = 16000, 400, 160
+MAX_SECONDS = 30.0  # Whisper's positions: 1500 frames at 50 Hz
+FIX = "copy the speech model folder again, or make the encoder with 'python -m lattice_talk speech import-whisper'"
+LIMITS = {"n_mels": (1, 512), "d_model": (8, 4096), "heads": (1, 64), "layers": (1, 64), "positions": (1, 1 << 16)}
+
+
+def _module_classes():
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    class Block(nn.Module):
+        """Pre-LN self-attention and MLP; query, key and value in one projection (the key's bias is zero)."""
+
+        def __init__(self, d_model: int, heads: int):
+            super().__init__()
+            self.heads = heads
+            self.attn_norm, self.qkv, self.out = nn.LayerNorm(d_model), nn.Linear(d_model, 3 * d_model), nn.Linear(d_model, d_model)
+            self.mlp_norm, self.fc1, self.fc2 = nn.LayerNorm(d_model), nn.Linear(d_model, 4 * d_model), nn.Linear(4 * d_model, d_model)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            b, t, d = x.shape
+            q, k, v = self.qkv(self.attn_norm(x)).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+            x = x + self.out(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, t, d))
+            return x + self.fc2(F.gelu(self.fc1(self.mlp_norm(x))))
+
+    class WhisperEncoderLayers(nn.Module):
+        """(B, n_mels, 2T) log-mel → (B, T, d_model) states of the last kept layer, 50 Hz."""
+
+        def __init__(self, n_mels: int, d_model: int, heads: int, layers: int, positions: int):
+            super().__init__()
+            self.config = {"n_mels": n_mels, "d_model": d_model, "heads": heads, "layers": layers, "positions": positions}
+            self.conv1 = nn.Conv1d(n_mels, d_model, 3, padding=1)
+            self.conv2 = nn.Conv1d(d_model, d_model, 3, stride=2, padding=1)
+            self.register_buffer("positions", torch.zeros(positions, d_model))
+            self.blocks = nn.ModuleList(Block(d_model, heads) for _ in range(layers))
+
+        def forward(self, mel: torch.Tensor) -> torch.Tensor:
+            x = F.gelu(self.conv2(F.gelu(self.conv1(mel)))).transpose(1, 2)
+            x = x + self.positions[:x.shape[1]]
+            for block in self.blocks:
+                x = block(x)
+            return x
+
+    return WhisperEncoderLayers
+
+
+def __getattr__(name: str):  # PEP 562: the module class imports torch only when asked for
+    if name == "WhisperEncoderLayers":
+        return _module_classes()
+    raise AttributeError(name)
+
+
+def log_mel(samples: np.ndarray, n_mels: int = 80) -> "torch.Tensor":
+    """(N,) float32 at 16 kHz → (n_mels, N // 160) Whisper log-mel (its ``log_mel_spectrogram``: the last STFT
+    frame dropped, log10 floored 8 below the peak, (x + 4) / 4)."""
+    import torch
+    from transformers.audio_utils import mel_filter_bank
+
+    x = torch.from_numpy(np.asarray(samples, np.float32))
+    spectrum = torch.stft(x, N_FFT, HOP, window=torch.hann_window(N_FFT), return_complex=True)[:, :-1].abs() ** 2
+    filters = torch.from_numpy(mel_filter_bank(num_frequency_bins=N_FFT // 2 + 1, num_mel_filters=n_mels, min_frequency=0.0,
+                                               max_frequency=SAMPLE_RATE / 2, sampling_rate=SAMPLE_RATE, norm="slaney",
+                                               mel_scale="slaney").astype(np.float32))
+    mel = torch.clamp(filters.T @ spectrum, min=1e-10).log10()
+    return (torch.maximum(mel, mel.max() - 8.0) + 4.0) / 4.0
+
+
+def load_encoder(folder: str | Path, device: str = "cpu"):
+    """The encoder in ``folder`` (``config.json`` + fp16 ``model.safetensors``), fp32 in memory, checked."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from ..validate import MAX_CONFIG_BYTES, read_json, whole_number
+
+    folder = Path(folder)
+    path = folder / CONFIG_FILE
+    config = read_json(path, "phonetic encoder config", MAX_CONFIG_BYTES, FIX)
+    if not isinstance(config, dict) or config.get("format") != CONFIG_FORMAT:
+        raise LatticeTalkError(f"{path}: not a LatticeTalk Whisper encoder (format {CONFIG_FORMAT}); {FIX}")
+    sizes = {key: whole_number(config.get(key), f"{path}: {key}", lo, hi, FIX) for key, (lo, hi) in LIMITS.items()}
+    if sizes["d_model"] % sizes["heads"]:
+        raise LatticeTalkError(f"{path}: d_model {sizes['d_model']} is not a multiple of heads {sizes['heads']}; {FIX}")
+    encoder = _module_classes()(**sizes)
+    weights = folder / WEIGHTS_FILE
+    try:
+        encoder.load_state_dict({k: v.float() for k, v in load_file(str(weights)).items()})
+    except (OSError, SafetensorError, RuntimeError) as exc:
+        raise LatticeTalkError(f"{weights}: the weights are damaged or do not match {CONFIG_FILE} "
+                               f"({str(exc)[:200]}); {FIX}") from exc
+    return encoder.eval().to(device)
+
+
+def phonetic_features(folder: str | Path, device: str = "cpu"):
+    """audio (N,) at 16 kHz → (ceil(N / 320), d_model) float32 states of the encoder in ``folder``, frame k at
+    k · 20 ms as the decoder's features (log_mel.n_feature_frames)."""
+    import torch
+
+    from .log_mel import n_feature_frames
+
+    encoder = load_encoder(folder, device)
+    piece = int(MAX_SECONDS * SAMPLE_RATE)
+
+    def features(samples: np.ndarray) -> np.ndarray:
+        x = np.asarray(samples, np.float32)
+        n = n_feature_frames(len(x))
+        states = []
+        with torch.no_grad():
+            for start in range(0, max(len(x), 1), piece):
+                chunk = x[start:start + piece]
+                chunk = np.pad(chunk, (0, max(0, 2 * HOP - len(chunk))))  # at least one 50 Hz frame
+                mel = log_mel(chunk, encoder.config["n_mels"])
+                mel = torch.nn.functional.pad(mel, (0, mel.shape[1] % 2))  # an even count: conv2 halves it
+                states.append(encoder(mel[None].to(device))[0].cpu())
+        out = torch.cat(states).numpy()
+        return np.pad(out, ((0, max(0, n - len(out))), (0, 0)), mode="edge")[:n]
+
+    return features
