@@ -148,3 +148,56 @@ def test_train_bilabial_refuses_a_corpus_without_held_out_lines_and_a_full_out_f
     code = main(["speech", "train-bilabial", "--model", str(trained / "model"), "--corpus", str(trained / "v_train"),
                  str(trained / "v_heldout"), "--out", str(trained / "with_detector"), "--epochs", "1", "--quiet"])
     assert code != 0 and "not empty" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def phonetic(trained):
+    """The same tiny model with a detector trained on a tiny random Whisper encoder's states instead."""
+    from test_phonetic_encoder import tiny_whisper
+
+    from lattice_talk.cli import main
+
+    tiny_whisper(trained / "whisper.bin")
+    assert main(["speech", "import-whisper", "--ct2", str(trained / "whisper.bin"), "--layers", "2", "--out",
+                 str(trained / "whisper")]) == 0
+    assert main(["speech", "train-bilabial", "--model", str(trained / "model"), "--corpus", str(trained / "v_train"),
+                 str(trained / "v_heldout"), "--out", str(trained / "phonetic"), "--phonetic-encoder",
+                 str(trained / "whisper"), "--epochs", "12", "--steps-per-epoch", "25", "--quiet"]) == 0
+    return trained / "phonetic"
+
+
+def test_a_detector_on_the_phonetic_encoder_reads_its_own_copy_of_the_encoder(phonetic, trained):
+    from lattice_talk.core.speech.bilabial import folder_detector
+    from lattice_talk.core.speech.bilabial_train import score_events
+    from lattice_talk.core.speech.train import load_examples
+
+    config = json.loads((phonetic / "bilabial.json").read_text())
+    assert config["features"] == "whisper_encoder_states" and config["encoder"] == "phonetic_encoder"
+    assert (phonetic / "phonetic_encoder" / "model.safetensors").read_bytes() == \
+        (trained / "whisper" / "model.safetensors").read_bytes()
+    found = folder_detector(phonetic)
+    # The saved detector has the training's standardisation folded into its first layer: it reads the raw states.
+    examples = load_examples(trained / "v_train", "train", found.features)
+    scores = score_events(found.detector, examples)["0.5"]
+    assert scores["found"] >= 0.8 * scores["bilabials"] and scores["stray"] <= 0.3 * scores["events"]
+
+
+def test_the_pipeline_runs_the_phonetic_encoder_for_its_detector(phonetic, trained, monkeypatch, tmp_path):
+    import shutil
+
+    from lattice_talk.core.heads import create
+    from lattice_talk.core.jobs import run_sync
+    from lattice_talk.core.pipeline import GenerateRequest, GenerateSettings
+    from lattice_talk.core.speech import bilabial
+    from lattice_talk.core.speech.pipeline import SpeechPipeline
+
+    monkeypatch.setattr(bilabial, "JAW_GATE", 1.0)  # the random decoder's jaw never nearly shuts
+    request = GenerateRequest(audio_path=trained / "train0.wav", head=create("default"), settings=GenerateSettings(fps=30.0))
+    report = run_sync(SpeechPipeline(phonetic), request).provenance["bilabial_detector"]
+    assert report["encoder"] == "phonetic_encoder" and report["sealed"] >= 4  # "bob paid my mum a big bonus"
+    broken = tmp_path / "model"
+    shutil.copytree(phonetic, broken)
+    shutil.rmtree(broken / "phonetic_encoder")
+    with pytest.raises(LatticeTalkError, match=r"bilabial\.json: the detector reads features 'whisper_encoder_states' "
+                                               r"from encoder folder 'phonetic_encoder', which this model folder does not have"):
+        SpeechPipeline(broken).prepare()

@@ -61,9 +61,9 @@ def ct2_variables(encoder) -> dict[str, np.ndarray]:
     return out
 
 
-@pytest.fixture(scope="module")
-def whisper(tmp_path_factory):
-    """(transformers' tiny random WhisperEncoder in fp16-exact weights, its CTranslate2 file)."""
+def tiny_whisper(path: Path):
+    """transformers' tiny random WhisperEncoder (weights a fp16 file holds exactly, so the two sides differ only by
+    arithmetic), written to ``path`` as a CTranslate2 file; → the encoder."""
     from transformers import WhisperConfig
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
@@ -71,12 +71,18 @@ def whisper(tmp_path_factory):
     config = WhisperConfig(d_model=D_MODEL, encoder_layers=LAYERS, encoder_attention_heads=HEADS,
                            encoder_ffn_dim=4 * D_MODEL, num_mel_bins=80, max_source_positions=1500)
     encoder = WhisperEncoder(config).eval()
-    with torch.no_grad():  # weights a fp16 file holds exactly, so the two sides differ only by arithmetic
+    with torch.no_grad():
         for p in encoder.parameters():
             p.copy_(p.half().float())
-    path = tmp_path_factory.mktemp("ct2") / "model.bin"
     write_ct2(path, ct2_variables(encoder))
-    return encoder, path
+    return encoder
+
+
+@pytest.fixture(scope="module")
+def whisper(tmp_path_factory):
+    """(transformers' tiny random WhisperEncoder, its CTranslate2 file)."""
+    path = tmp_path_factory.mktemp("ct2") / "model.bin"
+    return tiny_whisper(path), path
 
 
 def _speech_like(seconds: float, seed: int = 0) -> np.ndarray:
