@@ -105,6 +105,9 @@ def _add_train_bilabial(speech_sub: argparse._SubParsersAction) -> None:
     det.add_argument("--phonetic-encoder", default=None,
                      help="folder from 'speech import-whisper': the detector reads its states instead of the decoder's "
                           "features (copied into --out)")
+    det.add_argument("--jaw-gate", type=float, default=None,
+                     help="seal a detection only where the decoder's jaw is at most this open, radians (default: 0.06; "
+                          "0.45, the jaw's range: everywhere)")
     det.add_argument("--chosen-on", default="the default (speech train-bilabial)",
                      help="what the threshold was chosen on, kept in bilabial.json")
     det.add_argument("--seed", type=int, default=0, help="seed of the batches and initial weights (default: 0)")
@@ -251,6 +254,7 @@ def _cmd_speech_train_bilabial(args: argparse.Namespace) -> int:
     """Train a p/b/m detector for a speech model on real speech (core.speech.bilabial_train)."""
     from tqdm import tqdm
 
+    from ..core.speech.bilabial import JAW_GATE
     from ..core.speech.bilabial_train import train_detector
     from ..core.validate import number
 
@@ -262,7 +266,10 @@ def _cmd_speech_train_bilabial(args: argparse.Namespace) -> int:
 
         result = train_detector(args.model, args.corpus, args.out, epochs=args.epochs,
                                 steps_per_epoch=args.steps_per_epoch, lr=args.lr, threshold=threshold, seed=args.seed,
-                                chosen_on=args.chosen_on, phonetic_encoder=args.phonetic_encoder, progress=progress)
+                                chosen_on=args.chosen_on, phonetic_encoder=args.phonetic_encoder,
+                                jaw_gate=JAW_GATE if args.jaw_gate is None else number(
+                                    args.jaw_gate, "--jaw-gate", 0.0, 1.0, "give radians between 0 and 1"),
+                                progress=progress)
     history = result["history"]
     print(f"best held-out loss {history['best']:.4f} at epoch {history['best_epoch']}; detector in {args.out}")
     for level, s in result["heldout_events"].items():

@@ -95,11 +95,11 @@ def _speech_like(seconds: float, seed: int = 0) -> np.ndarray:
 def test_log_mel_is_whispers(whisper):
     from transformers import WhisperFeatureExtractor
 
-    from lattice_talk.core.speech.phonetic_encoder import log_mel
+    from lattice_talk.core.speech.phonetic_encoder import log_mel, mel_filters
 
     samples = _speech_like(2.0)
     reference = WhisperFeatureExtractor(feature_size=80)(samples, sampling_rate=16000, return_tensors="np")
-    ours = log_mel(samples).numpy()
+    ours = log_mel(samples, torch.from_numpy(mel_filters())).numpy()
     assert ours.shape == (80, 200)
     # the last frame differs: Whisper's window there reads the zeros it pads the audio to 30 s with, ours the
     # audio's own end (STFT reflection)
@@ -113,7 +113,7 @@ def test_imported_layers_compute_what_transformers_whisper_computes(whisper, tmp
     hf, path = whisper
     assert main(["speech", "import-whisper", "--ct2", str(path), "--layers", "1", "--out", str(tmp_path / "enc")]) == 0
     ours = load_encoder(tmp_path / "enc")
-    mel = torch.nn.functional.pad(log_mel(_speech_like(30.0)), (0, 1))[:, :3000][None]  # Whisper's 30 s input
+    mel = torch.nn.functional.pad(log_mel(_speech_like(30.0), ours.mel_filters), (0, 1))[:, :3000][None]  # 30 s
     with torch.no_grad():
         expected = hf(mel, output_hidden_states=True).hidden_states[1]  # the first layer's output (the second's input)
         got = ours(mel)
@@ -151,3 +151,17 @@ def test_a_wrong_file_or_layer_count_is_one_clear_error(whisper, tmp_path):
     with pytest.raises(LatticeTalkError, match=r"model\.safetensors: the weights are damaged"):
         load_encoder(folder)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # nothing half-written
+
+
+def test_encoding_audio_does_not_import_transformers(whisper, tmp_path):
+    """transformers takes ~2.5 s to import: a fresh `generate` must not pay it (the mel bank is in the weights)."""
+    import subprocess
+    import sys
+
+    from lattice_talk.core.speech.ct2_whisper import import_whisper_encoder
+
+    folder = import_whisper_encoder(whisper[1], tmp_path / "enc", layers=1)
+    code = ("import sys, numpy as np; from lattice_talk.core.speech.phonetic_encoder import phonetic_features; "
+            f"print(phonetic_features({str(folder)!r})(np.zeros(16000, np.float32)).shape, 'transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["(50,", f"{D_MODEL})", "False"]

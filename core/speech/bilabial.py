@@ -27,8 +27,9 @@ from ..phonemes import PhonemeEvent
 from .decoder import ResidualBlock
 from .model import BILABIAL_CONFIG, BILABIAL_FILE
 
-# A detected p/b/m is sealed only where the decoder's jaw is already nearly shut (rad; JAW_MAX is 0.45):
-# detections inside open vowels were mostly strays, and sealing them cost the synthetic check 0.13 mm of lip error.
+# A detected p/b/m is sealed only where the decoder's jaw is already nearly shut (rad; JAW_MAX is 0.45): for the
+# detector on the decoder's features, detections inside open vowels were mostly strays, and sealing them cost the
+# synthetic check 0.13 mm of lip error. A detector's config may set its own gate ("jaw_gate"; JAW_MAX: none).
 JAW_GATE = 0.06
 FIX = "copy the model folder again or train a detector with 'python -m lattice_talk speech train-bilabial'"
 
@@ -71,6 +72,7 @@ def load_detector(folder: str | Path) -> tuple[BilabialDetector, dict]:
              "hidden": whole_number(model["hidden"], f"{path}: model.hidden", 1, 4096, FIX),
              "dilations": tuple(whole_number(d, f"{path}: model.dilations", 1, 1024, FIX) for d in model["dilations"])}
     config["threshold"] = number(config.get("threshold"), f"{path}: threshold", 0.0, 1.0, FIX)
+    config["jaw_gate"] = number(config.get("jaw_gate", JAW_GATE), f"{path}: jaw_gate", 0.0, 1.0, FIX)
     detector = BilabialDetector(**sizes)
     weights = folder / BILABIAL_FILE
     try:
@@ -89,6 +91,7 @@ class FolderDetector:
 
     detector: BilabialDetector
     threshold: float
+    jaw_gate: float = JAW_GATE  # seal only where the decoder's jaw is at most this open (rad)
     features: Callable[[np.ndarray], np.ndarray] | None = None
     encoder: str = ""  # the phonetic encoder's folder inside the model folder ("" on the decoder's features)
 
@@ -110,15 +113,15 @@ def folder_detector(folder: str | Path, device: str = "cpu") -> FolderDetector |
         return None
     detector, config = load_detector(folder)
     if config.get("features", "decoder") == "decoder":
-        return FolderDetector(detector.to(device), config["threshold"])
+        return FolderDetector(detector.to(device), config["threshold"], config["jaw_gate"])
     path = Path(folder) / BILABIAL_CONFIG
     encoder = config.get("encoder")
     if config["features"] != PHONETIC_FEATURES or not isinstance(encoder, str) or not encoder \
             or Path(encoder).is_absolute() or ".." in Path(encoder).parts or not (Path(folder) / encoder).is_dir():
         raise LatticeTalkError(f"{path}: the detector reads features {config['features']!r} from encoder folder "
                                f"{encoder!r}, which this model folder does not have; {FIX}")
-    return FolderDetector(detector.to(device), config["threshold"], phonetic_features(Path(folder) / encoder, device),
-                          encoder)
+    return FolderDetector(detector.to(device), config["threshold"], config["jaw_gate"],
+                          phonetic_features(Path(folder) / encoder, device), encoder)
 
 
 def detect(detector: BilabialDetector, features: np.ndarray, n_frames: int) -> np.ndarray:
@@ -139,12 +142,13 @@ def detected_bilabials(probability: np.ndarray, threshold: float) -> list[int]:
 
 
 def seal_detected_bilabials(units: np.ndarray, jaw: np.ndarray, unit_names: tuple[str, ...], probability: np.ndarray,
-                            fps: float, threshold: float) -> tuple[np.ndarray, np.ndarray, int]:
-    """Units and jaw sealed for one frame on every detected p/b/m where the jaw is nearly shut (a one-frame p/b/m
-    event through ``core.mouth.closure_curve``, as transcript mode seals aligned ones), and how many were sealed."""
+                            fps: float, threshold: float, jaw_gate: float = JAW_GATE) -> tuple[np.ndarray, np.ndarray, int]:
+    """Units and jaw sealed for one frame on every detected p/b/m where the jaw is at most ``jaw_gate`` open (a
+    one-frame p/b/m event through ``core.mouth.closure_curve``, as transcript mode seals aligned ones), and how many
+    were sealed."""
     from ..mouth import closure_curve, seal_lips
 
-    frames = [k for k in detected_bilabials(probability, threshold) if jaw[k] <= JAW_GATE]
+    frames = [k for k in detected_bilabials(probability, threshold) if jaw[k] <= jaw_gate]
     events = [PhonemeEvent("b", max(0.0, k - 0.5) / fps, (k + 0.5) / fps) for k in frames]
     closure = closure_curve(events, np.arange(len(jaw)) / fps, fps)
     units, jaw = seal_lips(units, jaw, closure, unit_names)

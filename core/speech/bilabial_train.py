@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import LatticeTalkError
-from .bilabial import BilabialDetector, detect, detected_bilabials
+from .bilabial import JAW_GATE, BilabialDetector, detect, detected_bilabials
 from .model import BILABIAL_CONFIG, BILABIAL_FILE
 from .phonetic_encoder import PHONETIC_DIR, PHONETIC_FEATURES, phonetic_features
 from .train import FPS, Example, _batch, load_examples
@@ -99,13 +99,14 @@ def _folded(state: dict, scale: tuple[np.ndarray, np.ndarray] | None) -> dict:
 def train_detector(model_dir: str | Path, corpora: list[str | Path], out_dir: str | Path, epochs: int = 12,
                    steps_per_epoch: int = 100, batch_size: int = 24, lr: float = 2e-3, threshold: float = 0.5,
                    hidden: int = 96, seed: int = 0, patience: int = 4, chosen_on: str = "",
-                   phonetic_encoder: str | Path | None = None,
+                   phonetic_encoder: str | Path | None = None, jaw_gate: float = JAW_GATE,
                    progress: Callable[[int, float, float], None] | None = None) -> dict:
     """A detector for the speech model in ``model_dir`` trained on ``corpora``; ``out_dir`` becomes a copy of the
     model folder with the detector in it (``model_dir`` itself when they are the same); ``chosen_on``: what
     ``threshold`` was chosen on, kept in its config. ``phonetic_encoder``: a Whisper encoder folder
     (``speech import-whisper``) whose states the detector reads instead of the decoder's features; it is copied into
-    ``out_dir`` as PHONETIC_DIR. Returns the history and the held-out event scores of the best epoch."""
+    ``out_dir`` as PHONETIC_DIR. ``jaw_gate``: seal a detection only where the decoder's jaw is at most this open
+    (bilabial.JAW_GATE). Returns the history and the held-out event scores of the best epoch."""
     import torch
     from safetensors.torch import save_file
 
@@ -162,7 +163,8 @@ def train_detector(model_dir: str | Path, corpora: list[str | Path], out_dir: st
     scores = score_events(detector, heldout)
     reads = {} if scale is None else {"features": PHONETIC_FEATURES, "encoder": PHONETIC_DIR}
     (out_dir / BILABIAL_CONFIG).write_text(json.dumps({
-        "model": detector.config, **reads, "threshold": threshold, "threshold_chosen_on": chosen_on,
+        "model": detector.config, **reads, "threshold": threshold, "jaw_gate": jaw_gate,
+        "threshold_chosen_on": chosen_on,
         "corpora": [str(c) for c in corpora],
         "epoch": history["best_epoch"], "heldout_loss": history["best"], "heldout_events": scores,
         "train_hours": round(sum(len(ex.jaw) for ex in train) / FPS / 3600, 3), "seed": seed}, indent=2))

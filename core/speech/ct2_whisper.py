@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import LatticeTalkError
-from .phonetic_encoder import CONFIG_FILE, CONFIG_FORMAT, WEIGHTS_FILE
+from .phonetic_encoder import CONFIG_FILE, CONFIG_FORMAT, WEIGHTS_FILE, mel_filters
 
 _DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
 SUPPORTED_VERSIONS = (5, 6)
@@ -77,6 +77,7 @@ def whisper_encoder_state(variables: dict[str, np.ndarray], layers: int) -> tupl
         raise LatticeTalkError(f"the model's encoder has {available} layers; keep 1 to {available}")
     state = {f"{conv}.{part}": get(f"encoder/{conv}/{part}") for conv in ("conv1", "conv2") for part in ("weight", "bias")}
     state["positions"] = get("encoder/position_encodings/encodings")
+    state["mel_filters"] = mel_filters(state["conv1.weight"].shape[1])  # fp32: small, and the bands' floor is fine
     parts = (("attn_norm", "self_attention/layer_norm"), ("mlp_norm", "ffn/layer_norm"))
     linears = (("qkv", "self_attention/linear_0"), ("out", "self_attention/linear_1"), ("fc1", "ffn/linear_0"),
                ("fc2", "ffn/linear_1"))

@@ -58,6 +58,7 @@ def _module_classes():
             self.conv1 = nn.Conv1d(n_mels, d_model, 3, padding=1)
             self.conv2 = nn.Conv1d(d_model, d_model, 3, stride=2, padding=1)
             self.register_buffer("positions", torch.zeros(positions, d_model))
+            self.register_buffer("mel_filters", torch.zeros(N_FFT // 2 + 1, n_mels))  # Whisper's (slaney) mel bank
             self.blocks = nn.ModuleList(Block(d_model, heads) for _ in range(layers))
 
         def forward(self, mel: torch.Tensor) -> torch.Tensor:
@@ -76,17 +77,24 @@ def __getattr__(name: str):  # PEP 562: the module class imports torch only when
     raise AttributeError(name)
 
 
-def log_mel(samples: np.ndarray, n_mels: int = 80) -> "torch.Tensor":
-    """(N,) float32 at 16 kHz → (n_mels, N // 160) Whisper log-mel (its ``log_mel_spectrogram``: the last STFT
-    frame dropped, log10 floored 8 below the peak, (x + 4) / 4)."""
-    import torch
+def mel_filters(n_mels: int = 80) -> np.ndarray:
+    """(201, n_mels) Whisper's mel filter bank (slaney scale and norm, 0–8 kHz), as transformers builds it; stored in
+    the encoder's weights at import, so generating never imports transformers (~2.5 s)."""
     from transformers.audio_utils import mel_filter_bank
 
-    x = torch.from_numpy(np.asarray(samples, np.float32))
-    spectrum = torch.stft(x, N_FFT, HOP, window=torch.hann_window(N_FFT), return_complex=True)[:, :-1].abs() ** 2
-    filters = torch.from_numpy(mel_filter_bank(num_frequency_bins=N_FFT // 2 + 1, num_mel_filters=n_mels, min_frequency=0.0,
-                                               max_frequency=SAMPLE_RATE / 2, sampling_rate=SAMPLE_RATE, norm="slaney",
-                                               mel_scale="slaney").astype(np.float32))
+    return mel_filter_bank(num_frequency_bins=N_FFT // 2 + 1, num_mel_filters=n_mels, min_frequency=0.0,
+                           max_frequency=SAMPLE_RATE / 2, sampling_rate=SAMPLE_RATE, norm="slaney",
+                           mel_scale="slaney").astype(np.float32)
+
+
+def log_mel(samples: np.ndarray, filters: "torch.Tensor") -> "torch.Tensor":
+    """(N,) float32 at 16 kHz → (n_mels, N // 160) Whisper log-mel through ``filters`` (201, n_mels) (its
+    ``log_mel_spectrogram``: the last STFT frame dropped, log10 floored 8 below the peak, (x + 4) / 4)."""
+    import torch
+
+    x = torch.from_numpy(np.asarray(samples, np.float32)).to(filters.device)
+    window = torch.hann_window(N_FFT, device=filters.device)
+    spectrum = torch.stft(x, N_FFT, HOP, window=window, return_complex=True)[:, :-1].abs() ** 2
     mel = torch.clamp(filters.T @ spectrum, min=1e-10).log10()
     return (torch.maximum(mel, mel.max() - 8.0) + 4.0) / 4.0
 
@@ -134,9 +142,9 @@ def phonetic_features(folder: str | Path, device: str = "cpu"):
             for start in range(0, max(len(x), 1), piece):
                 chunk = x[start:start + piece]
                 chunk = np.pad(chunk, (0, max(0, 2 * HOP - len(chunk))))  # at least one 50 Hz frame
-                mel = log_mel(chunk, encoder.config["n_mels"])
+                mel = log_mel(chunk, encoder.mel_filters)
                 mel = torch.nn.functional.pad(mel, (0, mel.shape[1] % 2))  # an even count: conv2 halves it
-                states.append(encoder(mel[None].to(device))[0].cpu())
+                states.append(encoder(mel[None])[0].cpu())
         out = torch.cat(states).numpy()
         return np.pad(out, ((0, max(0, n - len(out))), (0, 0)), mode="edge")[:n]
 

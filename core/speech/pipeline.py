@@ -118,7 +118,8 @@ class SpeechPipeline:
         if self._detector is not None:
             from .bilabial import seal_detected_bilabials
 
-            units, jaw, detected = seal_detected_bilabials(units, jaw, names, bilabial, fps, self._detector.threshold)
+            units, jaw, detected = seal_detected_bilabials(units, jaw, names, bilabial, fps, self._detector.threshold,
+                                                           self._detector.jaw_gate)
         transcript_report = None
         if request.transcript:
             from .transcript import seal_transcript_bilabials
@@ -152,7 +153,7 @@ class SpeechPipeline:
                       "settings": settings.as_dict()}
         if detected is not None:
             provenance["bilabial_detector"] = {"sha256": self._detector_sha256, "threshold": self._detector.threshold,
-                                               "encoder": self._detector.encoder or None, "sealed": detected}
+                                               "jaw_gate": self._detector.jaw_gate, "encoder": self._detector.encoder or None, "sealed": detected}
         if transcript_report is not None:
             provenance["transcript"] = transcript_report
         warnings = audio_warnings(audio)

@@ -335,7 +335,7 @@ def evaluate_seals(model, examples: list[Example], rig, seals, detector=None) ->
             units, jaw = apply_seal(*raw, ex.utterance.unit_names, seal)
             if bilabial is not None:
                 units, jaw, _ = seal_detected_bilabials(units, jaw, ex.utterance.unit_names, bilabial, ref.fps,
-                                                        detector.threshold)
+                                                        detector.threshold, detector.jaw_gate)
             pose = np.zeros((len(jaw), 5, 3), np.float32)
             pose[:, 2, 0] = jaw
             pred = MotionTrack(fps=ref.fps, points=rig.points(units, pose), point_ids=ref.point_ids,
