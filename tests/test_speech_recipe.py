@@ -21,10 +21,11 @@ from lattice_talk.cli import main  # noqa: E402
 from lattice_talk.core.paths import DATASETS_DIR  # noqa: E402
 
 CARD = Path(__file__).resolve().parents[1] / "vendor_models" / "speech" / "MODEL_CARD.md"
-DRY_RUN = "python -m lattice_talk speech recipe --work work --grid GRID/s1 --voices VOICES --dry-run"
+DRY_RUN = ("python -m lattice_talk speech recipe --work work --grid GRID/s1 --voices VOICES "
+           "--whisper faster-whisper-base/model.bin --dry-run")
 # Options whose value is a file or folder: the card's recorded commands named their own folders.
 PATH_OPTIONS = {"--out", "--corpus", "--init-from", "--encoder", "--model", "--checkpoint", "--videos", "--alignments",
-                "--root", "--teacher", "--lines"}
+                "--root", "--teacher", "--lines", "--ct2", "--phonetic-encoder"}
 
 
 def recipe(work: Path, *more: str) -> list[str]:
@@ -37,6 +38,8 @@ def steps_run(output: str) -> list[str]:
 
 
 def test_toy_recipe_builds_a_model_from_nothing_and_resumes(tmp_path, capsys):
+    from test_phonetic_encoder import tiny_whisper
+
     from lattice_talk.core.heads import create
     from lattice_talk.core.jobs import run_sync
     from lattice_talk.core.pipeline import GenerateRequest
@@ -48,13 +51,17 @@ def test_toy_recipe_builds_a_model_from_nothing_and_resumes(tmp_path, capsys):
     assert main(recipe(work, "--scale", "toy")) == 2
     error = capsys.readouterr().err
     assert error.count("error:") == 1 and "--grid DIR" in error and "--voices DIR" in error and "datasets/README.md" in error
+    assert "--whisper FILE" in error and "Phonetic encoder" in error
     assert not work.exists()
     # Part of the way, then the rest: the finished steps are skipped, the others run.
     assert main(recipe(work, "--scale", "toy", "--until", "export-encoder")) == 0
     assert steps_run(capsys.readouterr().out) == names[:names.index("export-encoder") + 1]
     assert not (work / "model").exists()
-    # The toy's voices: the two GRID clips as a line table (tests/data/grid_s1/voices.tsv).
-    assert main(recipe(work, "--scale", "toy", "--grid", str(GRID_DIR), "--voices", str(GRID_DIR))) == 0
+    # The toy's voices: the two GRID clips as a line table (tests/data/grid_s1/voices.tsv); its Whisper: a tiny
+    # random one in faster-whisper's file format.
+    tiny_whisper(tmp_path / "whisper.bin")
+    data = ("--grid", str(GRID_DIR), "--voices", str(GRID_DIR), "--whisper", str(tmp_path / "whisper.bin"))
+    assert main(recipe(work, "--scale", "toy", *data)) == 0
     output = capsys.readouterr().out
     assert steps_run(output) == names[names.index("export-encoder") + 1:]
     assert output.count("done before") == names.index("export-encoder") + 1
@@ -67,7 +74,7 @@ def test_toy_recipe_builds_a_model_from_nothing_and_resumes(tmp_path, capsys):
     voices = json.loads((work / "data" / "v_multi" / "corpus.json").read_text())
     assert voices["audio_only"] and voices["speakers"] == ["grid_s1"] and not voices["failed"]
     # Everything done: a rerun runs nothing.
-    assert main(recipe(work, "--scale", "toy", "--grid", str(GRID_DIR), "--voices", str(GRID_DIR))) == 0
+    assert main(recipe(work, "--scale", "toy", *data)) == 0
     assert steps_run(capsys.readouterr().out) == []
     # The result is one self-contained model (encoder inside): moved elsewhere, it still speaks.
     moved = shutil.move(work / "model", tmp_path / "moved")

@@ -137,7 +137,8 @@ def run_recipe(steps: list[Step], work: str | Path, scale: str, run: Callable[[l
 
 
 def ship_model(decoder_dir: str | Path, out: str | Path) -> Path:
-    """The trained decoder as it ships: its weights and ``decoder.json`` (and its p/b/m detector) in ``out`` with the
+    """The trained decoder as it ships: its weights and ``decoder.json`` (and its p/b/m detector with the phonetic
+    encoder it reads) in ``out`` with the
     encoder it names copied inside as ``encoder/``, so the folder moves as one model. ``out`` is replaced; it may not be a shipped model."""
     decoder_dir, out = Path(decoder_dir), Path(out)
     _outside_shipped_models(out, "the rebuilt model")
@@ -149,6 +150,10 @@ def ship_model(decoder_dir: str | Path, out: str | Path) -> Path:
     for name in (BILABIAL_FILE, BILABIAL_CONFIG):  # the p/b/m detector, when the model has one
         if (decoder_dir / name).is_file():
             shutil.copy2(decoder_dir / name, side / name)
+    if (decoder_dir / BILABIAL_CONFIG).is_file():  # and the phonetic encoder it reads, when it reads one
+        detector_encoder = json.loads((decoder_dir / BILABIAL_CONFIG).read_text()).get("encoder")
+        if detector_encoder:
+            shutil.copytree(decoder_dir / detector_encoder, side / detector_encoder)
     if "encoder" in config:
         shutil.copytree(decoder_dir / config["encoder"], side / "encoder")  # a relative name reads from the decoder
         config["encoder"] = "encoder"
