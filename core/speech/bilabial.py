@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from ..errors import LatticeTalkError
 from ..phonemes import PhonemeEvent
 from .decoder import ResidualBlock
-from .model import BILABIAL_CONFIG, BILABIAL_FILE
+from .model import BILABIAL_CONFIG, BILABIAL_FILE, load_weights
 
 # A detected p/b/m is sealed only where the decoder's jaw is already nearly shut (rad; JAW_MAX is 0.45): for the
 # detector on the decoder's features, detections inside open vowels were mostly strays, and sealing them cost the
@@ -56,9 +56,6 @@ def has_detector(folder: str | Path) -> bool:
 
 def load_detector(folder: str | Path) -> tuple[BilabialDetector, dict]:
     """The detector in a speech model folder (fp16 on disk, fp32 in memory) and its checked config."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     from ..validate import MAX_CONFIG_BYTES, number, read_json, whole_number
 
     folder = Path(folder)
@@ -73,14 +70,7 @@ def load_detector(folder: str | Path) -> tuple[BilabialDetector, dict]:
              "dilations": tuple(whole_number(d, f"{path}: model.dilations", 1, 1024, FIX) for d in model["dilations"])}
     config["threshold"] = number(config.get("threshold"), f"{path}: threshold", 0.0, 1.0, FIX)
     config["jaw_gate"] = number(config.get("jaw_gate", JAW_GATE), f"{path}: jaw_gate", 0.0, 1.0, FIX)
-    detector = BilabialDetector(**sizes)
-    weights = folder / BILABIAL_FILE
-    try:
-        detector.load_state_dict({k: v.float() for k, v in load_file(str(weights)).items()})
-    except (OSError, SafetensorError, RuntimeError) as exc:
-        raise LatticeTalkError(f"{weights}: the weights are damaged or do not match {BILABIAL_CONFIG} "
-                               f"({str(exc)[:200]}); {FIX}") from exc
-    detector.eval()
+    detector = load_weights(BilabialDetector(**sizes), folder / BILABIAL_FILE, BILABIAL_CONFIG, FIX)
     return detector, config
 
 

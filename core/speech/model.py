@@ -15,25 +15,29 @@ DECODER_FILE, DECODER_CONFIG = "decoder.safetensors", "decoder.json"
 BILABIAL_FILE, BILABIAL_CONFIG = "bilabial.safetensors", "bilabial.json"  # the optional p/b/m detector (.bilabial)
 
 
-def load_decoder(folder: str | Path):
-    """The trained decoder (fp16 weights on disk, fp32 in memory) and its config."""
+def load_weights(module, weights: Path, config_name: str, fix: str):
+    """``module`` (built from its config ``config_name``) with the safetensors ``weights`` (fp16 on disk, fp32 in
+    memory), in eval mode; one error naming the file when it is damaged or does not fit the config."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    try:
+        module.load_state_dict({k: v.float() for k, v in load_file(str(weights)).items()})
+    except (OSError, SafetensorError, RuntimeError) as exc:  # RuntimeError: tensors that do not fit the config
+        raise LatticeTalkError(f"{weights}: the weights are damaged or do not match {config_name} "
+                               f"({str(exc)[:200]}); {fix}") from exc
+    return module.eval()
+
+
+def load_decoder(folder: str | Path):
+    """The trained decoder (fp16 weights on disk, fp32 in memory) and its config."""
     from .decoder import MotionDecoder
 
     folder = Path(folder)
     config = decoder_config(folder)
     model = MotionDecoder(**{k: (tuple(v) if k == "dilations" else v) for k, v in config["model"].items()})
-    weights = folder / DECODER_FILE
-    try:
-        state = load_file(str(weights))
-        model.load_state_dict({k: v.float() for k, v in state.items()})
-    except (OSError, SafetensorError, RuntimeError) as exc:  # RuntimeError: tensors that do not fit the config
-        raise LatticeTalkError(f"{weights}: the weights are damaged or do not match {DECODER_CONFIG} "
-                               f"({str(exc)[:200]}); copy the model folder again or train one with "
-                               "'python -m lattice_talk speech train'") from exc
-    model.eval()
+    load_weights(model, folder / DECODER_FILE, DECODER_CONFIG,
+                 "copy the model folder again or train one with 'python -m lattice_talk speech train'")
     return model, config
 
 

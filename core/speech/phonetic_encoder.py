@@ -101,10 +101,8 @@ def log_mel(samples: np.ndarray, filters: "torch.Tensor") -> "torch.Tensor":
 
 def load_encoder(folder: str | Path, device: str = "cpu"):
     """The encoder in ``folder`` (``config.json`` + fp16 ``model.safetensors``), fp32 in memory, checked."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     from ..validate import MAX_CONFIG_BYTES, read_json, whole_number
+    from .model import load_weights
 
     folder = Path(folder)
     path = folder / CONFIG_FILE
@@ -114,14 +112,7 @@ def load_encoder(folder: str | Path, device: str = "cpu"):
     sizes = {key: whole_number(config.get(key), f"{path}: {key}", lo, hi, FIX) for key, (lo, hi) in LIMITS.items()}
     if sizes["d_model"] % sizes["heads"]:
         raise LatticeTalkError(f"{path}: d_model {sizes['d_model']} is not a multiple of heads {sizes['heads']}; {FIX}")
-    encoder = _module_classes()(**sizes)
-    weights = folder / WEIGHTS_FILE
-    try:
-        encoder.load_state_dict({k: v.float() for k, v in load_file(str(weights)).items()})
-    except (OSError, SafetensorError, RuntimeError) as exc:
-        raise LatticeTalkError(f"{weights}: the weights are damaged or do not match {CONFIG_FILE} "
-                               f"({str(exc)[:200]}); {FIX}") from exc
-    return encoder.eval().to(device)
+    return load_weights(_module_classes()(**sizes), folder / WEIGHTS_FILE, CONFIG_FILE, FIX).to(device)
 
 
 def phonetic_features(folder: str | Path, device: str = "cpu"):
