@@ -193,9 +193,24 @@ def test_the_pipeline_runs_the_phonetic_encoder_for_its_detector(phonetic, train
     request = GenerateRequest(audio_path=trained / "train0.wav", head=create("default"), settings=GenerateSettings(fps=30.0))
     report = run_sync(SpeechPipeline(phonetic), request).provenance["bilabial_detector"]
     assert report["encoder"] == "phonetic_encoder" and report["sealed"] >= 4  # "bob paid my mum a big bonus"
+    assert report["encoder_sha256"] == hashlib.sha256((phonetic / "phonetic_encoder" / "model.safetensors").read_bytes()).hexdigest()
     broken = tmp_path / "model"
     shutil.copytree(phonetic, broken)
     shutil.rmtree(broken / "phonetic_encoder")
-    with pytest.raises(LatticeTalkError, match=r"bilabial\.json: the detector reads features 'whisper_encoder_states' "
-                                               r"from encoder folder 'phonetic_encoder', which this model folder does not have"):
+    with pytest.raises(LatticeTalkError, match=r"bilabial\.json: the detector reads the phonetic encoder in folder "
+                                               r"'phonetic_encoder', which this model folder does not have"):
         SpeechPipeline(broken).prepare()
+
+
+@pytest.mark.parametrize("name", ["/tmp", "C:x", "../phonetic", "a/b", "..", "", 7])
+def test_a_detector_config_cannot_point_its_encoder_outside_the_model_folder(phonetic, tmp_path, name):
+    import shutil
+
+    from lattice_talk.core.speech.bilabial import folder_detector
+
+    folder = tmp_path / "model"
+    shutil.copytree(phonetic, folder)
+    config = json.loads((folder / "bilabial.json").read_text())
+    (folder / "bilabial.json").write_text(json.dumps({**config, "encoder": name}))
+    with pytest.raises(LatticeTalkError, match=r"bilabial\.json: the detector reads the phonetic encoder in folder"):
+        folder_detector(folder)

@@ -113,6 +113,7 @@ def test_imported_layers_compute_what_transformers_whisper_computes(whisper, tmp
     hf, path = whisper
     assert main(["speech", "import-whisper", "--ct2", str(path), "--layers", "1", "--out", str(tmp_path / "enc")]) == 0
     ours = load_encoder(tmp_path / "enc")
+    assert "Copyright (c) 2022 OpenAI" in (tmp_path / "enc" / "LICENSE").read_text()  # MIT: the notice travels along
     mel = torch.nn.functional.pad(log_mel(_speech_like(30.0), ours.mel_filters), (0, 1))[:, :3000][None]  # 30 s
     with torch.no_grad():
         expected = hf(mel, output_hidden_states=True).hidden_states[1]  # the first layer's output (the second's input)
@@ -146,6 +147,13 @@ def test_a_wrong_file_or_layer_count_is_one_clear_error(whisper, tmp_path):
     bad.write_bytes(b"\x06\0\0\0garbage")
     with pytest.raises(LatticeTalkError, match="model.bin: not a readable CTranslate2 model file"):
         import_whisper_encoder(bad, tmp_path / "b", layers=1)
+    variables = ct2_variables(whisper[0])
+    for name, value in (("encoder/conv1/weight", np.zeros(4, np.float16)),  # crafted: wrong rank
+                        ("encoder/conv2/weight", np.zeros((D_MODEL, D_MODEL, 5), np.float16)),  # wrong shape
+                        ("encoder/layer_0/ffn/linear_0/weight", np.zeros((4 * D_MODEL, D_MODEL), np.int8))):  # quantized
+        write_ct2(bad, {**variables, name: value})
+        with pytest.raises(LatticeTalkError, match=r"model\.bin: .*(conv1|shape|quantized)"):
+            import_whisper_encoder(bad, tmp_path / "b", layers=1)
     folder = import_whisper_encoder(whisper[1], tmp_path / "c", layers=1)
     (folder / "model.safetensors").write_bytes(b"not weights")
     with pytest.raises(LatticeTalkError, match=r"model\.safetensors: the weights are damaged"):

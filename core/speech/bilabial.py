@@ -13,6 +13,7 @@ is all there is, as before. The detector reads either the decoder's features or,
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -90,28 +91,40 @@ class FolderDetector:
         are ``decoder_features``."""
         return detect(self.detector, decoder_features if self.features is None else self.features(samples), n_frames)
 
-    def to(self, device: str) -> "FolderDetector":
-        self.detector.to(device)
-        return self
+
+def encoder_folder(folder: str | Path, config: dict) -> Path | None:
+    """The phonetic encoder folder a detector's config names, inside the model ``folder``; None for a detector on the
+    decoder's features. The name must be one plain folder name that stays inside the model folder (the config is
+    data from elsewhere: no absolute path, drive, ``..`` or link out)."""
+    from .phonetic_encoder import PHONETIC_FEATURES
+
+    features = config.get("features", "decoder")
+    if features == "decoder":
+        return None
+    path, name = Path(folder) / BILABIAL_CONFIG, config.get("encoder")
+    if features != PHONETIC_FEATURES:
+        raise LatticeTalkError(f"{path}: the detector reads features {features!r}, which this LatticeTalk does not "
+                               f"know; update it, or {FIX}")
+    inside = isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name) is not None \
+        and (Path(folder) / name).resolve().is_relative_to(Path(folder).resolve()) and (Path(folder) / name).is_dir()
+    if not inside:
+        raise LatticeTalkError(f"{path}: the detector reads the phonetic encoder in folder {name!r}, which this model "
+                               f"folder does not have; {FIX}")
+    return Path(folder) / name
 
 
 def folder_detector(folder: str | Path, device: str = "cpu") -> FolderDetector | None:
     """A speech model folder's detector with what it reads, or None where the folder has no detector."""
-    from .phonetic_encoder import PHONETIC_FEATURES, phonetic_features
+    from .phonetic_encoder import phonetic_features
 
     if not has_detector(folder):
         return None
     detector, config = load_detector(folder)
-    if config.get("features", "decoder") == "decoder":
+    encoder = encoder_folder(folder, config)
+    if encoder is None:
         return FolderDetector(detector.to(device), config["threshold"], config["jaw_gate"])
-    path = Path(folder) / BILABIAL_CONFIG
-    encoder = config.get("encoder")
-    if config["features"] != PHONETIC_FEATURES or not isinstance(encoder, str) or not encoder \
-            or Path(encoder).is_absolute() or ".." in Path(encoder).parts or not (Path(folder) / encoder).is_dir():
-        raise LatticeTalkError(f"{path}: the detector reads features {config['features']!r} from encoder folder "
-                               f"{encoder!r}, which this model folder does not have; {FIX}")
     return FolderDetector(detector.to(device), config["threshold"], config["jaw_gate"],
-                          phonetic_features(Path(folder) / encoder, device), encoder)
+                          phonetic_features(encoder, device), encoder.name)
 
 
 def detect(detector: BilabialDetector, features: np.ndarray, n_frames: int) -> np.ndarray:

@@ -22,7 +22,7 @@ from .phonetic_encoder import PHONETIC_DIR, PHONETIC_FEATURES, phonetic_features
 from .train import FPS, Example, _batch, load_examples
 
 POSITIVE_WEIGHT = 3.0  # p/b/m are ~8 % of speech frames: a missed one costs three times a false frame
-SCORED_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+SCORED_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 def event_scores(probability: np.ndarray, example: Example, threshold: float) -> tuple[int, int, int, int]:

@@ -16,16 +16,39 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import LatticeTalkError
-from .phonetic_encoder import CONFIG_FILE, CONFIG_FORMAT, WEIGHTS_FILE, mel_filters
+from .phonetic_encoder import CONFIG_FILE, CONFIG_FORMAT, LIMITS, WEIGHTS_FILE, mel_filters
 
 _DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
 SUPPORTED_VERSIONS = (5, 6)
+LICENSE_FILE = "LICENSE"  # Whisper's weights are MIT: their notice travels with every copy of them
+WHISPER_LICENSE = """MIT License
+
+Copyright (c) 2022 OpenAI
+
+Permission is hereby granted, free of charge, to any person obtaining a copy
+of this software and associated documentation files (the "Software"), to deal
+in the Software without restriction, including without limitation the rights
+to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+"""
 
 
-def read_ct2(path: str | Path) -> dict[str, np.ndarray]:
-    """Every variable of a CTranslate2 model file by name."""
+def read_ct2(path: str | Path, data: bytes | None = None) -> dict[str, np.ndarray]:
+    """Every variable of a CTranslate2 model file by name (``data``: the file's bytes, when already read)."""
     path = Path(path)
-    data = path.read_bytes()
+    data = path.read_bytes() if data is None else data
     offset = 0
 
     def take(fmt: str) -> tuple:
@@ -65,34 +88,52 @@ def read_ct2(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def whisper_encoder_state(variables: dict[str, np.ndarray], layers: int) -> tuple[dict[str, np.ndarray], dict]:
-    """The first ``layers`` encoder layers as :class:`~.phonetic_encoder.WhisperEncoderLayers` weights, and its sizes."""
-    def get(name: str) -> np.ndarray:
-        if name not in variables:
+    """The first ``layers`` encoder layers as :class:`~.phonetic_encoder.WhisperEncoderLayers` weights, and its sizes.
+    Every shape is checked against Whisper's layout and LIMITS before anything is built from it (a file is data from
+    elsewhere: a crafted one must not make us allocate gigabytes or fail on an index)."""
+    def get(name: str, shape: tuple[int, ...]) -> np.ndarray:
+        value = variables.get(name)
+        if value is None:
             raise LatticeTalkError(f"the model file has no {name}: not a Whisper model")
-        return variables[name].astype(np.float16)
+        if value.dtype not in (np.float16, np.float32):
+            raise LatticeTalkError(f"{name} is {value.dtype} (a quantized conversion): convert the model with "
+                                   "--quantization float16")
+        if value.shape != shape:
+            raise LatticeTalkError(f"{name} has shape {value.shape}, not {shape}: not a Whisper encoder")
+        return value.astype(np.float16)
 
+    conv1 = variables.get("encoder/conv1/weight")
+    if conv1 is None or conv1.ndim != 3:
+        raise LatticeTalkError("the model file has no 3-D encoder/conv1/weight: not a Whisper model")
+    heads = np.asarray(variables.get("encoder/num_heads", conv1.shape[0] // 64)).reshape(-1)
+    positions = variables.get("encoder/position_encodings/encodings")
+    sizes = {"n_mels": conv1.shape[1], "d_model": conv1.shape[0], "heads": int(heads[0]) if heads.size else 0,
+             "layers": layers, "positions": positions.shape[0] if positions is not None and positions.ndim == 2 else 0}
+    for key, (low, high) in LIMITS.items():
+        if not low <= sizes[key] <= high:
+            raise LatticeTalkError(f"{key} {sizes[key]} is outside {low}–{high}: not a Whisper encoder this reads")
+    d, ffn = sizes["d_model"], 4 * sizes["d_model"]
+    if d % sizes["heads"]:
+        raise LatticeTalkError(f"d_model {d} is not a multiple of num_heads {sizes['heads']}: not a Whisper encoder")
     available = sum(name.endswith("/self_attention/linear_0/weight") and name.startswith("encoder/layer_")
                     for name in variables)
-    if not 1 <= layers <= available:
+    if layers > available:
         raise LatticeTalkError(f"the model's encoder has {available} layers; keep 1 to {available}")
-    state = {f"{conv}.{part}": get(f"encoder/{conv}/{part}") for conv in ("conv1", "conv2") for part in ("weight", "bias")}
-    state["positions"] = get("encoder/position_encodings/encodings")
-    state["mel_filters"] = mel_filters(state["conv1.weight"].shape[1])  # fp32: small, and the bands' floor is fine
-    parts = (("attn_norm", "self_attention/layer_norm"), ("mlp_norm", "ffn/layer_norm"))
-    linears = (("qkv", "self_attention/linear_0"), ("out", "self_attention/linear_1"), ("fc1", "ffn/linear_0"),
-               ("fc2", "ffn/linear_1"))
+    state = {"conv1.weight": get("encoder/conv1/weight", (d, sizes["n_mels"], 3)), "conv1.bias": get("encoder/conv1/bias", (d,)),
+             "conv2.weight": get("encoder/conv2/weight", (d, d, 3)), "conv2.bias": get("encoder/conv2/bias", (d,)),
+             "positions": get("encoder/position_encodings/encodings", (sizes["positions"], d)),
+             "mel_filters": mel_filters(sizes["n_mels"])}  # fp32: small, and the bands' floor is fine
+    norms = (("attn_norm", "self_attention/layer_norm"), ("mlp_norm", "ffn/layer_norm"))
+    linears = (("qkv", "self_attention/linear_0", 3 * d, d), ("out", "self_attention/linear_1", d, d),
+               ("fc1", "ffn/linear_0", ffn, d), ("fc2", "ffn/linear_1", d, ffn))
     for k in range(layers):
         source = f"encoder/layer_{k}/"
-        for mine, theirs in parts:
-            state[f"blocks.{k}.{mine}.weight"] = get(source + theirs + "/gamma")
-            state[f"blocks.{k}.{mine}.bias"] = get(source + theirs + "/beta")
-        for mine, theirs in linears:
-            state[f"blocks.{k}.{mine}.weight"] = get(source + theirs + "/weight")
-            state[f"blocks.{k}.{mine}.bias"] = get(source + theirs + "/bias")
-    d_model = state["conv1.weight"].shape[0]
-    heads = int(np.asarray(variables.get("encoder/num_heads", d_model // 64)).reshape(-1)[0])
-    sizes = {"n_mels": state["conv1.weight"].shape[1], "d_model": d_model, "heads": heads, "layers": layers,
-             "positions": state["positions"].shape[0]}
+        for mine, theirs in norms:
+            state[f"blocks.{k}.{mine}.weight"] = get(source + theirs + "/gamma", (d,))
+            state[f"blocks.{k}.{mine}.bias"] = get(source + theirs + "/beta", (d,))
+        for mine, theirs, rows, columns in linears:
+            state[f"blocks.{k}.{mine}.weight"] = get(source + theirs + "/weight", (rows, columns))
+            state[f"blocks.{k}.{mine}.bias"] = get(source + theirs + "/bias", (rows,))
     return state, sizes
 
 
@@ -103,11 +144,17 @@ def import_whisper_encoder(model_file: str | Path, out_dir: str | Path, layers: 
     model_file, out_dir = Path(model_file), Path(out_dir)
     if not model_file.is_file():
         raise LatticeTalkError(f"{model_file}: no such file (a faster-whisper model folder's model.bin)")
-    state, sizes = whisper_encoder_state(read_ct2(model_file), layers)
+    data = model_file.read_bytes()
+    try:
+        state, sizes = whisper_encoder_state(read_ct2(model_file, data), layers)
+    except LatticeTalkError as exc:
+        message = str(exc)
+        raise (exc if message.startswith(str(model_file)) else LatticeTalkError(f"{model_file}: {message}")) from None
     out_dir.mkdir(parents=True, exist_ok=True)
     save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(out_dir / WEIGHTS_FILE))
+    (out_dir / LICENSE_FILE).write_text(WHISPER_LICENSE)
     (out_dir / CONFIG_FILE).write_text(json.dumps({
         "format": CONFIG_FORMAT, **sizes, "source": source or model_file.name,
-        "source_sha256": hashlib.sha256(model_file.read_bytes()).hexdigest(),
+        "source_sha256": hashlib.sha256(data).hexdigest(),
         "license": "MIT (OpenAI Whisper weights)"}, indent=2))
     return out_dir

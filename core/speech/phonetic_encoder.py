@@ -4,7 +4,8 @@ Whisper learnt English phonetics from 680,000 hours of real speech; our own smal
 voices and a few hours of real ones, and a detector on its features misses a p, b or m of a new voice one time in
 five. On the first layers of Whisper's encoder the same detector, trained on the same real speech, finds nearly all
 of them (MODEL_CARD.md, p/b/m detector). Only the layers the detector reads are kept (a few of base's six), so the
-encoder stays small (22 MB in fp16 for three) and fast (~0.1 s for 10 s of audio on two CPU cores).
+encoder stays small (22 MB in fp16 for three) — not fast: ~0.2 s for 10 s of audio on one CPU thread, more than
+the rest of the speech model (MODEL_CARD.md, Speed).
 
 The module is Whisper's encoder as published: log-mel (80 bands, 25 ms windows every 10 ms, log10, floored 8 below
 the peak, scaled), two GELU convolutions (the second halves the rate to 50 Hz), sinusoidal positions, pre-LN
@@ -24,9 +25,9 @@ PHONETIC_DIR = "phonetic_encoder"  # its folder inside a speech model folder
 WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"
 CONFIG_FORMAT = "lattice_talk.whisper_encoder/1"
 SAMPLE_RATE, N_FFT, HOP = 16000, 400, 160
-MAX_SECONDS = 30.0  # Whisper's positions: 1500 frames at 50 Hz
 FIX = "copy the speech model folder again, or make the encoder with 'python -m lattice_talk speech import-whisper'"
-LIMITS = {"n_mels": (1, 512), "d_model": (8, 4096), "heads": (1, 64), "layers": (1, 64), "positions": (1, 1 << 16)}
+# Whisper's sizes, tiny to large (a config beyond them is damaged or hostile, and would allocate gigabytes)
+LIMITS = {"n_mels": (1, 128), "d_model": (8, 1280), "heads": (1, 20), "layers": (1, 32), "positions": (1, 1500)}
 
 
 def _module_classes():
@@ -123,7 +124,7 @@ def phonetic_features(folder: str | Path, device: str = "cpu"):
     from .log_mel import n_feature_frames
 
     encoder = load_encoder(folder, device)
-    piece = int(MAX_SECONDS * SAMPLE_RATE)
+    piece = encoder.config["positions"] * 2 * HOP  # 30 s for Whisper's 1500 positions
 
     def features(samples: np.ndarray) -> np.ndarray:
         x = np.asarray(samples, np.float32)

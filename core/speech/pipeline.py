@@ -38,6 +38,7 @@ class SpeechPipeline:
         self._features = None  # audio → decoder input (log-mel or an SSL encoder's states), set by prepare()
         self._detector = None  # the model folder's p/b/m detector (core.speech.bilabial.FolderDetector), when it has one
         self._detector_sha256 = ""
+        self._detector_encoder_sha256 = ""  # the phonetic encoder's weights, when the detector reads one
         self._weights_sha256 = ""  # a take names the exact weights that made it
 
     def prepare(self) -> None:
@@ -64,6 +65,11 @@ class SpeechPipeline:
             self._features = decoder_features(self._config, self.model_dir, self.device)
             self._weights_sha256 = hashlib.sha256((self.model_dir / DECODER_FILE).read_bytes()).hexdigest()
             self._detector = folder_detector(self.model_dir, self.device)
+            if self._detector is not None and self._detector.encoder:  # its encoder's weights shape the take too
+                from .phonetic_encoder import WEIGHTS_FILE
+
+                weights = self.model_dir / self._detector.encoder / WEIGHTS_FILE
+                self._detector_encoder_sha256 = hashlib.sha256(weights.read_bytes()).hexdigest()
             if self._detector is not None:
                 self._detector_sha256 = hashlib.sha256((self.model_dir / BILABIAL_FILE).read_bytes()).hexdigest()
 
@@ -153,7 +159,8 @@ class SpeechPipeline:
                       "settings": settings.as_dict()}
         if detected is not None:
             provenance["bilabial_detector"] = {"sha256": self._detector_sha256, "threshold": self._detector.threshold,
-                                               "jaw_gate": self._detector.jaw_gate, "encoder": self._detector.encoder or None, "sealed": detected}
+                                               "jaw_gate": self._detector.jaw_gate, "encoder": self._detector.encoder or None,
+                                               "encoder_sha256": self._detector_encoder_sha256 or None, "sealed": detected}
         if transcript_report is not None:
             provenance["transcript"] = transcript_report
         warnings = audio_warnings(audio)

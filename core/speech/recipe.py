@@ -151,9 +151,11 @@ def ship_model(decoder_dir: str | Path, out: str | Path) -> Path:
         if (decoder_dir / name).is_file():
             shutil.copy2(decoder_dir / name, side / name)
     if (decoder_dir / BILABIAL_CONFIG).is_file():  # and the phonetic encoder it reads, when it reads one
-        detector_encoder = json.loads((decoder_dir / BILABIAL_CONFIG).read_text()).get("encoder")
-        if detector_encoder:
-            shutil.copytree(decoder_dir / detector_encoder, side / detector_encoder)
+        from .bilabial import encoder_folder, load_detector
+
+        detector_encoder = encoder_folder(decoder_dir, load_detector(decoder_dir)[1])
+        if detector_encoder is not None:
+            shutil.copytree(detector_encoder, side / detector_encoder.name)
     if "encoder" in config:
         shutil.copytree(decoder_dir / config["encoder"], side / "encoder")  # a relative name reads from the decoder
         config["encoder"] = "encoder"
