@@ -14,7 +14,7 @@ is all there is, as before. The detector reads either the decoder's features or,
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -85,6 +85,8 @@ class FolderDetector:
     jaw_gate: float = JAW_GATE  # seal only where the decoder's jaw is at most this open (rad)
     features: Callable[[np.ndarray], np.ndarray] | None = None
     encoder: str = ""  # the phonetic encoder's folder inside the model folder ("" on the decoder's features)
+    sha256: str = ""  # of the detector's weights: a take names the exact weights that sealed it
+    encoder_sha256: str = ""  # of the phonetic encoder's weights, which shape the take too ("" without one)
 
     def probability(self, decoder_features: np.ndarray, samples: np.ndarray, n_frames: int) -> np.ndarray:
         """The p/b/m probability of each of ``n_frames`` frames of ``samples`` (16 kHz), whose decoder features
@@ -115,16 +117,19 @@ def encoder_folder(folder: str | Path, config: dict) -> Path | None:
 
 def folder_detector(folder: str | Path, device: str = "cpu") -> FolderDetector | None:
     """A speech model folder's detector with what it reads, or None where the folder has no detector."""
-    from .phonetic_encoder import phonetic_features
+    from ..rerun import file_sha256
+    from .phonetic_encoder import WEIGHTS_FILE, phonetic_features
 
     if not has_detector(folder):
         return None
     detector, config = load_detector(folder)
+    found = FolderDetector(detector.to(device), config["threshold"], config["jaw_gate"],
+                           sha256=file_sha256(Path(folder) / BILABIAL_FILE))
     encoder = encoder_folder(folder, config)
     if encoder is None:
-        return FolderDetector(detector.to(device), config["threshold"], config["jaw_gate"])
-    return FolderDetector(detector.to(device), config["threshold"], config["jaw_gate"],
-                          phonetic_features(encoder, device), encoder.name)
+        return found
+    return replace(found, features=phonetic_features(encoder, device), encoder=encoder.name,
+                   encoder_sha256=file_sha256(encoder / WEIGHTS_FILE))
 
 
 def detect(detector: BilabialDetector, features: np.ndarray, n_frames: int) -> np.ndarray:

@@ -88,7 +88,7 @@ def read_ct2(path: str | Path, data: bytes | None = None) -> dict[str, np.ndarra
 
 
 def whisper_encoder_state(variables: dict[str, np.ndarray], layers: int) -> tuple[dict[str, np.ndarray], dict]:
-    """The first ``layers`` encoder layers as :class:`~.phonetic_encoder.WhisperEncoderLayers` weights, and its sizes.
+    """The first ``layers`` encoder layers as the phonetic encoder's weights (``WhisperEncoderLayers``), and its sizes.
     Every shape is checked against Whisper's layout and LIMITS before anything is built from it (a file is data from
     elsewhere: a crafted one must not make us allocate gigabytes or fail on an index)."""
     def get(name: str, shape: tuple[int, ...]) -> np.ndarray:

@@ -14,6 +14,7 @@ CTranslate2 conversion of the published checkpoint (``speech import-whisper``, :
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,9 @@ FIX = "copy the speech model folder again, or make the encoder with 'python -m l
 LIMITS = {"n_mels": (1, 128), "d_model": (8, 1280), "heads": (1, 20), "layers": (1, 32), "positions": (1, 1500)}
 
 
-def _module_classes():
+@functools.lru_cache(maxsize=1)
+def _encoder_class():
+    """WhisperEncoderLayers, built once on first use (torch is imported only then)."""
     import torch
     from torch import nn
     from torch.nn import functional as F
@@ -72,12 +75,6 @@ def _module_classes():
     return WhisperEncoderLayers
 
 
-def __getattr__(name: str):  # PEP 562: the module class imports torch only when asked for
-    if name == "WhisperEncoderLayers":
-        return _module_classes()
-    raise AttributeError(name)
-
-
 def mel_filters(n_mels: int = 80) -> np.ndarray:
     """(201, n_mels) Whisper's mel filter bank (slaney scale and norm, 0–8 kHz), as transformers builds it; stored in
     the encoder's weights at import, so generating never imports transformers (~2.5 s)."""
@@ -113,7 +110,7 @@ def load_encoder(folder: str | Path, device: str = "cpu"):
     sizes = {key: whole_number(config.get(key), f"{path}: {key}", lo, hi, FIX) for key, (lo, hi) in LIMITS.items()}
     if sizes["d_model"] % sizes["heads"]:
         raise LatticeTalkError(f"{path}: d_model {sizes['d_model']} is not a multiple of heads {sizes['heads']}; {FIX}")
-    return load_weights(_module_classes()(**sizes), folder / WEIGHTS_FILE, CONFIG_FILE, FIX).to(device)
+    return load_weights(_encoder_class()(**sizes), folder / WEIGHTS_FILE, CONFIG_FILE, FIX).to(device)
 
 
 def phonetic_features(folder: str | Path, device: str = "cpu"):

@@ -37,8 +37,6 @@ class SpeechPipeline:
         self._config: dict = {}
         self._features = None  # audio → decoder input (log-mel or an SSL encoder's states), set by prepare()
         self._detector = None  # the model folder's p/b/m detector (core.speech.bilabial.FolderDetector), when it has one
-        self._detector_sha256 = ""
-        self._detector_encoder_sha256 = ""  # the phonetic encoder's weights, when the detector reads one
         self._weights_sha256 = ""  # a take names the exact weights that made it
 
     def prepare(self) -> None:
@@ -55,7 +53,7 @@ class SpeechPipeline:
 
         from .bilabial import folder_detector
         from .features import decoder_features
-        from .model import BILABIAL_FILE, DECODER_FILE, load_decoder
+        from .model import DECODER_FILE, load_decoder
 
         # A couple of threads keep Blender's UI responsive on small machines and are all this model needs.
         torch.set_num_threads(self.threads or max(1, min(4, (os.cpu_count() or 2) - 1)))
@@ -65,13 +63,6 @@ class SpeechPipeline:
             self._features = decoder_features(self._config, self.model_dir, self.device)
             self._weights_sha256 = hashlib.sha256((self.model_dir / DECODER_FILE).read_bytes()).hexdigest()
             self._detector = folder_detector(self.model_dir, self.device)
-            if self._detector is not None and self._detector.encoder:  # its encoder's weights shape the take too
-                from .phonetic_encoder import WEIGHTS_FILE
-
-                weights = self.model_dir / self._detector.encoder / WEIGHTS_FILE
-                self._detector_encoder_sha256 = hashlib.sha256(weights.read_bytes()).hexdigest()
-            if self._detector is not None:
-                self._detector_sha256 = hashlib.sha256((self.model_dir / BILABIAL_FILE).read_bytes()).hexdigest()
 
     def _decode(self, samples: np.ndarray, n_frames: int, fps: float, progress: ProgressFn, should_stop: StopFn):
         """Units (T, U), jaw (T,) and the detector's p/b/m probability (T,; zeros without a detector), chunk by
@@ -158,9 +149,9 @@ class SpeechPipeline:
                       "features": self._config.get("features"), "audio_sha256": audio.sha256,
                       "settings": settings.as_dict()}
         if detected is not None:
-            provenance["bilabial_detector"] = {"sha256": self._detector_sha256, "threshold": self._detector.threshold,
+            provenance["bilabial_detector"] = {"sha256": self._detector.sha256, "threshold": self._detector.threshold,
                                                "jaw_gate": self._detector.jaw_gate, "encoder": self._detector.encoder or None,
-                                               "encoder_sha256": self._detector_encoder_sha256 or None, "sealed": detected}
+                                               "encoder_sha256": self._detector.encoder_sha256 or None, "sealed": detected}
         if transcript_report is not None:
             provenance["transcript"] = transcript_report
         warnings = audio_warnings(audio)
