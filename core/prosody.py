@@ -12,12 +12,12 @@ from .phonemes import REST, PhonemeEvent
 def frame_energy(audio: np.ndarray, sample_rate: int, fps: float, n_frames: int) -> np.ndarray:
     """RMS level per video frame, in dB (−100 for digital silence)."""
     hop = sample_rate / fps
-    out = np.full(n_frames, -100.0)
-    for i in range(n_frames):
-        chunk = audio[int(i * hop):int((i + 1) * hop)]
-        if len(chunk):
-            out[i] = 20 * np.log10(max(float(np.sqrt(np.mean(chunk ** 2))), 1e-5))
-    return out
+    edges = np.minimum((np.arange(n_frames + 1) * hop).astype(int), len(audio))  # frame i: audio[edges[i]:edges[i+1]]
+    power = np.concatenate([[0.0], np.cumsum(np.asarray(audio, np.float64) ** 2)])
+    counts = np.diff(edges)
+    mean = (power[edges[1:]] - power[edges[:-1]]) / np.maximum(counts, 1)
+    level = 20 * np.log10(np.maximum(np.sqrt(np.maximum(mean, 0.0)), 1e-5))
+    return np.where(counts > 0, level, -100.0)
 
 
 PITCH_BLOCK = 1024  # frames per FFT block: bounded memory on long takes (10 min at 30 fps in one go peaked at ~1 GB)
@@ -30,9 +30,10 @@ def frame_pitch(audio: np.ndarray, sample_rate: int, fps: float, n_frames: int, 
     lags = np.arange(int(sample_rate / fmax), int(sample_rate / fmin))
     f0 = np.zeros(n_frames)
     starts = (np.arange(n_frames) * hop).astype(int)
+    padded = np.pad(audio, (0, max(0, starts[-1] + win - len(audio)) if n_frames else 0))  # the last windows run past the end
     for first in range(0, n_frames, PITCH_BLOCK):
         block = starts[first:first + PITCH_BLOCK]
-        frames = np.stack([np.pad(audio[s:s + win], (0, max(0, win - len(audio[s:s + win])))) for s in block])
+        frames = padded[block[:, None] + np.arange(win)]
         frames = frames - frames.mean(1, keepdims=True)
         spectrum = np.fft.rfft(frames, 2 * win)
         acf = np.fft.irfft(np.abs(spectrum) ** 2)[:, :win]

@@ -451,6 +451,27 @@ def test_plain_torch_encoder_matches_transformers(tmp_path):
         load_encoder(damaged)
 
 
+def test_decoder_features_run_our_encoder_with_int8_linear_layers_close_to_fp32(tmp_path):
+    """What generate reads on the CPU: our encoder's Linear layers in int8 (core.speech.cpu_int8), the features
+    close to the fp32 encoder's."""
+    from lattice_talk.core.speech import frontend
+    from lattice_talk.core.speech.features import ssl_features
+
+    torch.manual_seed(3)
+    model = frontend.install(transformers.Wav2Vec2Model(small_config(hidden_size=32, num_layers=2, num_heads=2,
+                                                                     front_end="log_mel")))
+    model.save_pretrained(tmp_path / "ours")
+    audio = speech_like(3.0)
+    int8 = ssl_features(tmp_path / "ours")(audio).astype(np.float32)
+    encoder = load_encoder(tmp_path / "ours")
+    assert any(type(m) is torch.nn.Linear for m in encoder.model.modules())  # load_encoder itself stays fp32
+    states = encoder.hidden_states(audio)  # (S, T, H) → (T, S·H) at the features' frames, as ssl_features does
+    fp32 = encoder.frames_at(states.permute(1, 0, 2).reshape(states.shape[1], -1), len(int8), 50.0).numpy()
+    fp32 = (fp32 - fp32.mean(0)) / (fp32.std(0) + 1e-3)
+    cosine = (int8 * fp32).sum(1) / np.linalg.norm(int8, axis=1) / np.linalg.norm(fp32, axis=1)
+    assert cosine.min() > 0.98 and np.abs(int8 - fp32).max() > 1e-3  # close, and int8 did run
+
+
 @pytest.fixture(scope="module")
 def decoder_corpus(tmp_path_factory):
     """A corpus with train and held-out utterances (a decoder's training needs both)."""

@@ -20,14 +20,19 @@ ENCODER_FEATURES = (SSL_FEATURES, LOG_MEL_AND_SSL_FEATURES)
 def ssl_features(encoder_dir: str | Path, with_log_mel: bool = False, device: str = "cpu"):
     """audio → (ceil(N / 320), n_states × hidden) features from the SSL encoder in ``encoder_dir``: the
     decoder's first layer learns how to mix the encoder's layers (a superset of SUPERB's weighted sum).
-    ``with_log_mel``: the 80 log-mel bands first, then the states. ``device``: where the encoder runs.
+    ``with_log_mel``: the 80 log-mel bands first, then the states. ``device``: where the encoder runs (our own
+    encoder on the CPU with int8 Linear layers, :mod:`.cpu_int8`).
 
     The states are interpolated to log-mel's frame centres (frame k at k · 20 ms): the encoder's frame k is
     centred half a window later (12.5 ms, 0.4 of a 30 fps frame) and it makes two frames fewer, while the
     decoder's resampling to the video frames assumes frame k at k · 20 ms."""
+    from .cpu_int8 import int8_linears
     from .encoder import load_encoder
+    from .light_encoder import is_light
 
     encoder = load_encoder(encoder_dir, layer="weighted", device=device)
+    if is_light(encoder.model) and str(device).startswith("cpu"):  # (transformers' modules read their Linear weights)
+        encoder.model = int8_linears(encoder.model)
 
     def features(samples: np.ndarray) -> np.ndarray:
         x = np.asarray(samples, np.float32)

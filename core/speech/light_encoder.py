@@ -30,6 +30,11 @@ def read_config(folder: Path) -> dict:
     return read_json(folder / "config.json", "model config", MAX_CONFIG_BYTES, "copy the encoder folder again")
 
 
+def is_light(model) -> bool:
+    """Whether ``model`` is this module's encoder (not transformers')."""
+    return _MODEL_CLASS is not None and isinstance(model, _MODEL_CLASS)
+
+
 def fits(folder: Path) -> bool:
     """Whether the checkpoint in ``folder`` is one this module runs: our log-mel front-end wav2vec 2.0, pre-LN."""
     try:

@@ -4,12 +4,12 @@ Whisper learnt English phonetics from 680,000 hours of real speech; our own smal
 voices and a few hours of real ones, and a detector on its features misses a p, b or m of a new voice one time in
 five. On the first layers of Whisper's encoder the same detector, trained on the same real speech, finds nearly all
 of them (MODEL_CARD.md, p/b/m detector). Only the layers the detector reads are kept (a few of base's six), so the
-encoder stays small (22 MB in fp16 for three) — not fast: ~0.2 s for 10 s of audio on one CPU thread, more than
-the rest of the speech model (MODEL_CARD.md, Speed).
+encoder stays small (22 MB in fp16 for three). It is the speech model's largest cost, so on the CPU its Linear
+layers run in int8 and audio is encoded in short pieces (MODEL_CARD.md, Speed).
 
 The module is Whisper's encoder as published: log-mel (80 bands, 25 ms windows every 10 ms, log10, floored 8 below
 the peak, scaled), two GELU convolutions (the second halves the rate to 50 Hz), sinusoidal positions, pre-LN
-transformer blocks. Positions cover 30 s, so longer audio is encoded in 30 s pieces. Weights come from a
+transformer blocks. Positions cover 30 s; audio is encoded in pieces of PIECE_SECONDS. Weights come from a
 CTranslate2 conversion of the published checkpoint (``speech import-whisper``, :mod:`.ct2_whisper`)."""
 
 from __future__ import annotations
@@ -27,6 +27,10 @@ WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"
 CONFIG_FORMAT = "lattice_talk.whisper_encoder/1"
 SAMPLE_RATE, N_FFT, HOP = 16000, 400, 160
 FIX = "copy the speech model folder again, or make the encoder with 'python -m lattice_talk speech import-whisper'"
+# Whisper attends over 30 s, but what its first layers hear of a p, b or m lies close to it: pieces of 8 s with 0.5 s
+# of context either side cost a fifth less than one 22 s piece (the attention grows with the square of the length),
+# and the detector finds as many p/b/m on dev voices and dev videos (MODEL_CARD.md, Speed)
+PIECE_SECONDS, PIECE_CONTEXT_SECONDS = 8.0, 0.5
 # Whisper's sizes, tiny to large (a config beyond them is damaged or hostile, and would allocate gigabytes)
 LIMITS = {"n_mels": (1, 128), "d_model": (8, 1280), "heads": (1, 20), "layers": (1, 32), "positions": (1, 1500)}
 
@@ -115,25 +119,33 @@ def load_encoder(folder: str | Path, device: str = "cpu"):
 
 def phonetic_features(folder: str | Path, device: str = "cpu"):
     """audio (N,) at 16 kHz → (ceil(N / 320), d_model) float32 states of the encoder in ``folder``, frame k at
-    k · 20 ms as the decoder's features (log_mel.n_feature_frames)."""
+    k · 20 ms as the decoder's features (log_mel.n_feature_frames). Encoded in pieces of PIECE_SECONDS, each with
+    PIECE_CONTEXT_SECONDS of audio either side; on the CPU with int8 Linear layers."""
     import torch
 
+    from .cpu_int8 import int8_linears
     from .log_mel import n_feature_frames
 
     encoder = load_encoder(folder, device)
-    piece = encoder.config["positions"] * 2 * HOP  # 30 s for Whisper's 1500 positions
+    if torch.device(device).type == "cpu":
+        encoder = int8_linears(encoder)
+    frames_per_second = SAMPLE_RATE / (2 * HOP)
+    positions = encoder.config["positions"]
+    context = min(int(PIECE_CONTEXT_SECONDS * frames_per_second), (positions - 1) // 2)
+    piece = min(int(PIECE_SECONDS * frames_per_second), positions - 2 * context)
 
     def features(samples: np.ndarray) -> np.ndarray:
         x = np.asarray(samples, np.float32)
         n = n_feature_frames(len(x))
-        states = []
+        x = np.pad(x, (0, max(0, 2 * HOP - len(x))))  # at least one 50 Hz frame
         with torch.no_grad():
-            for start in range(0, max(len(x), 1), piece):
-                chunk = x[start:start + piece]
-                chunk = np.pad(chunk, (0, max(0, 2 * HOP - len(chunk))))  # at least one 50 Hz frame
-                mel = log_mel(chunk, encoder.mel_filters)
-                mel = torch.nn.functional.pad(mel, (0, mel.shape[1] % 2))  # an even count: conv2 halves it
-                states.append(encoder(mel[None])[0].cpu())
+            mel = log_mel(x, encoder.mel_filters)
+            mel = torch.nn.functional.pad(mel, (0, mel.shape[1] % 2))  # an even count: conv2 halves it
+            total, states = mel.shape[1] // 2, []
+            for start in range(0, total, piece):
+                lo, hi = max(0, start - context), min(total, start + piece + context)
+                encoded = encoder(mel[None, :, 2 * lo:2 * hi])[0]
+                states.append(encoded[start - lo:start - lo + piece].cpu())
         out = torch.cat(states).numpy()
         return np.pad(out, ((0, max(0, n - len(out))), (0, 0)), mode="edge")[:n]
 
