@@ -13,11 +13,13 @@ def frame_energy(audio: np.ndarray, sample_rate: int, fps: float, n_frames: int)
     """RMS level per video frame, in dB (−100 for digital silence)."""
     hop = sample_rate / fps
     edges = np.minimum((np.arange(n_frames + 1) * hop).astype(int), len(audio))  # frame i: audio[edges[i]:edges[i+1]]
-    power = np.concatenate([[0.0], np.cumsum(np.asarray(audio, np.float64) ** 2)])
     counts = np.diff(edges)
-    mean = (power[edges[1:]] - power[edges[:-1]]) / np.maximum(counts, 1)
-    level = 20 * np.log10(np.maximum(np.sqrt(np.maximum(mean, 0.0)), 1e-5))
-    return np.where(counts > 0, level, -100.0)
+    out = np.full(n_frames, -100.0)
+    heard = counts > 0
+    if heard.any():  # per-frame sums (a running sum over a long take loses quiet frames' precision)
+        power = np.add.reduceat(np.asarray(audio[:edges[-1]], np.float64) ** 2, edges[:-1][heard])
+        out[heard] = 20 * np.log10(np.maximum(np.sqrt(power / counts[heard]), 1e-5))
+    return out
 
 
 PITCH_BLOCK = 1024  # frames per FFT block: bounded memory on long takes (10 min at 30 fps in one go peaked at ~1 GB)

@@ -15,9 +15,12 @@ def int8_linears(module):
 
     if torch.backends.quantized.engine == "none":
         return module
-    with warnings.catch_warnings():  # torch.ao's eager quantization is deprecated in favour of torchao, not removed
-        warnings.simplefilter("ignore")
-        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+    try:
+        with warnings.catch_warnings():  # torch.ao's eager quantization is deprecated in favour of torchao
+            warnings.simplefilter("ignore")
+            from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-        # per output channel: the p/b/m detector's probabilities moved less than with one scale per matrix
-        return quantize_dynamic(module, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+            # per output channel: the p/b/m detector's probabilities moved less than with one scale per matrix
+            return quantize_dynamic(module, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+    except (ImportError, RuntimeError):  # a torch without it, or without kernels for this CPU: fp32 as before
+        return module
