@@ -155,6 +155,7 @@ def test_the_cpu_encoder_runs_int8_linear_layers_close_to_fp32(whisper, tmp_path
     int8 = int8_linears(fp32)
     assert not any(type(m) is torch.nn.Linear for m in int8.modules())  # every Linear replaced
     assert sum(type(m) is torch.nn.Linear for m in fp32.modules()) == 4 * LAYERS  # the original kept as it was
+    assert int8_linears(fp32, "cuda") is fp32  # a GPU runs fp32 (decided from the device name: no GPU needed)
     mel = log_mel(_speech_like(4.0), fp32.mel_filters)[None]
     with torch.no_grad():
         a, b = fp32(mel)[0], int8(mel)[0]

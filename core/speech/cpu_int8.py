@@ -6,14 +6,14 @@ train, and a GPU runs the fp32 originals."""
 from __future__ import annotations
 
 
-def int8_linears(module):
-    """A copy of ``module`` with every ``nn.Linear`` quantized to int8 (``module`` stays as it was); ``module``
-    itself where torch has no int8 CPU kernels."""
+def int8_linears(module, device: str = "cpu"):
+    """For a module that runs on ``device``: a copy with every ``nn.Linear`` quantized to int8 (``module`` stays as
+    it was); ``module`` itself on a GPU, or where torch has no int8 CPU kernels."""
     import warnings
 
     import torch
 
-    if torch.backends.quantized.engine == "none":
+    if torch.device(device).type != "cpu" or torch.backends.quantized.engine == "none":
         return module
     try:
         with warnings.catch_warnings():  # torch.ao's eager quantization is deprecated in favour of torchao

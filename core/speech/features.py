@@ -31,8 +31,8 @@ def ssl_features(encoder_dir: str | Path, with_log_mel: bool = False, device: st
     from .light_encoder import is_light
 
     encoder = load_encoder(encoder_dir, layer="weighted", device=device)
-    if is_light(encoder.model) and str(device).startswith("cpu"):  # (transformers' modules read their Linear weights)
-        encoder.model = int8_linears(encoder.model)
+    if is_light(encoder.model):  # (transformers' modules read their Linear weights directly: they stay fp32)
+        encoder.model = int8_linears(encoder.model, device)
 
     def features(samples: np.ndarray) -> np.ndarray:
         x = np.asarray(samples, np.float32)

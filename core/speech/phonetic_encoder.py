@@ -126,9 +126,7 @@ def phonetic_features(folder: str | Path, device: str = "cpu"):
     from .cpu_int8 import int8_linears
     from .log_mel import n_feature_frames
 
-    encoder = load_encoder(folder, device)
-    if torch.device(device).type == "cpu":
-        encoder = int8_linears(encoder)
+    encoder = int8_linears(load_encoder(folder, device), device)
     frames_per_second = SAMPLE_RATE / (2 * HOP)
     positions = encoder.config["positions"]
     context = min(int(PIECE_CONTEXT_SECONDS * frames_per_second), (positions - 1) // 2)

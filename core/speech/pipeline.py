@@ -49,8 +49,7 @@ class SpeechPipeline:
                 "the speech model needs torch: in Blender use Preferences › Add-ons › LatticeTalk › Install "
                 "Dependencies; elsewhere pip install -c constraints.txt -e '.[torch,speech]'") from exc
 
-        import hashlib
-
+        from ..rerun import file_sha256
         from .bilabial import folder_detector
         from .features import decoder_features
         from .model import DECODER_FILE, load_decoder
@@ -61,7 +60,7 @@ class SpeechPipeline:
             self._model, self._config = load_decoder(self.model_dir)
             self._model.to(self.device)
             self._features = decoder_features(self._config, self.model_dir, self.device)
-            self._weights_sha256 = hashlib.sha256((self.model_dir / DECODER_FILE).read_bytes()).hexdigest()
+            self._weights_sha256 = file_sha256(self.model_dir / DECODER_FILE)
             self._detector = folder_detector(self.model_dir, self.device)
 
     def _decode(self, samples: np.ndarray, n_frames: int, fps: float, progress: ProgressFn, should_stop: StopFn):
