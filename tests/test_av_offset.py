@@ -246,5 +246,11 @@ def test_a_declined_offset_is_told_to_the_user_with_the_fix():
     clip.provenance["video"] = {"file": "actor.mp4", "offset_reliable": False, "offset_given": False}
     (warning,) = clip_warnings(clip, "line.wav")
     assert warning.startswith("actor.mp4: its offset") and "--video-offset" in warning
+    assert "match best" not in warning  # no best lag recorded: nothing to hint
+    clip.provenance["video"].update(offset_best_frames=-3, offset_fps=25.0)
+    (warning,) = clip_warnings(clip, "line.wav")
+    assert "3 frames early (-0.120 s)" in warning and "check it by eye" in warning
+    clip.provenance["video"].update(offset_best_frames=1)
+    assert "1 frame late (+0.040 s)" in clip_warnings(clip, "line.wav")[0]
     clip.provenance["video"]["offset_given"] = True
     assert clip_warnings(clip, "line.wav") == []
