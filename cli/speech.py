@@ -4,6 +4,7 @@ the shipped model, evaluation."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _add_train(speech_sub)
     _add_calibrate(speech_sub)
     _add_train_bilabial(speech_sub)
+    _add_train_opening(speech_sub)
     _add_recipe(speech_sub)
     _add_eval(speech_sub)
     _add_eval_real(speech_sub)
@@ -113,6 +115,21 @@ def _add_train_bilabial(speech_sub: argparse._SubParsersAction) -> None:
     det.add_argument("--seed", type=int, default=0, help="seed of the batches and initial weights (default: 0)")
     det.add_argument("--quiet", action="store_true", help="no progress bar")
     det.set_defaults(func=_cmd_speech_train_bilabial)
+
+
+def _add_train_opening(speech_sub: argparse._SubParsersAction) -> None:
+    head = speech_sub.add_parser("train-opening", help="train a speech model's mouth-opening head on real talking faces "
+                                                       "(the A/V offset estimate's evidence)")
+    head.add_argument("--model", required=True,
+                      help="speech model folder with a p/b/m detector on the phonetic encoder (the head reads it too)")
+    head.add_argument("--corpus", nargs="+", required=True, help="real talking-face folders from 'data real'")
+    head.add_argument("--out", required=True, help="new folder: a copy of --model with the head (or --model itself)")
+    head.add_argument("--epochs", type=int, default=12, help="most epochs (default: 12; stops early without held-out gain)")
+    head.add_argument("--steps-per-epoch", type=int, default=100, help="training steps per epoch (default: 100)")
+    head.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default: 1e-3)")
+    head.add_argument("--seed", type=int, default=0, help="seed of the batches and initial weights (default: 0)")
+    head.add_argument("--quiet", action="store_true", help="no progress bar")
+    head.set_defaults(func=_cmd_speech_train_opening)
 
 
 def _add_calibrate(speech_sub: argparse._SubParsersAction) -> None:
@@ -250,20 +267,27 @@ def _cmd_speech_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_speech_train_bilabial(args: argparse.Namespace) -> int:
-    """Train a p/b/m detector for a speech model on real speech (core.speech.bilabial_train)."""
+@contextlib.contextmanager
+def _epoch_progress(epochs: int, quiet: bool):
+    """A progress bar over training epochs, and the callback the trainers report each epoch's losses to."""
     from tqdm import tqdm
 
+    with tqdm(total=epochs, unit="epoch", disable=quiet) as bar:
+        def progress(epoch: int, train_loss: float, heldout_loss: float) -> None:
+            bar.update(epoch + 1 - bar.n)
+            bar.set_postfix(train=f"{train_loss:.3f}", heldout=f"{heldout_loss:.3f}", refresh=False)
+
+        yield progress
+
+
+def _cmd_speech_train_bilabial(args: argparse.Namespace) -> int:
+    """Train a p/b/m detector for a speech model on real speech (core.speech.bilabial_train)."""
     from ..core.speech.bilabial import JAW_GATE
     from ..core.speech.bilabial_train import train_detector
     from ..core.validate import number
 
     threshold = number(args.threshold, "--threshold", 0.0, 1.0, "give a probability between 0 and 1")
-    with tqdm(total=args.epochs, unit="epoch", disable=args.quiet) as bar:
-        def progress(epoch: int, train_loss: float, heldout_loss: float) -> None:
-            bar.update(epoch + 1 - bar.n)
-            bar.set_postfix(train=f"{train_loss:.3f}", heldout=f"{heldout_loss:.3f}", refresh=False)
-
+    with _epoch_progress(args.epochs, args.quiet) as progress:
         result = train_detector(args.model, args.corpus, args.out, epochs=args.epochs,
                                 steps_per_epoch=args.steps_per_epoch, lr=args.lr, threshold=threshold, seed=args.seed,
                                 chosen_on=args.chosen_on, phonetic_encoder=args.phonetic_encoder,
@@ -275,6 +299,18 @@ def _cmd_speech_train_bilabial(args: argparse.Namespace) -> int:
     for level, s in result["heldout_events"].items():
         print(f"  threshold {level}: {s['found']}/{s['bilabials']} held-out p/b/m found, {s['stray']} of {s['events']} "
               "detections on no p/b/m")
+    return EXIT_OK
+
+
+def _cmd_speech_train_opening(args: argparse.Namespace) -> int:
+    """Train a mouth-opening head for a speech model on real talking faces (core.speech.opening_train)."""
+    from ..core.speech.opening_train import train_opening_head
+
+    with _epoch_progress(args.epochs, args.quiet) as progress:
+        result = train_opening_head(args.model, args.corpus, args.out, epochs=args.epochs,
+                                    steps_per_epoch=args.steps_per_epoch, lr=args.lr, seed=args.seed, progress=progress)
+    history = result["history"]
+    print(f"held-out mean r {result['heldout_mean_r']:.3f} at epoch {history['best_epoch']}; head in {args.out}")
     return EXIT_OK
 
 

@@ -197,7 +197,7 @@ def test_the_pipeline_runs_the_phonetic_encoder_for_its_detector(phonetic, train
     broken = tmp_path / "model"
     shutil.copytree(phonetic, broken)
     shutil.rmtree(broken / "phonetic_encoder")
-    with pytest.raises(LatticeTalkError, match=r"bilabial\.json: the detector reads the phonetic encoder in folder "
+    with pytest.raises(LatticeTalkError, match=r"bilabial\.json: the head reads the phonetic encoder in folder "
                                                r"'phonetic_encoder', which this model folder does not have"):
         SpeechPipeline(broken).prepare()
 
@@ -212,5 +212,5 @@ def test_a_detector_config_cannot_point_its_encoder_outside_the_model_folder(pho
     shutil.copytree(phonetic, folder)
     config = json.loads((folder / "bilabial.json").read_text())
     (folder / "bilabial.json").write_text(json.dumps({**config, "encoder": name}))
-    with pytest.raises(LatticeTalkError, match=r"bilabial\.json: the detector reads the phonetic encoder in folder"):
+    with pytest.raises(LatticeTalkError, match=r"bilabial\.json: the head reads the phonetic encoder in folder"):
         folder_detector(folder)

@@ -286,17 +286,19 @@ class PlacedVideo:
     video: ReferenceVideo
     offset: OffsetEstimate
     weight: np.ndarray  # (T,) the video's share per take frame (:func:`video_weight`); 0: the audio-only motion
+    evidence: str = "decoder mouth"  # whose mouth opening the offset was estimated from
 
 
 def place_reference_video(video: ReferenceVideo, audio: np.ndarray, sample_rate: int, units: np.ndarray,
                           unit_names: tuple[str, ...], jaw: np.ndarray, fps: float,
-                          given_offset: float | None = None) -> PlacedVideo:
-    """Estimate the offset from the speech model's mouth (``units`` (T, U) and ``jaw`` (T,) at the take's ``fps``)
-    against the video's — or take ``given_offset`` (seconds the video is late; the estimate is still made, for the
-    provenance) — and where the video will have a say, before the audio-only events are drawn, so that none falls
-    where the video fades in or out. A given offset that leaves the video and the sound no common frame is refused."""
+                          given_offset: float | None = None, opening: np.ndarray | None = None) -> PlacedVideo:
+    """Estimate the offset from the speech model's mouth against the video's — the mouth-opening head's ``opening``
+    (T,) where the model has one, else the decoder's ``units`` (T, U) and ``jaw`` (T,), at the take's ``fps`` — or
+    take ``given_offset`` (seconds the video is late; the estimate is still made, for the provenance) — and where
+    the video will have a say, before the audio-only events are drawn, so that none falls where the video fades in or
+    out. A given offset that leaves the video and the sound no common frame is refused."""
     video_fps = video.face.fps
-    predicted = predicted_mouth_opening(units, unit_names, jaw)
+    predicted = predicted_mouth_opening(units, unit_names, jaw) if opening is None else np.asarray(opening, np.float64)
     audio_frames = max(1, int(round(len(audio) / sample_rate * video_fps)))
     predicted = np.interp(np.arange(audio_frames) / video_fps, np.arange(len(units)) / fps, predicted)
     offset = estimate_offset(video_mouth_opening(video.track), predicted, video_fps,
@@ -311,7 +313,7 @@ def place_reference_video(video: ReferenceVideo, audio: np.ndarray, sample_rate:
             f" and the sound ({len(units) / fps:.2f} s) share no frame the face was seen on; give the seconds the "
             "video is late against the sound (negative: early) with --video-offset or the sidebar's Offset (s), or "
             "leave the offset to the estimate")
-    return PlacedVideo(video, offset, weight)
+    return PlacedVideo(video, offset, weight, "decoder mouth" if opening is None else "mouth-opening head")
 
 
 def fuse_reference_video(placed: PlacedVideo, units: np.ndarray, unit_names: tuple[str, ...],
@@ -327,7 +329,7 @@ def fuse_reference_video(placed: PlacedVideo, units: np.ndarray, unit_names: tup
         "offset_correlation": round(offset.correlation, 4), "offset_reliable": offset.reliable,
         "offset_best_frames": offset.best_frames, "offset_second_peak": round(offset.second_peak, 4),
         "offset_significance": offset.significance, "offset_given": offset.given,
-        "offset_agreeing": f"{offset.agreeing}/{len(offset.curves)}",
+        "offset_agreeing": f"{offset.agreeing}/{len(offset.curves)}", "offset_evidence": placed.evidence,
         "fused_share": round(float(weight.mean()), 4), "video_fps": float(track.fps), "video_frames": track.n_frames,
         "lost_frames": len(track.lost_frames), "dropped_frames": len(track.dropped_frames), "warnings": list(track.warnings),
     }

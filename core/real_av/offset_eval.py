@@ -3,7 +3,8 @@
 Each clip's sound is first put on the video's clock (the container's audio start), so its true offset is 0; a
 shift of +k frames then cuts k frames off the sound's start (the video is k frames late against it), −k puts k
 frames of faint room tone before it. The speech model runs on each shifted sound, as ``generate --video`` runs it,
-and :func:`~lattice_talk.core.motion.fusion.estimate_offset` sees the video's tracked mouth beside it. A case is
+and :func:`~lattice_talk.core.motion.fusion.estimate_offset` sees the video's tracked mouth beside it (the model's
+mouth-opening head's opening where it has one, as ``generate --video`` reads it; else the take's mouth). A case is
 *right* when the estimate is trusted and within ±1 frame of the shift, *declined* when it is not trusted, *wrong*
 when it is trusted and further off — the one outcome that must not happen.
 
@@ -77,8 +78,10 @@ def evaluate_offsets(clips: list[RealClip], folder: str | Path, model_dir: str |
                 wav = Path(tmp) / f"{clip.name}_{shift}.wav"
                 soundfile.write(wav, audio, sound.sample_rate)
                 settings = GenerateSettings(fps=fps, blinks=False, head_motion=0.0)
-                take = run_sync(pipeline, GenerateRequest(audio_path=wav, head=head, settings=settings))
-                predicted = predicted_mouth_opening(take.expression, take.expression_names, take.jaw[:, 0])
+                predicted = pipeline.mouth_opening(wav, fps)  # the head's, as generate --video reads it
+                if predicted is None:  # a model without one: the take's mouth
+                    take = run_sync(pipeline, GenerateRequest(audio_path=wav, head=head, settings=settings))
+                    predicted = predicted_mouth_opening(take.expression, take.expression_names, take.jaw[:, 0])
                 estimate = estimate_offset(opening, predicted, fps, confidence > CONFIDENCE_RAMP[0])
                 release = None if own.frames is None else own.frames + shift
                 cases.append({"clip": clip.name, "split": clip.split, "own_sound": clip.audio is None, "fps": fps,

@@ -19,13 +19,10 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
-from torch import nn
-from torch.nn import functional as F
 
 from ..errors import LatticeTalkError
 from ..phonemes import PhonemeEvent
-from .decoder import ResidualBlock
+from .frame_head import FrameHead, head_sizes, run_head
 from .model import BILABIAL_CONFIG, BILABIAL_FILE, load_weights
 
 # A detected p/b/m is sealed only where the decoder's jaw is already nearly shut (rad; JAW_MAX is 0.45): for the
@@ -35,20 +32,8 @@ JAW_GATE = 0.06
 FIX = "copy the model folder again or train a detector with 'python -m lattice_talk speech train-bilabial'"
 
 
-class BilabialDetector(nn.Module):
-    """(B, T50, F) decoder features → (B, T) p/b/m logits at ``n_frames`` output frames: dilated 1-D convolutions
-    (±0.6 s of context with the default dilations), resampled to the frames as the decoder is."""
-
-    def __init__(self, in_dim: int, hidden: int = 96, dilations: tuple[int, ...] = (1, 2, 4, 8, 1)):
-        super().__init__()
-        self.config = {"in_dim": in_dim, "hidden": hidden, "dilations": list(dilations)}
-        self.inp = nn.Conv1d(in_dim, hidden, 1)
-        self.blocks = nn.Sequential(*(ResidualBlock(hidden, d) for d in dilations))
-        self.out = nn.Conv1d(hidden, 1, 3, padding=1)
-
-    def forward(self, features: torch.Tensor, n_frames: int) -> torch.Tensor:
-        x = self.blocks(self.inp(features.transpose(1, 2)))
-        return self.out(F.interpolate(x, size=n_frames, mode="linear", align_corners=False))[:, 0]
+class BilabialDetector(FrameHead):
+    """(B, T50, F) features → (B, T) p/b/m logits at ``n_frames`` output frames."""
 
 
 def has_detector(folder: str | Path) -> bool:
@@ -57,18 +42,12 @@ def has_detector(folder: str | Path) -> bool:
 
 def load_detector(folder: str | Path) -> tuple[BilabialDetector, dict]:
     """The detector in a speech model folder (fp16 on disk, fp32 in memory) and its checked config."""
-    from ..validate import MAX_CONFIG_BYTES, number, read_json, whole_number
+    from ..validate import MAX_CONFIG_BYTES, number, read_json
 
     folder = Path(folder)
     path = folder / BILABIAL_CONFIG
     config = read_json(path, "bilabial detector config", MAX_CONFIG_BYTES, FIX)
-    model = config.get("model") if isinstance(config, dict) else None
-    if not isinstance(model, dict) or set(model) != {"in_dim", "hidden", "dilations"} \
-            or not isinstance(model["dilations"], list) or not 0 < len(model["dilations"]) <= 64:
-        raise LatticeTalkError(f"{path}: needs a \"model\" object with in_dim, hidden and 1–64 dilations; {FIX}")
-    sizes = {"in_dim": whole_number(model["in_dim"], f"{path}: model.in_dim", 1, 1 << 16, FIX),
-             "hidden": whole_number(model["hidden"], f"{path}: model.hidden", 1, 4096, FIX),
-             "dilations": tuple(whole_number(d, f"{path}: model.dilations", 1, 1024, FIX) for d in model["dilations"])}
+    sizes = head_sizes(config, path, FIX)
     config["threshold"] = number(config.get("threshold"), f"{path}: threshold", 0.0, 1.0, FIX)
     config["jaw_gate"] = number(config.get("jaw_gate", JAW_GATE), f"{path}: jaw_gate", 0.0, 1.0, FIX)
     detector = load_weights(BilabialDetector(**sizes), folder / BILABIAL_FILE, BILABIAL_CONFIG, FIX)
@@ -94,24 +73,25 @@ class FolderDetector:
         return detect(self.detector, decoder_features if self.features is None else self.features(samples), n_frames)
 
 
-def encoder_folder(folder: str | Path, config: dict) -> Path | None:
-    """The phonetic encoder folder a detector's config names, inside the model ``folder``; None for a detector on the
-    decoder's features. The name must be one plain folder name that stays inside the model folder (the config is
-    data from elsewhere: no absolute path, drive, ``..`` or link out)."""
+def encoder_folder(folder: str | Path, config: dict, config_name: str = BILABIAL_CONFIG, fix: str = FIX) -> Path | None:
+    """The phonetic encoder folder a head's config (``config_name``: the detector's, or the mouth-opening head's)
+    names, inside the model ``folder``; None for a head on the decoder's features. The name must be one plain folder
+    name that stays inside the model folder (the config is data from elsewhere: no absolute path, drive, ``..`` or
+    link out)."""
     from .phonetic_encoder import PHONETIC_FEATURES
 
     features = config.get("features", "decoder")
     if features == "decoder":
         return None
-    path, name = Path(folder) / BILABIAL_CONFIG, config.get("encoder")
+    path, name = Path(folder) / config_name, config.get("encoder")
     if features != PHONETIC_FEATURES:
-        raise LatticeTalkError(f"{path}: the detector reads features {features!r}, which this LatticeTalk does not "
-                               f"know; update it, or {FIX}")
+        raise LatticeTalkError(f"{path}: the head reads features {features!r}, which this LatticeTalk does not "
+                               f"know; update it, or {fix}")
     inside = isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name) is not None \
         and (Path(folder) / name).resolve().is_relative_to(Path(folder).resolve()) and (Path(folder) / name).is_dir()
     if not inside:
-        raise LatticeTalkError(f"{path}: the detector reads the phonetic encoder in folder {name!r}, which this model "
-                               f"folder does not have; {FIX}")
+        raise LatticeTalkError(f"{path}: the head reads the phonetic encoder in folder {name!r}, which this model "
+                               f"folder does not have; {fix}")
     return Path(folder) / name
 
 
@@ -134,10 +114,9 @@ def folder_detector(folder: str | Path, device: str = "cpu") -> FolderDetector |
 
 def detect(detector: BilabialDetector, features: np.ndarray, n_frames: int) -> np.ndarray:
     """(T50, F) features → the p/b/m probability of each of ``n_frames`` frames."""
-    device = next(detector.parameters()).device
-    with torch.no_grad():
-        logits = detector(torch.from_numpy(np.asarray(features, np.float32))[None].to(device), n_frames)
-    return torch.sigmoid(logits[0]).cpu().numpy()
+    from scipy.special import expit
+
+    return expit(run_head(detector, features, n_frames))
 
 
 def detected_bilabials(probability: np.ndarray, threshold: float) -> list[int]:

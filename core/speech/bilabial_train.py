@@ -62,19 +62,19 @@ def detector_loss(detector: BilabialDetector, batch) -> "torch.Tensor":
     return (loss * (trust > 0)).mean()
 
 
-def _examples(corpora: list[str | Path], split: str, features) -> list[Example]:
+def split_examples(corpora: list[str | Path], split: str, features) -> list[Example]:
     """Every corpus's ``split`` (a corpus may have none: one folder of held-out lines beside training ones)."""
     from ..data.corpus import Corpus
 
     examples = [ex for corpus in corpora if Corpus(corpus).shards(split)
                 for ex in load_examples(corpus, split, features)]
     if not examples:
-        raise LatticeTalkError(f"no '{split}' lines in {', '.join(map(str, corpora))}: the detector needs both training "
-                               "and held-out lines ('data voices' keeps --heldout-share of them)")
+        raise LatticeTalkError(f"no '{split}' lines in {', '.join(map(str, corpora))}: training needs both training "
+                               "and held-out lines ('data voices' and 'data real' keep --heldout-share of them)")
     return examples
 
 
-def _standardize(train: list[Example], heldout: list[Example]) -> tuple[np.ndarray, np.ndarray]:
+def standardize(train: list[Example], heldout: list[Example]) -> tuple[np.ndarray, np.ndarray]:
     """Each feature to zero mean and unit variance over the training lines, in place; → (mean, std). The encoder's
     states are far from unit scale (its residual stream), and the detector trains slowly on them as they are."""
     stacked = np.concatenate([ex.features[::4] for ex in train]).astype(np.float64)
@@ -84,9 +84,9 @@ def _standardize(train: list[Example], heldout: list[Example]) -> tuple[np.ndarr
     return mean.astype(np.float32), std.astype(np.float32)
 
 
-def _folded(state: dict, scale: tuple[np.ndarray, np.ndarray] | None) -> dict:
-    """The detector's weights with the standardisation folded into its first (1×1, linear) convolution, so the saved
-    detector reads the encoder's states as they come: W (x − m) / s + b = (W / s) x + (b − W m / s)."""
+def folded(state: dict, scale: tuple[np.ndarray, np.ndarray] | None) -> dict:
+    """A head's weights with the standardisation folded into its first (1×1, linear) convolution, so the saved
+    head reads the encoder's states as they come: W (x − m) / s + b = (W / s) x + (b − W m / s)."""
     import torch
 
     if scale is None:
@@ -126,8 +126,8 @@ def train_detector(model_dir: str | Path, corpora: list[str | Path], out_dir: st
         features = decoder_features(decoder_config(model_dir), model_dir)
     else:
         features = phonetic_features(phonetic_encoder)  # checks the folder before any data is read
-    train, heldout = (_examples(corpora, split, features) for split in ("train", "heldout"))
-    scale = None if phonetic_encoder is None else _standardize(train, heldout)
+    train, heldout = (split_examples(corpora, split, features) for split in ("train", "heldout"))
+    scale = None if phonetic_encoder is None else standardize(train, heldout)
     if copy:  # only once the data is known to be usable: a refused run leaves no half-made folder behind
         shutil.copytree(model_dir, out_dir, dirs_exist_ok=True)
     if phonetic_encoder is not None and Path(phonetic_encoder).resolve() != (out_dir / PHONETIC_DIR).resolve():
@@ -154,7 +154,7 @@ def train_detector(model_dir: str | Path, corpora: list[str | Path], out_dir: st
         if held < history["best"]:
             history["best"], history["best_epoch"] = held, epoch
             best_state = {k: v.clone() for k, v in detector.state_dict().items()}
-            save_file({k: v.half() for k, v in _folded(best_state, scale).items()}, str(out_dir / BILABIAL_FILE))
+            save_file({k: v.half() for k, v in folded(best_state, scale).items()}, str(out_dir / BILABIAL_FILE))
         if progress is not None:
             progress(epoch, history["train"][-1], held)
         if epoch - history["best_epoch"] >= patience:

@@ -13,6 +13,7 @@ from ..errors import LatticeTalkError
 
 DECODER_FILE, DECODER_CONFIG = "decoder.safetensors", "decoder.json"
 BILABIAL_FILE, BILABIAL_CONFIG = "bilabial.safetensors", "bilabial.json"  # the optional p/b/m detector (.bilabial)
+OPENING_FILE, OPENING_CONFIG = "opening.safetensors", "opening.json"  # the optional mouth-opening head (.opening)
 
 
 def load_weights(module, weights: Path, config_name: str, fix: str):

@@ -8,6 +8,7 @@ animation; on any other head the motion is carried over through the MediaPipe mo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,16 @@ from ..pipeline import WARNINGS_KEY, Cancelled, GenerateRequest, ProgressFn, Sto
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / "vendor_models" / "speech"
 CHUNK_SECONDS, CONTEXT_SECONDS = 20.0, 1.0
+
+
+@dataclass
+class Decoded:
+    """What the model folder's networks make of a sound, one row per take frame."""
+
+    units: np.ndarray  # (T, U) the decoder's
+    jaw: np.ndarray  # (T,) rad
+    bilabial: np.ndarray  # (T,) the p/b/m detector's probability (zeros without a detector)
+    opening: np.ndarray | None  # (T,) the mouth-opening head's (None without one): the A/V offset's evidence
 
 
 def weights_installed(model_dir: Path | None = None) -> bool:
@@ -37,6 +48,7 @@ class SpeechPipeline:
         self._config: dict = {}
         self._features = None  # audio → decoder input (log-mel or an SSL encoder's states), set by prepare()
         self._detector = None  # the model folder's p/b/m detector (core.speech.bilabial.FolderDetector), when it has one
+        self._opening = None  # its mouth-opening head (core.speech.opening.FolderOpeningHead), when it has one
         self._weights_sha256 = ""  # a take names the exact weights that made it
 
     def prepare(self) -> None:
@@ -51,6 +63,7 @@ class SpeechPipeline:
 
         from ..rerun import file_sha256
         from .bilabial import folder_detector
+        from .opening import folder_opening_head
         from .features import decoder_features
         from .model import DECODER_FILE, load_decoder
 
@@ -62,10 +75,15 @@ class SpeechPipeline:
             self._features = decoder_features(self._config, self.model_dir, self.device)
             self._weights_sha256 = file_sha256(self.model_dir / DECODER_FILE)
             self._detector = folder_detector(self.model_dir, self.device)
+            shared = None if self._detector is None or self._detector.features is None else (
+                self._detector.encoder, self._detector.features)
+            self._opening = folder_opening_head(self.model_dir, self.device, shared)
 
-    def _decode(self, samples: np.ndarray, n_frames: int, fps: float, progress: ProgressFn, should_stop: StopFn):
-        """Units (T, U), jaw (T,) and the detector's p/b/m probability (T,; zeros without a detector), chunk by
-        chunk with CONTEXT_SECONDS of audio either side."""
+    def _decode(self, samples: np.ndarray, n_frames: int, fps: float, progress: ProgressFn,
+                should_stop: StopFn) -> Decoded:
+        """The decoder's units and jaw, and the heads' p/b/m probability and mouth opening, chunk by chunk with
+        CONTEXT_SECONDS of audio either side."""
+        from .bilabial import detect
         from .log_mel import SAMPLE_RATE
         from .model import predict, seal_window
 
@@ -73,6 +91,7 @@ class SpeechPipeline:
         units = np.zeros((n_frames, len(names)), np.float32)
         jaw = np.zeros(n_frames, np.float32)
         bilabial = np.zeros(n_frames, np.float32)
+        opening = None if self._opening is None else np.zeros(n_frames, np.float32)
         starts = np.arange(0.0, n_frames / fps, CHUNK_SECONDS)
         for k, start in enumerate(starts):
             if should_stop():
@@ -84,12 +103,31 @@ class SpeechPipeline:
             features = self._features(segment)
             u, j = predict(self._model, features, f_hi - f_lo, names, seal)
             keep_lo, keep_hi = int(round(start * fps)), min(n_frames, int(round((start + CHUNK_SECONDS) * fps)))
-            units[keep_lo:keep_hi] = u[keep_lo - f_lo:keep_hi - f_lo]
-            jaw[keep_lo:keep_hi] = j[keep_lo - f_lo:keep_hi - f_lo]
+            kept = slice(keep_lo - f_lo, keep_hi - f_lo)
+            units[keep_lo:keep_hi], jaw[keep_lo:keep_hi] = u[kept], j[kept]
+            states = None  # the phonetic encoder's, computed once for both heads where they read it
             if self._detector is not None:
-                probability = self._detector.probability(features, segment, f_hi - f_lo)
-                bilabial[keep_lo:keep_hi] = probability[keep_lo - f_lo:keep_hi - f_lo]
-        return units, jaw, bilabial
+                if self._detector.features is not None:
+                    states = self._detector.features(segment)
+                bilabial[keep_lo:keep_hi] = detect(self._detector.detector,
+                                                   features if states is None else states, f_hi - f_lo)[kept]
+            if opening is not None:
+                same = self._detector is not None and self._opening.features is self._detector.features
+                opening[keep_lo:keep_hi] = self._opening.opening(
+                    states if same else self._opening.features(segment), f_hi - f_lo)[kept]
+        return Decoded(units, jaw, bilabial, opening)
+
+    def mouth_opening(self, audio_path: str | Path, fps: float) -> np.ndarray | None:
+        """(T,) the mouth-opening head's opening for a sound file at ``fps`` (what a take's video offset is estimated
+        from), or None where the model has no head."""
+        from ..audio import load_audio
+
+        self.prepare()
+        if self._opening is None:
+            return None
+        audio = load_audio(audio_path)
+        n_frames = max(1, int(round(audio.duration * fps)))
+        return self._decode(audio.samples, n_frames, fps, lambda *a: None, lambda: False).opening
 
     def generate(self, request: GenerateRequest, progress: ProgressFn, should_stop: StopFn) -> AnimationClip:
         from ..audio import audio_warnings, load_audio
@@ -108,14 +146,15 @@ class SpeechPipeline:
                                                     video_face_model(request.video_model, self.device))
         fps = settings.fps
         n_frames = max(1, int(round(audio.duration * fps)))
-        units, jaw, bilabial = self._decode(audio.samples, n_frames, fps, progress, should_stop)
+        decoded = self._decode(audio.samples, n_frames, fps, progress, should_stop)
+        units, jaw = decoded.units, decoded.jaw
         names = tuple(self._config["unit_names"])
         detected = None
         if self._detector is not None:
             from .bilabial import seal_detected_bilabials
 
-            units, jaw, detected = seal_detected_bilabials(units, jaw, names, bilabial, fps, self._detector.threshold,
-                                                           self._detector.jaw_gate)
+            units, jaw, detected = seal_detected_bilabials(units, jaw, names, decoded.bilabial, fps,
+                                                           self._detector.threshold, self._detector.jaw_gate)
         transcript_report = None
         if request.transcript:
             from .transcript import seal_transcript_bilabials
@@ -135,7 +174,7 @@ class SpeechPipeline:
             from ..motion.fusion import place_reference_video
 
             placed = place_reference_video(video, audio.samples, audio.sample_rate, units, names, jaw, fps,
-                                           settings.video_offset)
+                                           settings.video_offset, decoded.opening)
         # The audio's own digest joins the seed: two clips with one seed do not blink and nod on the same frames.
         rng = np.random.default_rng([settings.seed, int(audio.sha256[:16], 16)])
         pauses = energy_pauses(audio.samples, audio.sample_rate, fps, n_frames)
@@ -151,6 +190,8 @@ class SpeechPipeline:
             provenance["bilabial_detector"] = {"sha256": self._detector.sha256, "threshold": self._detector.threshold,
                                                "jaw_gate": self._detector.jaw_gate, "encoder": self._detector.encoder or None,
                                                "encoder_sha256": self._detector.encoder_sha256 or None, "sealed": detected}
+        if self._opening is not None:
+            provenance["mouth_opening_head"] = {"sha256": self._opening.sha256, "encoder": self._opening.encoder}
         if transcript_report is not None:
             provenance["transcript"] = transcript_report
         warnings = audio_warnings(audio)

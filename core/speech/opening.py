@@ -1,0 +1,78 @@
+"""The mouth-opening head: how far the lips part, heard from the sound by a network trained on real talking faces.
+
+The decoder's mouth learnt mostly from synthetic voices; on real speakers it never met, its opening follows the
+real lips at r ≈ 0.4 (in-the-wild dev clips), too weak for the A/V offset estimate to trust on clips of a few
+seconds. The head reads the states of the phonetic encoder (:mod:`.phonetic_encoder`, Whisper's first layers, which
+carry English phonetics learnt from 680,000 hours of real speech) and is trained on real talking faces (``data
+real``) to give the default head's mouth opening (inner-lip gap over the eye-corner distance, ``lip_geometry``)
+that reproduces the tracked speaker — trained on its correlation with it, so only the shape in time counts, not the
+scale (``opening_train``). Its opening is the offset estimate's evidence (``core.motion.fusion``); the take's mouth
+itself still comes from the decoder.
+
+A speech model folder may hold one (``opening.safetensors`` + ``opening.json``, which names the encoder folder it
+reads, as the detector's config does); without it the offset reads the decoder's mouth, as before."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .frame_head import FrameHead, head_sizes, run_head
+from .model import OPENING_CONFIG, OPENING_FILE, load_weights
+
+FIX = "copy the model folder again or train the head with 'python -m lattice_talk speech train-opening'"
+
+
+class MouthOpeningHead(FrameHead):
+    """(B, T50, F) phonetic encoder states → (B, T) mouth opening at ``n_frames`` output frames (in no fixed scale)."""
+
+
+def has_opening_head(folder: str | Path) -> bool:
+    return (Path(folder) / OPENING_FILE).is_file()
+
+
+def load_opening_head(folder: str | Path) -> tuple[MouthOpeningHead, dict]:
+    """The head in a speech model folder (fp16 on disk, fp32 in memory) and its checked config."""
+    from ..errors import LatticeTalkError
+    from ..validate import MAX_CONFIG_BYTES, read_json
+    from .phonetic_encoder import PHONETIC_FEATURES
+
+    path = Path(folder) / OPENING_CONFIG
+    config = read_json(path, "mouth-opening head config", MAX_CONFIG_BYTES, FIX)
+    sizes = head_sizes(config, path, FIX)
+    if config.get("features") != PHONETIC_FEATURES:
+        raise LatticeTalkError(f"{path}: the head must read \"features\": {PHONETIC_FEATURES!r}; {FIX}")
+    return load_weights(MouthOpeningHead(**sizes), Path(folder) / OPENING_FILE, OPENING_CONFIG, FIX), config
+
+
+@dataclass(eq=False)
+class FolderOpeningHead:
+    """A model folder's mouth-opening head and ``features`` (audio → the phonetic encoder's states it reads)."""
+
+    head: MouthOpeningHead
+    features: Callable[[np.ndarray], np.ndarray]
+    encoder: str  # the phonetic encoder's folder inside the model folder
+    sha256: str  # of the head's weights: a take's offset names the exact weights whose evidence placed it
+
+    def opening(self, states: np.ndarray, n_frames: int) -> np.ndarray:
+        """(T50, F) states of ``features`` → (n_frames,) mouth opening."""
+        return run_head(self.head, states, n_frames)
+
+
+def folder_opening_head(folder: str | Path, device: str = "cpu",
+                        features: tuple[str, Callable[[np.ndarray], np.ndarray]] | None = None) -> FolderOpeningHead | None:
+    """A speech model folder's mouth-opening head, or None where the folder has none. ``features``: (encoder folder
+    name, its states) already loaded, e.g. for the p/b/m detector; reused where the head reads the same encoder."""
+    from ..rerun import file_sha256
+    from .bilabial import encoder_folder
+    from .phonetic_encoder import phonetic_features
+
+    if not has_opening_head(folder):
+        return None
+    head, config = load_opening_head(folder)
+    encoder = encoder_folder(folder, config, OPENING_CONFIG, FIX)
+    states = features[1] if features is not None and features[0] == encoder.name else phonetic_features(encoder, device)
+    return FolderOpeningHead(head.to(device), states, encoder.name, file_sha256(Path(folder) / OPENING_FILE))
