@@ -83,6 +83,8 @@ def test_toy_recipe_builds_a_model_from_nothing_and_resumes(tmp_path, capsys):
     detector = json.loads((Path(moved) / "bilabial.json").read_text())  # the p/b/m detector rides in the same folder
     assert detector["threshold"] == 0.9 and "dev split" in detector["threshold_chosen_on"]
     assert detector["encoder"] == "phonetic_encoder" and (Path(moved) / "phonetic_encoder" / "model.safetensors").is_file()
+    opening = json.loads((Path(moved) / "opening.json").read_text())  # and the mouth-opening head, on the same encoder
+    assert opening["encoder"] == "phonetic_encoder" and opening["corpora"] == [str(work / "data" / "real_s1")]
     clip = run_sync(SpeechPipeline(moved, threads=1),
                     GenerateRequest(audio_path=GRID_DIR / "pbai7a.mpg", head=create("default")))
     assert clip.n_frames > 60 and np.isfinite(clip.expression).all()
@@ -103,7 +105,7 @@ def test_full_scale_commands_are_the_model_cards(capsys):
     recorded = [line for block in card[:card.index("## Rebuild")].split("```")[1::2]
                 for line in re.sub(r"\\\n\s*", "", block).splitlines() if line.startswith("python -m lattice_talk")]
     recipe_lines = [line for line in printed.splitlines() if " data mix " not in line and " --window " not in line]
-    assert len(recorded) == len(recipe_lines) == 36
+    assert len(recorded) == len(recipe_lines) == 37
     for card_line, recipe_line in zip(recorded, recipe_lines):
         assert _settings(card_line) == _settings(recipe_line), card_line
 

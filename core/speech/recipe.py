@@ -22,7 +22,7 @@ from typing import Callable
 from ..errors import LatticeTalkError
 from ..paths import DATASETS_DIR
 from .pipeline import MODEL_DIR
-from .model import BILABIAL_CONFIG, BILABIAL_FILE, DECODER_CONFIG, DECODER_FILE
+from .model import BILABIAL_CONFIG, BILABIAL_FILE, DECODER_CONFIG, DECODER_FILE, OPENING_CONFIG, OPENING_FILE
 
 RECIPE_FORMAT = "lattice_talk.speech_recipe/1"
 LOG_FILE = "recipe_log.json"
@@ -137,8 +137,8 @@ def run_recipe(steps: list[Step], work: str | Path, scale: str, run: Callable[[l
 
 
 def ship_model(decoder_dir: str | Path, out: str | Path) -> Path:
-    """The trained decoder as it ships: its weights and ``decoder.json`` (and its p/b/m detector with the phonetic
-    encoder it reads) in ``out`` with the
+    """The trained decoder as it ships: its weights and ``decoder.json`` (and its p/b/m detector and mouth-opening
+    head with the phonetic encoder they read) in ``out`` with the
     encoder it names copied inside as ``encoder/``, so the folder moves as one model. ``out`` is replaced; it may not be a shipped model."""
     decoder_dir, out = Path(decoder_dir), Path(out)
     _outside_shipped_models(out, "the rebuilt model")
@@ -147,7 +147,7 @@ def ship_model(decoder_dir: str | Path, out: str | Path) -> Path:
     shutil.rmtree(side, ignore_errors=True)
     side.mkdir(parents=True)
     shutil.copy2(decoder_dir / DECODER_FILE, side / DECODER_FILE)
-    for name in (BILABIAL_FILE, BILABIAL_CONFIG):  # the p/b/m detector, when the model has one
+    for name in (BILABIAL_FILE, BILABIAL_CONFIG, OPENING_FILE, OPENING_CONFIG):  # its heads, when it has them
         if (decoder_dir / name).is_file():
             shutil.copy2(decoder_dir / name, side / name)
     if (decoder_dir / BILABIAL_CONFIG).is_file():  # and the phonetic encoder it reads, when it reads one
