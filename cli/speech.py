@@ -127,6 +127,8 @@ def _add_train_opening(speech_sub: argparse._SubParsersAction) -> None:
     head.add_argument("--epochs", type=int, default=12, help="most epochs (default: 12; stops early without held-out gain)")
     head.add_argument("--steps-per-epoch", type=int, default=100, help="training steps per epoch (default: 100)")
     head.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default: 1e-3)")
+    head.add_argument("--chosen-on", default="the default (speech train-opening)",
+                      help="what chose this head (for the model card), kept in opening.json")
     head.add_argument("--seed", type=int, default=0, help="seed of the batches and initial weights (default: 0)")
     head.add_argument("--quiet", action="store_true", help="no progress bar")
     head.set_defaults(func=_cmd_speech_train_opening)
@@ -308,7 +310,8 @@ def _cmd_speech_train_opening(args: argparse.Namespace) -> int:
 
     with _epoch_progress(args.epochs, args.quiet) as progress:
         result = train_opening_head(args.model, args.corpus, args.out, epochs=args.epochs,
-                                    steps_per_epoch=args.steps_per_epoch, lr=args.lr, seed=args.seed, progress=progress)
+                                    steps_per_epoch=args.steps_per_epoch, lr=args.lr, seed=args.seed,
+                                    chosen_on=args.chosen_on, progress=progress)
     history = result["history"]
     print(f"held-out mean r {result['heldout_mean_r']:.3f} at epoch {history['best_epoch']}; head in {args.out}")
     return EXIT_OK

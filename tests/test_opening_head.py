@@ -107,7 +107,9 @@ def test_the_take_estimates_its_video_offset_from_the_head(folders):
     clip = run_sync(pipeline, request)
     assert clip.provenance["video"]["offset_evidence"] == "mouth-opening head"
     digest = hashlib.sha256((folders / "opening" / "opening.safetensors").read_bytes()).hexdigest()
-    assert clip.provenance["mouth_opening_head"] == {"sha256": digest, "encoder": "phonetic_encoder"}
+    encoder = hashlib.sha256((folders / "opening" / "phonetic_encoder" / "model.safetensors").read_bytes()).hexdigest()
+    assert clip.provenance["mouth_opening_head"] == {"sha256": digest, "encoder": "phonetic_encoder",
+                                                     "encoder_sha256": encoder}
     opening = pipeline.mouth_opening(TALKING_HEAD, 25.0)
     assert opening.shape == (len(clip.expression),) and np.isfinite(opening).all() and opening.std() > 0
     without = run_sync(SpeechPipeline(folders / "detector"), request)  # no head: the decoder's mouth, as before
@@ -149,3 +151,6 @@ def test_train_opening_refuses_a_model_without_the_phonetic_encoder_and_a_full_o
     assert main(args + ["--model", str(folders / "detector"), "--out", str(tmp_path / "full")]) != 0
     assert "the folder is not empty" in capsys.readouterr().err
     assert (tmp_path / "full" / "keep.txt").read_text() == "the user's"
+    assert main(args[:4] + ["--epochs", "0", "--quiet", "--model", str(folders / "detector"), "--out",
+                            str(tmp_path / "b")]) != 0
+    assert "at least one epoch of at least one step" in capsys.readouterr().err and not (tmp_path / "b").exists()

@@ -18,8 +18,9 @@ import numpy as np
 from ..errors import LatticeTalkError
 from .bilabial import JAW_GATE, BilabialDetector, detect, detected_bilabials
 from .model import BILABIAL_CONFIG, BILABIAL_FILE
+from .head_train import folded, split_examples, standardize, train_head
 from .phonetic_encoder import PHONETIC_DIR, PHONETIC_FEATURES, phonetic_features
-from .train import FPS, Example, _batch, load_examples
+from .train import FPS, Example
 
 POSITIVE_WEIGHT = 3.0  # p/b/m are ~8 % of speech frames: a missed one costs three times a false frame
 SCORED_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -62,40 +63,6 @@ def detector_loss(detector: BilabialDetector, batch) -> "torch.Tensor":
     return (loss * (trust > 0)).mean()
 
 
-def split_examples(corpora: list[str | Path], split: str, features) -> list[Example]:
-    """Every corpus's ``split`` (a corpus may have none: one folder of held-out lines beside training ones)."""
-    from ..data.corpus import Corpus
-
-    examples = [ex for corpus in corpora if Corpus(corpus).shards(split)
-                for ex in load_examples(corpus, split, features)]
-    if not examples:
-        raise LatticeTalkError(f"no '{split}' lines in {', '.join(map(str, corpora))}: training needs both training "
-                               "and held-out lines ('data voices' and 'data real' keep --heldout-share of them)")
-    return examples
-
-
-def standardize(train: list[Example], heldout: list[Example]) -> tuple[np.ndarray, np.ndarray]:
-    """Each feature to zero mean and unit variance over the training lines, in place; → (mean, std). The encoder's
-    states are far from unit scale (its residual stream), and the detector trains slowly on them as they are."""
-    stacked = np.concatenate([ex.features[::4] for ex in train]).astype(np.float64)
-    mean, std = stacked.mean(0), stacked.std(0) + 1e-3
-    for ex in train + heldout:
-        ex.features = ((ex.features - mean) / std).astype(np.float16)
-    return mean.astype(np.float32), std.astype(np.float32)
-
-
-def folded(state: dict, scale: tuple[np.ndarray, np.ndarray] | None) -> dict:
-    """A head's weights with the standardisation folded into its first (1×1, linear) convolution, so the saved
-    head reads the encoder's states as they come: W (x − m) / s + b = (W / s) x + (b − W m / s)."""
-    import torch
-
-    if scale is None:
-        return state
-    mean, std = (torch.from_numpy(a) for a in scale)
-    weight = state["inp.weight"] / std[None, :, None]
-    return {**state, "inp.weight": weight, "inp.bias": state["inp.bias"] - (weight[:, :, 0] * mean[None]).sum(1)}
-
-
 def train_detector(model_dir: str | Path, corpora: list[str | Path], out_dir: str | Path, epochs: int = 12,
                    steps_per_epoch: int = 100, batch_size: int = 24, lr: float = 2e-3, threshold: float = 0.5,
                    hidden: int = 96, seed: int = 0, patience: int = 4, chosen_on: str = "",
@@ -110,7 +77,6 @@ def train_detector(model_dir: str | Path, corpora: list[str | Path], out_dir: st
     import torch
     from safetensors.torch import save_file
 
-    from ..training import optimizer_step
     from .features import decoder_features
     from .model import decoder_config
 
@@ -134,32 +100,10 @@ def train_detector(model_dir: str | Path, corpora: list[str | Path], out_dir: st
         shutil.rmtree(out_dir / PHONETIC_DIR, ignore_errors=True)
         shutil.copytree(phonetic_encoder, out_dir / PHONETIC_DIR)
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     detector = BilabialDetector(train[0].features.shape[1], hidden=hidden)
-    optimizer = torch.optim.AdamW(detector.parameters(), lr=lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
-    eval_rng = np.random.default_rng(seed + 10_000)
-    eval_batches = [_batch(heldout, eval_rng, batch_size) for _ in range(8)]
-    history = {"train": [], "heldout": [], "best_epoch": -1, "best": float("inf")}
-    for epoch in range(epochs):
-        detector.train()
-        losses = [optimizer_step(detector, optimizer, schedule,
-                                 detector_loss(detector, _batch(train, rng, batch_size, perturb=scale is None)))
-                  for _ in range(steps_per_epoch)]
-        detector.eval()
-        with torch.no_grad():
-            held = float(np.mean([float(detector_loss(detector, b)) for b in eval_batches]))
-        history["train"].append(float(np.mean(losses)))
-        history["heldout"].append(held)
-        if held < history["best"]:
-            history["best"], history["best_epoch"] = held, epoch
-            best_state = {k: v.clone() for k, v in detector.state_dict().items()}
-            save_file({k: v.half() for k, v in folded(best_state, scale).items()}, str(out_dir / BILABIAL_FILE))
-        if progress is not None:
-            progress(epoch, history["train"][-1], held)
-        if epoch - history["best_epoch"] >= patience:
-            break
-    detector.load_state_dict(best_state)
+    best_state, history = train_head(detector, detector_loss, train, heldout, epochs, steps_per_epoch, batch_size, lr,
+                                     weight_decay=1e-4, seed=seed, patience=patience, perturb=scale is None,
+                                     progress=progress)
     scores = score_events(detector, heldout)
     reads = {} if scale is None else {"features": PHONETIC_FEATURES, "encoder": PHONETIC_DIR}
     (out_dir / BILABIAL_CONFIG).write_text(json.dumps({
@@ -168,4 +112,5 @@ def train_detector(model_dir: str | Path, corpora: list[str | Path], out_dir: st
         "corpora": [str(c) for c in corpora],
         "epoch": history["best_epoch"], "heldout_loss": history["best"], "heldout_events": scores,
         "train_hours": round(sum(len(ex.jaw) for ex in train) / FPS / 3600, 3), "seed": seed}, indent=2))
+    save_file({k: v.half() for k, v in folded(best_state, scale).items()}, str(out_dir / BILABIAL_FILE))
     return {"history": history, "heldout_events": scores}

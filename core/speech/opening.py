@@ -56,6 +56,7 @@ class FolderOpeningHead:
     features: Callable[[np.ndarray], np.ndarray]
     encoder: str  # the phonetic encoder's folder inside the model folder
     sha256: str  # of the head's weights: a take's offset names the exact weights whose evidence placed it
+    encoder_sha256: str  # of the phonetic encoder's weights, which shape the evidence too
 
     def opening(self, states: np.ndarray, n_frames: int) -> np.ndarray:
         """(T50, F) states of ``features`` → (n_frames,) mouth opening."""
@@ -68,11 +69,12 @@ def folder_opening_head(folder: str | Path, device: str = "cpu",
     name, its states) already loaded, e.g. for the p/b/m detector; reused where the head reads the same encoder."""
     from ..rerun import file_sha256
     from .bilabial import encoder_folder
-    from .phonetic_encoder import phonetic_features
+    from .phonetic_encoder import WEIGHTS_FILE, phonetic_features
 
     if not has_opening_head(folder):
         return None
     head, config = load_opening_head(folder)
     encoder = encoder_folder(folder, config, OPENING_CONFIG, FIX)
     states = features[1] if features is not None and features[0] == encoder.name else phonetic_features(encoder, device)
-    return FolderOpeningHead(head.to(device), states, encoder.name, file_sha256(Path(folder) / OPENING_FILE))
+    return FolderOpeningHead(head.to(device), states, encoder.name, file_sha256(Path(folder) / OPENING_FILE),
+                             file_sha256(encoder / WEIGHTS_FILE))

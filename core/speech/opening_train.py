@@ -19,15 +19,14 @@ from typing import Callable
 import numpy as np
 
 from ..errors import LatticeTalkError
-from .bilabial import encoder_folder, load_detector
-from .bilabial_train import folded, split_examples, standardize
-from .model import BILABIAL_CONFIG, OPENING_CONFIG, OPENING_FILE
+from .head_train import folded, split_examples, standardize, train_head
+from .model import BILABIAL_CONFIG, DECODER_CONFIG, OPENING_CONFIG, OPENING_FILE
 from .opening import MouthOpeningHead
 from .phonetic_encoder import PHONETIC_FEATURES, phonetic_features
-from .train import FPS, Example, _batch
+from .train import FPS, Example
 
-# ±0.14 s of context (two dilated layers and the output's): a phone and its neighbours, as in the probe that first
-# measured the head (in-the-wild dev clips: r 0.65 at the best lag against the decoder's 0.43)
+# ±0.12 s of context in the two dilated layers (50 Hz), one output frame more either side: a phone and its
+# neighbours, as in the probe that first measured the head (in-the-wild dev clips: r 0.65 against the decoder's 0.43)
 DILATIONS = (1, 2)
 HIDDEN = 128
 
@@ -42,13 +41,16 @@ def _with_opening_target(example: Example) -> Example:
 
 
 def correlation_loss(head: MouthOpeningHead, batch) -> "torch.Tensor":
-    """1 − the Pearson r of the head's output with the target over each window's trusted frames, averaged over the
-    windows whose target moves (a window of silence says nothing about timing)."""
+    """1 − the Pearson r of the head's output with the target over each window's trusted frames (tracker confidence
+    over CONFIDENCE_RAMP[0], the frames the offset estimate reads), averaged over the windows whose target moves at
+    all there."""
     import torch
+
+    from ..motion.fusion import CONFIDENCE_RAMP
 
     features, _, _, _, target, _, trust = batch
     output = head(features, target.shape[1])
-    weight = (trust > 0).float()
+    weight = (trust > CONFIDENCE_RAMP[0]).float()
     total = weight.sum(1, keepdim=True).clamp_min(1.0)
     centred = [(x - (x * weight).sum(1, keepdim=True) / total) * weight for x in (output, target)]
     norms = [c.norm(dim=1) for c in centred]
@@ -59,19 +61,27 @@ def correlation_loss(head: MouthOpeningHead, batch) -> "torch.Tensor":
 
 def train_opening_head(model_dir: str | Path, corpora: list[str | Path], out_dir: str | Path, epochs: int = 12,
                        steps_per_epoch: int = 100, batch_size: int = 24, lr: float = 1e-3, seed: int = 0,
-                       patience: int = 4, progress: Callable[[int, float, float], None] | None = None) -> dict:
+                       patience: int = 4, chosen_on: str = "",
+                       progress: Callable[[int, float, float], None] | None = None) -> dict:
     """A mouth-opening head for the speech model in ``model_dir``, reading its phonetic encoder (the one its p/b/m
     detector reads), trained on ``corpora`` (``data real`` folders); ``out_dir`` becomes a copy of the model folder
-    with the head in it (``model_dir`` itself when they are the same). Returns the history and the held-out mean r."""
+    with the head in it (``model_dir`` itself when they are the same); ``chosen_on``: what chose this head, kept in its
+    config. Returns the history and the held-out mean r."""
     import torch
     from safetensors.torch import save_file
 
-    from ..training import optimizer_step
+    from ..validate import MAX_CONFIG_BYTES, read_json
+    from .bilabial import FIX, encoder_folder
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if not corpora:
         raise LatticeTalkError("the mouth-opening head needs real talking faces (--corpus: 'data real' folders)")
-    encoder = encoder_folder(model_dir, load_detector(model_dir)[1]) if (model_dir / BILABIAL_CONFIG).is_file() else None
+    if not (model_dir / DECODER_CONFIG).is_file():
+        raise LatticeTalkError(f"{model_dir}: not a speech model folder (no {DECODER_CONFIG}); give --model a trained "
+                               "model's folder")
+    detector = model_dir / BILABIAL_CONFIG
+    config = read_json(detector, "bilabial detector config", MAX_CONFIG_BYTES, FIX) if detector.is_file() else {}
+    encoder = encoder_folder(model_dir, config)
     if encoder is None:
         raise LatticeTalkError(f"{model_dir}: the mouth-opening head reads the model's phonetic encoder, and this model "
                                "has none; give a model with a p/b/m detector on it ('speech train-bilabial "
@@ -84,38 +94,18 @@ def train_opening_head(model_dir: str | Path, corpora: list[str | Path], out_dir
     train, heldout = ([_with_opening_target(ex) for ex in split_examples(corpora, split, features)]
                       for split in ("train", "heldout"))
     scale = standardize(train, heldout)
-    if copy:  # only once the data is known to be usable: a refused run leaves no half-made folder behind
-        shutil.copytree(model_dir, out_dir, dirs_exist_ok=True)
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     head = MouthOpeningHead(train[0].features.shape[1], hidden=HIDDEN, dilations=DILATIONS)
-    optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-2)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
-    eval_rng = np.random.default_rng(seed + 10_000)
-    eval_batches = [_batch(heldout, eval_rng, batch_size) for _ in range(8)]
-    history = {"train": [], "heldout": [], "best_epoch": -1, "best": float("inf")}
-    for epoch in range(epochs):
-        head.train()
-        losses = [optimizer_step(head, optimizer, schedule, correlation_loss(head, _batch(train, rng, batch_size)))
-                  for _ in range(steps_per_epoch)]
-        head.eval()
-        with torch.no_grad():
-            held = float(np.mean([float(correlation_loss(head, b)) for b in eval_batches]))
-        history["train"].append(float(np.mean(losses)))
-        history["heldout"].append(held)
-        if held < history["best"]:
-            history["best"], history["best_epoch"] = held, epoch
-            best_state = {k: v.clone() for k, v in head.state_dict().items()}
-            save_file({k: v.half() for k, v in folded(best_state, scale).items()}, str(out_dir / OPENING_FILE))
-        if progress is not None:
-            progress(epoch, history["train"][-1], held)
-        if epoch - history["best_epoch"] >= patience:
-            break
+    best_state, history = train_head(head, correlation_loss, train, heldout, epochs, steps_per_epoch, batch_size, lr,
+                                     weight_decay=1e-2, seed=seed, patience=patience, progress=progress)
+    if copy:  # only once the head is trained: a refused or failed run leaves no half-made folder behind
+        shutil.copytree(model_dir, out_dir, dirs_exist_ok=True)
     (out_dir / OPENING_CONFIG).write_text(json.dumps({
         "model": head.config, "features": PHONETIC_FEATURES, "encoder": encoder.name,
         "target": "the default head's mouth opening (inner-lip gap over the eye-corner distance), trained on its "
                   "correlation: no fixed scale",
-        "corpora": [str(c) for c in corpora], "epoch": history["best_epoch"],
+        "chosen_on": chosen_on, "corpora": [str(c) for c in corpora], "epoch": history["best_epoch"],
         "heldout_mean_r": round(1.0 - history["best"], 4),
         "train_hours": round(sum(len(ex.jaw) for ex in train) / FPS / 3600, 3), "seed": seed}, indent=2))
+    save_file({k: v.half() for k, v in folded(best_state, scale).items()}, str(out_dir / OPENING_FILE))
     return {"history": history, "heldout_mean_r": 1.0 - history["best"]}

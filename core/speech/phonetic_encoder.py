@@ -1,4 +1,5 @@
-"""The phonetic encoder: the first layers of Whisper's audio encoder (OpenAI, MIT), which the p/b/m detector reads.
+"""The phonetic encoder: the first layers of Whisper's audio encoder (OpenAI, MIT), which the p/b/m detector and the
+mouth-opening head read.
 
 Whisper learnt English phonetics from 680,000 hours of real speech; our own small encoder learnt from synthetic
 voices and a few hours of real ones, and a detector on its features misses a p, b or m of a new voice one time in
@@ -21,7 +22,7 @@ import numpy as np
 
 from ..errors import LatticeTalkError
 
-PHONETIC_FEATURES = "whisper_encoder_states"  # bilabial.json "features": the detector reads this encoder
+PHONETIC_FEATURES = "whisper_encoder_states"  # a head's config "features" (bilabial.json, opening.json): it reads this encoder
 PHONETIC_DIR = "phonetic_encoder"  # its folder inside a speech model folder
 WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"
 CONFIG_FORMAT = "lattice_talk.whisper_encoder/1"

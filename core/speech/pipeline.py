@@ -63,21 +63,21 @@ class SpeechPipeline:
 
         from ..rerun import file_sha256
         from .bilabial import folder_detector
-        from .opening import folder_opening_head
         from .features import decoder_features
         from .model import DECODER_FILE, load_decoder
+        from .opening import folder_opening_head
 
         # A couple of threads keep Blender's UI responsive on small machines and are all this model needs.
         torch.set_num_threads(self.threads or max(1, min(4, (os.cpu_count() or 2) - 1)))
-        if self._model is None:
-            self._model, self._config = load_decoder(self.model_dir)
-            self._model.to(self.device)
-            self._features = decoder_features(self._config, self.model_dir, self.device)
+        if self._model is None:  # every part loaded before any is kept: a folder that fails fails on every call
+            model, config = load_decoder(self.model_dir)
+            features = decoder_features(config, self.model_dir, self.device)
+            detector = folder_detector(self.model_dir, self.device)
+            shared = None if detector is None or detector.features is None else (detector.encoder, detector.features)
+            opening = folder_opening_head(self.model_dir, self.device, shared)
             self._weights_sha256 = file_sha256(self.model_dir / DECODER_FILE)
-            self._detector = folder_detector(self.model_dir, self.device)
-            shared = None if self._detector is None or self._detector.features is None else (
-                self._detector.encoder, self._detector.features)
-            self._opening = folder_opening_head(self.model_dir, self.device, shared)
+            self._config, self._features, self._detector, self._opening = config, features, detector, opening
+            self._model = model.to(self.device)
 
     def _decode(self, samples: np.ndarray, n_frames: int, fps: float, progress: ProgressFn,
                 should_stop: StopFn) -> Decoded:
@@ -191,7 +191,8 @@ class SpeechPipeline:
                                                "jaw_gate": self._detector.jaw_gate, "encoder": self._detector.encoder or None,
                                                "encoder_sha256": self._detector.encoder_sha256 or None, "sealed": detected}
         if self._opening is not None:
-            provenance["mouth_opening_head"] = {"sha256": self._opening.sha256, "encoder": self._opening.encoder}
+            provenance["mouth_opening_head"] = {"sha256": self._opening.sha256, "encoder": self._opening.encoder,
+                                                "encoder_sha256": self._opening.encoder_sha256}
         if transcript_report is not None:
             provenance["transcript"] = transcript_report
         warnings = audio_warnings(audio)
