@@ -383,11 +383,14 @@ def _cmd_speech_eval(args: argparse.Namespace) -> int:
     from ..core.speech.train import evaluate, load_examples
     from ..core.speech.model import load_decoder, seal_window
     from ..core.speech.bilabial import folder_detector
+    from ..core.speech.opening import folder_opening_head
 
     model, config = load_decoder(args.model)
     head = create("default")
     examples = load_examples(args.corpus, "heldout", decoder_features(config, args.model), limit=args.limit)
-    report = {"heldout": evaluate(model, examples, LandmarkRig(head), seal_window(config), folder_detector(args.model))}
+    detector = folder_detector(args.model)
+    report = {"heldout": evaluate(model, examples, LandmarkRig(head), seal_window(config), detector,
+                                  folder_opening_head(args.model, detector=detector))}
     if args.real:
         clips = sorted(Path(args.real).glob("*.wav"))
         report["real_clips"], generated = real_clip_checks(SpeechPipeline(args.model), clips, head)

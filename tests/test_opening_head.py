@@ -73,6 +73,28 @@ def test_the_correlation_loss_reads_the_shape_in_time_not_the_scale():
     assert float(correlation_loss(Echo(wrong_after), batch[:-1] + (untrusted,))) == pytest.approx(0.0, abs=1e-4)
 
 
+def test_the_jaw_follows_the_heads_timing_as_far_as_its_weight_and_keeps_the_decoders_spread():
+    from lattice_talk.core.heads import create
+    from lattice_talk.core.motion.fusion import predicted_mouth_opening
+    from lattice_talk.core.speech.decoder import JAW_MAX
+    from lattice_talk.core.speech.opening import guide_jaw
+
+    names = create("default").expression_names
+    t = np.arange(120) / 30.0
+    units = np.zeros((120, len(names)), np.float32)
+    jaw = (0.15 + 0.1 * np.sin(2 * np.pi * 2.0 * t)).astype(np.float32)  # the decoder opens 2× a second
+    head = 7.0 * np.sin(2 * np.pi * 2.0 * (t - 0.1)) - 3.0  # the head: the same rhythm 0.1 s later, its own scale
+    own = predicted_mouth_opening(units, names, jaw)
+    assert np.array_equal(guide_jaw(units, jaw, names, head, 0.0), jaw)
+    followed = predicted_mouth_opening(units, names, guide_jaw(units, jaw, names, head, 1.0))
+    assert np.corrcoef(followed, head)[0, 1] > 0.999  # when: the head's
+    assert followed.std() == pytest.approx(own.std(), rel=0.05) and followed.mean() == pytest.approx(own.mean(), rel=0.05)
+    half = predicted_mouth_opening(units, names, guide_jaw(units, jaw, names, head, 0.5))
+    assert np.allclose(half, 0.5 * (own + followed), atol=2e-3)
+    wide = guide_jaw(units, np.full(120, 0.44, np.float32) + 0.01 * np.sin(t).astype(np.float32), names, 50 * head, 1.0)
+    assert wide.min() >= 0.0 and wide.max() <= JAW_MAX  # never past the jaw's range
+
+
 def test_the_head_learns_the_real_mouth_opening_and_reads_the_models_own_encoder(folders):
     from lattice_talk.core.motion.fusion import predicted_mouth_opening
     from lattice_talk.core.speech.opening import folder_opening_head
@@ -109,9 +131,20 @@ def test_the_take_estimates_its_video_offset_from_the_head(folders):
     digest = hashlib.sha256((folders / "opening" / "opening.safetensors").read_bytes()).hexdigest()
     encoder = hashlib.sha256((folders / "opening" / "phonetic_encoder" / "model.safetensors").read_bytes()).hexdigest()
     assert clip.provenance["mouth_opening_head"] == {"sha256": digest, "encoder": "phonetic_encoder",
-                                                     "encoder_sha256": encoder}
+                                                     "encoder_sha256": encoder, "jaw_weight": 0.0}
     opening = pipeline.mouth_opening(TALKING_HEAD, 25.0)
     assert opening.shape == (len(clip.expression),) and np.isfinite(opening).all() and opening.std() > 0
+    assert clip.provenance["mouth_opening_head"]["jaw_weight"] == 0.0  # trained: evidence only, until chosen
+    guided = folders / "guided"
+    if not guided.exists():
+        shutil.copytree(folders / "opening", guided)
+        config = json.loads((guided / "opening.json").read_text())
+        (guided / "opening.json").write_text(json.dumps({**config, "jaw_weight": 1.0}))
+    moved = run_sync(SpeechPipeline(guided), GenerateRequest(audio_path=TALKING_HEAD, head=create("default"),
+                                                             settings=GenerateSettings(fps=25.0)))
+    assert moved.provenance["mouth_opening_head"]["jaw_weight"] == 1.0
+    assert not np.allclose(moved.jaw, run_sync(pipeline, GenerateRequest(
+        audio_path=TALKING_HEAD, head=create("default"), settings=GenerateSettings(fps=25.0))).jaw, atol=1e-3)
     without = run_sync(SpeechPipeline(folders / "detector"), request)  # no head: the decoder's mouth, as before
     assert without.provenance["video"]["offset_evidence"] == "decoder mouth"
     assert "mouth_opening_head" not in without.provenance
@@ -131,6 +164,9 @@ def test_a_damaged_head_is_one_error_naming_its_file(folders, tmp_path):
     (broken / "opening.json").write_text(json.dumps({**config, "encoder": "../detector"}))
     with pytest.raises(LatticeTalkError, match=r"opening\.json: the head reads the phonetic encoder in folder "
                                                r"'\.\./detector', which this model folder does not have"):
+        SpeechPipeline(broken).prepare()
+    (broken / "opening.json").write_text(json.dumps({**config, "jaw_weight": 2.0}))
+    with pytest.raises(LatticeTalkError, match=r"opening\.json: jaw_weight"):
         SpeechPipeline(broken).prepare()
     (broken / "opening.json").write_text(json.dumps(config))
     (broken / "opening.safetensors").write_bytes(b"not weights")

@@ -6,8 +6,9 @@ seconds. The head reads the states of the phonetic encoder (:mod:`.phonetic_enco
 carry English phonetics learnt from 680,000 hours of real speech) and is trained on real talking faces (``data
 real``) to give the default head's mouth opening (inner-lip gap over the eye-corner distance, ``lip_geometry``)
 that reproduces the tracked speaker — trained on its correlation with it, so only the shape in time counts, not the
-scale (``opening_train``). Its opening is the offset estimate's evidence (``core.motion.fusion``); the take's mouth
-itself still comes from the decoder.
+scale (``opening_train``). Its opening is the offset estimate's evidence (``core.motion.fusion``), and where its
+config gives a ``jaw_weight`` the take's jaw follows it that far (:func:`guide_jaw`): the decoder's mouth shapes stay,
+the head says when the mouth opens.
 
 A speech model folder may hold one (``opening.safetensors`` + ``opening.json``, which names the encoder folder it
 reads, as the detector's config does); without it the offset reads the decoder's mouth, as before."""
@@ -37,12 +38,13 @@ def has_opening_head(folder: str | Path) -> bool:
 def load_opening_head(folder: str | Path) -> tuple[MouthOpeningHead, dict]:
     """The head in a speech model folder (fp16 on disk, fp32 in memory) and its checked config."""
     from ..errors import LatticeTalkError
-    from ..validate import MAX_CONFIG_BYTES, read_json
+    from ..validate import MAX_CONFIG_BYTES, number, read_json
     from .phonetic_encoder import PHONETIC_FEATURES
 
     path = Path(folder) / OPENING_CONFIG
     config = read_json(path, "mouth-opening head config", MAX_CONFIG_BYTES, FIX)
     sizes = head_sizes(config, path, FIX)
+    config["jaw_weight"] = number(config.get("jaw_weight", 0.0), f"{path}: jaw_weight", 0.0, 1.0, FIX)
     if config.get("features") != PHONETIC_FEATURES:
         raise LatticeTalkError(f"{path}: the head must read \"features\": {PHONETIC_FEATURES!r}; {FIX}")
     return load_weights(MouthOpeningHead(**sizes), Path(folder) / OPENING_FILE, OPENING_CONFIG, FIX), config
@@ -57,16 +59,16 @@ class FolderOpeningHead:
     encoder: str  # the phonetic encoder's folder inside the model folder
     sha256: str  # of the head's weights: a take's offset names the exact weights whose evidence placed it
     encoder_sha256: str  # of the phonetic encoder's weights, which shape the evidence too
+    jaw_weight: float = 0.0  # how far the take's jaw follows the head's opening (guide_jaw); 0: evidence only
 
     def opening(self, states: np.ndarray, n_frames: int) -> np.ndarray:
         """(T50, F) states of ``features`` → (n_frames,) mouth opening."""
         return run_head(self.head, states, n_frames)
 
 
-def folder_opening_head(folder: str | Path, device: str = "cpu",
-                        features: tuple[str, Callable[[np.ndarray], np.ndarray]] | None = None) -> FolderOpeningHead | None:
-    """A speech model folder's mouth-opening head, or None where the folder has none. ``features``: (encoder folder
-    name, its states) already loaded, e.g. for the p/b/m detector; reused where the head reads the same encoder."""
+def folder_opening_head(folder: str | Path, device: str = "cpu", detector=None) -> FolderOpeningHead | None:
+    """A speech model folder's mouth-opening head, or None where the folder has none. ``detector``: the folder's p/b/m
+    detector (``bilabial.folder_detector``), whose loaded encoder the head reuses where it reads the same one."""
     from ..rerun import file_sha256
     from .bilabial import encoder_folder
     from .phonetic_encoder import WEIGHTS_FILE, phonetic_features
@@ -75,6 +77,27 @@ def folder_opening_head(folder: str | Path, device: str = "cpu",
         return None
     head, config = load_opening_head(folder)
     encoder = encoder_folder(folder, config, OPENING_CONFIG, FIX)
-    states = features[1] if features is not None and features[0] == encoder.name else phonetic_features(encoder, device)
+    shared = detector is not None and detector.features is not None and detector.encoder == encoder.name
+    states = detector.features if shared else phonetic_features(encoder, device)
     return FolderOpeningHead(head.to(device), states, encoder.name, file_sha256(Path(folder) / OPENING_FILE),
-                             file_sha256(encoder / WEIGHTS_FILE))
+                             file_sha256(encoder / WEIGHTS_FILE), config["jaw_weight"])
+
+
+def guide_jaw(units: np.ndarray, jaw: np.ndarray, unit_names: tuple[str, ...], opening: np.ndarray,
+              weight: float) -> np.ndarray:
+    """The decoder's jaw (T,) moved so that the default head's mouth opening becomes (1 − ``weight``) × the
+    decoder's own + ``weight`` × the head's ``opening`` (T,). The head has no scale of its own (trained on
+    correlation), so its opening is first given the decoder's mean and spread over the take: the decoder keeps how
+    wide this voice opens, the head says when. The opening grows almost linearly with the jaw angle on the default
+    head (0.008 shut, 0.46 at JAW_MAX), so one slope turns the change of opening into a change of jaw."""
+    from ..motion.fusion import predicted_mouth_opening
+    from .decoder import JAW_MAX
+
+    own = predicted_mouth_opening(units, unit_names, jaw)
+    head = np.asarray(opening, np.float64)
+    if weight <= 0.0 or head.std() < 1e-9 or own.std() < 1e-9:
+        return jaw
+    matched = (head - head.mean()) / head.std() * own.std() + own.mean()
+    rest = np.zeros((2, len(unit_names)), np.float32)
+    slope = float(np.diff(predicted_mouth_opening(rest, unit_names, np.array([0.0, 0.2], np.float32)))[0] / 0.2)
+    return np.clip(jaw + weight * (matched - own) / slope, 0.0, JAW_MAX).astype(np.float32)

@@ -25,8 +25,9 @@ CHUNK_SECONDS, CONTEXT_SECONDS = 20.0, 1.0
 class Decoded:
     """What the model folder's networks make of a sound, one row per take frame."""
 
-    units: np.ndarray  # (T, U) the decoder's
-    jaw: np.ndarray  # (T,) rad
+    units: np.ndarray  # (T, U) the decoder's, before its seal
+    jaw: np.ndarray  # (T,) rad, before its seal
+    closure: np.ndarray  # (T,) the decoder's p/b/m closure probability (its seal: model.apply_seal)
     bilabial: np.ndarray  # (T,) the p/b/m detector's probability (zeros without a detector)
     opening: np.ndarray | None  # (T,) the mouth-opening head's (None without one): the A/V offset's evidence
 
@@ -73,23 +74,22 @@ class SpeechPipeline:
             model, config = load_decoder(self.model_dir)
             features = decoder_features(config, self.model_dir, self.device)
             detector = folder_detector(self.model_dir, self.device)
-            shared = None if detector is None or detector.features is None else (detector.encoder, detector.features)
-            opening = folder_opening_head(self.model_dir, self.device, shared)
+            opening = folder_opening_head(self.model_dir, self.device, detector)
             self._weights_sha256 = file_sha256(self.model_dir / DECODER_FILE)
             self._config, self._features, self._detector, self._opening = config, features, detector, opening
             self._model = model.to(self.device)
 
     def _decode(self, samples: np.ndarray, n_frames: int, fps: float, progress: ProgressFn,
                 should_stop: StopFn) -> Decoded:
-        """The decoder's units and jaw, and the heads' p/b/m probability and mouth opening, chunk by chunk with
-        CONTEXT_SECONDS of audio either side."""
+        """The decoder's units, jaw and closure, and the heads' p/b/m probability and mouth opening, chunk by chunk
+        with CONTEXT_SECONDS of audio either side."""
         from .bilabial import detect
         from .log_mel import SAMPLE_RATE
-        from .model import predict, seal_window
+        from .model import decode
 
-        names, seal = tuple(self._config["unit_names"]), seal_window(self._config)
-        units = np.zeros((n_frames, len(names)), np.float32)
+        units = np.zeros((n_frames, len(self._config["unit_names"])), np.float32)
         jaw = np.zeros(n_frames, np.float32)
+        closure = np.zeros(n_frames, np.float32)
         bilabial = np.zeros(n_frames, np.float32)
         opening = None if self._opening is None else np.zeros(n_frames, np.float32)
         starts = np.arange(0.0, n_frames / fps, CHUNK_SECONDS)
@@ -101,10 +101,10 @@ class SpeechPipeline:
             segment = samples[int(lo * SAMPLE_RATE):int(hi * SAMPLE_RATE)]
             f_lo, f_hi = int(round(lo * fps)), int(round(hi * fps))
             features = self._features(segment)
-            u, j = predict(self._model, features, f_hi - f_lo, names, seal)
+            u, j, c = decode(self._model, features, f_hi - f_lo)
             keep_lo, keep_hi = int(round(start * fps)), min(n_frames, int(round((start + CHUNK_SECONDS) * fps)))
             kept = slice(keep_lo - f_lo, keep_hi - f_lo)
-            units[keep_lo:keep_hi], jaw[keep_lo:keep_hi] = u[kept], j[kept]
+            units[keep_lo:keep_hi], jaw[keep_lo:keep_hi], closure[keep_lo:keep_hi] = u[kept], j[kept], c[kept]
             states = None  # the phonetic encoder's, computed once for both heads where they read it
             if self._detector is not None:
                 if self._detector.features is not None:
@@ -115,7 +115,7 @@ class SpeechPipeline:
                 same = self._detector is not None and self._opening.features is self._detector.features
                 opening[keep_lo:keep_hi] = self._opening.opening(
                     states if same else self._opening.features(segment), f_hi - f_lo)[kept]
-        return Decoded(units, jaw, bilabial, opening)
+        return Decoded(units, jaw, closure, bilabial, opening)
 
     def mouth_opening(self, audio_path: str | Path, fps: float) -> np.ndarray | None:
         """(T,) the mouth-opening head's opening for a sound file at ``fps`` (what a take's video offset is estimated
@@ -133,6 +133,7 @@ class SpeechPipeline:
         from ..audio import audio_warnings, load_audio
         from ..prosody import add_prosody, energy_pauses
         from ..mouth import mouth_unit_mask
+        from .model import apply_seal, seal_window
 
         settings = request.settings
         progress("reading audio", 0.0)
@@ -149,6 +150,11 @@ class SpeechPipeline:
         decoded = self._decode(audio.samples, n_frames, fps, progress, should_stop)
         units, jaw = decoded.units, decoded.jaw
         names = tuple(self._config["unit_names"])
+        if self._opening is not None and self._opening.jaw_weight > 0.0:  # before any seal: a p/b/m still shuts
+            from .opening import guide_jaw
+
+            jaw = guide_jaw(units, jaw, names, decoded.opening, self._opening.jaw_weight)
+        units, jaw = apply_seal(units, jaw, decoded.closure, names, seal_window(self._config))
         detected = None
         if self._detector is not None:
             from .bilabial import seal_detected_bilabials
@@ -192,7 +198,8 @@ class SpeechPipeline:
                                                "encoder_sha256": self._detector.encoder_sha256 or None, "sealed": detected}
         if self._opening is not None:
             provenance["mouth_opening_head"] = {"sha256": self._opening.sha256, "encoder": self._opening.encoder,
-                                                "encoder_sha256": self._opening.encoder_sha256}
+                                                "encoder_sha256": self._opening.encoder_sha256,
+                                                "jaw_weight": self._opening.jaw_weight}
         if transcript_report is not None:
             provenance["transcript"] = transcript_report
         warnings = audio_warnings(audio)

@@ -310,29 +310,36 @@ SEAL_CANDIDATES = ((0.3, 0.7), (0.4, 0.8), (0.5, 0.9), (0.6, 1.0), (0.7, 1.0), (
 MIN_CLOSURE_RATE = 0.9  # calibration never trades bilabial closure below this for lip error
 
 
-def evaluate(model, examples: list[Example], rig, seal: tuple[float, float] = SEAL_DEFAULT, detector=None) -> dict:
+def evaluate(model, examples: list[Example], rig, seal: tuple[float, float] = SEAL_DEFAULT, detector=None,
+             opening=None) -> dict:
     """Pose the default head with the predictions; compare with the corpus motion (same head). ``detector``: the
-    model folder's p/b/m detector (``bilabial.folder_detector``), sealing as the pipeline does."""
-    return evaluate_seals(model, examples, rig, (seal,), detector)[0]
+    model folder's p/b/m detector (``bilabial.folder_detector``), sealing as the pipeline does; ``opening``: its
+    mouth-opening head (``opening.folder_opening_head``), guiding the jaw as the pipeline does."""
+    return evaluate_seals(model, examples, rig, (seal,), detector, opening)[0]
 
 
-def evaluate_seals(model, examples: list[Example], rig, seals, detector=None) -> list[dict]:
+def evaluate_seals(model, examples: list[Example], rig, seals, detector=None, opening=None) -> list[dict]:
     """:func:`evaluate` for each seal window in ``seals``; the decoder and the reference motion run once."""
     from .. import metrics
     from ..mediapipe_points import LIPS
     from ..motion_file import MotionTrack
     from .bilabial import seal_detected_bilabials
+    from .opening import guide_jaw
 
     decoded = []
     for ex in examples:
         ref = ex.utterance.motion(rig)
         bilabial = None if detector is None else detector.probability(ex.features, ex.utterance.audio, ref.n_frames)
-        decoded.append((ex, ref, decode(model, ex.features, ref.n_frames), bilabial))
+        guide = None if opening is None or opening.jaw_weight <= 0.0 else opening.opening(
+            opening.features(ex.utterance.audio), ref.n_frames)
+        decoded.append((ex, ref, decode(model, ex.features, ref.n_frames), bilabial, guide))
     reports = []
     for seal in seals:
         lve, closed, total, offsets, corr = [], 0, 0, [], []
-        for ex, ref, raw, bilabial in decoded:
-            units, jaw = apply_seal(*raw, ex.utterance.unit_names, seal)
+        for ex, ref, (units, jaw, closure), bilabial, guide in decoded:
+            if guide is not None:  # before the seal, as the pipeline guides it
+                jaw = guide_jaw(units, jaw, ex.utterance.unit_names, guide, opening.jaw_weight)
+            units, jaw = apply_seal(units, jaw, closure, ex.utterance.unit_names, seal)
             if bilabial is not None:
                 units, jaw, _ = seal_detected_bilabials(units, jaw, ex.utterance.unit_names, bilabial, ref.fps,
                                                         detector.threshold, detector.jaw_gate)
