@@ -218,7 +218,9 @@ def test_killing_a_worker_mid_batch_loses_nothing(cluster, tmp_path):
 
 
 def test_ctrl_c_cancels_the_rest_and_a_rerun_completes(cluster, tmp_path):
-    inputs, out = lines(tmp_path / "vo", 200, seconds=2.0), tmp_path / "takes"  # 40 once all finished in a stall
+    # 1600 s of speech: 40 lines once all finished in a stall before the Ctrl-C landed, and so did 200 lines of 2 s
+    # in a fresh environment once the speech model ran at 60× real time
+    inputs, out = lines(tmp_path / "vo", 200, seconds=8.0), tmp_path / "takes"
     client = client_process(inputs, out, cluster.address)
     wait_until_done(out, 2, client)
     client.send_signal(signal.SIGINT)
