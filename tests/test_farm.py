@@ -127,9 +127,13 @@ def client_process(inputs: Path, out: Path, scheduler: str) -> subprocess.Popen:
     """The command in its own process, as a user runs it at a terminal (so it can be interrupted): with Ctrl-C's
     default action even where the tests themselves run with it ignored, as a non-interactive shell's background job
     does (``pytest &``) — Python then never raises KeyboardInterrupt, and the client finishes the batch."""
-    return subprocess.Popen([sys.executable, "-m", "lattice_talk", "generate", str(inputs), "--out", str(out), "--quiet",
-                             "--scheduler", scheduler], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # a caught signal is the default after exec
+    try:
+        return subprocess.Popen([sys.executable, "-m", "lattice_talk", "generate", str(inputs), "--out", str(out),
+                                 "--quiet", "--scheduler", scheduler], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def wait_until_done(out: Path, count: int, process: subprocess.Popen, timeout: float = 120.0) -> None:

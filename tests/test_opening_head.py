@@ -93,6 +93,11 @@ def test_the_jaw_follows_the_heads_timing_as_far_as_its_weight_and_keeps_the_dec
     assert np.allclose(half, 0.5 * (own + followed), atol=2e-3)
     wide = guide_jaw(units, np.full(120, 0.44, np.float32) + 0.01 * np.sin(t).astype(np.float32), names, 50 * head, 1.0)
     assert wide.min() >= 0.0 and wide.max() <= JAW_MAX  # never past the jaw's range
+    lost = head.copy()
+    lost[5] = np.nan  # a head that failed somewhere: the decoder's jaw, untouched
+    assert np.array_equal(guide_jaw(units, jaw, names, lost, 1.0), jaw)
+    with pytest.raises(ValueError, match="120"):
+        guide_jaw(units, jaw, names, head[:100], 1.0)
 
 
 def test_the_head_learns_the_real_mouth_opening_and_reads_the_models_own_encoder(folders):

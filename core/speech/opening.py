@@ -85,18 +85,20 @@ def folder_opening_head(folder: str | Path, device: str = "cpu", detector=None) 
 
 def guide_jaw(units: np.ndarray, jaw: np.ndarray, unit_names: tuple[str, ...], opening: np.ndarray,
               weight: float) -> np.ndarray:
-    """The decoder's jaw (T,) moved so that the default head's mouth opening becomes (1 − ``weight``) × the
-    decoder's own + ``weight`` × the head's ``opening`` (T,). The head has no scale of its own (trained on
+    """The decoder's jaw (T,) moved so that the default head's mouth opening becomes, approximately (one slope for
+    every mouth shape), (1 − ``weight``) × the decoder's own + ``weight`` × the head's ``opening`` (T,). The head has no scale of its own (trained on
     correlation), so its opening is first given the decoder's mean and spread over the take: the decoder keeps how
     wide this voice opens, the head says when. The opening grows almost linearly with the jaw angle on the default
     head (0.008 shut, 0.46 at JAW_MAX), so one slope turns the change of opening into a change of jaw."""
     from ..motion.fusion import predicted_mouth_opening
     from .decoder import JAW_MAX
 
+    if len(opening) != len(jaw):
+        raise ValueError(f"the head's opening has {len(opening)} frames, the jaw {len(jaw)}")
     own = predicted_mouth_opening(units, unit_names, jaw)
     head = np.asarray(opening, np.float64)
-    if weight <= 0.0 or head.std() < 1e-9 or own.std() < 1e-9:
-        return jaw
+    if weight <= 0.0 or not np.isfinite(head).all() or head.std() < 1e-9 or own.std() < 1e-9:
+        return np.asarray(jaw, np.float32)
     matched = (head - head.mean()) / head.std() * own.std() + own.mean()
     rest = np.zeros((2, len(unit_names)), np.float32)
     slope = float(np.diff(predicted_mouth_opening(rest, unit_names, np.array([0.0, 0.2], np.float32)))[0] / 0.2)

@@ -154,7 +154,8 @@ class SpeechPipeline:
             from .opening import guide_jaw
 
             jaw = guide_jaw(units, jaw, names, decoded.opening, self._opening.jaw_weight)
-        units, jaw = apply_seal(units, jaw, decoded.closure, names, seal_window(self._config))
+        units, jaw = (a.astype(np.float32) for a in apply_seal(units, jaw, decoded.closure, names,
+                                                              seal_window(self._config)))
         detected = None
         if self._detector is not None:
             from .bilabial import seal_detected_bilabials
