@@ -15,8 +15,8 @@ distance, pose-free) is cross-correlated over ±MAX_OFFSET_SECONDS with two curv
 predicted mouth opening and its onsets (the frame-to-frame change of both openings). The predicted opening is the
 mouth-opening head's (``core.speech.opening``: trained on real talking faces over the phonetic encoder's states; on
 dev clips of new speakers it follows the real lips at r 0.65 where the decoder's mouth did at 0.42) where the model
-folder has one, else the decoder's mouth on the default head, before fusion. The evidence is their mean correlation per lag. The video is shifted only when that evidence is
-unambiguous: its peak is significant for the clip's length (Fisher z × √(n − 3) ≥ OFFSET_MIN_SIGNIFICANCE, n the
+folder has one, else the decoder's mouth on the default head, before fusion. The evidence is their mean correlation
+per lag. The video is shifted only when that evidence is unambiguous: its peak is significant for the clip's length (Fisher z × √(n − 3) ≥ OFFSET_MIN_SIGNIFICANCE, n the
 seen frames counted once per OFFSET_SMOOTH_SECONDS, over which the curves are smooth — 3 frames at 25 fps, 6 at 50, so
 a video's frame rate does not change the verdict; every pairing of a video with another clip's sound on the dev clips
 stays under 3.7, though two GRID sentences of one speaker reached 4.7), no lag OFFSET_SMOOTH_SECONDS or more away

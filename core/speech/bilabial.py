@@ -95,6 +95,19 @@ def encoder_folder(folder: str | Path, config: dict, config_name: str = BILABIAL
     return Path(folder) / name
 
 
+def config_encoder(folder: str | Path, config_name: str = BILABIAL_CONFIG, fix: str = FIX) -> Path | None:
+    """The phonetic encoder folder the head config ``config_name`` in the model ``folder`` names (read as
+    :func:`encoder_folder` checks it), or None where the folder has no such config or the head reads the decoder's
+    features."""
+    from ..validate import MAX_CONFIG_BYTES, read_json
+
+    path = Path(folder) / config_name
+    if not path.is_file():
+        return None
+    return encoder_folder(folder, read_json(path, f"{config_name} (a head's config)", MAX_CONFIG_BYTES, fix),
+                          config_name, fix)
+
+
 def folder_detector(folder: str | Path, device: str = "cpu") -> FolderDetector | None:
     """A speech model folder's detector with what it reads, or None where the folder has no detector."""
     from ..rerun import file_sha256

@@ -86,9 +86,9 @@ def folder_opening_head(folder: str | Path, device: str = "cpu", detector=None) 
 def guide_jaw(units: np.ndarray, jaw: np.ndarray, unit_names: tuple[str, ...], opening: np.ndarray,
               weight: float) -> np.ndarray:
     """The decoder's jaw (T,) moved so that the default head's mouth opening becomes, approximately (one slope for
-    every mouth shape), (1 − ``weight``) × the decoder's own + ``weight`` × the head's ``opening`` (T,). The head has no scale of its own (trained on
-    correlation), so its opening is first given the decoder's mean and spread over the take: the decoder keeps how
-    wide this voice opens, the head says when. The opening grows almost linearly with the jaw angle on the default
+    every mouth shape), (1 − ``weight``) × the decoder's own + ``weight`` × the head's ``opening`` (T,). The head
+    has no scale of its own (trained on correlation), so its opening is first given the decoder's mean and spread
+    over the take: the decoder keeps how wide this voice opens, the head says when. The opening grows almost linearly with the jaw angle on the default
     head (0.008 shut, 0.46 at JAW_MAX), so one slope turns the change of opening into a change of jaw."""
     from ..motion.fusion import predicted_mouth_opening
     from .decoder import JAW_MAX

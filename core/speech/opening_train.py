@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import LatticeTalkError
 from .head_train import folded, split_examples, standardize, train_head
-from .model import BILABIAL_CONFIG, DECODER_CONFIG, OPENING_CONFIG, OPENING_FILE
+from .model import DECODER_CONFIG, OPENING_CONFIG, OPENING_FILE
 from .opening import MouthOpeningHead
 from .phonetic_encoder import PHONETIC_FEATURES, phonetic_features
 from .train import FPS, Example
@@ -70,8 +70,7 @@ def train_opening_head(model_dir: str | Path, corpora: list[str | Path], out_dir
     import torch
     from safetensors.torch import save_file
 
-    from ..validate import MAX_CONFIG_BYTES, read_json
-    from .bilabial import FIX, encoder_folder
+    from .bilabial import config_encoder
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if not corpora:
@@ -79,9 +78,7 @@ def train_opening_head(model_dir: str | Path, corpora: list[str | Path], out_dir
     if not (model_dir / DECODER_CONFIG).is_file():
         raise LatticeTalkError(f"{model_dir}: not a speech model folder (no {DECODER_CONFIG}); give --model a trained "
                                "model's folder")
-    detector = model_dir / BILABIAL_CONFIG
-    config = read_json(detector, "bilabial detector config", MAX_CONFIG_BYTES, FIX) if detector.is_file() else {}
-    encoder = encoder_folder(model_dir, config)
+    encoder = config_encoder(model_dir)  # the one its p/b/m detector reads
     if encoder is None:
         raise LatticeTalkError(f"{model_dir}: the mouth-opening head reads the model's phonetic encoder, and this model "
                                "has none; give a model with a p/b/m detector on it ('speech train-bilabial "

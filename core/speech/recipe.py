@@ -150,14 +150,12 @@ def ship_model(decoder_dir: str | Path, out: str | Path) -> Path:
     for name in (BILABIAL_FILE, BILABIAL_CONFIG, OPENING_FILE, OPENING_CONFIG):  # its heads, when it has them
         if (decoder_dir / name).is_file():
             shutil.copy2(decoder_dir / name, side / name)
-    for name in (BILABIAL_CONFIG, OPENING_CONFIG):  # and the phonetic encoder each head reads, once
-        if (decoder_dir / name).is_file():
-            from ..validate import MAX_CONFIG_BYTES, read_json
-            from .bilabial import FIX, encoder_folder
+    from . import bilabial, opening
 
-            encoder = encoder_folder(decoder_dir, read_json(decoder_dir / name, name, MAX_CONFIG_BYTES, FIX), name)
-            if encoder is not None and not (side / encoder.name).exists():
-                shutil.copytree(encoder, side / encoder.name)
+    for name, fix in ((BILABIAL_CONFIG, bilabial.FIX), (OPENING_CONFIG, opening.FIX)):  # each head's encoder, once
+        encoder = bilabial.config_encoder(decoder_dir, name, fix)
+        if encoder is not None and not (side / encoder.name).exists():
+            shutil.copytree(encoder, side / encoder.name)
     if "encoder" in config:
         shutil.copytree(decoder_dir / config["encoder"], side / "encoder")  # a relative name reads from the decoder
         config["encoder"] = "encoder"

@@ -330,16 +330,16 @@ def evaluate_seals(model, examples: list[Example], rig, seals, detector=None, op
     for ex in examples:
         ref = ex.utterance.motion(rig)
         bilabial = None if detector is None else detector.probability(ex.features, ex.utterance.audio, ref.n_frames)
-        guide = None if opening is None or opening.jaw_weight <= 0.0 else opening.opening(
-            opening.features(ex.utterance.audio), ref.n_frames)
-        decoded.append((ex, ref, decode(model, ex.features, ref.n_frames), bilabial, guide))
+        units, jaw, closure = decode(model, ex.features, ref.n_frames)
+        if opening is not None and opening.jaw_weight > 0.0:  # before the seal, as the pipeline guides it
+            guide = opening.opening(opening.features(ex.utterance.audio), ref.n_frames)
+            jaw = guide_jaw(units, jaw, ex.utterance.unit_names, guide, opening.jaw_weight)
+        decoded.append((ex, ref, (units, jaw, closure), bilabial))
     reports = []
     for seal in seals:
         lve, closed, total, offsets, corr = [], 0, 0, [], []
-        for ex, ref, (units, jaw, closure), bilabial, guide in decoded:
-            if guide is not None:  # before the seal, as the pipeline guides it
-                jaw = guide_jaw(units, jaw, ex.utterance.unit_names, guide, opening.jaw_weight)
-            units, jaw = apply_seal(units, jaw, closure, ex.utterance.unit_names, seal)
+        for ex, ref, raw, bilabial in decoded:
+            units, jaw = apply_seal(*raw, ex.utterance.unit_names, seal)
             if bilabial is not None:
                 units, jaw, _ = seal_detected_bilabials(units, jaw, ex.utterance.unit_names, bilabial, ref.fps,
                                                         detector.threshold, detector.jaw_gate)
