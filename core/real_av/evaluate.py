@@ -17,7 +17,8 @@ import numpy as np
 
 from ..lip_geometry import INNER_LIP_PAIRS, MM
 from .manifest import RealClip, check_folder
-from .lip_release import on_sound_clock
+from .lip_release import picture_on_sound_clock, release_sync
+from .own_offset import own_offset
 from .real_lips import RealLips, load_real_lips
 from ..lip_geometry import OPENING_POINTS, opening_ratio
 from .score import Prediction, score_clip, summarize
@@ -98,12 +99,15 @@ def evaluate_real(clips: list[RealClip], folder: str | Path, models: dict[str, s
     signals: dict[str, dict] = {}
     for k, clip in enumerate(clips):
         progress(f"{clip.name} ({k + 1}/{len(clips)})")
-        lips, own_offset = on_sound_clock(load_real_lips(clip, folder, cache_dir))
+        lips = load_real_lips(clip, folder, cache_dir)
+        own = own_offset(clip, release_sync(lips), clips, folder, cache_dir)
+        if own.frames is not None:
+            lips = picture_on_sound_clock(lips, own.frames)
         signals[clip.name] = {"lips": lips}
         for name, predict in predictors.items():
             prediction = predict(lips)
             signals[clip.name][name] = prediction
-            rows[name].append({**score_clip(prediction, lips), "own_offset_frames": round(own_offset, 3)})
+            rows[name].append({**score_clip(prediction, lips), "own_offset_frames": round(own.offset, 3)})
     return {"clips": rows, "summary": {name: summarize(r) for name, r in rows.items()}, "signals": signals}
 
 

@@ -114,15 +114,6 @@ def picture_on_sound_clock(lips: RealLips, offset_frames: float) -> RealLips:
     return replace(lips, opening=np.where(valid, opening, np.nan), valid=valid)
 
 
-def on_sound_clock(lips: RealLips) -> tuple[RealLips, float]:
-    """``lips`` moved onto its sound's clock by the clip's own release offset (:func:`picture_on_sound_clock`) and
-    that offset in frames; unchanged, and 0, where its releases do not agree on one."""
-    sync = release_sync(lips)
-    if sync.frames is None:
-        return lips, 0.0
-    return picture_on_sound_clock(lips, sync.offset), sync.offset
-
-
 def clip_release_sync(clip: RealClip, folder, cache_dir=None, track=None) -> ReleaseSync:
     """A manifest clip's release lags with its own sound, or none where it has no words or phones to place them by
     (``track``: the clip already tracked, :func:`~.real_lips.tracked_opening`)."""

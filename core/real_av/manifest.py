@@ -35,6 +35,7 @@ class RealClip:
     phone_labels: str | None = None  # JSON list of per-video-frame ARPAbet indices (phone_index order)
     phone_labels_sha256: str | None = None
     phone_index: tuple[str, ...] = ()
+    same_recording: str | None = None  # another clip of the same recording, whose own A/V offset anchors this one's
 
     def files(self) -> list[tuple[str, str | None]]:
         """(file name in the data folder, its sha256 or None where the manifest records none) of every file the
@@ -58,6 +59,11 @@ def load_manifest(path: str | Path) -> list[RealClip]:
     names = [c.name for c in clips]
     if len(set(names)) != len(names):
         raise LatticeTalkError(f"{path}: clip names repeat")
+    speakers = {c.name: c.speaker for c in clips}
+    for clip in clips:
+        if clip.same_recording is not None and speakers.get(clip.same_recording) != clip.speaker:
+            raise LatticeTalkError(f"{path}: {clip.name}'s same_recording {clip.same_recording!r} is not a clip of "
+                                   "the same speaker in it")
     dev, test = ({c.speaker for c in clips if c.split == s} for s in ("dev", "test"))
     if dev & test:
         raise LatticeTalkError(f"{path}: speakers {sorted(dev & test)} are in both the dev and the test split")

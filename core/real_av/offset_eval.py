@@ -11,8 +11,9 @@ when it is trusted and further off — the one outcome that must not happen.
 "True offset 0" assumes a file's own sound is in sync with its picture. Many in-the-wild files are not, so each case
 is also scored against the clip's own offset as the lips show it at bilabial releases
 (:mod:`~lattice_talk.core.real_av.lip_release`, no model involved): ``release`` is that offset (+ the shift) where
-enough consistent releases say it, and ``own_outcome`` the case's outcome against it — against the shift alone
-(an own offset of 0) where the releases say nothing."""
+enough consistent releases say it, or a file of the same recording does (:mod:`~lattice_talk.core.real_av.own_offset`),
+and ``own_outcome`` the case's outcome against it — against the shift alone (an own offset of 0) where neither says
+anything."""
 
 from __future__ import annotations
 
@@ -59,6 +60,7 @@ def evaluate_offsets(clips: list[RealClip], folder: str | Path, model_dir: str |
     from ..pipeline import GenerateRequest, GenerateSettings
     from ..speech.pipeline import MODEL_DIR, SpeechPipeline
     from .lip_release import clip_release_sync
+    from .own_offset import own_offset
     from .real_lips import tracked_opening
 
     check_folder(clips, folder)
@@ -70,7 +72,8 @@ def evaluate_offsets(clips: list[RealClip], folder: str | Path, model_dir: str |
         for k, clip in enumerate(clips):
             progress(f"{clip.name} ({k + 1}/{len(clips)})")
             opening, confidence, fps, audio_offset = tracked_opening(folder / clip.video, clip.sha256, tracks)
-            own = clip_release_sync(clip, folder, tracks)
+            releases = clip_release_sync(clip, folder, tracks)
+            own = own_offset(clip, releases, clips, folder, tracks)
             sound = load_audio(folder / (clip.audio or clip.video))
             samples = _sound_on_video_clock(sound.samples, sound.sample_rate, 0.0 if clip.audio else audio_offset)
             for shift in shifts:
@@ -83,13 +86,14 @@ def evaluate_offsets(clips: list[RealClip], folder: str | Path, model_dir: str |
                     take = run_sync(pipeline, GenerateRequest(audio_path=wav, head=head, settings=settings))
                     predicted = predicted_mouth_opening(take.expression, take.expression_names, take.jaw[:, 0])
                 estimate = estimate_offset(opening, predicted, fps, confidence > CONFIDENCE_RAMP[0])
-                release = None if own.frames is None else own.frames + shift
+                release = None if own.frames is None else own.whole_frames + shift
                 cases.append({"clip": clip.name, "split": clip.split, "own_sound": clip.audio is None, "fps": fps,
                               "shift": shift, "estimate": estimate.frames,
                               "estimate_fraction": round(estimate.seconds * fps, 3), "best_lag": estimate.best_frames,
                               "evidence": round(estimate.correlation, 4), "second_peak": round(estimate.second_peak, 4),
                               "agreeing": estimate.agreeing, "significance": estimate.significance,
-                              "releases": len(own.lags), "release_median": own.median, "release": release,
+                              "releases": len(releases.lags), "release_median": releases.median,
+                              "release": release, "own_offset_source": own.source,
                               **case_outcomes(estimate, shift, release)})
     return {"cases": cases, "summary": summarize_offsets(cases)}
 

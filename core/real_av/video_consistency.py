@@ -11,9 +11,9 @@ and then by its own median, so only motion is compared:
 per feature Pearson r and the amplitude ratio (the take's standard deviation over the real one) on the frames the
 tracker saw, and blinks (``core.video.eyes.blinks`` on both faces) matched within ±BLINK_TOLERANCE_FRAMES for
 precision and recall. The take's frame at time t is compared with the video's frame at t + the sound's start + the
-clip's own offset: the lips' bilabial releases (:func:`~.lip_release.clip_release_sync`, no model) say where a file's
-picture runs ahead of or behind its own sound, and a take is made on the sound's clock, so a speaker's blink belongs
-to the take where the sound heard with it is; where the releases say nothing, the offset is 0.
+clip's own offset: the lips' bilabial releases, or a file of the same recording (:mod:`.own_offset`, no model), say
+where a file's picture runs ahead of or behind its own sound, and a take is made on the sound's clock, so a speaker's
+blink belongs to the take where the sound heard with it is; where neither says anything, the offset is 0.
 
 The baseline's head pose is the rigid fit of the same tracked points, so its pose r shows the pose passes through,
 not that it is true; its brows come from the same points too."""
@@ -116,6 +116,7 @@ def evaluate_video_consistency(clips: list[RealClip], folder: str | Path, video_
     from ..video.eyes import blinks, closure
     from ..video.track import track_video
     from .lip_release import clip_release_sync
+    from .own_offset import own_offset
 
     check_folder(clips, folder)
     folder = Path(folder)
@@ -129,8 +130,9 @@ def evaluate_video_consistency(clips: list[RealClip], folder: str | Path, video_
         progress(f"{clip.name} ({k + 1}/{len(clips)})")
         video = folder / clip.video
         track = track_video(video, face_crops=False, min_face_fraction=0.3)
-        own_offset = clip_release_sync(clip, folder, cache_dir, track).offset  # frames, to a fraction, as takes place it
-        audio_start = (0.0 if clip.audio else track.audio_offset) + own_offset / track.fps
+        releases = clip_release_sync(clip, folder, cache_dir, track)
+        own = own_offset(clip, releases, clips, folder, cache_dir).offset  # frames, to a fraction, as takes place it
+        audio_start = (0.0 if clip.audio else track.audio_offset) + own / track.fps
         real = face_features(track.points_metric.astype(np.float64), track.head_rotation.astype(np.float64))
         valid = track.confidence > 0.5
         real_blinks = [b.peak for b in track.blinks]
@@ -146,7 +148,7 @@ def evaluate_video_consistency(clips: list[RealClip], folder: str | Path, video_
             take_features = {f: _on_video_frames(s, track.fps, track.n_frames, audio_start) for f, s in take_features.items()}
             head_closure = closure(points)
             take_blinks = [int(round(b.peak + audio_start * track.fps)) for b in blinks(head_closure, track.fps)]
-            row = {"clip": clip.name, "frames": track.n_frames, "own_offset_frames": round(own_offset, 3),
+            row = {"clip": clip.name, "frames": track.n_frames, "own_offset_frames": round(own, 3),
                    **compare_features(take_features, real, valid),
                    "real_blinks": len(real_blinks), "take_blinks": len(take_blinks),
                    "matched_blinks": match_blinks(take_blinks, real_blinks)}
