@@ -87,6 +87,9 @@ def _add_train(speech_sub: argparse._SubParsersAction) -> None:
                             "join the log-mel bands as features")
     train.add_argument("--encoder-states-only", action="store_true",
                        help="with --encoder: the encoder's hidden states replace the log-mel bands")
+    train.add_argument("--phonetic-encoder", default=None,
+                       help="with --encoder: a phonetic encoder folder (from 'speech import-whisper'), whose states "
+                            "follow the encoder's (the p/b/m detector and mouth-opening head read the same states)")
     train.add_argument("--calibrate-limit", type=int, default=200,
                        help="choose the seal window on this many held-out utterances after training (0: keep the default)")
     train.set_defaults(func=_cmd_speech_train)
@@ -262,7 +265,8 @@ def _cmd_speech_train(args: argparse.Namespace) -> int:
         history = train_decoder(args.corpus, args.out, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
                                 seed=args.seed, lr=args.lr, hidden=args.hidden, dilations=tuple(args.dilations),
                                 init_from=args.init_from, perturb=not args.no_voice_perturbation, encoder=args.encoder,
-                                encoder_states_only=args.encoder_states_only, progress=progress)
+                                encoder_states_only=args.encoder_states_only,
+                                phonetic_encoder=args.phonetic_encoder, progress=progress)
     print(f"best held-out loss {history['best']:.4f} at epoch {history['best_epoch']}; decoder in {args.out}")
     if args.calibrate_limit > 0:
         _calibrate(args.out, args.corpus, args.calibrate_limit)

@@ -295,6 +295,65 @@ def test_a_decoder_on_our_ssl_encoder_trains_evaluates_and_generates(tmp_path):
                  "--epochs", "1", "--steps-per-epoch", "1", "--init-from", str(tmp_path / "decoder"),
                  "--encoder", str(tmp_path / "ssl"), "--quiet"]) != 0
     assert not (tmp_path / "refused").exists()
+    # ... and widens once more with the phonetic encoder's states after those: it starts as itself again, saved with
+    # the training's standardisation folded in, so it reads the raw states one encoder pass gives the heads too.
+    from test_phonetic_encoder import tiny_whisper
+
+    from lattice_talk.core.speech.features import LOG_MEL_SSL_AND_PHONETIC_FEATURES, StackedFeatures
+
+    import shutil
+
+    tiny_whisper(tmp_path / "whisper.bin")
+    folder = tmp_path / "phonetic"  # both encoders inside the model folder, as it ships
+    shutil.copytree(tmp_path / "widened" / "encoder", folder / "encoder")
+    assert main(["speech", "import-whisper", "--ct2", str(tmp_path / "whisper.bin"), "--layers", "2", "--out",
+                 str(folder / "phonetic_encoder")]) == 0
+    phonetic_train = ["speech", "train", "--corpus", str(tmp_path / "corpus"), "--out", str(folder), "--epochs", "1",
+                      "--steps-per-epoch", "1", "--lr", "1e-12", "--init-from", str(tmp_path / "widened"),
+                      "--encoder", str(folder / "encoder"), "--phonetic-encoder", str(folder / "phonetic_encoder"),
+                      "--calibrate-limit", "0", "--quiet"]
+    assert main(phonetic_train[:-3] + ["--encoder-states-only", "--quiet"]) != 0  # the states follow log-mel + SSL
+    assert main(phonetic_train) == 0
+    phonetic, phonetic_config = load_decoder(folder)
+    assert phonetic_config["features"] == LOG_MEL_SSL_AND_PHONETIC_FEATURES
+    assert phonetic_config["phonetic_encoder"] == "phonetic_encoder"
+    assert phonetic_config["model"]["in_dim"] == N_MELS + 3 * 32 + 32
+    stacked = decoder_features(phonetic_config, folder)
+    assert isinstance(stacked, StackedFeatures) and stacked.encoder == "phonetic_encoder"
+    states = stacked.phonetic(audio)
+    assert np.array_equal(stacked(audio), stacked.stack(audio, states))
+    assert np.allclose(stacked(audio)[:, :N_MELS + 3 * 32], both, atol=5e-3)
+    for a, b in zip(decode(phonetic, stacked(audio), n_frames), widened_out):
+        assert np.allclose(a, b, atol=5e-3)
+    clip = run_sync(SpeechPipeline(folder, threads=1),
+                    GenerateRequest(audio_path=speech(tmp_path / "line.wav", 2.0), head=create("default"),
+                                    settings=GenerateSettings(fps=25.0)))
+    assert clip.provenance["features"] == LOG_MEL_SSL_AND_PHONETIC_FEATURES and np.isfinite(clip.expression).all()
+
+
+def test_the_phonetic_states_standardisation_folds_into_the_first_layer_and_back():
+    import torch
+
+    from lattice_talk.core.speech.decoder import MotionDecoder
+    from lattice_talk.core.speech.train import Standardization, fold_input_standardization
+
+    torch.manual_seed(0)
+    model = MotionDecoder(12, 52, hidden=16, dilations=(1,))
+    rng = np.random.default_rng(0)
+    standardization = Standardization(5, rng.normal(size=7).astype(np.float32), rng.uniform(0.5, 3.0, 7).astype(np.float32))
+    raw = rng.normal(3.0, 2.0, size=(40, 12)).astype(np.float32)
+    read = raw.copy()
+    read[:, 5:] = (raw[:, 5:] - standardization.mean) / standardization.std
+    state = model.state_dict()
+    folded = fold_input_standardization(state, standardization)
+    layer = torch.nn.Conv1d(12, 16, 1)
+    outputs = []
+    for weights, x in ((state, read), (folded, raw)):
+        layer.load_state_dict({"weight": weights["inp.weight"], "bias": weights["inp.bias"]})
+        outputs.append(layer(torch.from_numpy(x).T[None]).detach().numpy())
+    assert np.allclose(outputs[0], outputs[1], atol=1e-4)
+    back = fold_input_standardization(folded, standardization, unfold=True)
+    assert all(torch.allclose(back[k], state[k], atol=1e-5) for k in ("inp.weight", "inp.bias"))
 
 
 def test_generate_with_a_chosen_speech_model_folder(model_dir, tmp_path):

@@ -1,9 +1,12 @@
-"""The decoder's input features: log-mel bands (:mod:`.log_mel`), an SSL encoder's hidden states, or both,
-all on the same 50 Hz frame grid; ``decoder_features`` picks what a decoder was trained on."""
+"""The decoder's input features: log-mel bands (:mod:`.log_mel`), an SSL encoder's hidden states, or both, and
+optionally the phonetic encoder's states after them, all on the same 50 Hz frame grid; ``decoder_features`` picks
+what a decoder was trained on."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -14,7 +17,27 @@ SSL_FEATURES = "ssl_hidden_states"  # every hidden state of a speech encoder, si
 # log-mel bands first, then every hidden state at the same 50 Hz frame centres: the encoder adds context to the
 # bands instead of replacing them, and a log-mel decoder widens into one (train.widened_input)
 LOG_MEL_AND_SSL_FEATURES = "log_mel_80_and_ssl_hidden_states"
-ENCODER_FEATURES = (SSL_FEATURES, LOG_MEL_AND_SSL_FEATURES)
+# ... then the phonetic encoder's states (Whisper's first layers, :mod:`.phonetic_encoder`: what the p/b/m detector and
+# the mouth-opening head read), as they come: the decoder's first layer holds their standardisation
+# (train.fold_input_standardization), so one pass of that encoder serves the decoder and both heads
+LOG_MEL_SSL_AND_PHONETIC_FEATURES = "log_mel_80_ssl_hidden_states_and_phonetic_states"
+ENCODER_FEATURES = (SSL_FEATURES, LOG_MEL_AND_SSL_FEATURES, LOG_MEL_SSL_AND_PHONETIC_FEATURES)
+
+
+@dataclass(frozen=True)
+class StackedFeatures:
+    """audio → log-mel bands and SSL states (``base``), then the phonetic encoder's states (``phonetic``, read from
+    the model folder's ``encoder``); :meth:`stack` takes states already computed for the heads."""
+
+    base: Callable[[np.ndarray], np.ndarray]
+    phonetic: Callable[[np.ndarray], np.ndarray]
+    encoder: str  # the phonetic encoder's folder name inside the model folder, as the heads name theirs (else its path)
+
+    def __call__(self, samples: np.ndarray) -> np.ndarray:
+        return self.stack(samples, self.phonetic(samples))
+
+    def stack(self, samples: np.ndarray, states: np.ndarray) -> np.ndarray:
+        return np.concatenate([self.base(samples), np.asarray(states, np.float16)], axis=1)
 
 
 def ssl_features(encoder_dir: str | Path, with_log_mel: bool = False, device: str = "cpu"):
@@ -54,15 +77,34 @@ def decoder_features(config: dict, model_dir: str | Path, device: str = "cpu"):
     encoder runs on ``device``."""
     from ..errors import LatticeTalkError
 
+    from .phonetic_encoder import phonetic_features
+
     kind = config.get("features", LOG_MEL_FEATURES)
     if kind == LOG_MEL_FEATURES:
         return log_mel
-    if kind in ENCODER_FEATURES:  # "encoder": a folder inside the model folder, an absolute folder or a hub id
-        reference = config.get("encoder") or ""
-        folder = Path(model_dir) / reference  # an absolute reference stays itself
-        if not reference or (not folder.is_dir() and (Path(reference).is_absolute() or "/" not in reference)):
-            raise LatticeTalkError(f"{model_dir}: the speech encoder its decoder.json names ({reference}) is not there; "
-                                   "copy the encoder folder back (or train the decoder again)")
-        return ssl_features(folder if folder.is_dir() else reference, with_log_mel=kind == LOG_MEL_AND_SSL_FEATURES,
-                            device=device)
-    raise LatticeTalkError(f"{model_dir}: decoder features {kind!r} are not known to this LatticeTalk; update it")
+    if kind not in ENCODER_FEATURES:
+        raise LatticeTalkError(f"{model_dir}: decoder features {kind!r} are not known to this LatticeTalk; update it")
+    base = ssl_features(_encoder_reference(config, "encoder", model_dir), with_log_mel=kind != SSL_FEATURES,
+                        device=device)
+    if kind != LOG_MEL_SSL_AND_PHONETIC_FEATURES:
+        return base
+    phonetic = _encoder_reference(config, "phonetic_encoder", model_dir)
+    if not Path(phonetic).is_dir():
+        raise LatticeTalkError(f"{model_dir}: the phonetic encoder its decoder.json names ({phonetic}) is not a folder; "
+                               "copy it back (or train the decoder again)")
+    inside = Path(phonetic).resolve().parent == Path(model_dir).resolve()  # named as the heads name theirs
+    return StackedFeatures(base, phonetic_features(phonetic, device),
+                           Path(phonetic).name if inside else str(Path(phonetic).resolve()))
+
+
+def _encoder_reference(config: dict, key: str, model_dir: str | Path) -> str | Path:
+    """The encoder ``decoder.json``'s ``key`` names: a folder inside the model folder, an absolute folder or a hub
+    id (for "encoder")."""
+    from ..errors import LatticeTalkError
+
+    reference = config.get(key) or ""
+    folder = Path(model_dir) / reference  # an absolute reference stays itself
+    if not reference or (not folder.is_dir() and (Path(reference).is_absolute() or "/" not in reference)):
+        raise LatticeTalkError(f"{model_dir}: the speech encoder its decoder.json names ({reference}) is not there; "
+                               "copy the encoder folder back (or train the decoder again)")
+    return folder if folder.is_dir() else reference

@@ -100,22 +100,29 @@ class SpeechPipeline:
             lo, hi = max(0.0, start - CONTEXT_SECONDS), min(n_frames / fps, start + CHUNK_SECONDS + CONTEXT_SECONDS)
             segment = samples[int(lo * SAMPLE_RATE):int(hi * SAMPLE_RATE)]
             f_lo, f_hi = int(round(lo * fps)), int(round(hi * fps))
-            features = self._features(segment)
+            states: dict[str, np.ndarray] = {}  # a phonetic encoder's states of this segment, computed once
+            features = self._decoder_input(segment, states)
             u, j, c = decode(self._model, features, f_hi - f_lo)
             keep_lo, keep_hi = int(round(start * fps)), min(n_frames, int(round((start + CHUNK_SECONDS) * fps)))
             kept = slice(keep_lo - f_lo, keep_hi - f_lo)
             units[keep_lo:keep_hi], jaw[keep_lo:keep_hi], closure[keep_lo:keep_hi] = u[kept], j[kept], c[kept]
-            states = None  # the phonetic encoder's, computed once for both heads where they read it
             if self._detector is not None:
-                if self._detector.features is not None:
-                    states = self._detector.features(segment)
-                bilabial[keep_lo:keep_hi] = detect(self._detector.detector,
-                                                   features if states is None else states, f_hi - f_lo)[kept]
+                detector_input = features if self._detector.features is None else \
+                    _phonetic_states(states, self._detector.encoder, self._detector.features, segment)
+                bilabial[keep_lo:keep_hi] = detect(self._detector.detector, detector_input, f_hi - f_lo)[kept]
             if opening is not None:
-                same = self._detector is not None and self._opening.features is self._detector.features
                 opening[keep_lo:keep_hi] = self._opening.opening(
-                    states if same else self._opening.features(segment), f_hi - f_lo)[kept]
+                    _phonetic_states(states, self._opening.encoder, self._opening.features, segment), f_hi - f_lo)[kept]
         return Decoded(units, jaw, closure, bilabial, opening)
+
+    def _decoder_input(self, segment: np.ndarray, states: dict[str, np.ndarray]) -> np.ndarray:
+        """The decoder's features of ``segment``; the phonetic encoder's states among them go into ``states``."""
+        from .features import StackedFeatures
+
+        if isinstance(self._features, StackedFeatures):
+            return self._features.stack(segment, _phonetic_states(states, self._features.encoder,
+                                                                  self._features.phonetic, segment))
+        return self._features(segment)
 
     def mouth_opening(self, audio_path: str | Path, fps: float) -> np.ndarray | None:
         """(T,) the mouth-opening head's opening for a sound file at ``fps`` (what a take's video offset is estimated
@@ -223,3 +230,10 @@ class SpeechPipeline:
         from ..heads import create
 
         return convert_clip(clip, create("default"), request.head)  # through the MediaPipe motion space
+
+
+def _phonetic_states(states: dict[str, np.ndarray], encoder: str, features, segment: np.ndarray) -> np.ndarray:
+    """``encoder``'s states of ``segment`` from ``states``, computed by ``features`` and kept there the first time."""
+    if encoder not in states:
+        states[encoder] = features(segment)
+    return states[encoder]

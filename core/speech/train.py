@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import LatticeTalkError
-from .log_mel import FEATURE_RATE, N_MELS, log_mel
+from .log_mel import FEATURE_RATE, N_MELS, SAMPLE_RATE, log_mel
 from .model import DECODER_CONFIG, DECODER_FILE, SEAL_DEFAULT, apply_seal, decode, load_decoder
 
 FPS = 30.0
@@ -164,6 +164,7 @@ def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30,
                   hidden: int = 160, dilations: tuple[int, ...] = (1, 2, 4, 8, 1, 2),
                   weights: LossWeights = LossWeights(), init_from: str | Path | None = None, perturb: bool = True,
                   encoder: str | Path | None = None, encoder_states_only: bool = False,
+                  phonetic_encoder: str | Path | None = None,
                   progress: Callable[[int, float, float], None] | None = None) -> dict:
     """Train, keep the best held-out checkpoint in ``out_dir``, resume if one is there; returns history.
 
@@ -171,7 +172,9 @@ def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30,
     as the mouth-class head, start fresh; a log-mel decoder fine-tuned with an encoder gets the encoder's
     inputs added at zero weight, :func:`widened_input`). ``encoder``: an SSL encoder folder whose hidden states
     join the log-mel bands as features (``encoder_states_only``: replace them; voice perturbation works on mel
-    bands, so it is then off)."""
+    bands, so it is then off). ``phonetic_encoder``: a phonetic encoder folder (:mod:`.phonetic_encoder`) whose
+    states follow those, standardised over the training set while training and saved with that standardisation
+    folded into the first layer (a decoder on log-mel + encoder states fine-tuned so starts where it was)."""
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -180,24 +183,37 @@ def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30,
     from ..heads import create
     from ..landmark_rig import LandmarkRig
     from ..mediapipe_points import LIPS
-    from .features import LOG_MEL_AND_SSL_FEATURES, LOG_MEL_FEATURES, SSL_FEATURES, decoder_features
+    from .features import (LOG_MEL_AND_SSL_FEATURES, LOG_MEL_FEATURES, LOG_MEL_SSL_AND_PHONETIC_FEATURES,
+                           SSL_FEATURES, decoder_features)
 
     if encoder_states_only and encoder is None:
         raise LatticeTalkError("encoder states only (--encoder-states-only) needs an encoder (--encoder DIR)")
+    if phonetic_encoder is not None and (encoder is None or encoder_states_only):
+        raise LatticeTalkError("the phonetic encoder's states (--phonetic-encoder) follow log-mel bands and encoder "
+                               "states: give --encoder DIR too, without --encoder-states-only")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     perturb = perturb and not (encoder is not None and encoder_states_only)
     feature_config = {"features": LOG_MEL_FEATURES} if encoder is None else \
         {"features": SSL_FEATURES if encoder_states_only else LOG_MEL_AND_SSL_FEATURES, "encoder": encoder_reference(encoder, out_dir)}
+    if phonetic_encoder is not None:
+        feature_config = {**feature_config, "features": LOG_MEL_SSL_AND_PHONETIC_FEATURES,
+                          "phonetic_encoder": encoder_reference(phonetic_encoder, out_dir)}
     features = decoder_features(feature_config, out_dir)
     train = load_examples(corpus_dir, "train", features)
     heldout = load_examples(corpus_dir, "heldout", features)
+    standardization = None
+    if phonetic_encoder is not None:
+        base_width = features.base(np.zeros(SAMPLE_RATE, np.float32)).shape[1]  # log-mel + SSL; the states after them
+        standardization = input_standardization(train, base_width)
+        for example in train + heldout:
+            example.features = standardized(example.features, standardization)
     names = train[0].utterance.unit_names
     mouth_mask = torch.tensor(mouth_unit_mask(names), dtype=torch.float32)
     lip_rig = LandmarkRig(create("default"), point_ids=LIPS) if weights.lip_mm else None
     n_classes = len(MOUTH_CLASSES) if weights.mouth_class else 0
     model = _initial_decoder(train[0].features.shape[1], len(names), hidden, dilations, n_classes, init_from,
-                             feature_config["features"])
+                             feature_config["features"], standardization)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
     out_dir = Path(out_dir)
@@ -227,7 +243,7 @@ def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30,
         torch.save(optimizer.state_dict(), out_dir / "optimizer.pt")
         if held < history["best"]:
             history["best"], history["best_epoch"] = held, epoch
-            _save_best(out_dir, model, {**feature_config, "fps": FPS, "unit_names": list(names), "epoch": epoch,
+            _save_best(out_dir, model, standardization, {**feature_config, "fps": FPS, "unit_names": list(names), "epoch": epoch,
                                         "heldout_loss": held, "seed": seed, "loss_weights": asdict(weights),
                                         "voice_perturbation": perturb})
         state_path.write_text(json.dumps({"epoch": epoch, "history": history}))
@@ -239,8 +255,9 @@ def train_decoder(corpus_dir: str | Path, out_dir: str | Path, epochs: int = 30,
 
 
 def _initial_decoder(n_features: int, n_units: int, hidden: int, dilations: tuple[int, ...], n_classes: int,
-                     init_from: str | Path | None, features: str):
-    """A new decoder, or one with ``init_from``'s architecture and weights (inputs widened to ``features``)."""
+                     init_from: str | Path | None, features: str, standardization: "Standardization | None" = None):
+    """A new decoder, or one with ``init_from``'s architecture and weights (inputs widened to ``features``; a saved
+    decoder's folded standardisation taken back out, for inputs standardised by ``standardization``)."""
     from .decoder import MotionDecoder
     from .features import LOG_MEL_FEATURES
 
@@ -251,6 +268,8 @@ def _initial_decoder(n_features: int, n_units: int, hidden: int, dilations: tupl
     if init_from is not None:
         state = widened_input(start.state_dict(), start_config.get("features", LOG_MEL_FEATURES), model, features,
                               init_from)
+        if standardization is not None and start_config.get("features") == features:
+            state = fold_input_standardization(state, standardization, unfold=True)
         model.load_state_dict({k: v for k, v in state.items() if k in model.state_dict()}, strict=False)
     return model
 
@@ -268,11 +287,15 @@ def _train_epoch(model, optimizer, schedule, train: list, rng: np.random.Generat
     return float(np.mean(losses))
 
 
-def _save_best(out_dir: Path, model, config: dict) -> None:
-    """The shipped decoder: half-precision weights and its config (the model's, then ``config``)."""
+def _save_best(out_dir: Path, model, standardization: "Standardization | None", config: dict) -> None:
+    """The shipped decoder: half-precision weights (``standardization`` folded into the first layer) and its config
+    (the model's, then ``config``)."""
     from safetensors.torch import save_file
 
-    save_file({k: v.half() for k, v in model.state_dict().items()}, str(out_dir / DECODER_FILE))
+    state = model.state_dict()
+    if standardization is not None:
+        state = fold_input_standardization(state, standardization)
+    save_file({k: v.half() for k, v in state.items()}, str(out_dir / DECODER_FILE))
     (out_dir / DECODER_CONFIG).write_text(json.dumps({"model": model.config, **config}, indent=2))
 
 
@@ -286,19 +309,68 @@ def encoder_reference(encoder: str | Path, out_dir: str | Path) -> str:
     return str(path.relative_to(out)) if path.is_relative_to(out) else str(path)
 
 
+@dataclass(frozen=True)
+class Standardization:
+    """Input columns ``first``.. are read as (x − mean) / std while training."""
+
+    first: int
+    mean: np.ndarray  # (F − first,) float32
+    std: np.ndarray
+
+
+def input_standardization(examples: list[Example], first: int) -> Standardization:
+    """The mean and spread of feature columns ``first``.. over ``examples`` (computed in float64)."""
+    total, square, count = 0.0, 0.0, 0
+    for example in examples:
+        columns = example.features[:, first:].astype(np.float64)
+        total, square, count = total + columns.sum(0), square + (columns ** 2).sum(0), count + len(columns)
+    mean = total / count
+    std = np.sqrt(np.maximum(square / count - mean ** 2, 0.0)) + 1e-3
+    return Standardization(first, mean.astype(np.float32), std.astype(np.float32))
+
+
+def standardized(features: np.ndarray, standardization: Standardization) -> np.ndarray:
+    """``features`` (fp16, as the decoder reads them) with columns ``first``.. standardised."""
+    first = standardization.first
+    columns = (features[:, first:].astype(np.float32) - standardization.mean) / standardization.std
+    return np.concatenate([features[:, :first], columns.astype(np.float16)], axis=1)
+
+
+def fold_input_standardization(state: dict, standardization: Standardization, unfold: bool = False) -> dict:
+    """A decoder state that reads raw inputs where ``state`` read them standardised (W x' + b with x' = (x − m) / s
+    is (W / s) x + b − W m / s); ``unfold``: the other way round."""
+    import torch
+
+    first = standardization.first
+    mean, std = (torch.from_numpy(a).to(state["inp.weight"].dtype) for a in (standardization.mean, standardization.std))
+    weight, bias = state["inp.weight"].clone(), state["inp.bias"].clone()  # (hidden, F, 1), (hidden,)
+    columns = weight[:, first:, 0]
+    if unfold:
+        raw = columns
+        columns = raw * std
+        bias = bias + raw @ mean
+    else:
+        columns = columns / std
+        bias = bias - columns @ mean
+    weight[:, first:, 0] = columns
+    return {**state, "inp.weight": weight, "inp.bias": bias}
+
+
 def widened_input(state: dict, start_features: str, model, features: str, start_dir: str | Path) -> dict:
     """The state of a decoder to fine-tune, fitted to ``model``'s input: unchanged for the same features; for a
     log-mel decoder fine-tuned on log-mel + encoder states, its input layer gets zero weights for the states,
-    so fine-tuning starts from exactly the log-mel decoder and the encoder is added only as far as it helps."""
+    so fine-tuning starts from exactly the log-mel decoder and the encoder is added only as far as it helps; so
+    too for a log-mel + encoder decoder fine-tuned with the phonetic encoder's states after those."""
     import torch
 
-    from .features import LOG_MEL_AND_SSL_FEATURES, LOG_MEL_FEATURES
+    from .features import LOG_MEL_AND_SSL_FEATURES, LOG_MEL_FEATURES, LOG_MEL_SSL_AND_PHONETIC_FEATURES
 
     if start_features == features and state["inp.weight"].shape == model.inp.weight.shape:
         return state
-    if start_features == LOG_MEL_FEATURES and features == LOG_MEL_AND_SSL_FEATURES:
+    if (start_features, features) in ((LOG_MEL_FEATURES, LOG_MEL_AND_SSL_FEATURES),
+                                      (LOG_MEL_AND_SSL_FEATURES, LOG_MEL_SSL_AND_PHONETIC_FEATURES)):
         weight = torch.zeros_like(model.inp.weight)
-        weight[:, :N_MELS] = state["inp.weight"]
+        weight[:, :state["inp.weight"].shape[1]] = state["inp.weight"]
         return {**state, "inp.weight": weight}
     raise LatticeTalkError(f"{start_dir}: a decoder trained on {start_features!r} features cannot be fine-tuned on "
                            f"{features!r} (of another width, or from encoder states to log-mel); train from scratch")
