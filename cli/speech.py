@@ -431,15 +431,14 @@ def _cmd_speech_eval_real(args: argparse.Namespace) -> int:
     from ..core.real_av.evaluate import evaluate_real, format_summary, write_report
     from ..core.real_av.manifest import load_manifest
 
-    clips = load_manifest(args.manifest)
-    if args.split != "all":
-        clips = [c for c in clips if c.split == args.split]
+    manifest = load_manifest(args.manifest)
+    clips = [c for c in manifest if args.split == "all" or c.split == args.split]
     if args.clips:
         clips = [c for c in clips if any(c.name.startswith(prefix) for prefix in args.clips)]
     models = _compared_models(args)
     modes = ("audio",) + ("transcript",) * args.transcript_mode + ("recognition",) * args.recognition_mode
     result = evaluate_real(clips, args.data, models, cache_dir=args.cache or Path(args.out) / "tracks",
-                           progress=lambda stage: print(stage, file=sys.stderr), modes=modes)
+                           progress=lambda stage: print(stage, file=sys.stderr), modes=modes, manifest=manifest)
     print(format_summary(result["summary"]))
     print(f"wrote {write_report(result, args.out)}")
     if args.figures:

@@ -111,14 +111,15 @@ def _cmd_video_eval_offset(args: argparse.Namespace) -> int:
     from ..core.real_av.manifest import load_manifest
     from ..core.real_av.offset_eval import evaluate_offsets, format_offsets
 
-    clips = [c for c in load_manifest(args.manifest) if args.split == "all" or c.split == args.split]
+    manifest = load_manifest(args.manifest)
+    clips = [c for c in manifest if args.split == "all" or c.split == args.split]
     if not args.with_separate_sound:
         clips = [c for c in clips if c.audio is None]
     if not clips:
         raise LatticeTalkError(f"{args.manifest}: no clips with their own sound in split {args.split!r} "
                                "(add --with-separate-sound or choose another --split)")
     result = evaluate_offsets(clips, args.data, args.model, cache_dir=args.cache or Path(args.out).parent / "tracks",
-                              progress=lambda stage: print(stage, file=sys.stderr))
+                              progress=lambda stage: print(stage, file=sys.stderr), manifest=manifest)
     print(format_offsets(result["summary"]))
     print(f"wrote {_write_report(result, args.out)}")
     return EXIT_OK
@@ -137,7 +138,8 @@ def _cmd_video_eval_real(args: argparse.Namespace) -> int:
     from ..core.real_av.manifest import load_manifest
     from ..core.real_av.video_consistency import evaluate_video_consistency, format_consistency
 
-    clips = [c for c in load_manifest(args.manifest) if args.split == "all" or c.split == args.split]
+    manifest = load_manifest(args.manifest)
+    clips = [c for c in manifest if args.split == "all" or c.split == args.split]
     if args.clips:
         clips = [c for c in clips if any(c.name.startswith(prefix) for prefix in args.clips)]
     if not clips:
@@ -145,7 +147,7 @@ def _cmd_video_eval_real(args: argparse.Namespace) -> int:
                                (f" starting with {args.clips}" if args.clips else ""))
     models = {"default": None, **{Path(m).name: m for m in args.model or ()}}
     result = evaluate_video_consistency(clips, args.real, models, cache_dir=args.cache or Path(args.out).parent / "tracks",
-                                        progress=lambda stage: print(stage, file=sys.stderr))
+                                        progress=lambda stage: print(stage, file=sys.stderr), manifest=manifest)
     print(format_consistency(result["summary"]))
     print(f"wrote {_write_report(result, args.out)}")
     return EXIT_OK

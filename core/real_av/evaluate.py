@@ -89,9 +89,10 @@ def model_predictors(models: dict[str, str | Path],
 
 def evaluate_real(clips: list[RealClip], folder: str | Path, models: dict[str, str | Path],
                   cache_dir: str | Path | None = None, progress: Callable[[str], None] = lambda s: None,
-                  modes: tuple[str, ...] = ("audio",)) -> dict:
+                  modes: tuple[str, ...] = ("audio",), manifest: list[RealClip] | None = None) -> dict:
     """{"clips": per-clip rows per predictor, "summary": one row per predictor}; the loudness baseline always.
-    Each model runs in each of ``modes`` (:data:`MODES`; with "transcript", clips without one get the audio alone)."""
+    Each model runs in each of ``modes`` (:data:`MODES`; with "transcript", clips without one get the audio alone).
+    ``manifest``: every clip of the manifest, where a clip's same-recording twin is looked up (default: ``clips``)."""
     check_folder(clips, folder)
     predictors = model_predictors(models, modes)
     predictors[LOUDNESS] = lambda lips: Prediction(lips.loudness)
@@ -100,7 +101,7 @@ def evaluate_real(clips: list[RealClip], folder: str | Path, models: dict[str, s
     for k, clip in enumerate(clips):
         progress(f"{clip.name} ({k + 1}/{len(clips)})")
         lips = load_real_lips(clip, folder, cache_dir)
-        own = own_offset(clip, release_sync(lips), clips, folder, cache_dir)
+        own = own_offset(clip, release_sync(lips), manifest or clips, folder, cache_dir)
         if own.frames is not None:
             lips = picture_on_sound_clock(lips, own.frames)
         signals[clip.name] = {"lips": lips}

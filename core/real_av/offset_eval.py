@@ -47,8 +47,9 @@ def _sound_on_video_clock(samples: np.ndarray, sample_rate: int, audio_start: fl
 
 def evaluate_offsets(clips: list[RealClip], folder: str | Path, model_dir: str | Path | None = None,
                      cache_dir: str | Path | None = None, shifts: tuple[int, ...] = SHIFTS,
-                     progress: Callable[[str], None] = lambda s: None) -> dict:
-    """{"cases": one row per clip and shift, "summary": per shift and overall counts of right/declined/wrong}."""
+                     progress: Callable[[str], None] = lambda s: None, manifest: list[RealClip] | None = None) -> dict:
+    """{"cases": one row per clip and shift, "summary": per shift and overall counts of right/declined/wrong}.
+    ``manifest``: every clip of the manifest, where a clip's same-recording twin is looked up (default: ``clips``)."""
     import tempfile
 
     import soundfile
@@ -73,7 +74,7 @@ def evaluate_offsets(clips: list[RealClip], folder: str | Path, model_dir: str |
             progress(f"{clip.name} ({k + 1}/{len(clips)})")
             opening, confidence, fps, audio_offset = tracked_opening(folder / clip.video, clip.sha256, tracks)
             releases = clip_release_sync(clip, folder, tracks)
-            own = own_offset(clip, releases, clips, folder, tracks)
+            own = own_offset(clip, releases, manifest or clips, folder, tracks)
             sound = load_audio(folder / (clip.audio or clip.video))
             samples = _sound_on_video_clock(sound.samples, sound.sample_rate, 0.0 if clip.audio else audio_offset)
             for shift in shifts:

@@ -28,19 +28,22 @@ class OwnOffset:
         return 0.0 if self.frames is None else self.frames
 
 
-def own_offset(clip: RealClip, releases: ReleaseSync, clips: list[RealClip], folder: str | Path,
+def own_offset(clip: RealClip, releases: ReleaseSync, manifest: list[RealClip], folder: str | Path,
                cache_dir: str | Path | None = None) -> OwnOffset:
     """``clip``'s :class:`OwnOffset` from its own ``releases`` (:func:`~.lip_release.clip_release_sync`) or, where
-    they say nothing, from the clip of ``clips`` it names as the same recording."""
+    they say nothing, from the clip of the ``manifest`` (all of it, not only the clips measured) it names as the
+    same recording."""
     if releases.frames is not None:
         return OwnOffset(releases.median, "releases")
-    twin = next((other for other in clips if other.name == clip.same_recording), None)
+    twin = next((other for other in manifest if other.name == clip.same_recording), None)
     if twin is None:
         return OwnOffset(None, "unknown")
+    from .manifest import check_folder
     from .real_lips import tracked_opening
     from .same_recording import align_recordings
 
     folder = Path(folder)
+    check_folder([twin], folder)  # its files are read too
     fps, twin_fps = (tracked_opening(folder / c.video, c.sha256, cache_dir)[2] for c in (clip, twin))
     anchor = clip_release_sync(twin, folder, cache_dir).offset  # its frames; 0 where its releases say nothing
     alignment = align_recordings(folder / twin.video, folder / clip.video,

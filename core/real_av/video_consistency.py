@@ -105,9 +105,11 @@ def _on_video_frames(signal: np.ndarray, fps: float, n_frames: int, audio_start:
 
 def evaluate_video_consistency(clips: list[RealClip], folder: str | Path, video_models: dict[str, str | Path | None],
                                cache_dir: str | Path | None = None,
-                               progress: Callable[[str], None] = lambda s: None) -> dict:
+                               progress: Callable[[str], None] = lambda s: None,
+                               manifest: list[RealClip] | None = None) -> dict:
     """{"clips": {model: per-clip rows}, "summary": {model: mean r / amplitude per feature, blink P/R}}.
-    ``video_models``: name → video model folder (None: the installed default); the audio-only take is always added."""
+    ``video_models``: name → video model folder (None: the installed default); the audio-only take is always added.
+    ``manifest``: every clip of the manifest, where a clip's same-recording twin is looked up (default: ``clips``)."""
     from ..heads import create
     from ..jobs import run_sync
     from ..motion.face_models import VIDEO_MODEL_WEIGHTS
@@ -131,7 +133,7 @@ def evaluate_video_consistency(clips: list[RealClip], folder: str | Path, video_
         video = folder / clip.video
         track = track_video(video, face_crops=False, min_face_fraction=0.3)
         releases = clip_release_sync(clip, folder, cache_dir, track)
-        own = own_offset(clip, releases, clips, folder, cache_dir).offset  # frames, to a fraction, as takes place it
+        own = own_offset(clip, releases, manifest or clips, folder, cache_dir).offset  # frames, to a fraction, as takes place it
         audio_start = (0.0 if clip.audio else track.audio_offset) + own / track.fps
         real = face_features(track.points_metric.astype(np.float64), track.head_rotation.astype(np.float64))
         valid = track.confidence > 0.5
