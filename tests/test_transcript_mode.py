@@ -130,3 +130,35 @@ def test_a_long_line_aligns_chunk_by_chunk(line):
     assert starts == sorted(starts) and starts[-1] > 3 * len(one) / utterance.sample_rate
     bilabial_times = [p.start for w in words for p in w.phones if p.phoneme in BILABIALS]
     assert sum(t > 3 * len(one) / utterance.sample_rate for t in bilabial_times) >= 4  # the last sentence's too
+
+
+def test_a_given_transcript_the_aligner_cannot_take_in_one_pass_is_placed_where_the_recogniser_heard_it(line):
+    """The true words of four sentences, one replaced by a word the recogniser cannot have heard there: each word is
+    timed by the recogniser's run it matches (between its neighbours where it matches none) and aligned in chunks."""
+    from lattice_talk.core.speech.alignment import align_in_chunks, anchored_words, transcript_words
+
+    _, _, utterance = line
+    pause = np.zeros(int(0.6 * utterance.sample_rate), np.float32)
+    one = np.concatenate([np.asarray(utterance.audio, np.float32), pause])
+    samples = np.tile(one, 4)
+    seconds = len(one) / utterance.sample_rate
+    words = transcript_words(" ".join([SENTENCE] * 4))
+    words[9] = "elephant"  # "my" in the second sentence: no sound of it anywhere
+    timed, heard = anchored_words(samples, utterance.sample_rate, words)
+    assert 0.4 < heard < 1.0  # "mum" is heard "mom", "a" "the", "bob" not at all
+    assert [w for w, _, _ in timed] == words
+    starts = [start for _, start, _ in timed]
+    assert starts == sorted(starts) and all(start < end for _, start, end in timed)
+    for k in range(4):  # every sentence's words lie in its own stretch of the line (±0.3 s); the recogniser never
+        sentence = timed[7 * k:7 * k + 7]  # hears "bob", so the first word spans the pause before it
+        assert sentence[0][2] > k * seconds and sentence[1][1] > k * seconds - 0.3, (k, sentence)
+        assert sentence[-1][2] < (k + 1) * seconds + 0.3, (k, sentence)
+    aligned, unaligned = align_in_chunks(samples, utterance.sample_rate, timed, chunk_words=5)
+    assert len(aligned) >= 24 and len(aligned) + len(unaligned) <= 28
+    bilabial_times = [p.start for w in aligned for p in w.phones if p.phoneme in BILABIALS]
+    assert sum(t > 3 * seconds for t in bilabial_times) >= 5  # the last sentence's p/b/m placed in its own time
+    # Words of another recording are refused as the one-pass alignment refuses them: the recogniser hears none.
+    from lattice_talk.core.speech.alignment import AlignmentError, align_transcript
+
+    with pytest.raises(AlignmentError, match=r"does not match the audio .* heard 1?\d % of its words"):
+        align_transcript(samples, utterance.sample_rate, "the quick brown fox jumps over the lazy dog " * 4)

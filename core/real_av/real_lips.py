@@ -100,9 +100,9 @@ def aligned_speech(audio, text: str, times: np.ndarray,
                    audio_start: float = 0.0) -> tuple[list[PhonemeEvent], np.ndarray]:
     """``text`` forced-aligned to ``audio`` (a :class:`~lattice_talk.core.audio.Audio` whose first sample plays at
     ``audio_start`` s): its phones in that time, from 0 on, and the speech frames at ``times`` (inside a word)."""
-    from ..speech.alignment import align_words, phone_events
+    from ..speech.alignment import align_transcript, phone_events
 
-    words = align_words(audio.samples, audio.sample_rate, text)
+    words, _ = align_transcript(audio.samples, audio.sample_rate, text)  # words it cannot place are not speech
     phones = [PhonemeEvent(p.phoneme, p.start + audio_start, p.end + audio_start)
               for p in phone_events(words) if p.start + audio_start >= 0]
     speech = np.zeros(len(times), bool)

@@ -23,6 +23,7 @@ _NOT_WORDS = ("<", "[")  # a decoder's <sil>, <s>, </s>, [NOISE], [SPEECH]
 CHUNK_WORDS = 8  # recognised words aligned together (see align_in_chunks)
 CHUNK_MARGIN_SECONDS = 0.1  # audio kept either side of a chunk's recognised words
 RETRY_PAD_SECONDS = 0.2  # silence put around audio whose alignment failed, for the second try
+MIN_HEARD_SHARE = 0.4  # of a transcript's words the recogniser must hear as written before it is aligned in chunks
 _DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
@@ -172,3 +173,69 @@ def align_in_chunks(samples: np.ndarray, sample_rate: int, timed_words: list[tup
                                 tuple(PhonemeEvent(p.phoneme, p.start + start, p.end + start) for p in w.phones))
                     for w in words]
     return sorted(aligned, key=lambda w: w.start), unaligned  # neighbouring chunks' margins overlap
+
+
+def align_transcript(samples: np.ndarray, sample_rate: int, text: str) -> tuple[list[AlignedWord], list[str]]:
+    """``text`` aligned to ``samples`` → (aligned words, words left out): in one pass (:func:`align_words`), or, where
+    that finds no path (PocketSphinx fails on most real lines over ~30 s even with their true words), a few words at a
+    time on their own stretch of audio (:func:`align_in_chunks`), each word's stretch found by
+    :func:`anchored_words`. Raises :class:`AlignmentError` for words the dictionary lacks, as ``align_words`` does."""
+    try:
+        return align_words(samples, sample_rate, text), []
+    except AlignmentError as exc:
+        if "does not know" in str(exc) or "no words" in str(exc):
+            raise
+        mismatch = exc
+    timed, heard = anchored_words(samples, sample_rate, transcript_words(text))
+    if heard < MIN_HEARD_SHARE:  # not this recording's words (a recogniser hears most of a true transcript)
+        raise AlignmentError(f"{mismatch} (the recogniser heard {100 * heard:.0f} % of its words)")
+    return align_in_chunks(samples, sample_rate, timed)
+
+
+def anchored_words(samples: np.ndarray, sample_rate: int,
+                   words: list[str]) -> tuple[list[tuple[str, float, float]], float]:
+    """Rough times of ``words`` in ``samples``, and the share of them the recogniser heard as written: each word paired
+    with a word the recogniser heard — the same word or the one heard in its place, by the fewest-edits alignment of
+    the two sequences — takes its times; the rest share the time between their paired neighbours evenly, by length."""
+    heard = recognize_words(samples, sample_rate)
+    times: list[tuple[float, float] | None] = [None] * len(words)
+    same = 0
+    for i, j in _paired([word for word, _, _ in heard], words):
+        times[j] = heard[i][1:]
+        same += heard[i][0] == words[j]
+    duration = len(samples) / sample_rate
+    k = 0
+    while k < len(words):
+        if times[k] is not None:
+            k += 1
+            continue
+        end = next((j for j in range(k, len(words)) if times[j] is not None), len(words))
+        lo = times[k - 1][1] if k > 0 else 0.0
+        hi = times[end][0] if end < len(words) else duration
+        lengths = np.cumsum([0] + [len(w) + 1 for w in words[k:end]])
+        edges = lo + (hi - lo) * lengths / lengths[-1]
+        for j in range(k, end):
+            times[j] = (float(edges[j - k]), float(edges[j - k + 1]))
+        k = end
+    return [(word, start, end) for word, (start, end) in zip(words, times)], same / max(1, len(words))
+
+
+def _paired(a: list[str], b: list[str]) -> list[tuple[int, int]]:
+    """The (i, j) pairs of the fewest-edits alignment of ``a`` to ``b`` (Levenshtein over words: a word kept or
+    replaced pairs; one inserted or dropped does not), in order. Ties prefer keeping the pairs."""
+    n, m = len(a), len(b)
+    cost = np.zeros((n + 1, m + 1), np.int32)
+    cost[:, 0], cost[0, :] = np.arange(n + 1), np.arange(m + 1)
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            cost[i, j] = min(cost[i - 1, j - 1] + (a[i - 1] != b[j - 1]), cost[i - 1, j] + 1, cost[i, j - 1] + 1)
+    pairs, i, j = [], n, m
+    while i > 0 and j > 0:
+        if cost[i, j] == cost[i - 1, j - 1] + (a[i - 1] != b[j - 1]):
+            pairs.append((i - 1, j - 1))
+            i, j = i - 1, j - 1
+        elif cost[i, j] == cost[i - 1, j] + 1:
+            i -= 1
+        else:
+            j -= 1
+    return pairs[::-1]

@@ -3,7 +3,8 @@
 The decoder hears most bilabials, but a closure it misses is the error viewers notice first. With the words
 known, forced alignment (:mod:`.alignment`) gives each p/b/m's time, and the lips are sealed there the way the
 decoder's own closure channel seals them (``core.mouth.seal_lips``); timing and intensity of
-everything else still come from the audio. Words the aligner cannot use leave the take to the audio alone,
+everything else still come from the audio. A long line that will not align in one pass is aligned a few words at a
+time, each on the stretch of audio where the recogniser heard it (:func:`~.alignment.align_transcript`). Words the aligner cannot use leave the take to the audio alone,
 and the report says which and why.
 
 Without a transcript, recognition mode (:func:`seal_recognized_bilabials`) asks PocketSphinx's English recogniser
@@ -16,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..audio import Audio
-from .alignment import AlignedWord, AlignmentError, align_in_chunks, align_words, phone_events, recognize_words
+from .alignment import AlignedWord, AlignmentError, align_in_chunks, align_transcript, phone_events, recognize_words
 
 
 def seal_transcript_bilabials(units: np.ndarray, jaw: np.ndarray, unit_names: tuple[str, ...], audio: Audio,
@@ -24,10 +25,12 @@ def seal_transcript_bilabials(units: np.ndarray, jaw: np.ndarray, unit_names: tu
     """Units and jaw with the aligned p/b/m sealed, and a report for the take's provenance."""
     report: dict = {"source": "given", "text": transcript}
     try:
-        words = align_words(audio.samples, audio.sample_rate, transcript)
+        words, unaligned = align_transcript(audio.samples, audio.sample_rate, transcript)
     except AlignmentError as exc:
         report["error"] = f"{exc}; the take was made from the audio alone"
         return units, jaw, report
+    if unaligned:
+        report["unaligned"] = unaligned
     return _seal(units, jaw, unit_names, words, fps, report)
 
 
