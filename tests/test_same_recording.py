@@ -60,7 +60,11 @@ def test_a_manifest_names_a_same_recording_clip_of_the_same_speaker(tmp_path):
     path.write_text(json.dumps({"format": MANIFEST_FORMAT, "clips": clips}))
     with pytest.raises(LatticeTalkError, match="b's same_recording 'a'"):
         load_manifest(path)
-    clips[1]["speaker"] = "one"
+    clips[1].update(speaker="one", same_recording="b")  # itself: no evidence
+    path.write_text(json.dumps({"format": MANIFEST_FORMAT, "clips": clips}))
+    with pytest.raises(LatticeTalkError, match="b's same_recording 'b' is not another clip of speaker 'one'"):
+        load_manifest(path)
+    clips[1]["same_recording"] = "a"
     path.write_text(json.dumps({"format": MANIFEST_FORMAT, "clips": clips}))
     assert load_manifest(path)[1].same_recording == "a"
 
@@ -113,3 +117,9 @@ def test_a_second_cut_takes_its_twins_offset_moved_by_the_measured_difference(tw
     assert own_offset(cut, ReleaseSync((-1.2, -1.0, -0.9)), clips, folder).frames == pytest.approx(-1.0)  # releases win
     with pytest.raises(NotSameRecording, match="head.mp4 and .*cut.mp4 are not one recording"):
         align_recordings(folder / "head.mp4", folder / "cut.mp4", folder / "reversed.wav", folder / "cut.wav")
+    (folder / "cut.wav").rename(folder / "moved.wav")  # a twin's file missing: one error naming both clips
+    try:
+        with pytest.raises(LatticeTalkError, match="cut's own offset is read against head.*cut.wav"):
+            own_offset(cut, ReleaseSync(()), clips, folder)
+    finally:
+        (folder / "moved.wav").rename(folder / "cut.wav")

@@ -272,7 +272,7 @@ def test_a_decoder_on_our_ssl_encoder_trains_evaluates_and_generates(tmp_path):
     (tmp_path / "orphan").mkdir()  # the decoder without the encoder it names: one clear error when loading
     for name in ("decoder.json", DECODER_FILE):
         (tmp_path / "orphan" / name).write_bytes((tmp_path / "widened" / name).read_bytes())
-    with pytest.raises(LatticeTalkError, match="the speech encoder its decoder.json names \\(encoder\\) is not there"):
+    with pytest.raises(LatticeTalkError, match="the speech encoder its decoder.json names as 'encoder' \\(encoder\\) is not there"):
         SpeechPipeline(tmp_path / "orphan", threads=1).prepare()
     assert widened_config["features"] == LOG_MEL_AND_SSL_FEATURES and widened_config["voice_perturbation"] is True
     assert widened_config["encoder"] == "encoder" and decoder_config["encoder"] == str((tmp_path / "ssl").resolve())

@@ -3,7 +3,8 @@
 The audio alone goes into each model (as ``generate`` gets it, on the default head at the video's frame
 rate); its mouth opening and lip gap are read off the posed head at the same MediaPipe points as the real
 face and placed on the video's frames (a sound that starts later than the picture is shifted to match). A file
-whose picture runs ahead of or behind its own sound (by its bilabial releases, :mod:`.lip_release`, no model) has
+whose picture runs ahead of or behind its own sound (by its bilabial releases or a file of the same recording,
+:mod:`.own_offset`, no model) has
 its real lips moved onto the sound's clock first, as ``video eval-real`` does: the prediction is made from the
 sound, so it is compared with what the face did when that sound was made."""
 
@@ -108,7 +109,8 @@ def evaluate_real(clips: list[RealClip], folder: str | Path, models: dict[str, s
         for name, predict in predictors.items():
             prediction = predict(lips)
             signals[clip.name][name] = prediction
-            rows[name].append({**score_clip(prediction, lips), "own_offset_frames": round(own.offset, 3)})
+            rows[name].append({**score_clip(prediction, lips), "own_offset_frames": round(own.offset, 3),
+                                   "own_offset_source": own.source})
     return {"clips": rows, "summary": {name: summarize(r) for name, r in rows.items()}, "signals": signals}
 
 

@@ -61,9 +61,10 @@ def load_manifest(path: str | Path) -> list[RealClip]:
         raise LatticeTalkError(f"{path}: clip names repeat")
     speakers = {c.name: c.speaker for c in clips}
     for clip in clips:
-        if clip.same_recording is not None and speakers.get(clip.same_recording) != clip.speaker:
-            raise LatticeTalkError(f"{path}: {clip.name}'s same_recording {clip.same_recording!r} is not a clip of "
-                                   "the same speaker in it")
+        if clip.same_recording is not None and (clip.same_recording == clip.name
+                                                or speakers.get(clip.same_recording) != clip.speaker):
+            raise LatticeTalkError(f"{path}: {clip.name}'s same_recording {clip.same_recording!r} is not another clip "
+                                   f"of speaker {clip.speaker!r} in it; name one, or remove the field")
     dev, test = ({c.speaker for c in clips if c.split == s} for s in ("dev", "test"))
     if dev & test:
         raise LatticeTalkError(f"{path}: speakers {sorted(dev & test)} are in both the dev and the test split")

@@ -38,16 +38,21 @@ def own_offset(clip: RealClip, releases: ReleaseSync, manifest: list[RealClip], 
     twin = next((other for other in manifest if other.name == clip.same_recording), None)
     if twin is None:
         return OwnOffset(None, "unknown")
+    from ..errors import LatticeTalkError
     from .manifest import check_folder
-    from .real_lips import tracked_opening
-    from .same_recording import align_recordings
+    from .same_recording import NotSameRecording, align_recordings
 
     folder = Path(folder)
-    check_folder([twin], folder)  # its files are read too
-    fps, twin_fps = (tracked_opening(folder / c.video, c.sha256, cache_dir)[2] for c in (clip, twin))
-    anchor = clip_release_sync(twin, folder, cache_dir).offset  # its frames; 0 where its releases say nothing
-    alignment = align_recordings(folder / twin.video, folder / clip.video,
-                                 twin.audio and folder / twin.audio, clip.audio and folder / clip.audio)
-    difference = alignment.offset_difference * fps
-    return OwnOffset(anchor / twin_fps * fps + difference,
-                     f"same recording as {twin.name} ({anchor:+.2f} frames there, {difference:+.2f} here against it)")
+    try:
+        check_folder([twin], folder)  # its files are read too
+        alignment = align_recordings(folder / twin.video, folder / clip.video,
+                                     twin.audio and folder / twin.audio, clip.audio and folder / clip.audio)
+    except (NotSameRecording, LatticeTalkError) as exc:
+        raise LatticeTalkError(f"{clip.name}'s own offset is read against {twin.name}, the clip its manifest entry "
+                               f"names as the same recording: {exc}") from exc
+    twin_releases = clip_release_sync(twin, folder, cache_dir)
+    anchor = twin_releases.offset  # the twin's frames; 0 where its releases say nothing
+    there = f"{anchor:+.2f} frames there" if twin_releases.frames is not None else "0 assumed there: its releases give none"
+    difference = alignment.offset_difference * alignment.fps_b
+    return OwnOffset(anchor / alignment.fps_a * alignment.fps_b + difference,
+                     f"same recording as {twin.name} ({there}; {difference:+.2f} here against it)")

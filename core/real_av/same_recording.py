@@ -3,7 +3,7 @@ between sound and picture. How far apart they are is read here without any model
 in the other's (the waveforms' cross-correlation, to a sample) and where its picture lies (every tracked face point
 and the head's rotation, correlated at fractional lags). The difference of the two lags is the difference of the
 files' own offsets, so a file whose own offset the lips' releases cannot give (:mod:`.lip_release`) can take its
-twin's (used by `video eval-offset`, :mod:`.offset_eval`)."""
+twin's (:mod:`.own_offset`, which all three real-clip measures read)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from ..errors import LatticeTalkError
 MIN_SOUND_R = 0.9  # the two sounds correlate at least this well where they overlap, or they are not one recording
 MIN_PICTURE_R = 0.8  # ... and the two tracked faces' motion (two trackings of one face differ by their noise)
 MIN_OVERLAP = 0.5  # of the shorter file, at least
+MAX_DIFFERENCE = 1.0  # seconds: pictures placed further from their sounds are a chance match, not one recording
 FINE_STEP = 0.05  # frames: the picture's lag is refined to this step around the best whole frame
 
 
@@ -32,6 +33,8 @@ class RecordingAlignment:
     sound_r: float
     picture_lag: float  # b's picture at t + picture_lag shows what a's shows at t
     picture_r: float
+    fps_a: float = 25.0  # the two videos' frame rates
+    fps_b: float = 25.0
 
     @property
     def offset_difference(self) -> float:
@@ -71,11 +74,15 @@ def _picture_r(a: np.ndarray, fps_a: float, b: np.ndarray, fps_b: float, lag: fl
     return float(np.mean(_standardized(a[inside]) * _standardized((1 - weight) * b[lo] + weight * b[hi])))
 
 
-def picture_lag(a: np.ndarray, fps_a: float, b: np.ndarray, fps_b: float) -> tuple[float, float]:
+def picture_lag(a: np.ndarray, fps_a: float, b: np.ndarray, fps_b: float,
+                near: float | None = None) -> tuple[float, float]:
     """(seconds, r): the lag at which the per-frame channels ``b`` (frames × channels at ``fps_b``) best repeat
-    ``a``'s, and their mean per-channel correlation there. Whole frames of b first, then FINE_STEP around the best."""
+    ``a``'s, and their mean per-channel correlation there; ``near``: only lags within MAX_DIFFERENCE of it. Whole
+    frames of b first, then FINE_STEP around the best."""
     duration_a, duration_b = len(a) / fps_a, len(b) / fps_b
     whole = np.arange(np.floor(-duration_a * fps_b), np.ceil(duration_b * fps_b) + 1) / fps_b
+    if near is not None:
+        whole = whole[np.abs(whole - near) <= MAX_DIFFERENCE]
     scores = [_picture_r(a, fps_a, b, fps_b, lag) for lag in whole]
     best = whole[int(np.argmax(scores))]
     fine = best + np.arange(-1.0, 1.0 + FINE_STEP / 2, FINE_STEP) / fps_b
@@ -103,10 +110,12 @@ def align_recordings(a: str | Path, b: str | Path, sound_a: str | Path | None = 
     starts = [0.0 if sound else track.audio_offset for sound, track in zip((sound_a, sound_b), tracks)]
     sounds = [load_audio(sound or path).samples for sound, path in zip((sound_a, sound_b), (a, b))]
     lag, sound_r = sound_lag(sounds[0], sounds[1], SPEECH_RATE)
+    lag += starts[1] - starts[0]  # on the videos' clocks
     picture, picture_r = picture_lag(picture_channels(tracks[0]), tracks[0].fps,
-                                     picture_channels(tracks[1]), tracks[1].fps)
-    if sound_r < MIN_SOUND_R or picture_r < MIN_PICTURE_R:
+                                     picture_channels(tracks[1]), tracks[1].fps, near=lag)
+    if not (sound_r >= MIN_SOUND_R and picture_r >= MIN_PICTURE_R):  # (NaN for a silent or frozen overlap)
         raise NotSameRecording(f"{a} and {b} are not one recording: their sounds correlate at r {sound_r:.2f} "
-                               f"(at least {MIN_SOUND_R} expected) and their tracked faces at {picture_r:.2f} (at least "
-                               f"{MIN_PICTURE_R}); remove 'same_recording' from the manifest entry")
-    return RecordingAlignment(lag - starts[0] + starts[1], sound_r, picture, picture_r)
+                               f"(at least {MIN_SOUND_R} expected), their tracked faces at {picture_r:.2f} within "
+                               f"{MAX_DIFFERENCE:g} s of that (at least {MIN_PICTURE_R}); remove 'same_recording' from "
+                               "the manifest entry")
+    return RecordingAlignment(lag, sound_r, picture, picture_r, tracks[0].fps, tracks[1].fps)

@@ -133,8 +133,8 @@ def evaluate_video_consistency(clips: list[RealClip], folder: str | Path, video_
         video = folder / clip.video
         track = track_video(video, face_crops=False, min_face_fraction=0.3)
         releases = clip_release_sync(clip, folder, cache_dir, track)
-        own = own_offset(clip, releases, manifest or clips, folder, cache_dir).offset  # frames, to a fraction, as takes place it
-        audio_start = (0.0 if clip.audio else track.audio_offset) + own / track.fps
+        own = own_offset(clip, releases, manifest or clips, folder, cache_dir)  # frames, to a fraction, as takes place it
+        audio_start = (0.0 if clip.audio else track.audio_offset) + own.offset / track.fps
         real = face_features(track.points_metric.astype(np.float64), track.head_rotation.astype(np.float64))
         valid = track.confidence > 0.5
         real_blinks = [b.peak for b in track.blinks]
@@ -150,7 +150,8 @@ def evaluate_video_consistency(clips: list[RealClip], folder: str | Path, video_
             take_features = {f: _on_video_frames(s, track.fps, track.n_frames, audio_start) for f, s in take_features.items()}
             head_closure = closure(points)
             take_blinks = [int(round(b.peak + audio_start * track.fps)) for b in blinks(head_closure, track.fps)]
-            row = {"clip": clip.name, "frames": track.n_frames, "own_offset_frames": round(own, 3),
+            row = {"clip": clip.name, "frames": track.n_frames, "own_offset_frames": round(own.offset, 3),
+                   "own_offset_source": own.source,
                    **compare_features(take_features, real, valid),
                    "real_blinks": len(real_blinks), "take_blinks": len(take_blinks),
                    "matched_blinks": match_blinks(take_blinks, real_blinks)}

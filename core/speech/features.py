@@ -73,8 +73,8 @@ def ssl_features(encoder_dir: str | Path, with_log_mel: bool = False, device: st
 
 
 def decoder_features(config: dict, model_dir: str | Path, device: str = "cpu"):
-    """The feature function a trained decoder was trained on (``decoder.json`` "features" / "encoder"); an
-    encoder runs on ``device``."""
+    """The feature function a trained decoder was trained on (``decoder.json`` "features", "encoder" and, for the
+    phonetic states, "phonetic_encoder": a :class:`StackedFeatures`); an encoder runs on ``device``."""
     from ..errors import LatticeTalkError
 
     from .phonetic_encoder import phonetic_features
@@ -88,10 +88,7 @@ def decoder_features(config: dict, model_dir: str | Path, device: str = "cpu"):
                         device=device)
     if kind != LOG_MEL_SSL_AND_PHONETIC_FEATURES:
         return base
-    phonetic = _encoder_reference(config, "phonetic_encoder", model_dir)
-    if not Path(phonetic).is_dir():
-        raise LatticeTalkError(f"{model_dir}: the phonetic encoder its decoder.json names ({phonetic}) is not a folder; "
-                               "copy it back (or train the decoder again)")
+    phonetic = _encoder_reference(config, "phonetic_encoder", model_dir)  # a folder: no hub id for this key
     inside = Path(phonetic).resolve().parent == Path(model_dir).resolve()  # named as the heads name theirs
     return StackedFeatures(base, phonetic_features(phonetic, device),
                            Path(phonetic).name if inside else str(Path(phonetic).resolve()))
@@ -104,7 +101,9 @@ def _encoder_reference(config: dict, key: str, model_dir: str | Path) -> str | P
 
     reference = config.get(key) or ""
     folder = Path(model_dir) / reference  # an absolute reference stays itself
-    if not reference or (not folder.is_dir() and (Path(reference).is_absolute() or "/" not in reference)):
-        raise LatticeTalkError(f"{model_dir}: the speech encoder its decoder.json names ({reference}) is not there; "
-                               "copy the encoder folder back (or train the decoder again)")
+    hub_id = key == "encoder" and not Path(reference).is_absolute() and "/" in reference
+    if not reference or (not folder.is_dir() and not hub_id):
+        what = "speech encoder" if key == "encoder" else "phonetic encoder (speech import-whisper)"
+        raise LatticeTalkError(f"{model_dir}: the {what} its decoder.json names as {key!r} ({reference}) is not "
+                               "there; copy that folder back (or train the decoder again)")
     return folder if folder.is_dir() else reference

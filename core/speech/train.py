@@ -370,6 +370,9 @@ def widened_input(state: dict, start_features: str, model, features: str, start_
     if (start_features, features) in ((LOG_MEL_FEATURES, LOG_MEL_AND_SSL_FEATURES),
                                       (LOG_MEL_AND_SSL_FEATURES, LOG_MEL_SSL_AND_PHONETIC_FEATURES)):
         weight = torch.zeros_like(model.inp.weight)
+        if state["inp.weight"].shape[1] >= weight.shape[1]:
+            raise LatticeTalkError(f"{start_dir}: its decoder reads {state['inp.weight'].shape[1]} features, as many "
+                                   f"as the new {features!r} ones or more: another encoder? train from scratch")
         weight[:, :state["inp.weight"].shape[1]] = state["inp.weight"]
         return {**state, "inp.weight": weight}
     raise LatticeTalkError(f"{start_dir}: a decoder trained on {start_features!r} features cannot be fine-tuned on "
