@@ -195,3 +195,25 @@ def test_train_opening_refuses_a_model_without_the_phonetic_encoder_and_a_full_o
     assert main(args[:4] + ["--epochs", "0", "--quiet", "--model", str(folders / "detector"), "--out",
                             str(tmp_path / "b")]) != 0
     assert "at least one epoch of at least one step" in capsys.readouterr().err and not (tmp_path / "b").exists()
+
+
+def test_a_teacher_whose_head_guides_the_jaw_teaches_the_guided_jaw(folders, tmp_path):
+    """data voices' teacher (voice_shards.TeacherModel) makes the motion generate makes: with a jaw_weight in its
+    opening.json, the jaw its head guides; without one, the decoder's own."""
+    from lattice_talk.core.real_av.voice_shards import TeacherModel
+    from lattice_talk.core.speech.opening import guide_jaw
+    from lattice_talk.core.speech.train import load_examples
+
+    guided = tmp_path / "guided"
+    shutil.copytree(folders / "opening", guided)
+    config = json.loads((guided / "opening.json").read_text())
+    (guided / "opening.json").write_text(json.dumps({**config, "jaw_weight": 1.0}))
+    plain, teacher = TeacherModel(folders / "opening"), TeacherModel(guided)
+    assert plain.opening is None and teacher.opening.jaw_weight == 1.0
+    (example,) = load_examples(folders / "real", "train")
+    audio, n = example.utterance.audio, len(example.jaw)
+    units, jaw = plain(audio, n)
+    guided_units, guided_jaw = teacher(audio, n)
+    assert np.array_equal(guided_units, units) and not np.allclose(guided_jaw, jaw)
+    opening = teacher.opening.opening(teacher.opening.features(audio), n)
+    assert np.array_equal(guided_jaw, guide_jaw(units, jaw, plain.unit_names, opening, 1.0))

@@ -160,20 +160,29 @@ def check_line_files(lines: list[SpokenLine]) -> None:
 
 
 class TeacherModel:
-    """A trained speech model's raw units and jaw (before its own seal) for a whole utterance."""
+    """A trained speech model's raw units and jaw (before its own seal) for a whole utterance; its jaw guided by its
+    mouth-opening head where the model's ``opening.json`` gives a ``jaw_weight`` (as ``generate`` guides it), so a
+    decoder can learn the guided motion on real voices."""
 
     def __init__(self, model_dir: str | Path):
         from ..speech.features import decoder_features
         from ..speech.model import load_decoder
+        from ..speech.opening import folder_opening_head
 
         self.model, config = load_decoder(model_dir)
         self.unit_names = tuple(config["unit_names"])
         self.features = decoder_features(config, model_dir)
+        head = folder_opening_head(model_dir)
+        self.opening = head if head is not None and head.jaw_weight > 0 else None
 
     def __call__(self, samples: np.ndarray, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
         from ..speech.model import decode
+        from ..speech.opening import guide_jaw
 
         units, jaw, _ = decode(self.model, self.features(samples), n_frames)
+        if self.opening is not None:
+            opening = self.opening.opening(self.opening.features(samples), n_frames)
+            jaw = guide_jaw(units, jaw, self.unit_names, opening, self.opening.jaw_weight)
         return units, jaw
 
 
