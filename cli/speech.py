@@ -133,6 +133,9 @@ def _add_train_opening(speech_sub: argparse._SubParsersAction) -> None:
     head.add_argument("--chosen-on", default="the default (speech train-opening)",
                       help="what chose this head (for the model card), kept in opening.json")
     head.add_argument("--seed", type=int, default=0, help="seed of the batches and initial weights (default: 0)")
+    head.add_argument("--jaw-weight", type=float, default=0.0,
+                      help="how far a take's jaw follows the head, 0–1 (default 0: evidence for the A/V offset only; "
+                           "the speech recipe's teacher for real voices uses 1)")
     head.add_argument("--quiet", action="store_true", help="no progress bar")
     head.set_defaults(func=_cmd_speech_train_opening)
 
@@ -315,7 +318,7 @@ def _cmd_speech_train_opening(args: argparse.Namespace) -> int:
     with _epoch_progress(args.epochs, args.quiet) as progress:
         result = train_opening_head(args.model, args.corpus, args.out, epochs=args.epochs,
                                     steps_per_epoch=args.steps_per_epoch, lr=args.lr, seed=args.seed,
-                                    chosen_on=args.chosen_on, progress=progress)
+                                    chosen_on=args.chosen_on, jaw_weight=args.jaw_weight, progress=progress)
     history = result["history"]
     print(f"held-out mean r {result['heldout_mean_r']:.3f} at epoch {history['best_epoch']}; head in {args.out}")
     return EXIT_OK

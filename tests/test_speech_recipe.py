@@ -105,7 +105,7 @@ def test_full_scale_commands_are_the_model_cards(capsys):
     recorded = [line for block in card[:card.index("## Rebuild")].split("```")[1::2]
                 for line in re.sub(r"\\\n\s*", "", block).splitlines() if line.startswith("python -m lattice_talk")]
     recipe_lines = [line for line in printed.splitlines() if " data mix " not in line and " --window " not in line]
-    assert len(recorded) == len(recipe_lines) == 37
+    assert len(recorded) == len(recipe_lines) == 43
     for card_line, recipe_line in zip(recorded, recipe_lines):
         assert _settings(card_line) == _settings(recipe_line), card_line
 

@@ -61,18 +61,22 @@ def correlation_loss(head: MouthOpeningHead, batch) -> "torch.Tensor":
 
 def train_opening_head(model_dir: str | Path, corpora: list[str | Path], out_dir: str | Path, epochs: int = 12,
                        steps_per_epoch: int = 100, batch_size: int = 24, lr: float = 1e-3, seed: int = 0,
-                       patience: int = 4, chosen_on: str = "",
+                       patience: int = 4, chosen_on: str = "", jaw_weight: float = 0.0,
                        progress: Callable[[int, float, float], None] | None = None) -> dict:
     """A mouth-opening head for the speech model in ``model_dir``, reading its phonetic encoder (the one its p/b/m
     detector reads), trained on ``corpora`` (``data real`` folders); ``out_dir`` becomes a copy of the model folder
     with the head in it (``model_dir`` itself when they are the same); ``chosen_on``: what chose this head, kept in its
-    config. Returns the history and the held-out mean r."""
+    config; ``jaw_weight``: how far the take's jaw follows the head (:func:`~.opening.guide_jaw`; 0: evidence only, as
+    it ships; the recipe's teacher for real voices guides at 1). Returns the history and the held-out mean r."""
     import torch
     from safetensors.torch import save_file
 
     from .bilabial import config_encoder
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
+    if not 0.0 <= jaw_weight <= 1.0:
+        raise LatticeTalkError(f"a jaw weight of {jaw_weight} is outside 0–1 (0: the head is evidence only; 1: the jaw "
+                               "follows it fully)")
     if not corpora:
         raise LatticeTalkError("the mouth-opening head needs real talking faces (--corpus: 'data real' folders)")
     if not (model_dir / DECODER_CONFIG).is_file():
@@ -103,6 +107,7 @@ def train_opening_head(model_dir: str | Path, corpora: list[str | Path], out_dir
                   "correlation: no fixed scale",
         "chosen_on": chosen_on, "corpora": [str(c) for c in corpora], "epoch": history["best_epoch"],
         "heldout_mean_r": round(1.0 - history["best"], 4),
-        "train_hours": round(sum(len(ex.jaw) for ex in train) / FPS / 3600, 3), "seed": seed}, indent=2))
+        "train_hours": round(sum(len(ex.jaw) for ex in train) / FPS / 3600, 3), "seed": seed,
+        **({"jaw_weight": jaw_weight} if jaw_weight else {})}, indent=2))
     save_file({k: v.half() for k, v in folded(best_state, scale).items()}, str(out_dir / OPENING_FILE))
     return {"history": history, "heldout_mean_r": 1.0 - history["best"]}

@@ -138,7 +138,7 @@ def run_recipe(steps: list[Step], work: str | Path, scale: str, run: Callable[[l
 
 def ship_model(decoder_dir: str | Path, out: str | Path) -> Path:
     """The trained decoder as it ships: its weights and ``decoder.json`` (and its p/b/m detector and mouth-opening
-    head with the phonetic encoder they read) in ``out`` with the
+    head with the phonetic encoder they, and a decoder on its states, read) in ``out`` with the
     encoder it names copied inside as ``encoder/``, so the folder moves as one model. ``out`` is replaced; it may not be a shipped model."""
     decoder_dir, out = Path(decoder_dir), Path(out)
     _outside_shipped_models(out, "the rebuilt model")
@@ -159,6 +159,18 @@ def ship_model(decoder_dir: str | Path, out: str | Path) -> Path:
     if "encoder" in config:
         shutil.copytree(decoder_dir / config["encoder"], side / "encoder")  # a relative name reads from the decoder
         config["encoder"] = "encoder"
+    if "phonetic_encoder" in config:  # a decoder that reads the phonetic states too: the heads' encoder, or its own
+        import filecmp
+
+        from .phonetic_encoder import WEIGHTS_FILE
+
+        phonetic = decoder_dir / config["phonetic_encoder"]
+        if not (side / phonetic.name).exists():
+            shutil.copytree(phonetic, side / phonetic.name)
+        elif not filecmp.cmp(phonetic / WEIGHTS_FILE, side / phonetic.name / WEIGHTS_FILE, shallow=False):
+            raise LatticeTalkError(f"{decoder_dir}: its decoder reads a phonetic encoder ({phonetic}) other than the "
+                                   f"one its heads read under the same name; train them on one encoder")
+        config["phonetic_encoder"] = phonetic.name
     _write_json(side / DECODER_CONFIG, config)
     shutil.rmtree(out, ignore_errors=True)
     os.replace(side, out)
