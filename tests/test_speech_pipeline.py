@@ -329,6 +329,21 @@ def test_a_decoder_on_our_ssl_encoder_trains_evaluates_and_generates(tmp_path):
                     GenerateRequest(audio_path=speech(tmp_path / "line.wav", 2.0), head=create("default"),
                                     settings=GenerateSettings(fps=25.0)))
     assert clip.provenance["features"] == LOG_MEL_SSL_AND_PHONETIC_FEATURES and np.isfinite(clip.expression).all()
+    # Fine-tuned again from itself, with weight on the states: the saved (folded) layer is unfolded for training on
+    # standardised states and folded again when saved, so it reads the raw states as it did.
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(folder / DECODER_FILE))
+    weights["inp.weight"][:, N_MELS + 3 * 32:] = 0.05 * torch.randn_like(weights["inp.weight"][:, N_MELS + 3 * 32:].float()).half()
+    save_file(weights, str(folder / DECODER_FILE))
+    before = decode(load_decoder(folder)[0], stacked(audio), n_frames)
+    again = phonetic_train[:]
+    again[again.index("--out") + 1], again[again.index("--init-from") + 1] = str(tmp_path / "again"), str(folder)
+    assert main(again) == 0
+    again_config = json.loads((tmp_path / "again" / "decoder.json").read_text())
+    assert again_config["phonetic_encoder"] == str((folder / "phonetic_encoder").resolve())  # outside: its path
+    for a, b in zip(decode(load_decoder(tmp_path / "again")[0], stacked(audio), n_frames), before):
+        assert np.allclose(a, b, atol=5e-3)
 
 
 def test_the_phonetic_states_standardisation_folds_into_the_first_layer_and_back():
