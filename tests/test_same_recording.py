@@ -43,12 +43,15 @@ def test_picture_lag_reads_seconds_across_frame_rates_to_a_fraction_of_a_frame()
     b = motion[(np.arange(0.0, 11.0, 1 / 30) * 1000).astype(int) + 863]  # 11 s from 0.863 s, at 30 fps
     lag, r = picture_lag(a, 25.0, b, 30.0)
     assert lag == pytest.approx(3.0 - 0.863, abs=0.005) and r > 0.98  # within an eighth of a frame
+    assert picture_lag(a, 25.0, b, 30.0, near=2.5)[0] == pytest.approx(lag)  # searched near the sound's lag
+    far, _ = picture_lag(a, 25.0, b, 30.0, near=4.0)  # the true lag lies 1.9 s away: only nearer ones are tried
+    assert abs(far - 4.0) <= 1.0 + 1 / 30
 
 
 def test_offset_difference_is_the_picture_lag_minus_the_sound_lag():
     # b's picture shows a's frame at t 0.08 s later, its sound plays a's 0.2 s later: b's picture is 0.12 s earlier
     # against its sound than a's is
-    assert RecordingAlignment(0.2, 1.0, 0.08, 1.0).offset_difference == pytest.approx(-0.12)
+    assert RecordingAlignment(0.2, 1.0, 0.08, 1.0, 25.0, 30.0).offset_difference == pytest.approx(-0.12)
 
 
 def test_a_manifest_names_a_same_recording_clip_of_the_same_speaker(tmp_path):

@@ -80,11 +80,14 @@ def test_toy_recipe_builds_a_model_from_nothing_and_resumes(tmp_path, capsys):
     moved = shutil.move(work / "model", tmp_path / "moved")
     config = json.loads((Path(moved) / "decoder.json").read_text())
     assert config["encoder"] == "encoder" and (config["seal"]["from"], config["seal"]["full"]) == (0.5, 0.9)
+    assert config["features"] == "log_mel_80_ssl_hidden_states_and_phonetic_states"  # the phonetic decoder, as shipped
+    assert config["phonetic_encoder"] == "phonetic_encoder" and not (Path(moved) / "train_state.json").exists()
     detector = json.loads((Path(moved) / "bilabial.json").read_text())  # the p/b/m detector rides in the same folder
     assert detector["threshold"] == 0.9 and "dev split" in detector["threshold_chosen_on"]
     assert detector["encoder"] == "phonetic_encoder" and (Path(moved) / "phonetic_encoder" / "model.safetensors").is_file()
     opening = json.loads((Path(moved) / "opening.json").read_text())  # and the mouth-opening head, on the same encoder
     assert opening["encoder"] == "phonetic_encoder" and opening["corpora"] == [str(work / "data" / "real_s1")]
+    shutil.move(work, tmp_path / "work_gone")  # nothing it reads may be left behind in the work folder
     clip = run_sync(SpeechPipeline(moved, threads=1),
                     GenerateRequest(audio_path=GRID_DIR / "pbai7a.mpg", head=create("default")))
     assert clip.n_frames > 60 and np.isfinite(clip.expression).all()

@@ -40,17 +40,17 @@ def own_offset(clip: RealClip, releases: ReleaseSync, manifest: list[RealClip], 
         return OwnOffset(None, "unknown")
     from ..errors import LatticeTalkError
     from .manifest import check_folder
-    from .same_recording import NotSameRecording, align_recordings
+    from .same_recording import align_recordings
 
     folder = Path(folder)
     try:
         check_folder([twin], folder)  # its files are read too
         alignment = align_recordings(folder / twin.video, folder / clip.video,
                                      twin.audio and folder / twin.audio, clip.audio and folder / clip.audio)
-    except (NotSameRecording, LatticeTalkError) as exc:
+        twin_releases = clip_release_sync(twin, folder, cache_dir)
+    except LatticeTalkError as exc:  # (NotSameRecording is one)
         raise LatticeTalkError(f"{clip.name}'s own offset is read against {twin.name}, the clip its manifest entry "
                                f"names as the same recording: {exc}") from exc
-    twin_releases = clip_release_sync(twin, folder, cache_dir)
     anchor = twin_releases.offset  # the twin's frames; 0 where its releases say nothing
     there = f"{anchor:+.2f} frames there" if twin_releases.frames is not None else "0 assumed there: its releases give none"
     difference = alignment.offset_difference * alignment.fps_b

@@ -33,8 +33,8 @@ class RecordingAlignment:
     sound_r: float
     picture_lag: float  # b's picture at t + picture_lag shows what a's shows at t
     picture_r: float
-    fps_a: float = 25.0  # the two videos' frame rates
-    fps_b: float = 25.0
+    fps_a: float  # the two videos' frame rates
+    fps_b: float
 
     @property
     def offset_difference(self) -> float:
@@ -83,6 +83,8 @@ def picture_lag(a: np.ndarray, fps_a: float, b: np.ndarray, fps_b: float,
     whole = np.arange(np.floor(-duration_a * fps_b), np.ceil(duration_b * fps_b) + 1) / fps_b
     if near is not None:
         whole = whole[np.abs(whole - near) <= MAX_DIFFERENCE]
+    if not len(whole):
+        raise NotSameRecording(f"the two pictures cannot overlap within {MAX_DIFFERENCE:g} s of {near:+.2f} s")
     scores = [_picture_r(a, fps_a, b, fps_b, lag) for lag in whole]
     best = whole[int(np.argmax(scores))]
     fine = best + np.arange(-1.0, 1.0 + FINE_STEP / 2, FINE_STEP) / fps_b

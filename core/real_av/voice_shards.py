@@ -5,8 +5,9 @@ when the lips must close: every p/b/m is a closure, whoever speaks it. For each 
 forced-aligned (``core.speech.alignment``), and the utterance gets
 
 1. phones → the closure target and the mouth-class labels (``load_examples`` derives both from them), and
-2. motion targets from a *teacher* speech model (the shipped decoder's own raw output on this audio), sealed
-   where the aligned p/b/m are (``core.mouth.seal_lips``, as the synthetic corpus seals its targets).
+2. motion targets from a *teacher* speech model (a trained decoder's own raw output on this audio, its jaw guided by
+   its mouth-opening head where its ``opening.json`` has a ``jaw_weight``), sealed where the aligned p/b/m are
+   (``core.mouth.seal_lips``, as the synthetic corpus seals its targets).
 
 Step 2 is distillation: the mouth keeps the motion the teacher learnt from synthetic and real faces, while
 the closure and mouth-class heads learn from real voices. The shards have the corpus format, so they mix with

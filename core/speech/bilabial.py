@@ -108,8 +108,9 @@ def config_encoder(folder: str | Path, config_name: str = BILABIAL_CONFIG, fix: 
                           config_name, fix)
 
 
-def folder_detector(folder: str | Path, device: str = "cpu") -> FolderDetector | None:
-    """A speech model folder's detector with what it reads, or None where the folder has no detector."""
+def folder_detector(folder: str | Path, device: str = "cpu", phonetic=None) -> FolderDetector | None:
+    """A speech model folder's detector with what it reads, or None where the folder has no detector. ``phonetic``:
+    (encoder folder name, its loaded states function) already loaded for the decoder, reused where it is the same."""
     from ..rerun import file_sha256
     from .phonetic_encoder import WEIGHTS_FILE, phonetic_features
 
@@ -121,7 +122,8 @@ def folder_detector(folder: str | Path, device: str = "cpu") -> FolderDetector |
     encoder = encoder_folder(folder, config)
     if encoder is None:
         return found
-    return replace(found, features=phonetic_features(encoder, device), encoder=encoder.name,
+    shared = phonetic is not None and phonetic[0] == encoder.name
+    return replace(found, features=phonetic[1] if shared else phonetic_features(encoder, device), encoder=encoder.name,
                    encoder_sha256=file_sha256(encoder / WEIGHTS_FILE))
 
 

@@ -20,7 +20,7 @@ from .bilabial import JAW_GATE, BilabialDetector, detect, detected_bilabials
 from .model import BILABIAL_CONFIG, BILABIAL_FILE
 from .head_train import folded, split_examples, standardize, train_head
 from .phonetic_encoder import PHONETIC_DIR, PHONETIC_FEATURES, phonetic_features
-from .train import FPS, Example
+from .train import FPS, TRAINING_STATE, Example
 
 POSITIVE_WEIGHT = 3.0  # p/b/m are ~8 % of speech frames: a missed one costs three times a false frame
 SCORED_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -95,7 +95,7 @@ def train_detector(model_dir: str | Path, corpora: list[str | Path], out_dir: st
     train, heldout = (split_examples(corpora, split, features) for split in ("train", "heldout"))
     scale = None if phonetic_encoder is None else standardize(train, heldout)
     if copy:  # only once the data is known to be usable: a refused run leaves no half-made folder behind
-        shutil.copytree(model_dir, out_dir, dirs_exist_ok=True)
+        shutil.copytree(model_dir, out_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*TRAINING_STATE))
     if phonetic_encoder is not None and Path(phonetic_encoder).resolve() != (out_dir / PHONETIC_DIR).resolve():
         shutil.rmtree(out_dir / PHONETIC_DIR, ignore_errors=True)
         shutil.copytree(phonetic_encoder, out_dir / PHONETIC_DIR)

@@ -23,7 +23,7 @@ from .head_train import folded, split_examples, standardize, train_head
 from .model import DECODER_CONFIG, OPENING_CONFIG, OPENING_FILE
 from .opening import MouthOpeningHead
 from .phonetic_encoder import PHONETIC_FEATURES, phonetic_features
-from .train import FPS, Example
+from .train import FPS, TRAINING_STATE, Example
 
 # ±0.12 s of context in the two dilated layers (50 Hz), one output frame more either side: a phone and its
 # neighbours, as in the probe that first measured the head (in-the-wild dev clips: r 0.65 against the decoder's 0.43)
@@ -75,7 +75,7 @@ def train_opening_head(model_dir: str | Path, corpora: list[str | Path], out_dir
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if not 0.0 <= jaw_weight <= 1.0:
-        raise LatticeTalkError(f"a jaw weight of {jaw_weight} is outside 0–1 (0: the head is evidence only; 1: the jaw "
+        raise LatticeTalkError(f"--jaw-weight {jaw_weight} is outside 0–1 (0: the head is evidence only; 1: the jaw "
                                "follows it fully)")
     if not corpora:
         raise LatticeTalkError("the mouth-opening head needs real talking faces (--corpus: 'data real' folders)")
@@ -100,7 +100,7 @@ def train_opening_head(model_dir: str | Path, corpora: list[str | Path], out_dir
     best_state, history = train_head(head, correlation_loss, train, heldout, epochs, steps_per_epoch, batch_size, lr,
                                      weight_decay=1e-2, seed=seed, patience=patience, progress=progress)
     if copy:  # only once the head is trained: a refused or failed run leaves no half-made folder behind
-        shutil.copytree(model_dir, out_dir, dirs_exist_ok=True)
+        shutil.copytree(model_dir, out_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*TRAINING_STATE))
     (out_dir / OPENING_CONFIG).write_text(json.dumps({
         "model": head.config, "features": PHONETIC_FEATURES, "encoder": encoder.name,
         "target": "the default head's mouth opening (inner-lip gap over the eye-corner distance), trained on its "

@@ -64,7 +64,7 @@ class SpeechPipeline:
 
         from ..rerun import file_sha256
         from .bilabial import folder_detector
-        from .features import decoder_features
+        from .features import StackedFeatures, decoder_features
         from .model import DECODER_FILE, load_decoder
         from .opening import folder_opening_head
 
@@ -73,7 +73,8 @@ class SpeechPipeline:
         if self._model is None:  # every part loaded before any is kept: a folder that fails fails on every call
             model, config = load_decoder(self.model_dir)
             features = decoder_features(config, self.model_dir, self.device)
-            detector = folder_detector(self.model_dir, self.device)
+            detector = folder_detector(self.model_dir, self.device,  # the phonetic encoder loaded once for all
+                                       (features.encoder, features.phonetic) if isinstance(features, StackedFeatures) else None)
             opening = folder_opening_head(self.model_dir, self.device, detector)
             self._weights_sha256 = file_sha256(self.model_dir / DECODER_FILE)
             self._config, self._features, self._detector, self._opening = config, features, detector, opening

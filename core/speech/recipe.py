@@ -160,21 +160,34 @@ def ship_model(decoder_dir: str | Path, out: str | Path) -> Path:
         shutil.copytree(decoder_dir / config["encoder"], side / "encoder")  # a relative name reads from the decoder
         config["encoder"] = "encoder"
     if "phonetic_encoder" in config:  # a decoder that reads the phonetic states too: the heads' encoder, or its own
-        import filecmp
-
-        from .phonetic_encoder import WEIGHTS_FILE
-
-        phonetic = decoder_dir / config["phonetic_encoder"]
-        if not (side / phonetic.name).exists():
-            shutil.copytree(phonetic, side / phonetic.name)
-        elif not filecmp.cmp(phonetic / WEIGHTS_FILE, side / phonetic.name / WEIGHTS_FILE, shallow=False):
-            raise LatticeTalkError(f"{decoder_dir}: its decoder reads a phonetic encoder ({phonetic}) other than the "
-                                   f"one its heads read under the same name; train them on one encoder")
-        config["phonetic_encoder"] = phonetic.name
+        try:
+            _copy_phonetic_encoder(decoder_dir, config, side)
+        except LatticeTalkError:
+            shutil.rmtree(side, ignore_errors=True)
+            raise
     _write_json(side / DECODER_CONFIG, config)
     shutil.rmtree(out, ignore_errors=True)
     os.replace(side, out)
     return out
+
+
+def _copy_phonetic_encoder(decoder_dir: Path, config: dict, side: Path) -> None:
+    """The decoder's phonetic encoder into the shipped folder as PHONETIC_DIR, where the heads keep theirs (which
+    must then be the same weights), and ``config`` pointed at it."""
+    import filecmp
+
+    from .phonetic_encoder import PHONETIC_DIR, WEIGHTS_FILE
+
+    phonetic = decoder_dir / config["phonetic_encoder"]
+    if not (phonetic / WEIGHTS_FILE).is_file():
+        raise LatticeTalkError(f"{decoder_dir / DECODER_CONFIG}: its \"phonetic_encoder\" ({phonetic}) holds no "
+                               f"{WEIGHTS_FILE}; copy that folder back (speech import-whisper makes one)")
+    if not (side / PHONETIC_DIR).exists():
+        shutil.copytree(phonetic, side / PHONETIC_DIR)
+    elif not filecmp.cmp(phonetic / WEIGHTS_FILE, side / PHONETIC_DIR / WEIGHTS_FILE, shallow=False):
+        raise LatticeTalkError(f"{decoder_dir}: its decoder reads a phonetic encoder ({phonetic}) other than the one "
+                               "its heads read; train them on one encoder")
+    config["phonetic_encoder"] = PHONETIC_DIR
 
 
 def _outside_shipped_models(path: str | Path, what: str) -> None:

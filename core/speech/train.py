@@ -23,6 +23,8 @@ from .model import DECODER_CONFIG, DECODER_FILE, SEAL_DEFAULT, apply_seal, decod
 
 FPS = 30.0
 WINDOW_SECONDS = 3.0
+# what train_decoder keeps in its folder to resume: never part of a copied model (a head's training copies the folder)
+TRAINING_STATE = ("train_state.json", "last.safetensors", "optimizer.pt")
 
 
 @dataclass
@@ -372,7 +374,7 @@ def widened_input(state: dict, start_features: str, model, features: str, start_
         weight = torch.zeros_like(model.inp.weight)
         if state["inp.weight"].shape[1] >= weight.shape[1]:
             raise LatticeTalkError(f"{start_dir}: its decoder reads {state['inp.weight'].shape[1]} features, as many "
-                                   f"as the new {features!r} ones or more: another encoder? train from scratch")
+                                   f"as the new {features!r} ones or more: another encoder? leave out --init-from and train from scratch")
         weight[:, :state["inp.weight"].shape[1]] = state["inp.weight"]
         return {**state, "inp.weight": weight}
     raise LatticeTalkError(f"{start_dir}: a decoder trained on {start_features!r} features cannot be fine-tuned on "
