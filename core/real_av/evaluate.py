@@ -110,7 +110,7 @@ def evaluate_real(clips: list[RealClip], folder: str | Path, models: dict[str, s
             prediction = predict(lips)
             signals[clip.name][name] = prediction
             rows[name].append({**score_clip(prediction, lips), "own_offset_frames": round(own.offset, 3),
-                                   "own_offset_source": own.source})
+                               "own_offset_source": own.source})
     return {"clips": rows, "summary": {name: summarize(r) for name, r in rows.items()}, "signals": signals}
 
 

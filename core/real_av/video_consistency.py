@@ -133,8 +133,8 @@ def evaluate_video_consistency(clips: list[RealClip], folder: str | Path, video_
         video = folder / clip.video
         track = track_video(video, face_crops=False, min_face_fraction=0.3)
         releases = clip_release_sync(clip, folder, cache_dir, track)
-        own = own_offset(clip, releases, manifest or clips, folder, cache_dir)  # frames, to a fraction, as takes place it
-        audio_start = (0.0 if clip.audio else track.audio_offset) + own.offset / track.fps
+        own = own_offset(clip, releases, manifest or clips, folder, cache_dir)
+        audio_start = (0.0 if clip.audio else track.audio_offset) + own.offset / track.fps  # to a fraction, as takes place it
         real = face_features(track.points_metric.astype(np.float64), track.head_rotation.astype(np.float64))
         valid = track.confidence > 0.5
         real_blinks = [b.peak for b in track.blinks]
