@@ -217,3 +217,13 @@ def test_a_teacher_whose_head_guides_the_jaw_teaches_the_guided_jaw(folders, tmp
     assert np.array_equal(guided_units, units) and not np.allclose(guided_jaw, jaw)
     opening = teacher.opening.opening(teacher.opening.features(audio), n)
     assert np.array_equal(guided_jaw, guide_jaw(units, jaw, plain.unit_names, opening, 1.0))
+    # data voices with it records the guidance in the corpus it writes.
+    from real_media import GRID_DIR
+
+    from lattice_talk.core.real_av.voice_shards import build_voice_corpus, read_line_table
+
+    lines = read_line_table(GRID_DIR / "voices.tsv")[:1]
+    meta = build_voice_corpus(lines, guided, tmp_path / "corpus", "g", heldout_share=0.0)
+    assert meta["teacher_jaw_weight"] == 1.0 and meta["teacher_opening_sha256"] == teacher.opening.sha256
+    assert "teacher_jaw_weight" not in build_voice_corpus(lines, folders / "opening", tmp_path / "plain", "p",
+                                                          heldout_share=0.0)

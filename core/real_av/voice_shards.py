@@ -232,5 +232,7 @@ def build_voice_corpus(lines: list[SpokenLine], teacher_dir: str | Path, out: st
             continue
         shards.add(split, utterance, augmented_copies, seed)
     speakers = sorted({line.speaker for line in lines})
-    return shards.close({"real": True, "audio_only": True, "teacher": str(teacher_dir), "speakers": speakers,
+    guided = {} if teacher.opening is None else {"teacher_jaw_weight": teacher.opening.jaw_weight,
+                                                 "teacher_opening_sha256": teacher.opening.sha256}
+    return shards.close({"real": True, "audio_only": True, "teacher": str(teacher_dir), **guided, "speakers": speakers,
                          "failed": failed, "voices": {"train": speakers, "heldout": speakers}})
