@@ -31,6 +31,10 @@ class AlignmentError(LatticeTalkError):
     """A transcript could not be aligned: the aligner is missing, or words are not in its dictionary."""
 
 
+class NoAlignmentPath(AlignmentError):
+    """The aligner found no path through the transcript's words in the audio (its words are all known)."""
+
+
 @dataclass(frozen=True)
 class AlignedWord:
     word: str
@@ -87,7 +91,7 @@ def _align_pass(decoder, samples: np.ndarray, words: list[str], lead_frames: int
     """One alignment of ``words`` to ``samples`` whose first ``lead_frames`` are padding (taken off the times)."""
     pcm = _pcm(samples)
     # 1. Recognise once with the text as the only grammar, 2. then align the phones inside that result.
-    mismatch = AlignmentError("the transcript does not match the audio (no alignment found): check that it is the "
+    mismatch = NoAlignmentPath("the transcript does not match the audio (no alignment found): check that it is the "
                               "text of this recording")
     decoder.set_align_text(" ".join(words))
     try:
@@ -182,13 +186,11 @@ def align_transcript(samples: np.ndarray, sample_rate: int, text: str) -> tuple[
     :func:`anchored_words`. Raises :class:`AlignmentError` for words the dictionary lacks, as ``align_words`` does."""
     try:
         return align_words(samples, sample_rate, text), []
-    except AlignmentError as exc:
-        if "does not know" in str(exc) or "no words" in str(exc):
-            raise
+    except NoAlignmentPath as exc:  # (unknown words or an empty text still raise as they are)
         mismatch = exc
     timed, heard = anchored_words(samples, sample_rate, transcript_words(text))
     if heard < MIN_HEARD_SHARE:  # not this recording's words (a recogniser hears most of a true transcript)
-        raise AlignmentError(f"{mismatch} (the recogniser heard {100 * heard:.0f} % of its words)")
+        raise NoAlignmentPath(f"{mismatch} (the recogniser heard {100 * heard:.0f} % of its words)")
     return align_in_chunks(samples, sample_rate, timed)
 
 
