@@ -146,6 +146,19 @@ def ship_model(decoder_dir: str | Path, out: str | Path) -> Path:
     side = out.with_name(out.name + ".tmp")  # written aside and moved in whole: no half model
     shutil.rmtree(side, ignore_errors=True)
     side.mkdir(parents=True)
+    try:
+        _fill_model_folder(decoder_dir, config, side)
+    except BaseException:  # a refused or failed copy leaves nothing half-made behind
+        shutil.rmtree(side, ignore_errors=True)
+        raise
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(side, out)
+    return out
+
+
+def _fill_model_folder(decoder_dir: Path, config: dict, side: Path) -> None:
+    """The decoder, its heads and every encoder they read copied into ``side``; ``config`` (written there last) names
+    the copies."""
     shutil.copy2(decoder_dir / DECODER_FILE, side / DECODER_FILE)
     for name in (BILABIAL_FILE, BILABIAL_CONFIG, OPENING_FILE, OPENING_CONFIG):  # its heads, when it has them
         if (decoder_dir / name).is_file():
@@ -160,15 +173,8 @@ def ship_model(decoder_dir: str | Path, out: str | Path) -> Path:
         shutil.copytree(decoder_dir / config["encoder"], side / "encoder")  # a relative name reads from the decoder
         config["encoder"] = "encoder"
     if "phonetic_encoder" in config:  # a decoder that reads the phonetic states too: the heads' encoder, or its own
-        try:
-            _copy_phonetic_encoder(decoder_dir, config, side)
-        except LatticeTalkError:
-            shutil.rmtree(side, ignore_errors=True)
-            raise
+        _copy_phonetic_encoder(decoder_dir, config, side)
     _write_json(side / DECODER_CONFIG, config)
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(side, out)
-    return out
 
 
 def _copy_phonetic_encoder(decoder_dir: Path, config: dict, side: Path) -> None:
