@@ -178,12 +178,10 @@ class TeacherModel:
 
     def __call__(self, samples: np.ndarray, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
         from ..speech.model import decode
-        from ..speech.opening import guide_jaw
 
         units, jaw, _ = decode(self.model, self.features(samples), n_frames)
         if self.opening is not None:
-            opening = self.opening.opening(self.opening.features(samples), n_frames)
-            jaw = guide_jaw(units, jaw, self.unit_names, opening, self.opening.jaw_weight)
+            jaw = self.opening.guided_jaw(units, jaw, self.unit_names, samples, n_frames)
         return units, jaw
 
 

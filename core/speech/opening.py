@@ -65,6 +65,14 @@ class FolderOpeningHead:
         """(T50, F) states of ``features`` → (n_frames,) mouth opening."""
         return run_head(self.head, states, n_frames)
 
+    def guided_jaw(self, units: np.ndarray, jaw: np.ndarray, unit_names: tuple[str, ...], samples: np.ndarray,
+                   n_frames: int) -> np.ndarray:
+        """The decoder's jaw for ``samples`` (16 kHz) guided by this head's opening of them (:func:`guide_jaw`), as
+        generate guides a take's before its seal; the jaw as it is, and the head not run, at a jaw weight of 0."""
+        if self.jaw_weight <= 0.0:
+            return jaw
+        return guide_jaw(units, jaw, unit_names, self.opening(self.features(samples), n_frames), self.jaw_weight)
+
 
 def folder_opening_head(folder: str | Path, device: str = "cpu", detector=None) -> FolderOpeningHead | None:
     """A speech model folder's mouth-opening head, or None where the folder has none. ``detector``: the folder's p/b/m

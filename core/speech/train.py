@@ -401,16 +401,14 @@ def evaluate_seals(model, examples: list[Example], rig, seals, detector=None, op
     from ..mediapipe_points import LIPS
     from ..motion_file import MotionTrack
     from .bilabial import seal_detected_bilabials
-    from .opening import guide_jaw
 
     decoded = []
     for ex in examples:
         ref = ex.utterance.motion(rig)
         bilabial = None if detector is None else detector.probability(ex.features, ex.utterance.audio, ref.n_frames)
         units, jaw, closure = decode(model, ex.features, ref.n_frames)
-        if opening is not None and opening.jaw_weight > 0.0:  # before the seal, as the pipeline guides it
-            guide = opening.opening(opening.features(ex.utterance.audio), ref.n_frames)
-            jaw = guide_jaw(units, jaw, ex.utterance.unit_names, guide, opening.jaw_weight)
+        if opening is not None:  # before the seal, as the pipeline guides it
+            jaw = opening.guided_jaw(units, jaw, ex.utterance.unit_names, ex.utterance.audio, ref.n_frames)
         decoded.append((ex, ref, (units, jaw, closure), bilabial))
     reports = []
     for seal in seals:
